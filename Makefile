@@ -1,0 +1,158 @@
+# Kizuna: one Makefile for the services, the CLI, the simulator and the tests.
+# `make test` and `make run` install what is missing first (deploy/local/deps.sh),
+# then re-enter make, so that pkg-config sees the freshly installed libraries.
+
+SHELL    := /bin/bash
+SANITIZE ?=
+
+ifeq ($(SANITIZE),)
+BUILD    ?= build
+SANFLAGS :=
+else
+# A separate build folder, so sanitizer objects never mix with normal ones.
+BUILD    ?= build/sanitize
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+GEN      := $(BUILD)/gen
+PKGS     := rdkafka libpq libmicrohttpd libprotobuf-c libcurl jansson libjwt uuid libcrypto
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC       ?= cc
+OPT      ?= -O2
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -g $(OPT) -pthread -MMD -MP $(SANFLAGS) \
+             -Icommon -I$(GEN) $(PKG_CFLAGS)
+CFLAGS   := $(BASEFLAGS) -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-missing-field-initializers
+# Generated protobuf code is not ours: compile it without -Werror.
+GENFLAGS := $(BASEFLAGS) -w
+LDFLAGS  += -pthread $(SANFLAGS)
+LDLIBS   := $(PKG_LIBS) -lm
+
+SERVICES := ingest segmentation scheduler dispatcher
+
+# --- sources -------------------------------------------------------------
+PROTOS      := $(wildcard proto/kizuna/v1/*.proto)
+PROTO_C     := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(PROTOS))
+PROTO_H     := $(PROTO_C:.c=.h)
+PROTO_OBJ   := $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
+COMMON_SRC  := $(wildcard common/*.c)
+COMMON_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC))
+CTL_SRC     := $(wildcard tools/kizunactl/*.c)
+CTL_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
+SIM_SRC     := $(wildcard tests/line-sim/*.c)
+SIM_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRC))
+UNIT_SRC    := $(wildcard tests/unit/*.c)
+UNIT_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRC))
+INTEG_SRC   := $(wildcard tests/integration/*.c)
+INTEG_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(INTEG_SRC))
+
+LIBCOMMON   := $(BUILD)/lib/libkizuna_common.a
+LIBPROTO    := $(BUILD)/lib/libkizuna_proto.a
+SVC_BINS    := $(patsubst %,$(BUILD)/bin/kizuna-%,$(SERVICES))
+SVC_LIBS    := $(patsubst %,$(BUILD)/lib/libkizuna_%.a,$(SERVICES))
+CTL_BIN     := $(BUILD)/bin/kizunactl
+SIM_BIN     := $(BUILD)/bin/line-sim
+UNIT_BIN    := $(BUILD)/tests/unit
+INTEG_BIN   := $(BUILD)/tests/integration
+
+.PHONY: all build deps test test-unit test-integration run up down status lint fuzz bench clean
+.DEFAULT_GOAL := all
+
+all: $(SVC_BINS) $(CTL_BIN) $(SIM_BIN)
+
+# Everything our objects include must exist before they compile.
+$(COMMON_OBJ) $(CTL_OBJ) $(SIM_OBJ) $(UNIT_OBJ) $(INTEG_OBJ): | $(PROTO_H)
+
+# --- protobuf ------------------------------------------------------------
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GENFLAGS) -c $< -o $@
+
+$(LIBPROTO): $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# --- our code ------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBCOMMON): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# Each service's objects, all but main.o, form a library that tests link.
+define service_rules
+$(1)_SRC := $$(wildcard services/$(1)/*.c)
+$(1)_OBJ := $$(patsubst %.c,$(BUILD)/obj/%.o,$$(filter-out services/$(1)/main.c,$$($(1)_SRC)))
+$$($(1)_OBJ) $(BUILD)/obj/services/$(1)/main.o: | $(PROTO_H)
+$(BUILD)/lib/libkizuna_$(1).a: $$($(1)_OBJ)
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+$(BUILD)/bin/kizuna-$(1): $(BUILD)/obj/services/$(1)/main.o $(BUILD)/lib/libkizuna_$(1).a $(LIBCOMMON) $(LIBPROTO)
+	@mkdir -p $$(dir $$@)
+	$(CC) $(LDFLAGS) -o $$@ $$^ $(LDLIBS)
+endef
+$(foreach s,$(SERVICES),$(eval $(call service_rules,$(s))))
+
+$(CTL_BIN): $(CTL_OBJ) $(LIBCOMMON) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(SIM_BIN): $(SIM_OBJ) $(LIBCOMMON) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(UNIT_BIN): $(UNIT_OBJ) $(SVC_LIBS) $(LIBCOMMON) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+$(INTEG_BIN): $(INTEG_OBJ) $(SVC_LIBS) $(LIBCOMMON) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
+
+build: all $(UNIT_BIN) $(INTEG_BIN)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- the two commands and the stack --------------------------------------
+deps:
+	@deploy/local/deps.sh
+
+# Unit tests need no network; integration tests run against the real local
+# stack, which the test command starts (and stops again if it started it).
+test: deps
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory test-unit
+	@$(MAKE) --no-print-directory test-integration
+
+test-unit: $(UNIT_BIN)
+	$(UNIT_BIN) --jobs 2
+
+test-integration: $(INTEG_BIN) all
+	deploy/local/stack.sh with-stack env BUILD=$(BUILD) $(INTEG_BIN) --jobs 1
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/local/stack.sh run
+
+up: deps
+	@$(MAKE) --no-print-directory all
+	@deploy/local/stack.sh up
+
+down:
+	@deploy/local/stack.sh down
+
+status: $(CTL_BIN)
+	@$(CTL_BIN) stack status
+
+lint:
+	@deploy/local/lint.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,39 @@
+/* Configuration from the environment through one declarative table per
+ * service. Every error is collected and reported at once; the caller exits
+ * with code 2 (CONFIG_EXIT). The effective config can be logged with secrets
+ * redacted. Called from main() before any thread starts. */
+#ifndef KIZUNA_CONFIG_H
+#define KIZUNA_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_EXIT 2
+
+enum config_type {
+    CONFIG_STRING, /* dest: const char ** (points into environ or default) */
+    CONFIG_SECRET, /* like STRING, but never logged */
+    CONFIG_INT,    /* dest: long *, checked against min..max */
+    CONFIG_PORT,   /* dest: long *, 1..65535 */
+    CONFIG_BOOL,   /* dest: int *, accepts true/false/1/0/yes/no */
+};
+
+struct config_entry {
+    const char *name;        /* environment variable */
+    enum config_type type;
+    const char *def;         /* default as text; NULL means required */
+    void *dest;
+    long min, max;           /* CONFIG_INT only; both 0 means unbounded */
+    const char *help;
+};
+
+/* Reads every entry. Returns 0, or the number of errors; each error is one
+ * line in errbuf ("NAME: reason\n"), all of them, truncated to errcap. */
+int config_load(const struct config_entry *table, size_t n, char *errbuf, size_t errcap);
+
+/* Logs the effective config at info level, secrets as "[redacted]". */
+void config_log(const struct config_entry *table, size_t n);
+
+/* Loads, and on error logs every problem and exits with CONFIG_EXIT. */
+void config_load_or_exit(const struct config_entry *table, size_t n);
+
+#endif

@@ -1,0 +1,71 @@
+/* HTTP server on libmicrohttpd (only httpd.c includes microhttpd.h). It caps
+ * request bodies (413 as soon as the cap is passed, also for chunked
+ * uploads), answers /healthz, /readyz and /metrics itself, counts requests
+ * by status, and hands every other complete request to one handler.
+ * The handler runs on the server's worker threads, several at once. */
+#ifndef KIZUNA_HTTPD_H
+#define KIZUNA_HTTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct httpd;
+struct httpd_request;
+
+#define HTTPD_MAX_HEADERS 8
+
+struct httpd_response {
+    int status;
+    const char *content_type;  /* static string; default application/json */
+    char *body;                /* malloc'd; the server takes ownership */
+    size_t body_len;
+    int nheaders;
+    char *header_names[HTTPD_MAX_HEADERS];  /* malloc'd, owned as body */
+    char *header_values[HTTPD_MAX_HEADERS];
+};
+
+typedef void (*httpd_handler)(void *ctx, const struct httpd_request *req,
+                              struct httpd_response *resp);
+/* Returns true when the service can take traffic. */
+typedef bool (*httpd_ready_fn)(void *ctx);
+
+struct httpd_options {
+    const char *name;        /* label for metrics and logs, e.g. "admin" */
+    const char *bind;        /* IPv4 address, default 127.0.0.1 */
+    int port;                /* 0 picks a free port (tests) */
+    size_t body_cap;         /* default 1 MiB */
+    int threads;             /* worker threads, default 2 */
+    httpd_handler handler;   /* may be NULL: only the built-in routes */
+    void *ctx;
+    httpd_ready_fn ready;    /* may be NULL: always ready */
+    void *ready_ctx;
+};
+
+/* Starts listening. Returns NULL and fills errstr on failure. */
+struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t errcap);
+/* The port actually bound (useful with port 0). */
+int httpd_port(const struct httpd *h);
+/* Stops accepting, finishes in-flight requests, frees, sets *h to NULL. */
+void httpd_stop(struct httpd **h);
+
+/* Request accessors; the strings live as long as the handler call. */
+const char *httpd_request_method(const struct httpd_request *req);
+const char *httpd_request_path(const struct httpd_request *req);
+/* Case-insensitive, as HTTP header names are. NULL if absent. */
+const char *httpd_request_header(const struct httpd_request *req, const char *name);
+/* Decoded query argument, NULL if absent. */
+const char *httpd_request_query(const struct httpd_request *req, const char *key);
+const char *httpd_request_body(const struct httpd_request *req, size_t *len);
+
+/* Response helpers. body is copied. */
+void httpd_respond(struct httpd_response *resp, int status, const char *content_type,
+                   const char *body, size_t len);
+void httpd_respond_json(struct httpd_response *resp, int status, const char *json);
+/* The project's error form: {"error":{"code":...,"message":...,"field":...}}.
+ * field may be NULL. */
+void httpd_respond_error(struct httpd_response *resp, int status, const char *code,
+                         const char *message, const char *field);
+/* Adds a response header (copied). Returns -1 when full. */
+int httpd_response_header(struct httpd_response *resp, const char *name, const char *value);
+
+#endif

@@ -1,0 +1,96 @@
+/* Kafka through librdkafka (only kafka.c includes rdkafka.h).
+ * The producer is idempotent with acks=all; each message may carry an ack
+ * object that its delivery report completes. The consumer stores an offset
+ * only after the handler reports its transaction committed. librdkafka's
+ * logs are routed into log.h. */
+#ifndef KIZUNA_KAFKA_H
+#define KIZUNA_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "topics.h"
+
+struct kafka_producer;
+struct kafka_consumer;
+struct kafka_ack;
+
+/* Creates a producer with a background thread that serves delivery reports.
+ * Returns NULL and fills errstr on failure. */
+struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id,
+                                          char *errstr, size_t errcap);
+
+/* Queues one message; key and value are copied. If ack is not NULL, *ack
+ * receives a new ack object that the caller must release with
+ * kafka_ack_release() (the delivery report holds its own reference, so the
+ * caller may stop waiting at any time). Returns 0, or -1 if the local queue
+ * is full or the topic is unknown (retriable: the message was not queued). */
+int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                  const void *value, size_t len, struct kafka_ack **ack);
+
+/* Waits for the broker's verdict. Returns 0 when acknowledged, -1 when
+ * delivery failed for good, 1 when still pending after timeout_ms. */
+int kafka_ack_wait(struct kafka_ack *ack, int timeout_ms);
+void kafka_ack_release(struct kafka_ack **ack);
+
+/* Waits until every queued message has a delivery report. 0 or -1 on timeout. */
+int kafka_producer_flush(struct kafka_producer *p, int timeout_ms);
+/* True when the brokers answer a metadata request within timeout_ms. */
+bool kafka_producer_ready(struct kafka_producer *p, int timeout_ms);
+/* Flushes (up to 5 s), stops the thread, destroys, sets *p to NULL. */
+void kafka_producer_free(struct kafka_producer **p);
+
+enum kafka_handled {
+    KAFKA_DONE = 0,   /* committed: store the offset */
+    KAFKA_RETRY = -1, /* transient: deliver the same message again later */
+    KAFKA_SKIP = -2,  /* permanently bad input: log, count, store the offset */
+};
+
+struct kafka_message {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t keylen;
+    const void *value;
+    size_t len;
+    int64_t timestamp_ms;
+};
+
+typedef enum kafka_handled (*kafka_handler)(void *ctx, const struct kafka_message *msg);
+
+struct kafka_consumer_options {
+    const char *brokers;
+    const char *group;            /* consumer group id */
+    const char *const *topics;
+    size_t ntopics;
+    bool from_beginning;          /* auto.offset.reset=earliest (default latest) */
+    bool no_commit;               /* never commit (kizunactl tail) */
+};
+
+struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts,
+                                          char *errstr, size_t errcap);
+
+/* Polls up to timeout_ms for one message and hands it to handler. On
+ * KAFKA_DONE or KAFKA_SKIP the offset is stored; on KAFKA_RETRY the
+ * partition is rewound to the message so it comes again. Returns 1 if a
+ * message was handled, 0 if none arrived, -1 on a fatal consumer error. */
+int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler,
+                        void *ctx);
+
+/* Commits stored offsets and leaves the group. Call before free. */
+void kafka_consumer_close(struct kafka_consumer *c);
+void kafka_consumer_free(struct kafka_consumer **c);
+
+/* Creates the manifest's topics that do not exist yet (never alters others).
+ * Returns the number created, or -1 with errstr. */
+int kafka_topics_apply(const char *brokers, const struct topic_spec *specs, size_t n,
+                       int timeout_ms, char *errstr, size_t errcap);
+
+/* Readiness: a metadata request succeeds and every manifest topic exists.
+ * Returns 0, or -1 with errstr naming what is missing. */
+int kafka_topics_check(const char *brokers, const struct topic_spec *specs, size_t n,
+                       int timeout_ms, char *errstr, size_t errcap);
+
+#endif

@@ -1,0 +1,156 @@
+/* JSON-lines logging. One line is built in a bounded stack buffer and
+ * written with a single write(2), so lines from threads never interleave
+ * and a huge value cannot grow memory: it is truncated instead. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG_LINE_MAX 8192
+
+static char log_svc[64] = "kizuna";
+static enum log_level log_min = LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void log_init(const char *svc, enum log_level min_level)
+{
+    if (svc)
+        snprintf(log_svc, sizeof log_svc, "%s", svc);
+    log_min = min_level;
+}
+
+int log_level_parse(const char *name)
+{
+    for (int i = 0; name && i < 4; i++)
+        if (strcasecmp(name, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
+static size_t utf8_seq_len(const unsigned char *s)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+size_t log_json_escape(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    if (cap == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)s; p && *p;) {
+        char tmp[8];
+        const char *piece = tmp;
+        size_t plen;
+        size_t seq = utf8_seq_len(p);
+        if (seq == 0) {
+            piece = "\\ufffd";
+            plen = 6;
+            seq = 1;
+        } else if (*p == '"' || *p == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)*p;
+            plen = 2;
+        } else if (*p < 0x20) {
+            plen = (size_t)snprintf(tmp, sizeof tmp, "\\u%04x", *p);
+        } else {
+            piece = (const char *)p;
+            plen = seq;
+        }
+        if (o + plen >= cap)
+            break;
+        memcpy(out + o, piece, plen);
+        o += plen;
+        p += seq;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static size_t append_raw(char *line, size_t o, const char *s)
+{
+    size_t n = strlen(s);
+    if (o + n >= LOG_LINE_MAX - 2)
+        n = LOG_LINE_MAX - 2 - o - 1;
+    memcpy(line + o, s, n);
+    return o + n;
+}
+
+static size_t append_pair(char *line, size_t o, const char *key, const char *value)
+{
+    o = append_raw(line, o, ",\"");
+    o += log_json_escape(line + o, LOG_LINE_MAX - 2 - o, key);
+    o = append_raw(line, o, "\":");
+    if (!value)
+        return append_raw(line, o, "null");
+    o = append_raw(line, o, "\"");
+    o += log_json_escape(line + o, LOG_LINE_MAX - 3 - o, value);
+    return append_raw(line, o, "\"");
+}
+
+void log_write(enum log_level level, const char *msg, ...)
+{
+    if (level < log_min || level > LOG_ERROR)
+        return;
+    char line[LOG_LINE_MAX];
+    char ts[40];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+
+    size_t o = append_raw(line, 0, "{\"ts\":\"");
+    o = append_raw(line, o, ts);
+    o = append_raw(line, o, "\"");
+    o = append_pair(line, o, "level", level_names[level]);
+    o = append_pair(line, o, "svc", log_svc);
+    o = append_pair(line, o, "msg", msg);
+
+    va_list ap;
+    va_start(ap, msg);
+    for (;;) {
+        const char *key = va_arg(ap, const char *);
+        if (!key)
+            break;
+        const char *value = va_arg(ap, const char *);
+        o = append_pair(line, o, key, value);
+    }
+    va_end(ap);
+    line[o++] = '}';
+    line[o++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, o);
+    (void)w;
+}

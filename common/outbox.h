@@ -1,0 +1,27 @@
+/* The producer-side half: events caused by a database change are written to
+ * the `outbox` table in the same transaction, then a relay publishes them in
+ * order and deletes each row once the broker has acknowledged it. A crash
+ * between publish and delete republishes, which consumers' inboxes absorb. */
+#ifndef KIZUNA_OUTBOX_H
+#define KIZUNA_OUTBOX_H
+
+#include <stddef.h>
+
+struct db;
+struct kafka_producer;
+
+/* Inserts one event inside the caller's open transaction. Returns a db_status. */
+int outbox_enqueue(struct db *db, const char *topic, const void *key, size_t keylen,
+                   const void *payload, size_t len);
+
+/* Publishes up to limit rows in id order, waits up to ack_timeout_ms for
+ * their acks, and deletes the acknowledged ones. Rows are locked with
+ * FOR UPDATE SKIP LOCKED so replicas share the work. Returns the number
+ * published, or < 0 (db_status) on a database error. */
+int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
+                      int ack_timeout_ms);
+
+/* Rows waiting (for the spool-depth style gauge). Returns count or < 0. */
+long outbox_depth(struct db *db);
+
+#endif
