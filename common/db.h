@@ -55,7 +55,7 @@ bool db_result_isnull(const struct db_result *r, int row, int col);
 long db_result_affected(const struct db_result *r);
 void db_result_free(struct db_result **r);
 
-/* Applies every dir/*.sql not yet recorded in schema.schema_migrations, in
+/* Applies every .sql file in dir not yet recorded in schema.schema_migrations, in
  * name order, each in its own transaction with its record, under an
  * advisory lock so that replicas starting together apply each once.
  * Returns the number applied (0 when up to date), or -1 with errstr. */

@@ -22,6 +22,10 @@ struct httpd_response {
     int nheaders;
     char *header_names[HTTPD_MAX_HEADERS];  /* malloc'd, owned as body */
     char *header_values[HTTPD_MAX_HEADERS];
+    /* Fault injection (tests/line-sim): close the connection without
+     * answering. A server that ignores it sends status and body instead,
+     * so set those too (a 5xx). */
+    bool drop;
 };
 
 typedef void (*httpd_handler)(void *ctx, const struct httpd_request *req,

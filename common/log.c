@@ -98,19 +98,28 @@ size_t log_json_escape(char *out, size_t cap, const char *s)
     return o;
 }
 
+/* Appends s whole or cut, always leaving room for the closing "}\n". */
 static size_t append_raw(char *line, size_t o, const char *s)
 {
     size_t n = strlen(s);
-    if (o + n >= LOG_LINE_MAX - 2)
-        n = LOG_LINE_MAX - 2 - o - 1;
+    size_t room = o < LOG_LINE_MAX - 3 ? LOG_LINE_MAX - 3 - o : 0;
+    if (n > room)
+        n = room;
     memcpy(line + o, s, n);
     return o + n;
 }
 
+/* A pair is written whole or not at all, so a line stays valid JSON: the
+ * escaped key, its quotes and colon, and a value of at least "" or null
+ * must fit, else the pair is dropped. Only the value itself is truncated. */
 static size_t append_pair(char *line, size_t o, const char *key, const char *value)
 {
+    char k[256];
+    size_t klen = log_json_escape(k, sizeof k, key);
+    if (o + 2 + klen + 2 + 4 >= LOG_LINE_MAX - 2)
+        return o;
     o = append_raw(line, o, ",\"");
-    o += log_json_escape(line + o, LOG_LINE_MAX - 2 - o, key);
+    o = append_raw(line, o, k);
     o = append_raw(line, o, "\":");
     if (!value)
         return append_raw(line, o, "null");

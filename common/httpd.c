@@ -1,0 +1,612 @@
+/* The HTTP server every service uses, on libmicrohttpd (MHD) 0.9.75, which
+ * only this file includes. What it adds to MHD:
+ * - a body cap. A Content-Length over the cap gets 413 before the body is
+ *   read. A chunked upload is counted as it arrives; MHD 0.9.75 refuses to
+ *   queue a response while upload data is being delivered (see the access
+ *   handler comment in microhttpd.h), and returning MHD_NO alone closes the
+ *   connection with no answer at all. So once the cap is passed we write a
+ *   small, complete 413 on the socket ourselves, shut down our side, and
+ *   return MHD_NO so that MHD closes the connection without reading more;
+ * - the built-in /healthz, /readyz and /metrics routes, request metrics, and
+ *   the project's JSON error form;
+ * - a drain on stop: quiesce, wait a bounded time for in-flight requests,
+ *   then stop. */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define HTTPD_DEFAULT_BODY_CAP ((size_t)1 << 20)
+#define HTTPD_DEFAULT_THREADS 2
+#define HTTPD_MAX_THREADS 64
+#define HTTPD_MAX_PATH 8192
+/* Idle or slow clients are cut after this long. */
+#define HTTPD_CONNECTION_TIMEOUT_S 30u
+#define HTTPD_CONNECTION_LIMIT 1000u
+/* httpd_stop waits this long for in-flight requests; services must exit
+ * within 10 s of SIGTERM and have other things to drain. */
+#define HTTPD_DRAIN_MS 5000
+/* The first body allocation; a declared length is not trusted further. */
+#define HTTPD_BODY_INITIAL ((size_t)64 << 10)
+
+#define HTTPD_JSON "application/json"
+#define HTTPD_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct httpd {
+    struct MHD_Daemon *daemon;
+    char name[64];
+    size_t body_cap;
+    httpd_handler handler;
+    void *ctx;
+    httpd_ready_fn ready;
+    void *ready_ctx;
+    int port;
+    atomic_int inflight;
+    struct metric *requests;
+    struct metric *duration;
+};
+
+struct httpd_request {
+    struct httpd *h;
+    struct MHD_Connection *conn;
+    const char *method; /* owned by MHD, valid for the whole request */
+    const char *path;
+    char *body; /* NUL-terminated, at most body_cap bytes before the NUL */
+    size_t body_len;
+    size_t body_alloc;
+    int status; /* answered with this status; 0 until then */
+    struct timespec start;
+};
+
+static const char *const httpd_methods[] = {"GET",    "POST", "PUT",    "PATCH",
+                                            "DELETE", "HEAD", "OPTIONS"};
+
+static const double httpd_duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                0.025,  0.05,  0.1,    0.25,  0.5,
+                                                1,      2.5,   5,      10};
+
+/* --- responses ---------------------------------------------------------- */
+
+static void response_clear(struct httpd_response *resp)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    for (int i = 0; i < resp->nheaders && i < HTTPD_MAX_HEADERS; i++) {
+        free(resp->header_names[i]);
+        free(resp->header_values[i]);
+        resp->header_names[i] = NULL;
+        resp->header_values[i] = NULL;
+    }
+    resp->nheaders = 0;
+}
+
+void httpd_respond(struct httpd_response *resp, int status, const char *content_type,
+                   const char *body, size_t len)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->status = status;
+    resp->content_type = content_type;
+    if (len == 0 || !body)
+        return;
+    resp->body = malloc(len);
+    if (!resp->body) {
+        /* Out of memory: the status stands, the body is lost. */
+        log_error("http response body allocation failed");
+        return;
+    }
+    memcpy(resp->body, body, len);
+    resp->body_len = len;
+}
+
+void httpd_respond_json(struct httpd_response *resp, int status, const char *json)
+{
+    httpd_respond(resp, status, HTTPD_JSON, json, json ? strlen(json) : 0);
+}
+
+/* Appends "s" as a quoted JSON string, or null. Returns the new length. */
+static size_t json_append_string(char *out, size_t cap, size_t len, const char *s)
+{
+    if (len >= cap)
+        return len;
+    if (!s) {
+        int n = snprintf(out + len, cap - len, "null");
+        return n < 0 ? len : len + (size_t)n;
+    }
+    if (cap - len < 3)
+        return len;
+    out[len++] = '"';
+    len += log_json_escape(out + len, cap - len - 1, s);
+    out[len++] = '"';
+    out[len] = '\0';
+    return len;
+}
+
+void httpd_respond_error(struct httpd_response *resp, int status, const char *code,
+                         const char *message, const char *field)
+{
+    /* Escaping grows a byte to at most six ("\u00XX", "\ufffd"). */
+    size_t cap = 64 + 6 * (strlen(code ? code : "") + strlen(message ? message : "") +
+                           strlen(field ? field : ""));
+    char *json = malloc(cap);
+    if (!json) {
+        httpd_respond_json(resp, status, "{\"error\":{\"code\":\"internal\"}}");
+        return;
+    }
+    size_t len = (size_t)snprintf(json, cap, "{\"error\":{\"code\":");
+    len = json_append_string(json, cap, len, code ? code : "error");
+    len += (size_t)snprintf(json + len, cap - len, ",\"message\":");
+    len = json_append_string(json, cap, len, message ? message : "");
+    len += (size_t)snprintf(json + len, cap - len, ",\"field\":");
+    len = json_append_string(json, cap, len, field);
+    len += (size_t)snprintf(json + len, cap - len, "}}");
+    httpd_respond(resp, status, HTTPD_JSON, json, len);
+    free(json);
+}
+
+int httpd_response_header(struct httpd_response *resp, const char *name, const char *value)
+{
+    if (!resp || !name || !value || resp->nheaders < 0 || resp->nheaders >= HTTPD_MAX_HEADERS)
+        return -1;
+    size_t nlen = strlen(name) + 1;
+    size_t vlen = strlen(value) + 1;
+    char *n = malloc(nlen);
+    char *v = malloc(vlen);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return -1;
+    }
+    memcpy(n, name, nlen);
+    memcpy(v, value, vlen);
+    resp->header_names[resp->nheaders] = n;
+    resp->header_values[resp->nheaders] = v;
+    resp->nheaders++;
+    return 0;
+}
+
+/* --- request accessors -------------------------------------------------- */
+
+const char *httpd_request_method(const struct httpd_request *req)
+{
+    return req->method;
+}
+
+const char *httpd_request_path(const struct httpd_request *req)
+{
+    return req->path;
+}
+
+const char *httpd_request_header(const struct httpd_request *req, const char *name)
+{
+    /* MHD compares header names case-insensitively. */
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *httpd_request_query(const struct httpd_request *req, const char *key)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *httpd_request_body(const struct httpd_request *req, size_t *len)
+{
+    if (len)
+        *len = req->body_len;
+    return req->body ? req->body : "";
+}
+
+/* --- serving ------------------------------------------------------------ */
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+/* Counted when the answer is decided, so a client that reads its response
+ * and then asks /metrics sees itself counted. */
+static void request_count(struct httpd_request *req, int status)
+{
+    char code[16];
+    req->status = status;
+    snprintf(code, sizeof code, "%d", status);
+    metrics_add(req->h->requests, 1, req->h->name, code);
+    metrics_observe(req->h->duration, seconds_since(&req->start), req->h->name);
+    log_debug("http request", "server", req->h->name, "method", req->method, "path", req->path,
+              "status", code);
+}
+
+/* Hands resp (body and headers) to MHD and clears it. */
+static enum MHD_Result request_queue(struct httpd_request *req, struct httpd_response *resp)
+{
+    struct MHD_Response *mr;
+    if (resp->body_len > 0) {
+        mr = MHD_create_response_from_buffer_with_free_callback(resp->body_len, resp->body, free);
+        if (mr)
+            resp->body = NULL; /* MHD owns it now */
+    } else {
+        mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!mr) {
+        response_clear(resp);
+        log_error("http response creation failed", "server", req->h->name);
+        return MHD_NO;
+    }
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : HTTPD_JSON);
+    for (int i = 0; i < resp->nheaders && i < HTTPD_MAX_HEADERS; i++) {
+        /* MHD refuses names and values with CR or LF: no header injection. */
+        if (MHD_add_response_header(mr, resp->header_names[i], resp->header_values[i]) != MHD_YES)
+            log_warn("http response header refused", "server", req->h->name, "header",
+                     resp->header_names[i]);
+    }
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned int)resp->status, mr);
+    MHD_destroy_response(mr);
+    request_count(req, resp->status);
+    response_clear(resp);
+    return ret;
+}
+
+static enum MHD_Result request_error(struct httpd_request *req, int status, const char *code,
+                                     const char *message)
+{
+    struct httpd_response resp = {0};
+    httpd_respond_error(&resp, status, code, message, NULL);
+    return request_queue(req, &resp);
+}
+
+static enum MHD_Result request_builtin(struct httpd_request *req)
+{
+    struct httpd *h = req->h;
+    struct httpd_response resp = {0};
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        httpd_respond_error(&resp, 405, "method_not_allowed", "use GET", NULL);
+        httpd_response_header(&resp, "Allow", "GET, HEAD");
+        return request_queue(req, &resp);
+    }
+    if (strcmp(req->path, "/healthz") == 0) {
+        httpd_respond_json(&resp, 200, "{\"status\":\"ok\"}");
+    } else if (strcmp(req->path, "/readyz") == 0) {
+        if (!h->ready || h->ready(h->ready_ctx))
+            httpd_respond_json(&resp, 200, "{\"status\":\"ready\"}");
+        else
+            httpd_respond_json(&resp, 503, "{\"status\":\"not ready\"}");
+    } else {
+        size_t len = 0;
+        char *text = metrics_render(&len);
+        if (!text)
+            return request_error(req, 500, "internal", "metrics rendering failed");
+        /* Take the rendered buffer as the body without copying it. */
+        resp.status = 200;
+        resp.content_type = HTTPD_METRICS_TYPE;
+        resp.body = text;
+        resp.body_len = len;
+    }
+    return request_queue(req, &resp);
+}
+
+static bool path_is_builtin(const char *path)
+{
+    return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
+           strcmp(path, "/metrics") == 0;
+}
+
+/* The declared body length, or -1 when there is none or it is chunked. */
+static long long request_declared_length(struct httpd_request *req)
+{
+    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return -1;
+    const char *cl =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl)
+        return -1;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(cl, &end, 10);
+    /* MHD already rejected a malformed header; saturate what is left. */
+    if (end == cl || v < 0)
+        return -1;
+    if (errno == ERANGE)
+        return LLONG_MAX;
+    return v;
+}
+
+/* First call, headers only: everything that can be refused without the
+ * body is refused here, and MHD then closes instead of reading the body. */
+static enum MHD_Result request_begin(struct httpd_request *req)
+{
+    struct httpd *h = req->h;
+    bool known = false;
+    for (size_t i = 0; i < sizeof httpd_methods / sizeof httpd_methods[0]; i++)
+        known = known || strcmp(req->method, httpd_methods[i]) == 0;
+    if (!known)
+        return request_error(req, 501, "method_not_implemented", "method not supported");
+    if (strlen(req->path) > HTTPD_MAX_PATH)
+        return request_error(req, 414, "uri_too_long", "path over 8192 bytes");
+    if (path_is_builtin(req->path))
+        return request_builtin(req);
+    long long declared = request_declared_length(req);
+    if (declared >= 0 && (unsigned long long)declared > h->body_cap)
+        return request_error(req, 413, "body_too_large", "request body over the size cap");
+    if (!h->handler)
+        return request_error(req, 404, "not_found", "no such route");
+    if (declared > 0) {
+        size_t want = (size_t)declared < HTTPD_BODY_INITIAL ? (size_t)declared : HTTPD_BODY_INITIAL;
+        req->body = malloc(want + 1);
+        if (!req->body)
+            return request_error(req, 503, "unavailable", "out of memory");
+        req->body_alloc = want + 1;
+        req->body[0] = '\0';
+    }
+    return MHD_YES;
+}
+
+/* MHD 0.9.75 cannot queue a response here (see the top of the file), so
+ * the 413 goes out on the socket directly. Nothing else has been written on
+ * this connection for this request: 100 Continue, if any, was sent before
+ * the body started. Returning MHD_NO makes MHD close the connection. */
+static enum MHD_Result request_reject_upload(struct httpd_request *req)
+{
+    struct httpd *h = req->h;
+    struct httpd_response resp = {0};
+    char head[256];
+    httpd_respond_error(&resp, 413, "body_too_large", "request body over the size cap", NULL);
+    const char *reason = MHD_get_reason_phrase_for(413);
+    int hlen = snprintf(head, sizeof head,
+                        "HTTP/1.1 413 %s\r\nConnection: close\r\nContent-Type: " HTTPD_JSON
+                        "\r\nContent-Length: %zu\r\n\r\n",
+                        reason ? reason : "Content Too Large", resp.body_len);
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info && hlen > 0 && (size_t)hlen < sizeof head && resp.body) {
+        char *msg = malloc((size_t)hlen + resp.body_len);
+        if (msg) {
+            memcpy(msg, head, (size_t)hlen);
+            memcpy(msg + hlen, resp.body, resp.body_len);
+            size_t total = (size_t)hlen + resp.body_len;
+            size_t off = 0;
+            /* The send buffer is empty at this point, so a few hundred bytes
+             * go out at once; if they don't, the client just sees a close. */
+            while (off < total) {
+                ssize_t n = send(info->connect_fd, msg + off, total - off,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n <= 0)
+                    break;
+                off += (size_t)n;
+            }
+            free(msg);
+            /* FIN after the answer, even if MHD's close below finds unread
+             * data and resets the connection. */
+            shutdown(info->connect_fd, SHUT_WR);
+        }
+    }
+    response_clear(&resp);
+    request_count(req, 413);
+    log_info("http request body over cap", "server", h->name, "path", req->path);
+    free(req->body);
+    req->body = NULL;
+    req->body_len = 0;
+    req->body_alloc = 0;
+    return MHD_NO;
+}
+
+static enum MHD_Result request_body(struct httpd_request *req, const char *data, size_t *size)
+{
+    struct httpd *h = req->h;
+    size_t n = *size;
+    if (n > h->body_cap - req->body_len)
+        return request_reject_upload(req);
+    if (req->body_len + n + 1 > req->body_alloc) {
+        size_t want = req->body_alloc ? req->body_alloc * 2 : 4096;
+        if (want < req->body_len + n + 1)
+            want = req->body_len + n + 1;
+        if (want > h->body_cap + 1)
+            want = h->body_cap + 1;
+        char *grown = realloc(req->body, want);
+        if (!grown) {
+            log_error("http request body allocation failed", "server", h->name);
+            return MHD_NO;
+        }
+        req->body = grown;
+        req->body_alloc = want;
+    }
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+    req->body[req->body_len] = '\0';
+    *size = 0;
+    return MHD_YES;
+}
+
+static enum MHD_Result request_finish(struct httpd_request *req)
+{
+    struct httpd *h = req->h;
+    struct httpd_response resp = {0};
+    h->handler(h->ctx, req, &resp);
+    if (resp.status < 100 || resp.status > 599) {
+        log_error("http handler left no valid status", "server", h->name, "path", req->path);
+        response_clear(&resp);
+        httpd_respond_error(&resp, 500, "internal", "internal error", NULL);
+    }
+    return request_queue(req, &resp);
+}
+
+static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **con_cls)
+{
+    struct httpd *h = cls;
+    struct httpd_request *req = *con_cls;
+    (void)version;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        req->h = h;
+        req->conn = conn;
+        req->method = method;
+        req->path = url;
+        clock_gettime(CLOCK_MONOTONIC, &req->start);
+        *con_cls = req;
+        atomic_fetch_add(&h->inflight, 1);
+        return request_begin(req);
+    }
+    if (req->status)
+        return MHD_NO; /* already answered; MHD should not call again */
+    if (*upload_data_size > 0)
+        return request_body(req, upload_data, upload_data_size);
+    return request_finish(req);
+}
+
+static void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                            enum MHD_RequestTerminationCode code)
+{
+    struct httpd *h = cls;
+    struct httpd_request *req = *con_cls;
+    (void)conn;
+    (void)code;
+    if (!req)
+        return;
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+    atomic_fetch_sub(&h->inflight, 1);
+}
+
+__attribute__((format(printf, 2, 0))) static void httpd_mhd_log(void *cls, const char *fmt,
+                                                                va_list ap)
+{
+    struct httpd *h = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    /* Our own MHD_NO after a 413 makes MHD say this; it is not news. */
+    enum log_level level =
+        strncmp(msg, "Application reported internal error", 35) == 0 ? LOG_DEBUG : LOG_WARN;
+    log_write(level, "libmicrohttpd", "server", h->name, "detail", msg, (const char *)0);
+}
+
+struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t errcap)
+{
+    struct httpd *h = NULL;
+    struct sockaddr_in addr;
+    const char *bind_addr = opts && opts->bind ? opts->bind : "127.0.0.1";
+
+    if (errstr && errcap)
+        errstr[0] = '\0';
+    if (!opts || opts->port < 0 || opts->port > 65535 || opts->threads < 0 ||
+        opts->threads > HTTPD_MAX_THREADS) {
+        if (errstr)
+            snprintf(errstr, errcap, "httpd: invalid options");
+        return NULL;
+    }
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)opts->port);
+    if (inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1) {
+        if (errstr)
+            snprintf(errstr, errcap, "httpd: invalid IPv4 bind address '%s'", bind_addr);
+        return NULL;
+    }
+    h = calloc(1, sizeof *h);
+    if (!h) {
+        if (errstr)
+            snprintf(errstr, errcap, "httpd: out of memory");
+        return NULL;
+    }
+    snprintf(h->name, sizeof h->name, "%s", opts->name ? opts->name : "http");
+    h->body_cap = opts->body_cap ? opts->body_cap : HTTPD_DEFAULT_BODY_CAP;
+    h->handler = opts->handler;
+    h->ctx = opts->ctx;
+    h->ready = opts->ready;
+    h->ready_ctx = opts->ready_ctx;
+    atomic_init(&h->inflight, 0);
+    h->requests = metrics_counter("kizuna_http_requests_total",
+                                  "HTTP requests answered, by server and status.", "server,status");
+    h->duration = metrics_histogram(
+        "kizuna_http_request_duration_seconds",
+        "Time from request headers to the response being queued, by server.", "server",
+        httpd_duration_buckets, sizeof httpd_duration_buckets / sizeof httpd_duration_buckets[0]);
+
+    unsigned int threads = opts->threads > 0 ? (unsigned int)opts->threads : HTTPD_DEFAULT_THREADS;
+    /* ITC is what MHD_quiesce_daemon needs in thread-pool mode. */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
+    errno = 0;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)opts->port, NULL, NULL, httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER,
+        httpd_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        HTTPD_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONNECTION_LIMIT,
+        MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        int err = errno;
+        if (errstr)
+            snprintf(errstr, errcap, "httpd %s: cannot listen on %s:%d: %s", h->name, bind_addr,
+                     opts->port, err ? strerror(err) : "MHD_start_daemon failed");
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : opts->port;
+    char port[16];
+    snprintf(port, sizeof port, "%d", h->port);
+    log_info("http server listening", "server", h->name, "bind", bind_addr, "port", port);
+    return h;
+}
+
+int httpd_port(const struct httpd *h)
+{
+    return h ? h->port : -1;
+}
+
+void httpd_stop(struct httpd **hp)
+{
+    if (!hp || !*hp)
+        return;
+    struct httpd *h = *hp;
+    MHD_socket listen_fd = MHD_quiesce_daemon(h->daemon);
+    /* Requests already started get a bounded time to finish. */
+    for (int waited = 0; waited < HTTPD_DRAIN_MS && atomic_load(&h->inflight) > 0; waited += 10) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int left = atomic_load(&h->inflight);
+    if (left > 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", left);
+        log_warn("http server stopping with requests in flight", "server", h->name, "requests",
+                 n);
+    }
+    MHD_stop_daemon(h->daemon);
+    /* The caller owns the quiesced socket, closable only after the stop. */
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    log_info("http server stopped", "server", h->name);
+    free(h);
+    *hp = NULL;
+}

@@ -1,0 +1,729 @@
+/* Kafka for every service, hiding librdkafka behind kafka.h. The producer is
+ * idempotent with acks=all so that "acknowledged" means durable on the
+ * broker; the consumer stores an offset only after the handler says its work
+ * committed, so a crash replays rather than loses. Topics are never
+ * auto-created: they come from the manifest through kafka_topics_apply. */
+#include "kafka.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+/* A message that is not acknowledged within this time fails for good; the
+ * caller decides what to do with it (ingest spools it). */
+#define KAFKA_MESSAGE_TIMEOUT_MS "30000"
+/* Topics come from the manifest before any client starts, so a topic absent
+ * from metadata this long is missing, not still propagating. */
+#define KAFKA_TOPIC_PROPAGATION_MS "5000"
+#define KAFKA_POLL_INTERVAL_MS 100
+#define KAFKA_FREE_FLUSH_MS 5000
+#define KAFKA_SEEK_TIMEOUT_MS 5000
+#define KAFKA_RETRY_BACKOFF_MIN_MS 100
+#define KAFKA_RETRY_BACKOFF_MAX_MS 1000
+
+struct kafka_producer {
+    rd_kafka_t *rk;
+    pthread_t thread;
+    atomic_bool stop;
+};
+
+/* Shared between the caller and the delivery report, hence refcounted. */
+struct kafka_ack {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int refs;
+    int state; /* 1 pending, 0 acknowledged, -1 failed */
+};
+
+struct kafka_consumer {
+    rd_kafka_t *rk;
+    bool no_commit;
+    bool closed;
+    int backoff_ms;
+};
+
+/* --- shared plumbing ---------------------------------------------------- */
+
+/* log.h is thread-safe (one write(2) per line), so librdkafka may call this
+ * from its internal threads directly; no log.queue needed. Connection
+ * failures are retried by the library forever, so they are warnings. */
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enum log_level lvl;
+    if (level <= 3)
+        lvl = LOG_ERROR;
+    else if (level == 4)
+        lvl = LOG_WARN;
+    else if (level <= 6)
+        lvl = LOG_INFO;
+    else
+        lvl = LOG_DEBUG;
+    if (lvl == LOG_ERROR && fac && strcmp(fac, "FAIL") == 0)
+        lvl = LOG_WARN;
+    log_write(lvl, "librdkafka", "client", rk ? rd_kafka_name(rk) : "", "facility",
+              fac ? fac : "", "detail", buf ? buf : "", (const char *)0);
+}
+
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char detail[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, detail, sizeof detail);
+        log_error("kafka fatal error: client must be recreated", "client", rd_kafka_name(rk),
+                  "error", rd_kafka_err2name(orig), "detail", detail);
+        return;
+    }
+    /* The log callback already wrote this connection failure (facility FAIL). */
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT)
+        return;
+    /* Broker unreachable: transient, the library keeps reconnecting. */
+    bool transient = err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE;
+    log_write(transient ? LOG_WARN : LOG_ERROR, "kafka error", "client", rd_kafka_name(rk),
+              "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), "detail", reason,
+              (const char *)0);
+}
+
+static int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                          char *errstr, size_t errcap)
+{
+    char detail[256];
+    if (rd_kafka_conf_set(conf, name, value, detail, sizeof detail) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errcap, "kafka config %s=%s: %s", name, value, detail);
+        return -1;
+    }
+    return 0;
+}
+
+/* The settings every client shares. */
+static rd_kafka_conf_t *kafka_conf_base(const char *brokers, const char *client_id, char *errstr,
+                                        size_t errcap)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "client.id", client_id, errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "topic.metadata.propagation.max.ms", KAFKA_TOPIC_PROPAGATION_MS,
+                       errstr, errcap) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+    return conf;
+}
+
+/* --- acks ----------------------------------------------------------------- */
+
+static struct kafka_ack *kafka_ack_new(void)
+{
+    struct kafka_ack *ack = calloc(1, sizeof *ack);
+    if (!ack)
+        return NULL;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&ack->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&ack->mu, NULL);
+    ack->refs = 2; /* the caller and the delivery report */
+    ack->state = 1;
+    return ack;
+}
+
+static void kafka_ack_unref(struct kafka_ack *ack)
+{
+    pthread_mutex_lock(&ack->mu);
+    int refs = --ack->refs;
+    pthread_mutex_unlock(&ack->mu);
+    if (refs > 0)
+        return;
+    pthread_cond_destroy(&ack->cond);
+    pthread_mutex_destroy(&ack->mu);
+    free(ack);
+}
+
+static void kafka_ack_complete(struct kafka_ack *ack, int state)
+{
+    pthread_mutex_lock(&ack->mu);
+    ack->state = state;
+    pthread_cond_broadcast(&ack->cond);
+    pthread_mutex_unlock(&ack->mu);
+    kafka_ack_unref(ack);
+}
+
+int kafka_ack_wait(struct kafka_ack *ack, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ack->mu);
+    while (ack->state == 1) {
+        if (pthread_cond_timedwait(&ack->cond, &ack->mu, &deadline) != 0)
+            break;
+    }
+    int state = ack->state;
+    pthread_mutex_unlock(&ack->mu);
+    return state;
+}
+
+void kafka_ack_release(struct kafka_ack **ack)
+{
+    if (!ack || !*ack)
+        return;
+    kafka_ack_unref(*ack);
+    *ack = NULL;
+}
+
+/* --- producer ------------------------------------------------------------- */
+
+/* Runs on the producer's poll thread (or inside flush). The failure is logged
+ * here, where topic, partition and error are all known. */
+static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)opaque;
+    struct kafka_ack *ack = m->_private;
+    if (m->err) {
+        char partition[16];
+        snprintf(partition, sizeof partition, "%d", (int)m->partition);
+        log_warn("kafka delivery failed", "client", rd_kafka_name(rk), "topic",
+                 rd_kafka_topic_name(m->rkt), "partition", partition, "error",
+                 rd_kafka_err2name(m->err), "detail", rd_kafka_err2str(m->err));
+    }
+    if (ack)
+        kafka_ack_complete(ack, m->err ? -1 : 0);
+}
+
+static void *kafka_producer_thread(void *arg)
+{
+    struct kafka_producer *p = arg;
+    while (!atomic_load(&p->stop))
+        rd_kafka_poll(p->rk, KAFKA_POLL_INTERVAL_MS);
+    return NULL;
+}
+
+struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id,
+                                          char *errstr, size_t errcap)
+{
+    struct kafka_producer *p = NULL;
+    rd_kafka_conf_t *conf = kafka_conf_base(brokers, client_id, errstr, errcap);
+    if (!conf)
+        return NULL;
+    if (kafka_conf_set(conf, "enable.idempotence", "true", errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "acks", "all", errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "linger.ms", "5", errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);
+
+    p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(errstr, errcap, "out of memory");
+        goto fail;
+    }
+    atomic_init(&p->stop, false);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errcap);
+    if (!p->rk)
+        goto fail;
+    conf = NULL; /* rd_kafka_new took ownership */
+    if (pthread_create(&p->thread, NULL, kafka_producer_thread, p) != 0) {
+        snprintf(errstr, errcap, "cannot start the kafka poll thread");
+        rd_kafka_destroy(p->rk);
+        goto fail;
+    }
+    return p;
+
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    free(p);
+    return NULL;
+}
+
+int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
+                  const void *value, size_t len, struct kafka_ack **ack)
+{
+    struct kafka_ack *a = NULL;
+    if (ack) {
+        *ack = NULL;
+        a = kafka_ack_new();
+        if (!a)
+            return -1;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(a), RD_KAFKA_V_END);
+    if (err) {
+        log_warn("kafka produce refused", "client", rd_kafka_name(p->rk), "topic", topic,
+                 "error", rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
+        if (a) {
+            /* No delivery report will come: drop both references. */
+            kafka_ack_unref(a);
+            kafka_ack_unref(a);
+        }
+        return -1;
+    }
+    if (ack)
+        *ack = a;
+    return 0;
+}
+
+int kafka_producer_flush(struct kafka_producer *p, int timeout_ms)
+{
+    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+bool kafka_producer_ready(struct kafka_producer *p, int timeout_ms)
+{
+    char detail[256];
+    if (rd_kafka_fatal_error(p->rk, detail, sizeof detail))
+        return false;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+void kafka_producer_free(struct kafka_producer **pp)
+{
+    if (!pp || !*pp)
+        return;
+    struct kafka_producer *p = *pp;
+    if (rd_kafka_flush(p->rk, KAFKA_FREE_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        char left[16];
+        snprintf(left, sizeof left, "%d", rd_kafka_outq_len(p->rk));
+        log_error("kafka producer closing with undelivered messages", "client",
+                  rd_kafka_name(p->rk), "messages", left);
+        /* Fail what is left, so every ack is completed and freed. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(p->rk, 1000);
+    }
+    atomic_store(&p->stop, true);
+    pthread_join(p->thread, NULL);
+    rd_kafka_destroy(p->rk);
+    free(p);
+    *pp = NULL;
+}
+
+/* --- consumer ------------------------------------------------------------- */
+
+struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts,
+                                          char *errstr, size_t errcap)
+{
+    struct kafka_consumer *c = NULL;
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    rd_kafka_t *rk = NULL;
+
+    if (!opts || !opts->brokers || !opts->group || !opts->topics || opts->ntopics == 0) {
+        snprintf(errstr, errcap, "kafka consumer needs brokers, a group and topics");
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = kafka_conf_base(opts->brokers, opts->group, errstr, errcap);
+    if (!conf)
+        return NULL;
+    /* Offsets are stored by kafka_consumer_poll after the handler returns, and
+     * auto-commit only ships what was stored. */
+    if (kafka_conf_set(conf, "group.id", opts->group, errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "enable.auto.offset.store", "false", errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "enable.auto.commit", opts->no_commit ? "false" : "true", errstr,
+                       errcap) < 0 ||
+        kafka_conf_set(conf, "auto.offset.reset", opts->from_beginning ? "earliest" : "latest",
+                       errstr, errcap) < 0)
+        goto fail;
+
+    c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(errstr, errcap, "out of memory");
+        goto fail;
+    }
+    c->no_commit = opts->no_commit;
+    c->backoff_ms = KAFKA_RETRY_BACKOFF_MIN_MS;
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errcap);
+    if (!rk)
+        goto fail;
+    conf = NULL; /* rd_kafka_new took ownership */
+    rd_kafka_poll_set_consumer(rk);
+
+    topics = rd_kafka_topic_partition_list_new((int)opts->ntopics);
+    for (size_t i = 0; i < opts->ntopics; i++)
+        rd_kafka_topic_partition_list_add(topics, opts->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        snprintf(errstr, errcap, "kafka subscribe: %s", rd_kafka_err2str(err));
+        goto fail;
+    }
+    c->rk = rk;
+    return c;
+
+fail:
+    if (rk)
+        rd_kafka_destroy(rk);
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    free(c);
+    return NULL;
+}
+
+static void kafka_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Stores offset+1 (the next to read) for the message's partition. */
+static void kafka_offset_store(struct kafka_consumer *c, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
+    tp->offset = m->offset + 1;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, list);
+    if (!err)
+        err = tp->err;
+    if (err) {
+        /* Typically the partition was revoked meanwhile: its new owner
+         * replays from the last commit, which the inboxes make harmless. */
+        char partition[16], offset[24];
+        snprintf(partition, sizeof partition, "%d", (int)m->partition);
+        snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
+        log_warn("kafka offset not stored", "topic", rd_kafka_topic_name(m->rkt), "partition",
+                 partition, "offset", offset, "error", rd_kafka_err2name(err));
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+/* Rewinds the partition to the message so that it is delivered again.
+ * Returns 0, or -1 if the consumer can no longer guarantee that. */
+static int kafka_rewind(struct kafka_consumer *c, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp =
+        rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
+    tp->offset = m->offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(c->rk, list, KAFKA_SEEK_TIMEOUT_MS);
+    rd_kafka_resp_err_t err = error ? rd_kafka_error_code(error) : tp->err;
+    int rc = 0;
+    /* A partition revoked meanwhile is fine: nothing past the message was
+     * stored, so its next owner starts at or before it. */
+    if (err && err != RD_KAFKA_RESP_ERR__STATE && err != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
+        char partition[16], offset[24];
+        snprintf(partition, sizeof partition, "%d", (int)m->partition);
+        snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
+        log_error("kafka seek failed: later messages could overtake a retried one", "topic",
+                  rd_kafka_topic_name(m->rkt), "partition", partition, "offset", offset,
+                  "error", rd_kafka_err2name(err));
+        rc = -1;
+    }
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(list);
+    return rc;
+}
+
+int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler,
+                        void *ctx)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (!m)
+        return 0;
+    if (m->err) {
+        rd_kafka_resp_err_t err = m->err;
+        int rc = 0;
+        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rc = 0;
+        } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
+            char detail[512];
+            rd_kafka_resp_err_t orig = rd_kafka_fatal_error(c->rk, detail, sizeof detail);
+            log_error("kafka consumer fatal error", "error", rd_kafka_err2name(orig), "detail",
+                      detail);
+            rc = -1;
+        } else {
+            /* e.g. a subscribed topic that does not exist: reported, retried. */
+            log_warn("kafka consumer error", "topic", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
+                     "error", rd_kafka_err2name(err), "detail", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+        return rc;
+    }
+
+    rd_kafka_timestamp_type_t tstype;
+    struct kafka_message msg = {
+        .topic = rd_kafka_topic_name(m->rkt),
+        .partition = m->partition,
+        .offset = m->offset,
+        .key = m->key,
+        .keylen = m->key_len,
+        .value = m->payload,
+        .len = m->len,
+        .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
+    };
+    enum kafka_handled handled = handler(ctx, &msg);
+    int rc = 1;
+    if (handled == KAFKA_RETRY) {
+        if (kafka_rewind(c, m) < 0)
+            rc = -1;
+        int backoff = c->backoff_ms < timeout_ms ? c->backoff_ms : timeout_ms;
+        if (backoff > 0)
+            kafka_sleep_ms(backoff);
+        c->backoff_ms = c->backoff_ms * 2 > KAFKA_RETRY_BACKOFF_MAX_MS
+                            ? KAFKA_RETRY_BACKOFF_MAX_MS
+                            : c->backoff_ms * 2;
+    } else {
+        if (handled == KAFKA_SKIP) {
+            char partition[16], offset[24];
+            snprintf(partition, sizeof partition, "%d", (int)m->partition);
+            snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
+            log_warn("kafka message skipped as bad input", "topic", msg.topic, "partition",
+                     partition, "offset", offset);
+        }
+        if (!c->no_commit)
+            kafka_offset_store(c, m);
+        c->backoff_ms = KAFKA_RETRY_BACKOFF_MIN_MS;
+    }
+    rd_kafka_message_destroy(m);
+    return rc;
+}
+
+void kafka_consumer_close(struct kafka_consumer *c)
+{
+    if (!c || c->closed)
+        return;
+    c->closed = true;
+    if (!c->no_commit) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            log_warn("kafka final commit failed", "error", rd_kafka_err2name(err), "detail",
+                     rd_kafka_err2str(err));
+    }
+    rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
+    if (err)
+        log_warn("kafka consumer close", "error", rd_kafka_err2name(err));
+}
+
+void kafka_consumer_free(struct kafka_consumer **cp)
+{
+    if (!cp || !*cp)
+        return;
+    kafka_consumer_close(*cp);
+    rd_kafka_destroy((*cp)->rk);
+    free(*cp);
+    *cp = NULL;
+}
+
+/* --- topics --------------------------------------------------------------- */
+
+/* A short-lived client for metadata and admin requests. */
+static rd_kafka_t *kafka_admin_new(const char *brokers, char *errstr, size_t errcap)
+{
+    rd_kafka_conf_t *conf = kafka_conf_base(brokers, "kizuna-admin", errstr, errcap);
+    if (!conf)
+        return NULL;
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errcap);
+    if (!rk)
+        rd_kafka_conf_destroy(conf);
+    return rk;
+}
+
+static const struct rd_kafka_metadata_topic *kafka_metadata_find(const struct rd_kafka_metadata *md,
+                                                                 const char *name)
+{
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0 &&
+            md->topics[i].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            return &md->topics[i];
+    return NULL;
+}
+
+static int kafka_metadata_get(rd_kafka_t *rk, const char *brokers, int timeout_ms,
+                              const struct rd_kafka_metadata **md, char *errstr, size_t errcap)
+{
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errcap, "kafka metadata from %s: %s", brokers, rd_kafka_err2str(err));
+        *md = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Appends one "name" to a comma-separated list in buf. */
+static void kafka_list_append(char *buf, size_t cap, const char *name)
+{
+    size_t used = strlen(buf);
+    if (used + 1 >= cap)
+        return;
+    snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", name);
+}
+
+int kafka_topics_apply(const char *brokers, const struct topic_spec *specs, size_t n,
+                       int timeout_ms, char *errstr, size_t errcap)
+{
+    int created = -1;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_NewTopic_t **newt = NULL;
+    rd_kafka_AdminOptions_t *options = NULL;
+    rd_kafka_queue_t *queue = NULL;
+    rd_kafka_event_t *ev = NULL;
+    size_t nnew = 0;
+    char failed[512] = "";
+
+    rd_kafka_t *rk = kafka_admin_new(brokers, errstr, errcap);
+    if (!rk)
+        return -1;
+    if (kafka_metadata_get(rk, brokers, timeout_ms, &md, errstr, errcap) < 0)
+        goto done;
+
+    newt = calloc(n ? n : 1, sizeof *newt);
+    if (!newt) {
+        snprintf(errstr, errcap, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct rd_kafka_metadata_topic *have = kafka_metadata_find(md, specs[i].name);
+        if (have) {
+            /* Never altered here, but a mismatch deserves attention. */
+            if (have->partition_cnt != specs[i].partitions) {
+                char want[16], got[16];
+                snprintf(want, sizeof want, "%d", specs[i].partitions);
+                snprintf(got, sizeof got, "%d", have->partition_cnt);
+                log_warn("kafka topic partitions differ from the manifest", "topic",
+                         specs[i].name, "manifest", want, "broker", got);
+            }
+            continue;
+        }
+        char detail[256], retention[24];
+        /* -1 replication factor: the broker's default.replication.factor. */
+        newt[nnew] =
+            rd_kafka_NewTopic_new(specs[i].name, specs[i].partitions, -1, detail, sizeof detail);
+        if (!newt[nnew]) {
+            snprintf(errstr, errcap, "topic %s: %s", specs[i].name, detail);
+            goto done;
+        }
+        snprintf(retention, sizeof retention, "%lld", specs[i].retention_ms);
+        if (rd_kafka_NewTopic_set_config(newt[nnew], "retention.ms", retention) ||
+            rd_kafka_NewTopic_set_config(newt[nnew], "cleanup.policy", specs[i].cleanup)) {
+            rd_kafka_NewTopic_destroy(newt[nnew]);
+            snprintf(errstr, errcap, "topic %s: invalid config", specs[i].name);
+            goto done;
+        }
+        nnew++;
+    }
+    if (nnew == 0) {
+        created = 0;
+        goto done;
+    }
+
+    options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    char detail[256];
+    if (rd_kafka_AdminOptions_set_operation_timeout(options, timeout_ms, detail, sizeof detail) ||
+        rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, detail, sizeof detail)) {
+        snprintf(errstr, errcap, "kafka admin options: %s", detail);
+        goto done;
+    }
+    queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, newt, nnew, options, queue);
+    /* The request itself honours timeout_ms; the margin only covers the
+     * result's trip through the queue. */
+    ev = rd_kafka_queue_poll(queue, timeout_ms + 2000);
+    if (!ev) {
+        snprintf(errstr, errcap, "kafka CreateTopics on %s: no answer within %d ms", brokers,
+                 timeout_ms);
+        goto done;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errcap, "kafka CreateTopics on %s: %s", brokers,
+                 rd_kafka_event_error_string(ev));
+        goto done;
+    }
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    size_t nres = 0;
+    const rd_kafka_topic_result_t **results = rd_kafka_CreateTopics_result_topics(res, &nres);
+    int ok = 0;
+    for (size_t i = 0; i < nres; i++) {
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+        const char *name = rd_kafka_topic_result_name(results[i]);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            log_info("kafka topic created", "topic", name);
+            ok++;
+        } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+            /* Created concurrently by someone else: just as good. */
+        } else {
+            const char *why = rd_kafka_topic_result_error_string(results[i]);
+            char one[256];
+            snprintf(one, sizeof one, "%s (%s)", name, why ? why : rd_kafka_err2str(err));
+            kafka_list_append(failed, sizeof failed, one);
+        }
+    }
+    if (failed[0]) {
+        snprintf(errstr, errcap, "kafka could not create topics: %s", failed);
+        goto done;
+    }
+    created = ok;
+
+done:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (queue)
+        rd_kafka_queue_destroy(queue);
+    if (options)
+        rd_kafka_AdminOptions_destroy(options);
+    if (newt) {
+        rd_kafka_NewTopic_destroy_array(newt, nnew);
+        free(newt);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return created;
+}
+
+int kafka_topics_check(const char *brokers, const struct topic_spec *specs, size_t n,
+                       int timeout_ms, char *errstr, size_t errcap)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    char missing[768] = "";
+    int rc = -1;
+
+    rd_kafka_t *rk = kafka_admin_new(brokers, errstr, errcap);
+    if (!rk)
+        return -1;
+    if (kafka_metadata_get(rk, brokers, timeout_ms, &md, errstr, errcap) < 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        const struct rd_kafka_metadata_topic *t = kafka_metadata_find(md, specs[i].name);
+        if (!t) {
+            kafka_list_append(missing, sizeof missing, specs[i].name);
+        } else if (t->err) {
+            char one[256];
+            snprintf(one, sizeof one, "%s (%s)", specs[i].name, rd_kafka_err2str(t->err));
+            kafka_list_append(missing, sizeof missing, one);
+        }
+    }
+    if (missing[0]) {
+        snprintf(errstr, errcap, "kafka at %s lacks topics: %s (run kizunactl topics apply)",
+                 brokers, missing);
+        goto done;
+    }
+    rc = 0;
+
+done:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    return rc;
+}

@@ -1,0 +1,205 @@
+/* The transactional outbox: an event caused by a database change is a row
+ * in the same transaction as the change, so it exists exactly when the
+ * change does. The relay publishes rows in id order and deletes a row only
+ * after the broker acknowledged it. It stops at the first row without an
+ * ack and keeps that row and everything after it, even rows that were
+ * acknowledged: deleting a later row while an earlier one waits would let
+ * the next round publish the earlier event after the later one for the same
+ * key. Rows kept after publishing are published again; inboxes absorb that. */
+#include "outbox.h"
+
+#include <string.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+
+/* One round's batch. Bounded so that the ids fit in one DELETE parameter
+ * and the transaction holding the row locks stays short. */
+#define OUTBOX_BATCH_MAX 1000
+
+int outbox_enqueue(struct db *db, const char *topic, const void *key, size_t keylen,
+                   const void *payload, size_t len)
+{
+    if (!db || !topic || (!payload && len) || (!key && keylen) || len > INT_MAX || keylen > INT_MAX)
+        return DB_FATAL;
+    const char *values[] = {topic, key, payload ? payload : ""};
+    const int lengths[] = {0, (int)keylen, (int)len};
+    const int binary[] = {0, 1, 1}; /* bytea as raw bytes: no escaping */
+    return db_execv(db, "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", 3, values,
+                    lengths, binary, false, NULL);
+}
+
+static int64_t outbox_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* int8 in binary result format: 8 bytes, big-endian. */
+static int64_t outbox_int8_decode(const char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | (unsigned char)p[i];
+    return (int64_t)v;
+}
+
+/* Deletes the first n rows of the batch, by id: "{1,2,3}" is a parameter
+ * value (an int8 array literal), not SQL text. */
+static enum db_status outbox_delete(struct db *db, const int64_t *ids, int n)
+{
+    size_t cap = (size_t)n * 21 + 3;
+    char *list = malloc(cap);
+    if (!list)
+        return DB_FATAL;
+    size_t off = 0;
+    list[off++] = '{';
+    for (int i = 0; i < n; i++)
+        off += (size_t)snprintf(list + off, cap - off, "%s%lld", i ? "," : "", (long long)ids[i]);
+    list[off++] = '}';
+    list[off] = '\0';
+    const char *params[] = {list};
+    enum db_status st =
+        db_exec(db, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, params, NULL);
+    free(list);
+    return st;
+}
+
+int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit, int ack_timeout_ms)
+{
+    if (!db || !producer)
+        return DB_FATAL;
+    if (limit <= 0)
+        return 0;
+    if (limit > OUTBOX_BATCH_MAX)
+        limit = OUTBOX_BATCH_MAX;
+
+    char limit_text[16];
+    snprintf(limit_text, sizeof limit_text, "%d", limit);
+    const char *params[] = {limit_text};
+    struct db_result *r = NULL;
+    struct kafka_ack **acks = NULL;
+    int64_t *ids = NULL;
+    int rows = 0, queued = 0, acked = 0;
+
+    enum db_status st = db_begin(db);
+    if (st != DB_OK)
+        return st;
+    /* One relay per schema at a time: two replicas publishing disjoint rows
+     * concurrently could reorder one friend's events. A replica that finds
+     * the lock taken simply has nothing to do this round. */
+    st = db_exec(db, "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))",
+                 0, NULL, &r);
+    if (st != DB_OK)
+        goto fail;
+    if (strcmp(db_result_value(r, 0, 0), "t") != 0) {
+        db_result_free(&r);
+        db_rollback(db);
+        return 0;
+    }
+    db_result_free(&r);
+    st = db_execv(db,
+                  "SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT $1::int "
+                  "FOR UPDATE SKIP LOCKED",
+                  1, params, NULL, NULL, true, &r);
+    if (st != DB_OK)
+        goto fail;
+    rows = db_result_rows(r);
+    if (rows == 0) {
+        db_result_free(&r);
+        st = db_commit(db);
+        return st == DB_OK ? 0 : st;
+    }
+    acks = calloc((size_t)rows, sizeof *acks);
+    ids = calloc((size_t)rows, sizeof *ids);
+    if (!acks || !ids) {
+        st = DB_FATAL;
+        goto fail;
+    }
+
+    for (; queued < rows; queued++) {
+        if (db_result_length(r, queued, 0) != 8) {
+            st = DB_FATAL;
+            goto fail;
+        }
+        ids[queued] = outbox_int8_decode(db_result_value(r, queued, 0));
+        const char *topic = db_result_value(r, queued, 1);
+        bool nokey = db_result_isnull(r, queued, 2);
+        if (kafka_produce(producer, topic, nokey ? NULL : db_result_value(r, queued, 2),
+                          nokey ? 0 : db_result_length(r, queued, 2), db_result_value(r, queued, 3),
+                          db_result_length(r, queued, 3), &acks[queued]) != 0) {
+            /* Queue full or unknown topic: later rows must not overtake this
+             * one, so stop producing. */
+            char id[24];
+            snprintf(id, sizeof id, "%lld", (long long)ids[queued]);
+            log_warn("outbox row not queued; relay stops here until next round", "topic", topic,
+                     "outbox_id", id);
+            break;
+        }
+    }
+
+    /* One deadline for the whole batch; acks arrive roughly in order, so the
+     * first waits longest and the rest are usually already complete. */
+    int64_t deadline = outbox_now_ms() + (ack_timeout_ms > 0 ? ack_timeout_ms : 0);
+    for (; acked < queued; acked++) {
+        int64_t left = deadline - outbox_now_ms();
+        int verdict = kafka_ack_wait(acks[acked], left > 0 ? (int)left : 0);
+        if (verdict != 0) {
+            char id[24];
+            snprintf(id, sizeof id, "%lld", (long long)ids[acked]);
+            log_warn(verdict < 0 ? "outbox row delivery failed; kept for the next round"
+                                 : "outbox row not acknowledged in time; kept for the next round",
+                     "topic", db_result_value(r, acked, 1), "outbox_id", id);
+            break;
+        }
+    }
+
+    if (acked > 0) {
+        st = outbox_delete(db, ids, acked);
+        if (st != DB_OK)
+            goto fail;
+    }
+    st = db_commit(db);
+    if (st != DB_OK)
+        goto fail_after_commit;
+    goto out;
+
+fail:
+    db_rollback(db);
+fail_after_commit:
+    /* Whatever was published is republished next round; inboxes absorb it. */
+    acked = st;
+out:
+    for (int i = 0; acks && i < rows; i++)
+        if (acks[i])
+            kafka_ack_release(&acks[i]);
+    free(acks);
+    free(ids);
+    db_result_free(&r);
+    return acked;
+}
+
+long outbox_depth(struct db *db)
+{
+    if (!db)
+        return DB_FATAL;
+    struct db_result *r = NULL;
+    enum db_status st = db_exec(db, "SELECT count(*) FROM outbox", 0, NULL, &r);
+    if (st != DB_OK)
+        return st;
+    char *end = NULL;
+    const char *v = db_result_value(r, 0, 0);
+    long n = v ? strtol(v, &end, 10) : -1;
+    if (!v || end == v || *end != '\0')
+        n = DB_FATAL;
+    db_result_free(&r);
+    return n;
+}

@@ -1,0 +1,237 @@
+/* The shared skeleton of the four services. Keeping it in one place means a
+ * fix to start-up, readiness or drain order reaches every service at once. */
+#include "service.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "db.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "shutdown.h"
+
+enum { ENV_DATABASE_URL, ENV_ADMIN_PORT, ENV_BIND, ENV_MIGRATIONS_DIR, ENV_NAMES };
+
+static void env_name(char *out, size_t cap, const char *svc, const char *suffix)
+{
+    size_t o = 0;
+    for (const char *p = svc; *p && o + 1 < cap; p++)
+        out[o++] = (char)toupper((unsigned char)*p);
+    snprintf(out + o, cap - o, "_%s", suffix);
+}
+
+static void load_config(struct service *svc, const struct service_def *def)
+{
+    static const char *const suffixes[ENV_NAMES] = {"DATABASE_URL", "ADMIN_PORT", "BIND",
+                                                    "MIGRATIONS_DIR"};
+    static char default_port[16];
+    static char default_migrations[128];
+    for (int i = 0; i < ENV_NAMES; i++)
+        env_name(svc->env_names[i], sizeof svc->env_names[i], def->name, suffixes[i]);
+    snprintf(default_port, sizeof default_port, "%ld", def->admin_port);
+    snprintf(default_migrations, sizeof default_migrations, "services/%s/migrations", def->name);
+
+    struct config_entry table[8 + SERVICE_EXTRA_MAX] = {
+        {svc->env_names[ENV_DATABASE_URL], CONFIG_SECRET, NULL, &svc->database_url, 0, 0,
+         "libpq URI of this service's role and schema"},
+        {"KAFKA_BROKERS", CONFIG_STRING, "127.0.0.1:19092", &svc->brokers, 0, 0,
+         "bootstrap brokers"},
+        {svc->env_names[ENV_ADMIN_PORT], CONFIG_PORT, default_port, &svc->admin_port, 0, 0,
+         "admin HTTP port (/v1, /healthz, /readyz, /metrics)"},
+        {svc->env_names[ENV_BIND], CONFIG_STRING, "127.0.0.1", &svc->bind, 0, 0,
+         "address the HTTP servers bind to"},
+        {svc->env_names[ENV_MIGRATIONS_DIR], CONFIG_STRING, default_migrations,
+         &svc->migrations_dir, 0, 0, "folder of this service's *.sql migrations"},
+        {"KIZUNA_JWT_KEY", CONFIG_SECRET, NULL, &svc->jwt_key, 0, 0,
+         "HS256 key that signs admin tokens"},
+        {"LOG_LEVEL", CONFIG_STRING, "info", &svc->log_level, 0, 0, "debug, info, warn, error"},
+        {"KIZUNA_STARTUP_TIMEOUT_S", CONFIG_INT, "30", &svc->startup_timeout_s, 1, 600,
+         "how long to wait for PostgreSQL at start-up"},
+    };
+    size_t n = 8;
+    for (size_t i = 0; i < def->nextra && i < SERVICE_EXTRA_MAX; i++)
+        table[n++] = def->extra[i];
+
+    config_load_or_exit(table, n);
+    int level = log_level_parse(svc->log_level);
+    if (level < 0) {
+        log_error("config error", "error", "LOG_LEVEL: must be debug, info, warn or error");
+        exit(CONFIG_EXIT);
+    }
+    log_init(def->name, (enum log_level)level);
+    config_log(table, n);
+}
+
+/* PostgreSQL may still be starting (compose, Kubernetes): wait for it here,
+ * the only place where waiting instead of failing is right. */
+static struct db *connect_with_retry(struct service *svc)
+{
+    char errstr[256] = "";
+    for (long waited = 0; waited <= svc->startup_timeout_s * 1000 && !shutdown_requested();
+         waited += 500) {
+        struct db *db = db_connect(svc->database_url, errstr, sizeof errstr);
+        if (db)
+            return db;
+        shutdown_sleep_ms(500);
+    }
+    log_error("cannot connect to PostgreSQL", "env", svc->env_names[ENV_DATABASE_URL], "error",
+              errstr);
+    return NULL;
+}
+
+static bool service_ready(void *ctx)
+{
+    struct service *svc = ctx;
+    return atomic_load(&svc->ready);
+}
+
+/* Every /v1 route needs a valid admin token; /v1/whoami shows what the
+ * token grants, so an operator can check a token from kizunactl. */
+static void admin_route(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+    struct service *svc = ctx;
+    const char *path = httpd_request_path(req);
+    if (strncmp(path, "/v1/", 4) != 0) {
+        httpd_respond_error(resp, 404, "not_found", "no such route", NULL);
+        return;
+    }
+    struct auth_claims claims;
+    enum auth_result r = auth_header_verify(svc->jwt_key, strlen(svc->jwt_key),
+                                            httpd_request_header(req, "Authorization"),
+                                            time(NULL), &claims);
+    if (r != AUTH_OK) {
+        httpd_response_header(resp, "WWW-Authenticate", "Bearer");
+        httpd_respond_error(resp, 401, "unauthorized", auth_result_str(r), "Authorization");
+        return;
+    }
+    if (strcmp(path, "/v1/whoami") == 0) {
+        if (strcmp(httpd_request_method(req), "GET") != 0) {
+            httpd_response_header(resp, "Allow", "GET");
+            httpd_respond_error(resp, 405, "method_not_allowed", "use GET", NULL);
+            return;
+        }
+        char tenant[2 * AUTH_FIELD_MAX], subject[2 * AUTH_FIELD_MAX], role[2 * AUTH_FIELD_MAX];
+        char body[8 * AUTH_FIELD_MAX];
+        log_json_escape(tenant, sizeof tenant, claims.tenant);
+        log_json_escape(subject, sizeof subject, claims.subject);
+        log_json_escape(role, sizeof role, claims.role);
+        snprintf(body, sizeof body,
+                 "{\"service\":\"%s\",\"tenant\":\"%s\",\"subject\":\"%s\",\"role\":\"%s\","
+                 "\"exp\":%lld}",
+                 svc->def->name, tenant, subject, role, claims.exp);
+        httpd_respond_json(resp, 200, body);
+        return;
+    }
+    if (!svc->def->api) {
+        httpd_respond_error(resp, 404, "not_found", "no such route", NULL);
+        return;
+    }
+    svc->def->api(svc->def->api_ctx, &claims, req, resp);
+}
+
+static void step_stop_admin(void *ctx)
+{
+    struct service *svc = ctx;
+    atomic_store(&svc->ready, false);
+    httpd_stop(&svc->admin);
+}
+
+static void step_flush_producer(void *ctx)
+{
+    struct service *svc = ctx;
+    if (svc->producer && kafka_producer_flush(svc->producer, 5000) != 0)
+        log_warn("producer flush timed out; undelivered messages remain in outbox/spool");
+}
+
+static void step_close_db(void *ctx)
+{
+    struct service *svc = ctx;
+    db_free(&svc->db);
+}
+
+static void step_free(void *ctx)
+{
+    struct service *svc = ctx;
+    kafka_producer_free(&svc->producer);
+    metrics_free_all();
+}
+
+int service_start(struct service *svc, const struct service_def *def)
+{
+    char errstr[512] = "";
+    memset(svc, 0, sizeof *svc);
+    svc->def = def;
+    log_init(def->name, LOG_INFO);
+    load_config(svc, def);
+    if (shutdown_install() != 0) {
+        log_error("cannot install signal handlers");
+        return -1;
+    }
+    /* Registered first so that they run in drain order whatever fails next. */
+    shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop admin server", step_stop_admin, svc);
+    shutdown_register(SHUTDOWN_FLUSH_PRODUCER, "flush producer", step_flush_producer, svc);
+    shutdown_register(SHUTDOWN_CLOSE_DB, "close database", step_close_db, svc);
+    shutdown_register(SHUTDOWN_FREE, "free", step_free, svc);
+
+    svc->db = connect_with_retry(svc);
+    if (!svc->db)
+        return -1;
+    int applied = db_migrate(svc->db, def->name, svc->migrations_dir, errstr, sizeof errstr);
+    if (applied < 0) {
+        log_error("migrations failed", "dir", svc->migrations_dir, "error", errstr);
+        return -1;
+    }
+    char count[16];
+    snprintf(count, sizeof count, "%d", applied);
+    log_info("schema up to date", "schema", def->name, "applied", count);
+
+    svc->producer = kafka_producer_new(svc->brokers, def->name, errstr, sizeof errstr);
+    if (!svc->producer) {
+        log_error("cannot create Kafka producer", "error", errstr);
+        return -1;
+    }
+
+    struct httpd_options opts = {
+        .name = "admin",
+        .bind = svc->bind,
+        .port = (int)svc->admin_port,
+        .handler = admin_route,
+        .ctx = svc,
+        .ready = service_ready,
+        .ready_ctx = svc,
+    };
+    svc->admin = httpd_start(&opts, errstr, sizeof errstr);
+    if (!svc->admin) {
+        log_error("cannot start admin server", "error", errstr);
+        return -1;
+    }
+    snprintf(count, sizeof count, "%d", httpd_port(svc->admin));
+    log_info("admin server listening", "bind", svc->bind, "port", count);
+    return 0;
+}
+
+void service_run(struct service *svc)
+{
+    bool was_ready = false;
+    while (!shutdown_requested()) {
+        bool ready = db_ping(svc->db) && kafka_producer_ready(svc->producer, 500);
+        atomic_store(&svc->ready, ready);
+        if (ready != was_ready)
+            log_info(ready ? "ready" : "not ready");
+        was_ready = ready;
+        shutdown_sleep_ms(1000);
+    }
+    log_info("shutdown requested; draining");
+}
+
+void service_stop(struct service *svc)
+{
+    (void)svc; /* every step was registered with its context at start */
+    shutdown_drain();
+    log_info("stopped");
+}

@@ -1,0 +1,69 @@
+/* What every Kizuna service does the same way: read the shared part of its
+ * config, connect to its schema and migrate it, open a producer, serve
+ * /healthz, /readyz and /metrics on its admin port, and drain on SIGTERM.
+ * main() of each service wires its own parts around this. Main thread only. */
+#ifndef KIZUNA_SERVICE_H
+#define KIZUNA_SERVICE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "httpd.h"
+
+struct auth_claims;
+struct db;
+struct kafka_producer;
+
+/* A service's /v1 handler. The request already carries a valid admin JWT;
+ * claims->tenant scopes every query it makes. Runs on admin worker threads. */
+typedef void (*service_api_handler)(void *ctx, const struct auth_claims *claims,
+                                    const struct httpd_request *req,
+                                    struct httpd_response *resp);
+
+#define SERVICE_EXTRA_MAX 16
+
+struct service_def {
+    const char *name;          /* "ingest": env prefix INGEST_, schema ingest */
+    long admin_port;           /* default admin port */
+    const struct config_entry *extra; /* service-specific entries, or NULL */
+    size_t nextra;             /* at most SERVICE_EXTRA_MAX */
+    service_api_handler api;   /* the service's /v1 API besides /v1/whoami, or NULL */
+    void *api_ctx;
+};
+
+struct service {
+    const struct service_def *def;
+    /* Effective shared config (strings point into the environment). */
+    const char *database_url;
+    const char *brokers;
+    const char *bind;
+    const char *migrations_dir;
+    const char *jwt_key;
+    const char *log_level;
+    long admin_port;
+    long startup_timeout_s;
+    /* Owned by the service; valid between service_start and service_stop. */
+    struct db *db;                  /* the main thread's connection */
+    struct kafka_producer *producer;
+    struct httpd *admin;
+    atomic_bool ready;
+    char env_names[6][64];          /* INGEST_DATABASE_URL, ... */
+};
+
+/* Loads config (exits CONFIG_EXIT on any error, listing all of them),
+ * installs signal handlers, connects to PostgreSQL (retrying until
+ * startup_timeout_s), applies migrations, creates the producer and starts
+ * the admin server. Returns 0, or -1 after logging why (the caller exits 1). */
+int service_start(struct service *svc, const struct service_def *def);
+
+/* Re-checks the database and the brokers about once a second and publishes
+ * the result to /readyz, until shutdown is requested. */
+void service_run(struct service *svc);
+
+/* Drains in the documented order: stop accepting, flush the producer, close
+ * the database, free. Safe after a partial start. */
+void service_stop(struct service *svc);
+
+#endif
