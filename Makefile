@@ -42,6 +42,7 @@ CTL_SRC     := $(wildcard tools/kizunactl/*.c)
 CTL_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 SIM_SRC     := $(wildcard tests/line-sim/*.c)
 SIM_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(SIM_SRC))
+SIM_LIB_OBJ := $(filter-out %/main.o,$(SIM_OBJ))
 UNIT_SRC    := $(wildcard tests/unit/*.c)
 UNIT_OBJ    := $(patsubst %.c,$(BUILD)/obj/%.o,$(UNIT_SRC))
 INTEG_SRC   := $(wildcard tests/integration/*.c)
@@ -49,6 +50,7 @@ INTEG_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(INTEG_SRC))
 
 LIBCOMMON   := $(BUILD)/lib/libkizuna_common.a
 LIBPROTO    := $(BUILD)/lib/libkizuna_proto.a
+LIBSIM      := $(BUILD)/lib/libkizuna_linesim.a
 SVC_BINS    := $(patsubst %,$(BUILD)/bin/kizuna-%,$(SERVICES))
 SVC_LIBS    := $(patsubst %,$(BUILD)/lib/libkizuna_%.a,$(SERVICES))
 CTL_BIN     := $(BUILD)/bin/kizunactl
@@ -63,11 +65,17 @@ all: $(SVC_BINS) $(CTL_BIN) $(SIM_BIN)
 
 # Everything our objects include must exist before they compile.
 $(COMMON_OBJ) $(CTL_OBJ) $(SIM_OBJ) $(UNIT_OBJ) $(INTEG_OBJ): | $(PROTO_H)
+$(UNIT_OBJ): CFLAGS += -Itests/line-sim
 
 # --- protobuf ------------------------------------------------------------
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) $<
+
+# Generated files import each other: generate every header before compiling
+# any, and keep the generated sources (they are not throw-away intermediates).
+$(PROTO_OBJ): | $(PROTO_H)
+.SECONDARY: $(PROTO_C) $(PROTO_H)
 
 $(BUILD)/obj/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
@@ -104,11 +112,16 @@ $(CTL_BIN): $(CTL_OBJ) $(LIBCOMMON) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(SIM_BIN): $(SIM_OBJ) $(LIBCOMMON) $(LIBPROTO)
+# The simulator's objects but main.o form a library that unit tests link.
+$(LIBSIM): $(SIM_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SIM_BIN): $(BUILD)/obj/tests/line-sim/main.o $(LIBSIM) $(LIBCOMMON) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(SVC_LIBS) $(LIBCOMMON) $(LIBPROTO)
+$(UNIT_BIN): $(UNIT_OBJ) $(SVC_LIBS) $(LIBSIM) $(LIBCOMMON) $(LIBPROTO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
@@ -135,21 +148,21 @@ test-unit: $(UNIT_BIN)
 	$(UNIT_BIN) --jobs 2
 
 test-integration: $(INTEG_BIN) all
-	deploy/local/stack.sh with-stack env BUILD=$(BUILD) $(INTEG_BIN) --jobs 1
+	KIZUNA_BIN_DIR=$(BUILD)/bin deploy/local/stack.sh with-stack env BUILD=$(BUILD) $(INTEG_BIN) --jobs 1
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@deploy/local/stack.sh run
+	@KIZUNA_BIN_DIR=$(BUILD)/bin deploy/local/stack.sh run
 
 up: deps
 	@$(MAKE) --no-print-directory all
-	@deploy/local/stack.sh up
+	@KIZUNA_BIN_DIR=$(BUILD)/bin deploy/local/stack.sh up
 
 down:
 	@deploy/local/stack.sh down
 
 status: $(CTL_BIN)
-	@$(CTL_BIN) stack status
+	@KIZUNA_BIN_DIR=$(BUILD)/bin deploy/local/stack.sh status
 
 lint:
 	@deploy/local/lint.sh

@@ -77,9 +77,8 @@ struct httpd_request {
 static const char *const httpd_methods[] = {"GET",    "POST", "PUT",    "PATCH",
                                             "DELETE", "HEAD", "OPTIONS"};
 
-static const double httpd_duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                                0.025,  0.05,  0.1,    0.25,  0.5,
-                                                1,      2.5,   5,      10};
+static const double httpd_duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
 /* --- responses ---------------------------------------------------------- */
 
@@ -122,16 +121,22 @@ void httpd_respond_json(struct httpd_response *resp, int status, const char *jso
     httpd_respond(resp, status, HTTPD_JSON, json, json ? strlen(json) : 0);
 }
 
+/* Appends raw text, clamped to the buffer. Returns the new length. */
+static size_t json_append_raw(char *out, size_t cap, size_t len, const char *s)
+{
+    size_t n = strlen(s);
+    if (len + n + 1 > cap)
+        return len;
+    memcpy(out + len, s, n + 1);
+    return len + n;
+}
+
 /* Appends "s" as a quoted JSON string, or null. Returns the new length. */
 static size_t json_append_string(char *out, size_t cap, size_t len, const char *s)
 {
-    if (len >= cap)
-        return len;
-    if (!s) {
-        int n = snprintf(out + len, cap - len, "null");
-        return n < 0 ? len : len + (size_t)n;
-    }
-    if (cap - len < 3)
+    if (!s)
+        return json_append_raw(out, cap, len, "null");
+    if (len + 3 > cap)
         return len;
     out[len++] = '"';
     len += log_json_escape(out + len, cap - len - 1, s);
@@ -143,21 +148,26 @@ static size_t json_append_string(char *out, size_t cap, size_t len, const char *
 void httpd_respond_error(struct httpd_response *resp, int status, const char *code,
                          const char *message, const char *field)
 {
-    /* Escaping grows a byte to at most six ("\u00XX", "\ufffd"). */
-    size_t cap = 64 + 6 * (strlen(code ? code : "") + strlen(message ? message : "") +
-                           strlen(field ? field : ""));
+    if (!code)
+        code = "error";
+    if (!message)
+        message = "";
+    /* Escaping grows a byte to at most six ("\u00XX", "\ufffd"); 64 covers
+     * the fixed text. */
+    size_t cap = 64 + 6 * (strlen(code) + strlen(message) + (field ? strlen(field) : 0));
     char *json = malloc(cap);
     if (!json) {
         httpd_respond_json(resp, status, "{\"error\":{\"code\":\"internal\"}}");
         return;
     }
-    size_t len = (size_t)snprintf(json, cap, "{\"error\":{\"code\":");
-    len = json_append_string(json, cap, len, code ? code : "error");
-    len += (size_t)snprintf(json + len, cap - len, ",\"message\":");
-    len = json_append_string(json, cap, len, message ? message : "");
-    len += (size_t)snprintf(json + len, cap - len, ",\"field\":");
+    json[0] = '\0';
+    size_t len = json_append_raw(json, cap, 0, "{\"error\":{\"code\":");
+    len = json_append_string(json, cap, len, code);
+    len = json_append_raw(json, cap, len, ",\"message\":");
+    len = json_append_string(json, cap, len, message);
+    len = json_append_raw(json, cap, len, ",\"field\":");
     len = json_append_string(json, cap, len, field);
-    len += (size_t)snprintf(json + len, cap - len, "}}");
+    len = json_append_raw(json, cap, len, "}}");
     httpd_respond(resp, status, HTTPD_JSON, json, len);
     free(json);
 }
@@ -313,8 +323,7 @@ static bool path_is_builtin(const char *path)
 /* The declared body length, or -1 when there is none or it is chunked. */
 static long long request_declared_length(struct httpd_request *req)
 {
-    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                    MHD_HTTP_HEADER_TRANSFER_ENCODING))
+    if (MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
         return -1;
     const char *cl =
         MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -388,8 +397,8 @@ static enum MHD_Result request_reject_upload(struct httpd_request *req)
             /* The send buffer is empty at this point, so a few hundred bytes
              * go out at once; if they don't, the client just sees a close. */
             while (off < total) {
-                ssize_t n = send(info->connect_fd, msg + off, total - off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t n =
+                    send(info->connect_fd, msg + off, total - off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0 && errno == EINTR)
                     continue;
                 if (n <= 0)
@@ -444,6 +453,12 @@ static enum MHD_Result request_finish(struct httpd_request *req)
     struct httpd *h = req->h;
     struct httpd_response resp = {0};
     h->handler(h->ctx, req, &resp);
+    if (resp.drop) {
+        /* Fault injection: MHD closes the connection without an answer. */
+        response_clear(&resp);
+        req->status = -1;
+        return MHD_NO;
+    }
     if (resp.status < 100 || resp.status > 599) {
         log_error("http handler left no valid status", "server", h->name, "path", req->path);
         response_clear(&resp);
@@ -557,12 +572,12 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
     errno = 0;
-    h->daemon = MHD_start_daemon(
-        flags, (uint16_t)opts->port, NULL, NULL, httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER,
-        httpd_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        HTTPD_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONNECTION_LIMIT,
-        MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, httpd_access, h,
+                                 MHD_OPTION_EXTERNAL_LOGGER, httpd_mhd_log, h, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONNECTION_TIMEOUT_S,
+                                 MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONNECTION_LIMIT,
+                                 MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_END);
     if (!h->daemon) {
         int err = errno;
         if (errstr)
@@ -599,8 +614,7 @@ void httpd_stop(struct httpd **hp)
     if (left > 0) {
         char n[16];
         snprintf(n, sizeof n, "%d", left);
-        log_warn("http server stopping with requests in flight", "server", h->name, "requests",
-                 n);
+        log_warn("http server stopping with requests in flight", "server", h->name, "requests", n);
     }
     MHD_stop_daemon(h->daemon);
     /* The caller owns the quiesced socket, closable only after the stop. */

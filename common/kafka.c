@@ -66,8 +66,8 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const
         lvl = LOG_DEBUG;
     if (lvl == LOG_ERROR && fac && strcmp(fac, "FAIL") == 0)
         lvl = LOG_WARN;
-    log_write(lvl, "librdkafka", "client", rk ? rd_kafka_name(rk) : "", "facility",
-              fac ? fac : "", "detail", buf ? buf : "", (const char *)0);
+    log_write(lvl, "librdkafka", "client", rk ? rd_kafka_name(rk) : "", "facility", fac ? fac : "",
+              "detail", buf ? buf : "", (const char *)0);
 }
 
 static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -84,14 +84,14 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *op
     if (err == RD_KAFKA_RESP_ERR__TRANSPORT)
         return;
     /* Broker unreachable: transient, the library keeps reconnecting. */
-    bool transient = err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE;
-    log_write(transient ? LOG_WARN : LOG_ERROR, "kafka error", "client", rd_kafka_name(rk),
-              "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), "detail", reason,
-              (const char *)0);
+    bool transient =
+        err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__RESOLVE;
+    log_write(transient ? LOG_WARN : LOG_ERROR, "kafka error", "client", rd_kafka_name(rk), "error",
+              rd_kafka_err2name((rd_kafka_resp_err_t)err), "detail", reason, (const char *)0);
 }
 
-static int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-                          char *errstr, size_t errcap)
+static int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                          size_t errcap)
 {
     char detail[256];
     if (rd_kafka_conf_set(conf, name, value, detail, sizeof detail) != RD_KAFKA_CONF_OK) {
@@ -213,8 +213,8 @@ static void *kafka_producer_thread(void *arg)
     return NULL;
 }
 
-struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id,
-                                          char *errstr, size_t errcap)
+struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id, char *errstr,
+                                          size_t errcap)
 {
     struct kafka_producer *p = NULL;
     rd_kafka_conf_t *conf = kafka_conf_base(brokers, client_id, errstr, errcap);
@@ -266,8 +266,8 @@ int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, 
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(a), RD_KAFKA_V_END);
     if (err) {
-        log_warn("kafka produce refused", "client", rd_kafka_name(p->rk), "topic", topic,
-                 "error", rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
+        log_warn("kafka produce refused", "client", rd_kafka_name(p->rk), "topic", topic, "error",
+                 rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
         if (a) {
             /* No delivery report will come: drop both references. */
             kafka_ack_unref(a);
@@ -320,8 +320,8 @@ void kafka_producer_free(struct kafka_producer **pp)
 
 /* --- consumer ------------------------------------------------------------- */
 
-struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts,
-                                          char *errstr, size_t errcap)
+struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts, char *errstr,
+                                          size_t errcap)
 {
     struct kafka_consumer *c = NULL;
     rd_kafka_topic_partition_list_t *topics = NULL;
@@ -425,8 +425,8 @@ static int kafka_rewind(struct kafka_consumer *c, const rd_kafka_message_t *m)
         snprintf(partition, sizeof partition, "%d", (int)m->partition);
         snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
         log_error("kafka seek failed: later messages could overtake a retried one", "topic",
-                  rd_kafka_topic_name(m->rkt), "partition", partition, "offset", offset,
-                  "error", rd_kafka_err2name(err));
+                  rd_kafka_topic_name(m->rkt), "partition", partition, "offset", offset, "error",
+                  rd_kafka_err2name(err));
         rc = -1;
     }
     if (error)
@@ -435,8 +435,7 @@ static int kafka_rewind(struct kafka_consumer *c, const rd_kafka_message_t *m)
     return rc;
 }
 
-int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler,
-                        void *ctx)
+int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler, void *ctx)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
     if (!m)
@@ -480,9 +479,8 @@ int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler 
         int backoff = c->backoff_ms < timeout_ms ? c->backoff_ms : timeout_ms;
         if (backoff > 0)
             kafka_sleep_ms(backoff);
-        c->backoff_ms = c->backoff_ms * 2 > KAFKA_RETRY_BACKOFF_MAX_MS
-                            ? KAFKA_RETRY_BACKOFF_MAX_MS
-                            : c->backoff_ms * 2;
+        c->backoff_ms = c->backoff_ms * 2 > KAFKA_RETRY_BACKOFF_MAX_MS ? KAFKA_RETRY_BACKOFF_MAX_MS
+                                                                       : c->backoff_ms * 2;
     } else {
         if (handled == KAFKA_SKIP) {
             char partition[16], offset[24];
@@ -601,8 +599,8 @@ int kafka_topics_apply(const char *brokers, const struct topic_spec *specs, size
                 char want[16], got[16];
                 snprintf(want, sizeof want, "%d", specs[i].partitions);
                 snprintf(got, sizeof got, "%d", have->partition_cnt);
-                log_warn("kafka topic partitions differ from the manifest", "topic",
-                         specs[i].name, "manifest", want, "broker", got);
+                log_warn("kafka topic partitions differ from the manifest", "topic", specs[i].name,
+                         "manifest", want, "broker", got);
             }
             continue;
         }

@@ -183,8 +183,7 @@ static uint64_t values_hash(const char *const *values, int n)
 
 /* --- series ------------------------------------------------------------- */
 
-static struct metric_series *series_find(struct metric *m, const char *const *values,
-                                         uint64_t hash)
+static struct metric_series *series_find(struct metric *m, const char *const *values, uint64_t hash)
 {
     size_t mask = METRICS_TABLE_SLOTS - 1;
     size_t i = (size_t)hash & mask;
@@ -544,8 +543,8 @@ static void format_double(char *out, size_t cap, double v)
 
 /* name{l1="v1",...,extra="extra_value"} value\n */
 static void render_sample(struct render_buf *b, const struct metric *m, const char *suffix,
-                          const struct metric_series *s, const char *extra,
-                          const char *extra_value, const char *value)
+                          const struct metric_series *s, const char *extra, const char *extra_value,
+                          const char *value)
 {
     buf_puts(b, m->name);
     buf_puts(b, suffix);

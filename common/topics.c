@@ -25,7 +25,7 @@ struct topics_errors {
 };
 
 __attribute__((format(printf, 2, 3))) static void topics_error_add(struct topics_errors *errs,
-                                                                    const char *fmt, ...)
+                                                                   const char *fmt, ...)
 {
     errs->count++;
     if (!errs->buf || errs->cap == 0 || errs->used + 1 >= errs->cap)
@@ -182,8 +182,7 @@ static bool topics_parse_line(char **cols, int ncols, const char *path, int line
     return errs->count == before;
 }
 
-int topics_load(const char *path, struct topic_spec *specs, size_t cap, char *errstr,
-                size_t errcap)
+int topics_load(const char *path, struct topic_spec *specs, size_t cap, char *errstr, size_t errcap)
 {
     struct topics_errors errs = {.buf = errstr, .cap = errcap};
     int lines[TOPICS_MAX];

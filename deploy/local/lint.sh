@@ -2,7 +2,9 @@
 # `make lint`: the checks a reviewer should not have to do by eye.
 #   1. docker-compose.yml is valid (docker-compose config -q; no engine needed);
 #   2. our C follows .clang-format (clang-format --dry-run --Werror);
-#   3. no banned C function (sprintf strcpy strcat strtok gets atoi atol).
+#   3. no banned C function (sprintf strcpy strcat strtok gets atoi atol);
+#   4. deploy/k8s/*.yaml parse, and their topics ConfigMap equals
+#      deploy/topics.manifest (the one manifest every stack reads).
 # Every check runs; the exit status is 1 if any failed.
 #   lint.sh --fix   rewrites our C files with clang-format -i instead of checking.
 set -euo pipefail
@@ -49,14 +51,16 @@ check_format() {
     local files=()
     mapfile -d '' files < <(c_files)
     [ "${#files[@]}" -gt 0 ] || return 0
-    if clang-format --dry-run --Werror "${files[@]}" 2>/tmp/lint-format.$$; then
+    local out
+    out="$(mktemp)"
+    if clang-format --dry-run --Werror "${files[@]}" 2>"$out"; then
         say "clang-format ok (${#files[@]} files)"
     else
-        # One line per offending file; the details come from clang-format itself.
-        grep -oE '^[^:]+\.[ch]:' /tmp/lint-format.$$ | sort -u | sed 's/:$//; s/^/  /' >&2
+        # One line per offending file; `clang-format FILE | diff FILE -` shows why.
+        grep -oE '^[^:]+\.[ch]:' "$out" | sort -u | sed 's/:$//; s/^/  /' >&2
         fail "the files above differ from .clang-format; run 'deploy/local/lint.sh --fix' (or clang-format -i FILE)"
     fi
-    rm -f /tmp/lint-format.$$
+    rm -f "$out"
 }
 
 check_banned() {
@@ -67,6 +71,34 @@ check_banned() {
         fail "banned functions used (use snprintf, memcpy with bounds, strtol with checks)"
     else
         say "no banned functions"
+    fi
+}
+
+check_k8s() {
+    [ -d deploy/k8s ] || return 0
+    need python3
+    if python3 - deploy/k8s/*.yaml <<'PY'; then
+import sys
+import yaml
+
+ok = True
+for path in sys.argv[1:]:
+    try:
+        docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    except yaml.YAMLError as e:
+        print(f"{path}: {e}", file=sys.stderr)
+        ok = False
+        continue
+    for d in docs:
+        if d.get("kind") == "ConfigMap" and "topics.manifest" in d.get("data", {}):
+            if d["data"]["topics.manifest"] != open("deploy/topics.manifest").read():
+                print(f"{path}: topics.manifest differs from deploy/topics.manifest", file=sys.stderr)
+                ok = False
+sys.exit(0 if ok else 1)
+PY
+        say "deploy/k8s ok"
+    else
+        fail "deploy/k8s manifests are broken or out of date (see above)"
     fi
 }
 
@@ -84,6 +116,7 @@ main() {
     check_compose
     check_format
     check_banned
+    check_k8s
     if [ "$failed" -ne 0 ]; then
         exit 1
     fi

@@ -145,8 +145,8 @@ stop_pid() {
     done
 }
 
-# Pids of processes whose command line contains $1 (a path unique to this
-# checkout), for when a pid file was lost.
+# Pids of processes whose command line contains $1, for when a pid file was
+# lost. Only used with a path unique to this checkout (Kafka's properties).
 pids_matching() {
     local dir pid
     for dir in /proc/[0-9]*; do
@@ -159,13 +159,17 @@ pids_matching() {
     return 0
 }
 
+# Stops the process recorded in $RUN/<name>.pid if its command line still
+# contains <match> (so a recycled pid is never signalled); with "scan", also
+# any process whose command line contains <match>.
 stop_named() {
-    local name="$1" match="$2" grace="$3" pid
+    local name="$1" match="$2" grace="$3" scan="${4:-}" pid
     if pid="$(running_pid "$name" "$match")"; then
         say "stopping $name (pid $pid)"
         stop_pid "$pid" "$grace" "$name"
     fi
     rm -f "$RUN/$name.pid"
+    [ "$scan" = scan ] || return 0
     for pid in $(pids_matching "$match"); do
         say "stopping $name (pid $pid, no pid file)"
         stop_pid "$pid" "$grace" "$name"
@@ -224,7 +228,7 @@ write_env() {
         printf 'SEGMENTATION_ADMIN_PORT=%s\n' "$SEGMENTATION_ADMIN_PORT"
         printf 'SCHEDULER_ADMIN_PORT=%s\n' "$SCHEDULER_ADMIN_PORT"
         printf 'DISPATCHER_ADMIN_PORT=%s\n' "$DISPATCHER_ADMIN_PORT"
-        printf 'LINE_SIM_PORT=%s\n' "$SIM_PORT"
+        printf 'LINESIM_PORT=%s\n' "$SIM_PORT"
         printf 'KIZUNA_SIM_URL=http://%s:%s\n' "$SIM_HOST" "$SIM_PORT"
     } >"$tmp"
     mv -f "$tmp" "$ENV_FILE"
@@ -468,7 +472,7 @@ kafka_wait_and_topics() {
 }
 
 kafka_stop() {
-    stop_named kafka "$KAFKA_PROPS" 30
+    stop_named kafka "$KAFKA_PROPS" 30 scan
 }
 
 # --- Infrastructure ----------------------------------------------------------
@@ -492,8 +496,8 @@ stop_started() {
         case "${STARTED[$i]}" in
             postgres) pg_stop ;;
             kafka) kafka_stop ;;
-            line-sim) stop_named line-sim "$BIN/line-sim" "$STOP_TIMEOUT" ;;
-            kizuna-*) stop_named "${STARTED[$i]}" "$BIN/${STARTED[$i]}" "$STOP_TIMEOUT" ;;
+            line-sim) stop_named line-sim /line-sim "$STOP_TIMEOUT" ;;
+            kizuna-*) stop_named "${STARTED[$i]}" "/${STARTED[$i]}" "$STOP_TIMEOUT" ;;
         esac
     done
     STARTED=()
@@ -511,17 +515,17 @@ sim_start() {
         warn "$(rel "$bin") is missing; running without the LINE simulator"
         return 1
     fi
-    if running_pid line-sim "$bin" >/dev/null; then
+    if running_pid line-sim /line-sim >/dev/null; then
         say "line-sim already running on $SIM_HOST:$SIM_PORT"
         return 1
     fi
     require_port_free "$SIM_HOST" "$SIM_PORT" line-sim KIZUNA_SIM_PORT
     say "starting line-sim on $SIM_HOST:$SIM_PORT"
-    LINE_SIM_PORT="$SIM_PORT" LINE_SIM_BIND="$SIM_HOST" spawn line-sim "$LOGS/line-sim.log" "$bin"
+    LINESIM_PORT="$SIM_PORT" LINESIM_BIND="$SIM_HOST" spawn line-sim "$LOGS/line-sim.log" "$bin"
     STARTED+=(line-sim)
     for ((i = 0; i < SERVICE_TIMEOUT * 5; i++)); do
         port_open "$SIM_HOST" "$SIM_PORT" && return 0
-        if ! running_pid line-sim "$bin" >/dev/null; then
+        if ! running_pid line-sim /line-sim >/dev/null; then
             log_tail "$LOGS/line-sim.log"
             die "line-sim exited during start-up; see $(rel "$LOGS/line-sim.log")"
         fi
@@ -543,7 +547,7 @@ service_start() {
     local svc="$1" name="kizuna-$1" bin="$BIN/kizuna-$1" port
     port="$(admin_port "$svc")"
     [ -x "$bin" ] || die "$(rel "$bin") is missing; build it first with 'make all'"
-    if running_pid "$name" "$bin" >/dev/null; then
+    if running_pid "$name" "/$name" >/dev/null; then
         say "$name already running (admin :$port)"
         return 0
     fi
@@ -562,7 +566,7 @@ service_wait_ready() {
     url="http://127.0.0.1:$port/readyz"
     deadline=$((SECONDS + SERVICE_TIMEOUT))
     until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
-        if ! running_pid "$name" "$bin" >/dev/null; then
+        if ! running_pid "$name" "/$name" >/dev/null; then
             log_tail "$LOGS/$name.log"
             die "$name exited during start-up; see $(rel "$LOGS/$name.log")"
         fi
@@ -608,9 +612,9 @@ stop_apps() {
     local i svc
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
         svc="${SERVICES[$i]}"
-        stop_named "kizuna-$svc" "$BIN/kizuna-$svc" "$STOP_TIMEOUT"
+        stop_named "kizuna-$svc" "/kizuna-$svc" "$STOP_TIMEOUT"
     done
-    stop_named line-sim "$BIN/line-sim" "$STOP_TIMEOUT"
+    stop_named line-sim /line-sim "$STOP_TIMEOUT"
 }
 
 stop_all() {
@@ -626,9 +630,16 @@ cmd_infra_up() {
 }
 
 cmd_up() {
+    trap 'up_failed $?' EXIT
     infra_up
     apps_up
     print_endpoints
+    trap - EXIT
+}
+
+up_failed() {
+    [ "$1" -eq 0 ] && return 0
+    warn "whatever started is left running for a look at the logs; 'make down' (stack.sh down) stops it"
 }
 
 cmd_down() {
@@ -658,7 +669,7 @@ cmd_run() {
         sleep 1 &
         wait $! 2>/dev/null || true
         for svc in "${SERVICES[@]}"; do
-            if [ -z "${reported[$svc]:-}" ] && ! running_pid "kizuna-$svc" "$BIN/kizuna-$svc" >/dev/null; then
+            if [ -z "${reported[$svc]:-}" ] && ! running_pid "kizuna-$svc" "/kizuna-$svc" >/dev/null; then
                 warn "kizuna-$svc has exited; see $(rel "$LOGS/kizuna-$svc.log")"
                 reported[$svc]=1
             fi

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 dir="$(dirname "${BASH_SOURCE[0]}")"
-psql -v ON_ERROR_STOP=1 --no-psqlrc \
+psql -q -v ON_ERROR_STOP=1 --no-psqlrc \
     --username "${POSTGRES_USER:-postgres}" --dbname "${POSTGRES_DB:-postgres}" \
     -v ingest_password="${INGEST_DB_PASSWORD:?INGEST_DB_PASSWORD is not set}" \
     -v segmentation_password="${SEGMENTATION_DB_PASSWORD:?SEGMENTATION_DB_PASSWORD is not set}" \

@@ -51,8 +51,8 @@ static void unique_name(char *out, size_t cap, const char *prefix)
     static int counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(out, cap, "%s-%ld-%ld%09ld-%d", prefix, (long)getpid(), (long)ts.tv_sec,
-             ts.tv_nsec, ++counter);
+    snprintf(out, cap, "%s-%ld-%ld%09ld-%d", prefix, (long)getpid(), (long)ts.tv_sec, ts.tv_nsec,
+             ++counter);
 }
 
 static struct kafka_producer *producer_new(void)
@@ -143,8 +143,8 @@ static void consume_until_done(struct kafka_consumer *c, struct probe *probe)
         int rc = kafka_consumer_poll(c, 200, probe_handle, probe);
         cr_assert_geq(rc, 0, "kafka_consumer_poll failed");
     }
-    cr_assert(probe->done, "saw %d of %d expected deliveries of key %s within %d ms",
-              probe->nseen, probe->want, probe->key, CONSUME_TIMEOUT_MS);
+    cr_assert(probe->done, "saw %d of %d expected deliveries of key %s within %d ms", probe->nseen,
+              probe->want, probe->key, CONSUME_TIMEOUT_MS);
 }
 
 Test(kafka, round_trip_through_the_broker_is_acknowledged_and_consumed)
@@ -188,8 +188,7 @@ Test(kafka, retry_delivers_the_same_message_again_before_later_ones)
     consume_until_done(c, &probe);
     static const enum kafka_handled answers[] = {KAFKA_RETRY, KAFKA_RETRY, KAFKA_DONE};
     for (int i = 0; i < 3; i++) {
-        cr_assert_str_eq(probe.seen[i].value, value, "delivery %d was %s", i,
-                         probe.seen[i].value);
+        cr_assert_str_eq(probe.seen[i].value, value, "delivery %d was %s", i, probe.seen[i].value);
         cr_assert_eq(probe.seen[i].answer, answers[i]);
         cr_assert_eq(probe.seen[i].partition, probe.seen[0].partition);
         cr_assert_eq(probe.seen[i].offset, probe.seen[0].offset,
@@ -232,8 +231,9 @@ Test(kafka, offsets_are_committed_only_after_done)
     memcpy(again.key, probe.key, sizeof again.key);
     c = consumer_new(group);
     consume_until_done(c, &again);
-    cr_assert_str_eq(again.seen[0].value, second, "the group resumed at %s, not at the record "
-                                                  "after the committed one",
+    cr_assert_str_eq(again.seen[0].value, second,
+                     "the group resumed at %s, not at the record "
+                     "after the committed one",
                      again.seen[0].value);
     cr_assert_eq(again.seen[0].offset, probe.seen[1].offset);
     kafka_consumer_close(c);
@@ -253,8 +253,8 @@ Test(kafka, topics_check_passes_for_the_manifest)
     struct topic_spec specs[TOPICS_MAX];
     char err[1024];
     int n = manifest_load(specs);
-    cr_assert_eq(kafka_topics_check(brokers(), specs, (size_t)n, 10000, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(kafka_topics_check(brokers(), specs, (size_t)n, 10000, err, sizeof err), 0, "%s",
+                 err);
     cr_assert_not_null(topics_find(specs, (size_t)n, TEST_TOPIC));
 }
 
@@ -266,8 +266,7 @@ Test(kafka, topics_check_names_a_missing_topic)
     struct topic_spec *extra = &specs[n];
     *extra = specs[0];
     unique_name(extra->name, sizeof extra->name, "kizuna.itest.absent");
-    cr_assert_eq(kafka_topics_check(brokers(), specs, (size_t)n + 1, 10000, err, sizeof err),
-                 -1);
+    cr_assert_eq(kafka_topics_check(brokers(), specs, (size_t)n + 1, 10000, err, sizeof err), -1);
     cr_assert_not_null(strstr(err, extra->name), "error does not name the topic: %s", err);
 }
 
@@ -278,8 +277,8 @@ Test(kafka, topics_apply_creates_nothing_when_up_to_date)
     int n = manifest_load(specs);
     int first = kafka_topics_apply(brokers(), specs, (size_t)n, 10000, err, sizeof err);
     cr_assert_geq(first, 0, "%s", err);
-    cr_assert_eq(kafka_topics_apply(brokers(), specs, (size_t)n, 10000, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(kafka_topics_apply(brokers(), specs, (size_t)n, 10000, err, sizeof err), 0, "%s",
+                 err);
 }
 
 Test(kafka, producing_to_a_missing_topic_fails_and_creates_nothing)

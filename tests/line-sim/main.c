@@ -34,12 +34,13 @@ int main(void)
     const struct config_entry table[] = {
         {"LINESIM_PORT", CONFIG_PORT, "8090", &port, 0, 0, "listen port"},
         {"LINESIM_BIND", CONFIG_STRING, "127.0.0.1", &bind, 0, 0, "listen address (IPv4)"},
-        {"LINESIM_THREADS", CONFIG_INT, "8", &threads, 1, 64, "HTTP worker threads (httpd allows up to 64)"},
+        {"LINESIM_THREADS", CONFIG_INT, "8", &threads, 1, 64,
+         "HTTP worker threads (httpd allows up to 64)"},
         {"LINESIM_CHANNELS", CONFIG_SECRET, "", &channels, 0, 0,
          "channels to register at start: id:token,id:token"},
         {"LINESIM_RECORD", CONFIG_BOOL, "true", &record, 0, 0,
          "keep every delivered message per recipient (and detect duplicates)"},
-        {"LINESIM_MAX_RECORDED", CONFIG_INT, "5000000", &max_recorded, 0, 1000000000,
+        {"LINESIM_MAX_RECORDED", CONFIG_INT, "1000000", &max_recorded, 0, 1000000000,
          "cap on recorded deliveries; 0 means no cap"},
         {"LINESIM_LOG_LEVEL", CONFIG_STRING, "info", &log_level, 0, 0,
          "debug, info, warn or error"},
@@ -60,8 +61,7 @@ int main(void)
         return 1;
     }
 
-    struct sim_state_options sopts = {.record = record != 0,
-                                      .max_recorded = (size_t)max_recorded};
+    struct sim_state_options sopts = {.record = record != 0, .max_recorded = (size_t)max_recorded};
     struct sim_state *st = sim_state_new(&sopts);
     if (!st) {
         log_error("out of memory");

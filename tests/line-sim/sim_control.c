@@ -42,12 +42,10 @@ static json_t *control_body(const struct httpd_request *req, struct httpd_respon
 
 /* A required non-empty string field of at most SIM_ID_MAX bytes, or NULL
  * after answering 400. */
-static const char *control_string(const json_t *obj, const char *key,
-                                  struct httpd_response *resp)
+static const char *control_string(const json_t *obj, const char *key, struct httpd_response *resp)
 {
     const json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v) || json_string_length(v) == 0 ||
-        json_string_length(v) > SIM_ID_MAX) {
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > SIM_ID_MAX) {
         char msg[96];
         snprintf(msg, sizeof msg, "%s must be a non-empty string of at most %d bytes", key,
                  SIM_ID_MAX);
@@ -119,9 +117,8 @@ static void post_reply_token(struct sim_state *st, const struct httpd_request *r
     }
     struct sim_channel *ch = user ? control_channel(st, body, resp) : NULL;
     if (ch) {
-        int rc = sim_channel_reply_token_add(st, ch, token, user,
-                                             age ? (long long)json_integer_value(age) : 0,
-                                             control_now_ns());
+        int rc = sim_channel_reply_token_add(
+            st, ch, token, user, age ? (long long)json_integer_value(age) : 0, control_now_ns());
         sim_state_release(st);
         if (rc == -2)
             httpd_respond_error(resp, 409, "conflict", "reply_token is already registered",
@@ -129,8 +126,8 @@ static void post_reply_token(struct sim_state *st, const struct httpd_request *r
         else if (rc != 0)
             httpd_respond_error(resp, 500, "internal", "out of memory", NULL);
         else
-            sim_respond_json(resp, 201, json_pack("{s:s, s:s}", "reply_token", token,
-                                                  "user_id", user));
+            sim_respond_json(resp, 201,
+                             json_pack("{s:s, s:s}", "reply_token", token, "user_id", user));
     }
     json_decref(body);
 }

@@ -11,10 +11,10 @@
 #include <time.h>
 
 struct sim_quota {
-    bool limited;     /* false: LINE's type "none" */
-    long long limit;  /* messages per month when limited */
-    long long usage;  /* totalUsage this month */
-    int month;        /* year * 12 + month index in JST of `usage` */
+    bool limited;    /* false: LINE's type "none" */
+    long long limit; /* messages per month when limited */
+    long long usage; /* totalUsage this month */
+    int month;       /* year * 12 + month index in JST of `usage` */
 };
 
 /* year * 12 + (month - 1) of the instant t in JST (UTC+9, no DST). */

@@ -16,8 +16,8 @@
 bool sim_retrykey_valid(const char *key);
 
 struct sim_retrykey_entry {
-    char request_id[40];  /* x-line-request-id of the accepted request */
-    char *sent_messages;  /* JSON array text (push), or NULL */
+    char request_id[40]; /* x-line-request-id of the accepted request */
+    char *sent_messages; /* JSON array text (push), or NULL */
     int64_t accepted_ns;
 };
 

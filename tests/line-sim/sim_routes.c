@@ -30,11 +30,11 @@
 #define SIM_SEGMENT_MAX 128
 
 #define MSG_NOT_FOUND "Not found"
-#define MSG_NO_AUTH                                                                            \
-    "Authorization header required. Must follow the scheme, 'Authorization: Bearer <ACCESS "  \
+#define MSG_NO_AUTH                                                                          \
+    "Authorization header required. Must follow the scheme, 'Authorization: Bearer <ACCESS " \
     "TOKEN>'"
-#define MSG_BAD_TOKEN                                                                          \
-    "Authentication failed. Confirm that the access token in the authorization header is "    \
+#define MSG_BAD_TOKEN                                                                      \
+    "Authentication failed. Confirm that the access token in the authorization header is " \
     "valid."
 #define MSG_RATE "Too many requests"
 #define MSG_QUOTA "You have reached your monthly limit."
@@ -232,8 +232,8 @@ static void handle_send(struct sim_state *st, struct sim_channel *ch, enum sim_e
     json_t *sent = NULL;
     const char **to = NULL;
     char *sent_text = NULL;
-    struct sim_send s = {.ep = ep, .request_id = request_id, .retry_key = retry_key,
-                         .canonical = canonical};
+    struct sim_send s = {
+        .ep = ep, .request_id = request_id, .retry_key = retry_key, .canonical = canonical};
     struct sim_send_result r = {0};
     if (!canonical)
         goto nomem;
@@ -345,8 +345,7 @@ static void handle_endpoint(struct sim_state *st, struct sim_channel *ch, const 
         if (!id || !*id) {
             struct sim_verr verr = {.nerrors = 1, .ndetails = 1};
             snprintf(verr.message, sizeof verr.message, "The request has 1 error(s)");
-            snprintf(verr.details[0].message, sizeof verr.details[0].message,
-                     "Must be specified");
+            snprintf(verr.details[0].message, sizeof verr.details[0].message, "Must be specified");
             snprintf(verr.details[0].property, sizeof verr.details[0].property, "requestId");
             sim_respond_verr(resp, 400, &verr);
             sim_state_count(st, ch, rt->ep, SIM_COUNT_REJECTED);
@@ -454,19 +453,19 @@ static void handle_line(struct sim_state *st, const struct httpd_request *req,
         snprintf(verr.message, sizeof verr.message, "The value of X-Line-Retry-Key is invalid");
         snprintf(verr.details[0].message, sizeof verr.details[0].message,
                  "Must be a UUID in hexadecimal format");
-        snprintf(verr.details[0].property, sizeof verr.details[0].property,
-                 "X-Line-Retry-Key");
+        snprintf(verr.details[0].property, sizeof verr.details[0].property, "X-Line-Retry-Key");
         sim_respond_verr(resp, 400, &verr);
         sim_state_count(st, ch, rt.ep, SIM_COUNT_REJECTED);
     } else {
         handle_endpoint(st, ch, &rt, req, resp, request_id);
+        if (!sim_endpoint_is_send(rt.ep) && resp->status >= 200 && resp->status < 300)
+            sim_state_count(st, ch, rt.ep, SIM_COUNT_OK);
         if (fault != SIM_FAULT_NONE) {
             /* After acceptance: the work is done, the client hears a failure. */
             if (resp->status >= 200 && resp->status < 300)
                 sim_state_count(st, ch, rt.ep, SIM_COUNT_FAULT_AFTER);
             sim_state_count(st, ch, rt.ep,
-                            fault == SIM_FAULT_DROP ? SIM_COUNT_FAULT_DROP
-                                                    : SIM_COUNT_FAULT_ERROR);
+                            fault == SIM_FAULT_DROP ? SIM_COUNT_FAULT_DROP : SIM_COUNT_FAULT_ERROR);
             apply_fault(resp, fault, &faults);
         }
     }

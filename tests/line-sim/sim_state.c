@@ -199,8 +199,7 @@ static int channel_clear_traffic(struct sim_channel *ch, int64_t now_ns)
     ch->inboxes = sim_map_new();
     ch->richmenus = sim_map_new();
     ch->narrowcasts = sim_map_new();
-    if (!ch->retrykeys || !ch->reply_tokens || !ch->inboxes || !ch->richmenus ||
-        !ch->narrowcasts)
+    if (!ch->retrykeys || !ch->reply_tokens || !ch->inboxes || !ch->richmenus || !ch->narrowcasts)
         return -1;
     return 0;
 }
@@ -398,17 +397,23 @@ void sim_state_count(struct sim_state *st, struct sim_channel *ch, enum sim_endp
     case SIM_COUNT_FAULT_AFTER:
         add64(&st->c.fault_after, 1);
         return; /* a qualifier of the two above, global only */
+    case SIM_COUNT_OK:
+        break; /* per endpoint only: the global "accepted" counts sends */
     }
     if (!ch)
         return;
     pthread_mutex_lock(&ch->lock);
     struct sim_ep_state *e = &ch->ep[ep];
-    if (what == SIM_COUNT_REJECTED)
+    if (what == SIM_COUNT_REJECTED) {
         e->rejected++;
-    else if (what == SIM_COUNT_FAULT_ERROR)
+    } else if (what == SIM_COUNT_FAULT_ERROR) {
         e->fault_errors++;
-    else
+    } else if (what == SIM_COUNT_FAULT_DROP) {
         e->fault_drops++;
+    } else {
+        e->accepted++;
+        sim_ratemeter_hit(&e->ok, mono_ns());
+    }
     pthread_mutex_unlock(&ch->lock);
 }
 
@@ -542,8 +547,7 @@ void sim_channel_send(struct sim_state *st, struct sim_channel *ch, const struct
     struct sim_reply_token *token = NULL;
     if (s->ep == SIM_EP_REPLY) {
         token = sim_map_get(ch->reply_tokens, s->reply_token);
-        if (!token ||
-            now_ns - token->issued_ns >= (int64_t)ch->reply_token_ttl_s * SIM_NS_PER_S) {
+        if (!token || now_ns - token->issued_ns >= (int64_t)ch->reply_token_ttl_s * SIM_NS_PER_S) {
             r->outcome = SIM_SEND_BAD_REPLY_TOKEN;
             e->rejected++;
             goto unlock;
@@ -585,8 +589,6 @@ void sim_channel_send(struct sim_state *st, struct sim_channel *ch, const struct
         sim_retrykeys_add(ch->retrykeys, s->retry_key, s->request_id,
                           s->ep == SIM_EP_PUSH ? s->sent_messages : NULL, now_ns) != 0)
         goto nomem;
-    if (token)
-        reply_token_free(sim_map_remove(ch->reply_tokens, s->reply_token));
     if (s->ep != SIM_EP_REPLY)
         sim_quota_add(&ch->quota, n, now_s);
     uint64_t dups = 0;
@@ -595,6 +597,9 @@ void sim_channel_send(struct sim_state *st, struct sim_channel *ch, const struct
         if (d > 0)
             dups++;
     }
+    /* Consumed only now: the recipient list points at the token's user. */
+    if (token)
+        reply_token_free(sim_map_remove(ch->reply_tokens, s->reply_token));
     if (s->ep == SIM_EP_NARROWCAST) {
         struct sim_narrowcast *nc = calloc(1, sizeof *nc);
         if (nc) {
@@ -679,8 +684,7 @@ int sim_channel_richmenu_link(struct sim_state *st, struct sim_channel *ch, cons
     return rc;
 }
 
-void sim_channel_richmenu_unlink(struct sim_state *st, struct sim_channel *ch,
-                                 const char *user_id)
+void sim_channel_richmenu_unlink(struct sim_state *st, struct sim_channel *ch, const char *user_id)
 {
     (void)st;
     pthread_mutex_lock(&ch->lock);
@@ -703,10 +707,9 @@ json_t *sim_channel_quota_json(struct sim_state *st, struct sim_channel *ch)
 {
     (void)st;
     pthread_mutex_lock(&ch->lock);
-    json_t *q = ch->quota.limited
-                    ? json_pack("{s:s, s:I}", "type", "limited", "value",
-                                (json_int_t)ch->quota.limit)
-                    : json_pack("{s:s}", "type", "none");
+    json_t *q = ch->quota.limited ? json_pack("{s:s, s:I}", "type", "limited", "value",
+                                              (json_int_t)ch->quota.limit)
+                                  : json_pack("{s:s}", "type", "none");
     pthread_mutex_unlock(&ch->lock);
     return q;
 }
@@ -839,7 +842,8 @@ long sim_channel_users_upsert(struct sim_state *st, struct sim_channel *ch, cons
     size_t i;
     const json_t *u;
     /* Check everything first so bad input changes nothing. */
-    json_array_foreach(users, i, u) {
+    json_array_foreach(users, i, u)
+    {
         const char *s;
         if (!json_is_object(u)) {
             snprintf(err, errcap, "users[%zu] must be an object", i);
@@ -863,7 +867,8 @@ long sim_channel_users_upsert(struct sim_state *st, struct sim_channel *ch, cons
     }
     long n = 0;
     pthread_mutex_lock(&ch->lock);
-    json_array_foreach(users, i, u) {
+    json_array_foreach(users, i, u)
+    {
         const char *id = json_string_value(json_object_get(u, "user_id"));
         struct sim_user *cur = sim_map_get(ch->users, id);
         struct sim_user *nu = calloc(1, sizeof *nu);
@@ -967,7 +972,8 @@ int sim_channel_limits_update(struct sim_state *st, struct sim_channel *ch, cons
     }
     const char *name;
     const json_t *v;
-    json_object_foreach((json_t *)rl, name, v) {
+    json_object_foreach((json_t *)rl, name, v)
+    {
         int ep = sim_endpoint_parse(name);
         if (ep < 0) {
             snprintf(err, errcap, "rate_limits.%s is not an endpoint", name);
@@ -1033,19 +1039,17 @@ json_t *sim_channel_limits_json(struct sim_state *st, struct sim_channel *ch)
     for (int i = 0; rl && i < SIM_EP_COUNT; i++) {
         const struct sim_rate *r = &ch->ep[i].bucket.rate;
         json_object_set_new(rl, sim_endpoint_name((enum sim_endpoint)i),
-                            json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)r->limit,
-                                      "period_s", (json_int_t)r->period_s, "burst",
-                                      (json_int_t)r->burst));
+                            json_pack("{s:I, s:I, s:I}", "limit", (json_int_t)r->limit, "period_s",
+                                      (json_int_t)r->period_s, "burst", (json_int_t)r->burst));
     }
     sim_quota_roll(&ch->quota, time(NULL));
     json_t *quota = ch->quota.limited ? json_pack("{s:s, s:I}", "type", "limited", "value",
                                                   (json_int_t)ch->quota.limit)
                                       : json_pack("{s:s}", "type", "none");
-    json_t *out = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I}", "channel_id", ch->id,
-                            "rate_limits", rl, "quota", quota, "usage",
-                            (json_int_t)ch->quota.usage, "reply_token_ttl_s",
-                            (json_int_t)ch->reply_token_ttl_s, "retry_key_ttl_s",
-                            (json_int_t)ch->retry_key_ttl_s);
+    json_t *out = json_pack("{s:s, s:o, s:o, s:I, s:I, s:I}", "channel_id", ch->id, "rate_limits",
+                            rl, "quota", quota, "usage", (json_int_t)ch->quota.usage,
+                            "reply_token_ttl_s", (json_int_t)ch->reply_token_ttl_s,
+                            "retry_key_ttl_s", (json_int_t)ch->retry_key_ttl_s);
     pthread_mutex_unlock(&ch->lock);
     return out;
 }
@@ -1053,8 +1057,8 @@ json_t *sim_channel_limits_json(struct sim_state *st, struct sim_channel *ch)
 static void channel_list_one(const char *key, void *value, void *ctx)
 {
     const struct sim_channel *ch = value;
-    json_array_append_new(ctx, json_pack("{s:s, s:I}", "channel_id", key, "tokens",
-                                         (json_int_t)ch->ntokens));
+    json_array_append_new(
+        ctx, json_pack("{s:s, s:I}", "channel_id", key, "tokens", (json_int_t)ch->ntokens));
 }
 
 json_t *sim_state_channels_json(struct sim_state *st)
@@ -1114,8 +1118,8 @@ json_t *sim_state_messages_json(struct sim_state *st, const char *to, const char
     sim_map_each(st->by_id, messages_one_channel, &mc);
     pthread_rwlock_unlock(&st->lock);
     if (to)
-        return json_pack("{s:s, s:I, s:o}", "to", to, "count",
-                         (json_int_t)json_array_size(mc.out), "messages", mc.out);
+        return json_pack("{s:s, s:I, s:o}", "to", to, "count", (json_int_t)json_array_size(mc.out),
+                         "messages", mc.out);
     return json_pack("{s:o}", "recipients", mc.out);
 }
 
@@ -1139,19 +1143,17 @@ static void stats_one_channel(const char *key, void *value, void *ctx)
             (json_int_t)e->requests, "accepted", (json_int_t)e->accepted, "rate_limited",
             (json_int_t)e->rate_limited, "quota_exceeded", (json_int_t)e->quota_exceeded,
             "conflict", (json_int_t)e->conflicts, "rejected", (json_int_t)e->rejected,
-            "fault_errors", (json_int_t)e->fault_errors, "fault_drops",
-            (json_int_t)e->fault_drops, "deliveries", (json_int_t)e->deliveries, "duplicate",
-            (json_int_t)e->duplicates, "duplicate_deliveries",
-            (json_int_t)e->duplicate_deliveries, "max_rate_1s", (json_int_t)e->seen.max,
-            "max_accepted_rate_1s", (json_int_t)e->ok.max, "current_rate_1s",
-            (json_int_t)sim_ratemeter_current(&e->seen, sc->now_ns));
+            "fault_errors", (json_int_t)e->fault_errors, "fault_drops", (json_int_t)e->fault_drops,
+            "deliveries", (json_int_t)e->deliveries, "duplicate", (json_int_t)e->duplicates,
+            "duplicate_deliveries", (json_int_t)e->duplicate_deliveries, "max_rate_1s",
+            (json_int_t)e->seen.max, "max_accepted_rate_1s", (json_int_t)e->ok.max,
+            "current_rate_1s", (json_int_t)sim_ratemeter_current(&e->seen, sc->now_ns));
         json_object_set_new(eps, sim_endpoint_name((enum sim_endpoint)i), o);
     }
     sim_quota_roll(&ch->quota, time(NULL));
     json_t *c = json_pack("{s:I, s:I, s:I, s:o}", "usage", (json_int_t)ch->quota.usage,
                           "retry_keys", (json_int_t)sim_retrykeys_count(ch->retrykeys),
-                          "recipients", (json_int_t)sim_map_count(ch->inboxes), "endpoints",
-                          eps);
+                          "recipients", (json_int_t)sim_map_count(ch->inboxes), "endpoints", eps);
     pthread_mutex_unlock(&ch->lock);
     json_object_set_new(sc->channels, key, c);
 }
@@ -1176,12 +1178,11 @@ json_t *sim_state_stats_json(struct sim_state *st, int64_t now_ns)
         "rate_limited", (json_int_t)rate, "quota_exceeded", (json_int_t)quota, "conflict",
         (json_int_t)get64(&c->conflicts), "rejected", (json_int_t)get64(&c->rejected),
         "unauthorized", (json_int_t)get64(&c->unauthorized), "not_found",
-        (json_int_t)get64(&c->not_found), "faults", "errors",
-        (json_int_t)get64(&c->fault_errors), "drops", (json_int_t)get64(&c->fault_drops),
-        "after_accept", (json_int_t)get64(&c->fault_after), "recording", "enabled",
-        (int)atomic_load(&st->record), "recorded", (json_int_t)atomic_load(&st->recorded),
-        "max", (json_int_t)st->max_recorded, "truncated", (int)atomic_load(&st->truncated),
-        "channels", sc.channels);
+        (json_int_t)get64(&c->not_found), "faults", "errors", (json_int_t)get64(&c->fault_errors),
+        "drops", (json_int_t)get64(&c->fault_drops), "after_accept",
+        (json_int_t)get64(&c->fault_after), "recording", "enabled", (int)atomic_load(&st->record),
+        "recorded", (json_int_t)atomic_load(&st->recorded), "max", (json_int_t)st->max_recorded,
+        "truncated", (int)atomic_load(&st->truncated), "channels", sc.channels);
 }
 
 struct reset_ctx {
@@ -1219,13 +1220,11 @@ void sim_state_reset(struct sim_state *st, bool keep_channels, int64_t now_ns)
         }
     }
     struct sim_counters *c = &st->c;
-    atomic_uint_fast64_t *all[] = {&c->requests,       &c->unauthorized,
-                                   &c->not_found,      &c->accepted,
-                                   &c->duplicates,     &c->duplicate_deliveries,
-                                   &c->deliveries,     &c->rate_limited,
-                                   &c->quota_exceeded, &c->conflicts,
-                                   &c->rejected,       &c->fault_errors,
-                                   &c->fault_drops,    &c->fault_after};
+    atomic_uint_fast64_t *all[] = {&c->requests,    &c->unauthorized, &c->not_found,
+                                   &c->accepted,    &c->duplicates,   &c->duplicate_deliveries,
+                                   &c->deliveries,  &c->rate_limited, &c->quota_exceeded,
+                                   &c->conflicts,   &c->rejected,     &c->fault_errors,
+                                   &c->fault_drops, &c->fault_after};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         atomic_store(all[i], 0);
     atomic_store(&st->recorded, 0);

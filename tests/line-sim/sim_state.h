@@ -27,8 +27,8 @@ struct sim_state;
 struct sim_channel;
 
 struct sim_state_options {
-    bool record;          /* keep per-recipient messages and fingerprints */
-    size_t max_recorded;  /* cap on recorded deliveries, all channels */
+    bool record;         /* keep per-recipient messages and fingerprints */
+    size_t max_recorded; /* cap on recorded deliveries, all channels */
 };
 
 /* NULL on allocation failure. */
@@ -65,10 +65,11 @@ bool sim_channel_admit(struct sim_state *st, struct sim_channel *ch, enum sim_en
                        int64_t now_ns);
 
 enum sim_count {
-    SIM_COUNT_REJECTED,      /* a 4xx other than 409/429 */
-    SIM_COUNT_FAULT_ERROR,   /* an injected 5xx */
-    SIM_COUNT_FAULT_DROP,    /* an injected connection drop */
-    SIM_COUNT_FAULT_AFTER,   /* of those, injected after acceptance */
+    SIM_COUNT_REJECTED,    /* a 4xx other than 409/429 */
+    SIM_COUNT_FAULT_ERROR, /* an injected 5xx */
+    SIM_COUNT_FAULT_DROP,  /* an injected connection drop */
+    SIM_COUNT_FAULT_AFTER, /* of those, injected after acceptance */
+    SIM_COUNT_OK,          /* a 2xx from an endpoint that sends nothing */
 };
 /* Counts an outcome against ch and ep (ch may be NULL: global only). */
 void sim_state_count(struct sim_state *st, struct sim_channel *ch, enum sim_endpoint ep,
@@ -77,24 +78,24 @@ void sim_state_count(struct sim_state *st, struct sim_channel *ch, enum sim_endp
 void sim_state_count_unauthenticated(struct sim_state *st, bool unauthorized);
 
 struct sim_send {
-    enum sim_endpoint ep;        /* a send endpoint */
-    const char *request_id;      /* this request's x-line-request-id */
-    const char *retry_key;       /* NULL when absent */
-    const char *reply_token;     /* reply only */
-    const char *const *to;       /* push: 1 id, multicast: up to 500 */
+    enum sim_endpoint ep;    /* a send endpoint */
+    const char *request_id;  /* this request's x-line-request-id */
+    const char *retry_key;   /* NULL when absent */
+    const char *reply_token; /* reply only */
+    const char *const *to;   /* push: 1 id, multicast: up to 500 */
     size_t nto;
-    long long narrowcast_max;    /* narrowcast limit.max; 0: none */
-    bool up_to_remaining_quota;  /* narrowcast limit.upToRemainingQuota */
-    const char *canonical;       /* canonical messages JSON (sim_dedup) */
-    const char *sent_messages;   /* push/reply: the sentMessages array text */
+    long long narrowcast_max;   /* narrowcast limit.max; 0: none */
+    bool up_to_remaining_quota; /* narrowcast limit.upToRemainingQuota */
+    const char *canonical;      /* canonical messages JSON (sim_dedup) */
+    const char *sent_messages;  /* push/reply: the sentMessages array text */
 };
 
 enum sim_send_outcome {
     SIM_SEND_ACCEPTED = 0,
-    SIM_SEND_CONFLICT,          /* retry key already accepted: 409 */
-    SIM_SEND_QUOTA,             /* monthly limit: 429 */
-    SIM_SEND_BAD_REPLY_TOKEN,   /* unknown, used or expired: 400 */
-    SIM_SEND_NOMEM,             /* 500 */
+    SIM_SEND_CONFLICT,        /* retry key already accepted: 409 */
+    SIM_SEND_QUOTA,           /* monthly limit: 429 */
+    SIM_SEND_BAD_REPLY_TOKEN, /* unknown, used or expired: 400 */
+    SIM_SEND_NOMEM,           /* 500 */
 };
 
 struct sim_send_result {
@@ -120,8 +121,7 @@ json_t *sim_channel_profile(struct sim_state *st, struct sim_channel *ch, const 
 /* Rich menus per user. Return 0, or -1 on allocation failure. */
 int sim_channel_richmenu_link(struct sim_state *st, struct sim_channel *ch, const char *user_id,
                               const char *menu_id);
-void sim_channel_richmenu_unlink(struct sim_state *st, struct sim_channel *ch,
-                                 const char *user_id);
+void sim_channel_richmenu_unlink(struct sim_state *st, struct sim_channel *ch, const char *user_id);
 /* The linked rich menu id (malloc'd), or NULL when none. */
 char *sim_channel_richmenu_get(struct sim_state *st, struct sim_channel *ch, const char *user_id);
 /* {"type":"none"} or {"type":"limited","value":N}. */

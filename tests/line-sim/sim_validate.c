@@ -52,8 +52,8 @@ static size_t v_push(struct vctx *v, const char *fmt, ...)
         int n = vsnprintf(v->path + v->plen, sizeof v->path - v->plen, fmt, ap);
         va_end(ap);
         if (n > 0)
-            v->plen += (size_t)n < sizeof v->path - v->plen ? (size_t)n
-                                                           : sizeof v->path - v->plen - 1;
+            v->plen +=
+                (size_t)n < sizeof v->path - v->plen ? (size_t)n : sizeof v->path - v->plen - 1;
     }
     return old;
 }
@@ -198,8 +198,8 @@ static int v_type(struct vctx *v, const json_t *obj, const char *const *names, c
 
 /* --- actions ----------------------------------------------------------- */
 
-static const char *const action_types[] = {"postback", "message", "uri", "datetimepicker",
-                                           "camera", "cameraRoll", "location", "richmenuswitch",
+static const char *const action_types[] = {"postback",  "message",    "uri",      "datetimepicker",
+                                           "camera",    "cameraRoll", "location", "richmenuswitch",
                                            "clipboard", NULL};
 
 static void v_action(struct vctx *v, const json_t *a)
@@ -242,7 +242,8 @@ static void v_actions(struct vctx *v, const json_t *obj, const char *key, size_t
     const json_t *arr = v_array(v, obj, key, true, min, max);
     size_t i;
     const json_t *a;
-    json_array_foreach(arr, i, a) {
+    json_array_foreach(arr, i, a)
+    {
         size_t old = v_push(v, "%s%s[%zu]", v->plen ? "." : "", key, i);
         v_action(v, a);
         v_pop(v, old);
@@ -310,7 +311,8 @@ static void v_msg_imagemap(struct vctx *v, const json_t *m)
     const json_t *actions = v_array(v, m, "actions", true, 0, 50);
     size_t i;
     const json_t *a;
-    json_array_foreach(actions, i, a) {
+    json_array_foreach(actions, i, a)
+    {
         size_t old = v_push(v, ".actions[%zu]", i);
         if (!json_is_object(a)) {
             v_fail(v, NULL, "Must be an object");
@@ -358,8 +360,7 @@ static void v_msg_template(struct vctx *v, const json_t *m)
     switch (v_type(v, t, template_types, "buttons, confirm, carousel, image_carousel")) {
     case 0: /* buttons: 160 characters, 60 with an image or title */
         v_string(v, t, "text", true, 1,
-                 json_object_get(t, "thumbnailImageUrl") || json_object_get(t, "title") ? 60
-                                                                                        : 160);
+                 json_object_get(t, "thumbnailImageUrl") || json_object_get(t, "title") ? 60 : 160);
         v_string(v, t, "title", false, 0, 40);
         v_actions(v, t, "actions", 1, 4);
         break;
@@ -369,7 +370,8 @@ static void v_msg_template(struct vctx *v, const json_t *m)
         break;
     case 2: /* carousel */
         cols = v_array(v, t, "columns", true, 1, 10);
-        json_array_foreach(cols, i, c) {
+        json_array_foreach(cols, i, c)
+        {
             size_t old2 = v_push(v, ".columns[%zu]", i);
             if (!json_is_object(c)) {
                 v_fail(v, NULL, "Must be an object");
@@ -385,7 +387,8 @@ static void v_msg_template(struct vctx *v, const json_t *m)
         break;
     case 3: /* image_carousel */
         cols = v_array(v, t, "columns", true, 1, 10);
-        json_array_foreach(cols, i, c) {
+        json_array_foreach(cols, i, c)
+        {
             size_t old2 = v_push(v, ".columns[%zu]", i);
             if (!json_is_object(c)) {
                 v_fail(v, NULL, "Must be an object");
@@ -416,7 +419,8 @@ static void v_msg_flex(struct vctx *v, const json_t *m)
         const json_t *bubbles = v_array(v, c, "contents", true, 1, 12);
         size_t i;
         const json_t *b;
-        json_array_foreach(bubbles, i, b) {
+        json_array_foreach(bubbles, i, b)
+        {
             size_t old2 = v_push(v, ".contents[%zu]", i);
             if (!json_is_object(b))
                 v_fail(v, NULL, "Must be an object");
@@ -437,12 +441,10 @@ static const struct {
     const char *type;
     void (*check)(struct vctx *v, const json_t *m);
 } message_types[] = {
-    {"text", v_msg_text},         {"textV2", v_msg_text},
-    {"sticker", v_msg_sticker},   {"image", v_msg_image_video},
-    {"video", v_msg_image_video}, {"audio", v_msg_audio},
-    {"location", v_msg_location}, {"imagemap", v_msg_imagemap},
-    {"template", v_msg_template}, {"flex", v_msg_flex},
-    {"coupon", v_msg_coupon},
+    {"text", v_msg_text},         {"textV2", v_msg_text},       {"sticker", v_msg_sticker},
+    {"image", v_msg_image_video}, {"video", v_msg_image_video}, {"audio", v_msg_audio},
+    {"location", v_msg_location}, {"imagemap", v_msg_imagemap}, {"template", v_msg_template},
+    {"flex", v_msg_flex},         {"coupon", v_msg_coupon},
 };
 
 /* Properties every message may carry: quickReply and sender. */
@@ -454,7 +456,8 @@ static void v_msg_common(struct vctx *v, const json_t *m)
         const json_t *items = v_array(v, qr, "items", true, 1, 13);
         size_t i;
         const json_t *it;
-        json_array_foreach(items, i, it) {
+        json_array_foreach(items, i, it)
+        {
             size_t old2 = v_push(v, ".items[%zu]", i);
             if (!json_is_object(it)) {
                 v_fail(v, NULL, "Must be an object");
@@ -491,8 +494,9 @@ static void v_message(struct vctx *v, const json_t *m)
             return;
         }
     }
-    v_fail(v, "type", "Must be one of the following values: [text, textV2, sticker, image, "
-                      "video, audio, location, imagemap, template, flex, coupon]");
+    v_fail(v, "type",
+           "Must be one of the following values: [text, textV2, sticker, image, "
+           "video, audio, location, imagemap, template, flex, coupon]");
 }
 
 static void v_messages(struct vctx *v, const json_t *body)
@@ -500,7 +504,8 @@ static void v_messages(struct vctx *v, const json_t *body)
     const json_t *arr = v_array(v, body, "messages", true, 1, SIM_MAX_MESSAGES);
     size_t i;
     const json_t *m;
-    json_array_foreach(arr, i, m) {
+    json_array_foreach(arr, i, m)
+    {
         size_t old = v_push(v, "messages[%zu]", i);
         v_message(v, m);
         v_pop(v, old);
@@ -515,7 +520,8 @@ static void v_user_ids(struct vctx *v, const json_t *body, const char *key, size
     const json_t *arr = v_array(v, body, key, true, 1, max);
     size_t i;
     const json_t *id;
-    json_array_foreach(arr, i, id) {
+    json_array_foreach(arr, i, id)
+    {
         if (!json_is_string(id) || json_string_length(id) == 0) {
             size_t old = v_push(v, "%s[%zu]", key, i);
             v_fail(v, NULL, "Must be a non-empty string");
@@ -529,7 +535,8 @@ static void v_aggregation_units(struct vctx *v, const json_t *body, size_t max)
     const json_t *arr = v_array(v, body, "customAggregationUnits", false, 0, max);
     size_t i;
     const json_t *u;
-    json_array_foreach(arr, i, u) {
+    json_array_foreach(arr, i, u)
+    {
         const char *s = json_string_value(u);
         size_t n = s ? strlen(s) : 0;
         bool ok = n >= 1 && n <= 30;
@@ -595,8 +602,7 @@ static void v_body(struct vctx *v, enum sim_endpoint ep, const json_t *body)
 
 static void verr_finish(struct sim_verr *err)
 {
-    snprintf(err->message, sizeof err->message, "The request body has %zu error(s)",
-             err->nerrors);
+    snprintf(err->message, sizeof err->message, "The request body has %zu error(s)", err->nerrors);
 }
 
 int sim_validate_body(enum sim_endpoint ep, const char *body, size_t len, json_t **out,
@@ -608,8 +614,8 @@ int sim_validate_body(enum sim_endpoint ep, const char *body, size_t len, json_t
     json_t *root = json_loadb(body ? body : "", body ? len : 0, 0, &jerr);
     if (!root) {
         snprintf(err->message, sizeof err->message,
-                 "The request body could not be parsed as JSON (line: %d, column: %d)",
-                 jerr.line, jerr.column);
+                 "The request body could not be parsed as JSON (line: %d, column: %d)", jerr.line,
+                 jerr.column);
         err->nerrors = 1;
         return -1;
     }

@@ -16,7 +16,7 @@
 #include "sim_endpoint.h"
 
 #define SIM_MAX_MESSAGES 5
-#define SIM_MAX_TEXT 5000      /* UTF-16 code units */
+#define SIM_MAX_TEXT 5000 /* UTF-16 code units */
 #define SIM_MAX_MULTICAST 500
 #define SIM_VERR_MAX_DETAILS 16
 
@@ -27,7 +27,7 @@ struct sim_verr_detail {
 
 struct sim_verr {
     char message[192];
-    size_t nerrors;  /* all errors found; details holds the first few */
+    size_t nerrors; /* all errors found; details holds the first few */
     size_t ndetails;
     struct sim_verr_detail details[SIM_VERR_MAX_DETAILS];
 };

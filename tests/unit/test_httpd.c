@@ -48,12 +48,11 @@ static void echo_handler(void *ctx, const struct httpd_request *req, struct http
     }
     size_t len = 0;
     const char *body = httpd_request_body(req, &len);
-    json_t *o = json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s%, s:I}", "method",
-                          httpd_request_method(req), "path", path, "q",
-                          httpd_request_query(req, "q"), "x_test",
-                          httpd_request_header(req, "x-test"), "sig",
-                          httpd_request_header(req, "X-LINE-SIGNATURE"), "body", body, len,
-                          "body_len", (json_int_t)len);
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s?, s:s?, s:s?, s:s%, s:I}", "method", httpd_request_method(req), "path",
+        path, "q", httpd_request_query(req, "q"), "x_test", httpd_request_header(req, "x-test"),
+        "sig", httpd_request_header(req, "X-LINE-SIGNATURE"), "body", body, len, "body_len",
+        (json_int_t)len);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     httpd_respond_json(resp, 200, text ? text : "{}");
     free(text);
@@ -121,8 +120,7 @@ struct upload {
     size_t *uploaded;
 };
 
-static size_t collect(char *p, size_t size, size_t n, void *ud, char *buf, size_t cap,
-                      size_t *len)
+static size_t collect(char *p, size_t size, size_t n, void *ud, char *buf, size_t cap, size_t *len)
 {
     (void)ud;
     size_t total = size * n;
@@ -159,8 +157,8 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 }
 
 /* headers is NULL-terminated; body may be NULL. Returns a heap result. */
-static struct http_result *http_do(const char *method, const char *path,
-                                   const char *const *headers, const char *body, size_t body_len)
+static struct http_result *http_do(const char *method, const char *path, const char *const *headers,
+                                   const char *body, size_t body_len)
 {
     struct http_result *r = calloc(1, sizeof *r);
     cr_assert_not_null(r);
@@ -190,7 +188,12 @@ static struct http_result *http_do(const char *method, const char *path,
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
         curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(curl, CURLOPT_READDATA, &up);
-        curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
+        /* Without a size, curl sends the body chunked. */
+        bool chunked = false;
+        for (const char *const *h = headers; h && *h; h++)
+            chunked = chunked || strcasecmp(*h, "Transfer-Encoding: chunked") == 0;
+        if (!chunked)
+            curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_len);
     }
     CURLcode rc = curl_easy_perform(curl);
     cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
@@ -368,8 +371,8 @@ Test(httpd, handler_receives_method_path_query_headers_and_body)
     const char *headers[] = {"X-Test: Hello", "x-line-signature: abc=", "Content-Type: text/plain",
                              NULL};
     const char *body = "{\"events\":[]}";
-    struct http_result *r = http_do("POST", "/line/webhook/42?q=a%20b&other=1", headers, body,
-                                    strlen(body));
+    struct http_result *r =
+        http_do("POST", "/line/webhook/42?q=a%20b&other=1", headers, body, strlen(body));
     cr_assert_eq(r->status, 200, "%s", r->body);
     json_error_t jerr;
     json_t *o = json_loads(r->body, 0, &jerr);
@@ -560,8 +563,9 @@ static const struct bad_case bad_cases[] = {
     {"Content-Length far over the cap, body never sent",
      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n", false, 413,
      "\"code\":\"body_too_large\""},
-    {"Content-Length one over the cap", "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n",
-     false, 413, "application/json"},
+    {"Content-Length one over the cap",
+     "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n", false, 413,
+     "application/json"},
     {"Content-Length over the cap with Expect: 100-continue",
      "POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
      false, 413, NULL},
@@ -698,6 +702,25 @@ Test(httpd, chunked_body_growing_past_the_cap_gets_413_before_it_ends)
         strstr(r->body, "kizuna_http_requests_total{server=\"test\",status=\"413\"} 1\n"), "%s",
         r->body);
     free(r);
+}
+
+/* The same through a real client: curl reads the early 413 while it is
+ * still uploading, and gets no connection error. */
+Test(httpd, curl_chunked_upload_past_the_cap_gets_413)
+{
+    size_t len = 4u << 20;
+    char *body = malloc(len);
+    cr_assert_not_null(body);
+    memset(body, 'x', len);
+    const char *headers[] = {"Transfer-Encoding: chunked", NULL};
+    for (int i = 0; i < 5; i++) {
+        struct http_result *r = http_do("POST", "/echo", headers, body, len);
+        cr_expect_eq(r->status, 413, "%s", r->body);
+        cr_expect_not_null(strstr(r->body, "\"code\":\"body_too_large\""), "%s", r->body);
+        free(r);
+    }
+    free(body);
+    expect_healthy();
 }
 
 Test(httpd, start_refuses_a_bad_bind_address)

@@ -73,12 +73,14 @@ Test(metrics, unlabelled_gauge_shows_zero_then_set_and_add)
 {
     struct metric *m = metrics_gauge("kizuna_depth", "Depth.", NULL);
     char *text = render();
-    cr_assert_str_eq(text, "# HELP kizuna_depth Depth.\n# TYPE kizuna_depth gauge\nkizuna_depth 0\n");
+    cr_assert_str_eq(text,
+                     "# HELP kizuna_depth Depth.\n# TYPE kizuna_depth gauge\nkizuna_depth 0\n");
     free(text);
     metrics_set(m, 5);
     metrics_add(m, -2);
     text = render();
-    cr_assert_str_eq(text, "# HELP kizuna_depth Depth.\n# TYPE kizuna_depth gauge\nkizuna_depth 3\n");
+    cr_assert_str_eq(text,
+                     "# HELP kizuna_depth Depth.\n# TYPE kizuna_depth gauge\nkizuna_depth 3\n");
     free(text);
 }
 

@@ -21,8 +21,8 @@ static void manifest_write(const char *text, char *path, size_t cap)
     close(fd);
 }
 
-static int manifest_load_text(const char *text, struct topic_spec *specs, size_t cap,
-                              char *errstr, size_t errcap, char *path, size_t pathcap)
+static int manifest_load_text(const char *text, struct topic_spec *specs, size_t cap, char *errstr,
+                              size_t errcap, char *path, size_t pathcap)
 {
     manifest_write(text, path, pathcap);
     int n = topics_load(path, specs, cap, errstr, errcap);
@@ -124,11 +124,9 @@ Test(topics, reports_a_missing_file)
 {
     struct topic_spec specs[TOPICS_MAX];
     char err[256];
-    cr_assert_eq(topics_load("/nonexistent/kizuna/topics.manifest", specs, TOPICS_MAX, err,
-                             sizeof err),
-                 -1);
-    cr_assert_not_null(strstr(err, "/nonexistent/kizuna/topics.manifest: cannot open"), "%s",
-                       err);
+    cr_assert_eq(
+        topics_load("/nonexistent/kizuna/topics.manifest", specs, TOPICS_MAX, err, sizeof err), -1);
+    cr_assert_not_null(strstr(err, "/nonexistent/kizuna/topics.manifest: cannot open"), "%s", err);
 }
 
 /* Bad input: each manifest must fail, naming the line and the reason. */
@@ -147,8 +145,7 @@ static const struct bad_manifest bad_manifests[] = {
     {"partitions with trailing junk", "t1 3x 1000 delete k kizuna.v1.A\n", 1, "not a number"},
     {"zero partitions", "t1 0 1000 delete k kizuna.v1.A\n", 1, "partitions must be 1.."},
     {"negative partitions", "t1 -4 1000 delete k kizuna.v1.A\n", 1, "partitions must be 1.."},
-    {"huge partitions", "t1 99999999999 1000 delete k kizuna.v1.A\n", 1,
-     "partitions must be 1.."},
+    {"huge partitions", "t1 99999999999 1000 delete k kizuna.v1.A\n", 1, "partitions must be 1.."},
     {"non-number retention", "t1 1 week delete k kizuna.v1.A\n", 1,
      "retention_ms 'week' is not a number"},
     {"zero retention", "t1 1 0 delete k kizuna.v1.A\n", 1, "retention_ms must be -1"},
@@ -206,8 +203,8 @@ Test(topics, rejects_bad_manifests)
         else
             snprintf(want, sizeof want, "%s: ", path);
         cr_expect_not_null(strstr(err, want), "%s: no '%s' in: %s", bad->what, want, err);
-        cr_expect_not_null(strstr(err, bad->reason), "%s: no '%s' in: %s", bad->what,
-                           bad->reason, err);
+        cr_expect_not_null(strstr(err, bad->reason), "%s: no '%s' in: %s", bad->what, bad->reason,
+                           err);
     }
 }
 

@@ -171,8 +171,8 @@ int ctl_stack_status(int argc, char **argv)
     for (size_t i = 0; i < sizeof status_services / sizeof status_services[0]; i++) {
         struct status_row *row = &rows[3 + i];
         snprintf(row->name, sizeof row->name, "%s", status_services[i].name);
-        status_service(row, status_env(status_services[i].port_env,
-                                       status_services[i].port_default));
+        status_service(row,
+                       status_env(status_services[i].port_env, status_services[i].port_default));
     }
     curl_global_cleanup();
 

@@ -97,8 +97,7 @@ static enum kafka_handled tail_record_print(void *ctx, const struct kafka_messag
 
     fputs("{\"topic\":", out);
     tail_json_string_write(out, msg->topic, strlen(msg->topic));
-    fprintf(out, ",\"partition\":%d,\"offset\":%lld", (int)msg->partition,
-            (long long)msg->offset);
+    fprintf(out, ",\"partition\":%d,\"offset\":%lld", (int)msg->partition, (long long)msg->offset);
     if (msg->timestamp_ms >= 0)
         fprintf(out, ",\"timestamp_ms\":%lld", (long long)msg->timestamp_ms);
     fputs(",\"key\":", out);
@@ -138,9 +137,12 @@ static long tail_now_ms(void)
 int ctl_topics_tail(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"from-beginning", no_argument, NULL, 'f'}, {"max", required_argument, NULL, 'n'},
-        {"timeout", required_argument, NULL, 't'},  {"brokers", required_argument, NULL, 'b'},
-        {"manifest", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+        {"from-beginning", no_argument, NULL, 'f'},
+        {"max", required_argument, NULL, 'n'},
+        {"timeout", required_argument, NULL, 't'},
+        {"brokers", required_argument, NULL, 'b'},
+        {"manifest", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     bool from_beginning = false;
@@ -152,7 +154,9 @@ int ctl_topics_tail(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
-        case 'f': from_beginning = true; break;
+        case 'f':
+            from_beginning = true;
+            break;
         case 'n':
             if (ctl_parse_long(optarg, 1, 1000000000L, &max) < 0)
                 return ctl_usage_error(usage, "--max must be a positive number");
@@ -161,10 +165,17 @@ int ctl_topics_tail(int argc, char **argv)
             if (ctl_parse_long(optarg, 1, 86400, &timeout_s) < 0)
                 return ctl_usage_error(usage, "--timeout must be 1..86400 seconds");
             break;
-        case 'b': brokers = optarg; break;
-        case 'm': manifest = optarg; break;
-        case 'h': fputs(usage, stdout); return CTL_EXIT_OK;
-        default: return ctl_usage_error(usage, NULL);
+        case 'b':
+            brokers = optarg;
+            break;
+        case 'm':
+            manifest = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CTL_EXIT_OK;
+        default:
+            return ctl_usage_error(usage, NULL);
         }
     }
     if (argc - optind != 1)
@@ -187,8 +198,9 @@ int ctl_topics_tail(int argc, char **argv)
         return CTL_EXIT_USAGE;
     }
     if (!pbjson_find(spec->message))
-        fprintf(stderr, "kizunactl: warning: message type %s is unknown to this build; "
-                        "records will be printed in base64\n",
+        fprintf(stderr,
+                "kizunactl: warning: message type %s is unknown to this build; "
+                "records will be printed in base64\n",
                 spec->message);
 
     /* The consumer would wait silently for a broker or topic that is not

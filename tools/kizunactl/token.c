@@ -41,12 +41,23 @@ int ctl_token_issue(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
-        case 't': tenant = optarg; break;
-        case 'r': role = optarg; break;
-        case 'l': ttl_text = optarg; break;
-        case 's': subject = optarg; break;
-        case 'h': fputs(usage, stdout); return CTL_EXIT_OK;
-        default: return ctl_usage_error(usage, NULL);
+        case 't':
+            tenant = optarg;
+            break;
+        case 'r':
+            role = optarg;
+            break;
+        case 'l':
+            ttl_text = optarg;
+            break;
+        case 's':
+            subject = optarg;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return CTL_EXIT_OK;
+        default:
+            return ctl_usage_error(usage, NULL);
         }
     }
     if (optind < argc)

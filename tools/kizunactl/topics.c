@@ -28,8 +28,10 @@ struct topics_args {
 static int topics_args_parse(int argc, char **argv, const char *usage, struct topics_args *args)
 {
     static const struct option options[] = {
-        {"manifest", required_argument, NULL, 'm'}, {"brokers", required_argument, NULL, 'b'},
-        {"timeout", required_argument, NULL, 't'},  {"help", no_argument, NULL, 'h'},
+        {"manifest", required_argument, NULL, 'm'},
+        {"brokers", required_argument, NULL, 'b'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -39,14 +41,21 @@ static int topics_args_parse(int argc, char **argv, const char *usage, struct to
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (opt) {
-        case 'm': args->manifest = optarg; break;
-        case 'b': args->brokers = optarg; break;
+        case 'm':
+            args->manifest = optarg;
+            break;
+        case 'b':
+            args->brokers = optarg;
+            break;
         case 't':
             if (ctl_parse_long(optarg, 1, 3600, &args->timeout_s) < 0)
                 return ctl_usage_error(usage, "--timeout must be 1..3600 seconds");
             break;
-        case 'h': fputs(usage, stdout); return CTL_EXIT_OK;
-        default: return ctl_usage_error(usage, NULL);
+        case 'h':
+            fputs(usage, stdout);
+            return CTL_EXIT_OK;
+        default:
+            return ctl_usage_error(usage, NULL);
         }
     }
     if (optind < argc)
@@ -81,8 +90,8 @@ int ctl_topics_apply(int argc, char **argv)
         long left = deadline - topics_now_ms();
         if (left < 1000)
             left = 1000;
-        int created = kafka_topics_apply(args.brokers, specs, (size_t)n, (int)left, err,
-                                         sizeof err);
+        int created =
+            kafka_topics_apply(args.brokers, specs, (size_t)n, (int)left, err, sizeof err);
         attempt++;
         if (created >= 0) {
             printf("topics: %d created, %d already present on %s (%s)\n", created, n - created,
