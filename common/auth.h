@@ -19,12 +19,12 @@ struct auth_claims {
 /* Result codes, so that callers can answer precisely. */
 enum auth_result {
     AUTH_OK = 0,
-    AUTH_MALFORMED = -1,    /* not a JWT, or missing claims */
+    AUTH_MALFORMED = -1, /* not a JWT, or missing claims */
     AUTH_BAD_SIGNATURE = -2,
     AUTH_BAD_ALGORITHM = -3, /* "none", RS256, anything but HS256 */
     AUTH_EXPIRED = -4,
     AUTH_WRONG_TENANT = -5,
-    AUTH_FORBIDDEN = -6,     /* role too weak */
+    AUTH_FORBIDDEN = -6, /* role too weak */
 };
 
 const char *auth_result_str(enum auth_result r);

@@ -18,11 +18,11 @@ enum config_type {
 };
 
 struct config_entry {
-    const char *name;        /* environment variable */
+    const char *name; /* environment variable */
     enum config_type type;
-    const char *def;         /* default as text; NULL means required */
+    const char *def; /* default as text; NULL means required */
     void *dest;
-    long min, max;           /* CONFIG_INT only; both 0 means unbounded */
+    long min, max; /* CONFIG_INT only; both 0 means unbounded */
     const char *help;
 };
 

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define CRYPTO_SHA256_LEN 32
-#define CRYPTO_KEY_LEN    32
+#define CRYPTO_KEY_LEN 32
 /* A sealed box is version(1) | nonce(12) | ciphertext | tag(16). */
 #define CRYPTO_SEAL_OVERHEAD (1 + 12 + 16)
 

@@ -16,11 +16,11 @@ struct httpd_request;
 
 struct httpd_response {
     int status;
-    const char *content_type;  /* static string; default application/json */
-    char *body;                /* malloc'd; the server takes ownership */
+    const char *content_type; /* static string; default application/json */
+    char *body;               /* malloc'd; the server takes ownership */
     size_t body_len;
     int nheaders;
-    char *header_names[HTTPD_MAX_HEADERS];  /* malloc'd, owned as body */
+    char *header_names[HTTPD_MAX_HEADERS]; /* malloc'd, owned as body */
     char *header_values[HTTPD_MAX_HEADERS];
     /* Fault injection (tests/line-sim): close the connection without
      * answering. A server that ignores it sends status and body instead,
@@ -34,14 +34,14 @@ typedef void (*httpd_handler)(void *ctx, const struct httpd_request *req,
 typedef bool (*httpd_ready_fn)(void *ctx);
 
 struct httpd_options {
-    const char *name;        /* label for metrics and logs, e.g. "admin" */
-    const char *bind;        /* IPv4 address, default 127.0.0.1 */
-    int port;                /* 0 picks a free port (tests) */
-    size_t body_cap;         /* default 1 MiB */
-    int threads;             /* worker threads, default 2 */
-    httpd_handler handler;   /* may be NULL: only the built-in routes */
+    const char *name;      /* label for metrics and logs, e.g. "admin" */
+    const char *bind;      /* IPv4 address, default 127.0.0.1 */
+    int port;              /* 0 picks a free port (tests) */
+    size_t body_cap;       /* default 1 MiB */
+    int threads;           /* worker threads, default 2 */
+    httpd_handler handler; /* may be NULL: only the built-in routes */
     void *ctx;
-    httpd_ready_fn ready;    /* may be NULL: always ready */
+    httpd_ready_fn ready; /* may be NULL: always ready */
     void *ready_ctx;
 };
 

@@ -18,8 +18,8 @@ struct kafka_ack;
 
 /* Creates a producer with a background thread that serves delivery reports.
  * Returns NULL and fills errstr on failure. */
-struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id,
-                                          char *errstr, size_t errcap);
+struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id, char *errstr,
+                                          size_t errcap);
 
 /* Queues one message; key and value are copied. If ack is not NULL, *ack
  * receives a new ack object that the caller must release with
@@ -62,22 +62,21 @@ typedef enum kafka_handled (*kafka_handler)(void *ctx, const struct kafka_messag
 
 struct kafka_consumer_options {
     const char *brokers;
-    const char *group;            /* consumer group id */
+    const char *group; /* consumer group id */
     const char *const *topics;
     size_t ntopics;
-    bool from_beginning;          /* auto.offset.reset=earliest (default latest) */
-    bool no_commit;               /* never commit (kizunactl tail) */
+    bool from_beginning; /* auto.offset.reset=earliest (default latest) */
+    bool no_commit;      /* never commit (kizunactl tail) */
 };
 
-struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts,
-                                          char *errstr, size_t errcap);
+struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts, char *errstr,
+                                          size_t errcap);
 
 /* Polls up to timeout_ms for one message and hands it to handler. On
  * KAFKA_DONE or KAFKA_SKIP the offset is stored; on KAFKA_RETRY the
  * partition is rewound to the message so it comes again. Returns 1 if a
  * message was handled, 0 if none arrived, -1 on a fatal consumer error. */
-int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler,
-                        void *ctx);
+int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler, void *ctx);
 
 /* Commits stored offsets and leaves the group. Call before free. */
 void kafka_consumer_close(struct kafka_consumer *c);

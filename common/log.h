@@ -20,8 +20,8 @@ int log_level_parse(const char *name);
 void log_write(enum log_level level, const char *msg, ...);
 
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__, (const char *)0)
-#define log_info(...)  log_write(LOG_INFO, __VA_ARGS__, (const char *)0)
-#define log_warn(...)  log_write(LOG_WARN, __VA_ARGS__, (const char *)0)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__, (const char *)0)
+#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__, (const char *)0)
 #define log_error(...) log_write(LOG_ERROR, __VA_ARGS__, (const char *)0)
 
 /* Appends s to out (capacity cap) as JSON string content, without quotes.

@@ -96,8 +96,8 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
     /* One relay per schema at a time: two replicas publishing disjoint rows
      * concurrently could reorder one friend's events. A replica that finds
      * the lock taken simply has nothing to do this round. */
-    st = db_exec(db, "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))",
-                 0, NULL, &r);
+    st = db_exec(db, "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))", 0,
+                 NULL, &r);
     if (st != DB_OK)
         goto fail;
     if (strcmp(db_result_value(r, 0, 0), "t") != 0) {

@@ -101,9 +101,9 @@ static void admin_route(void *ctx, const struct httpd_request *req, struct httpd
         return;
     }
     struct auth_claims claims;
-    enum auth_result r = auth_header_verify(svc->jwt_key, strlen(svc->jwt_key),
-                                            httpd_request_header(req, "Authorization"),
-                                            time(NULL), &claims);
+    enum auth_result r =
+        auth_header_verify(svc->jwt_key, strlen(svc->jwt_key),
+                           httpd_request_header(req, "Authorization"), time(NULL), &claims);
     if (r != AUTH_OK) {
         httpd_response_header(resp, "WWW-Authenticate", "Bearer");
         httpd_respond_error(resp, 401, "unauthorized", auth_result_str(r), "Authorization");

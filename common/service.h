@@ -19,17 +19,16 @@ struct kafka_producer;
 /* A service's /v1 handler. The request already carries a valid admin JWT;
  * claims->tenant scopes every query it makes. Runs on admin worker threads. */
 typedef void (*service_api_handler)(void *ctx, const struct auth_claims *claims,
-                                    const struct httpd_request *req,
-                                    struct httpd_response *resp);
+                                    const struct httpd_request *req, struct httpd_response *resp);
 
 #define SERVICE_EXTRA_MAX 16
 
 struct service_def {
-    const char *name;          /* "ingest": env prefix INGEST_, schema ingest */
-    long admin_port;           /* default admin port */
+    const char *name;                 /* "ingest": env prefix INGEST_, schema ingest */
+    long admin_port;                  /* default admin port */
     const struct config_entry *extra; /* service-specific entries, or NULL */
-    size_t nextra;             /* at most SERVICE_EXTRA_MAX */
-    service_api_handler api;   /* the service's /v1 API besides /v1/whoami, or NULL */
+    size_t nextra;                    /* at most SERVICE_EXTRA_MAX */
+    service_api_handler api;          /* the service's /v1 API besides /v1/whoami, or NULL */
     void *api_ctx;
 };
 
@@ -45,11 +44,11 @@ struct service {
     long admin_port;
     long startup_timeout_s;
     /* Owned by the service; valid between service_start and service_stop. */
-    struct db *db;                  /* the main thread's connection */
+    struct db *db; /* the main thread's connection */
     struct kafka_producer *producer;
     struct httpd *admin;
     atomic_bool ready;
-    char env_names[6][64];          /* INGEST_DATABASE_URL, ... */
+    char env_names[6][64]; /* INGEST_DATABASE_URL, ... */
 };
 
 /* Loads config (exits CONFIG_EXIT on any error, listing all of them),

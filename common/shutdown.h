@@ -14,7 +14,7 @@ enum shutdown_stage {
     SHUTDOWN_STORE_OFFSETS,      /* commit what was processed */
     SHUTDOWN_CLOSE_CONSUMER,
     SHUTDOWN_CLOSE_DB,
-    SHUTDOWN_FREE,               /* free memory, so sanitizer runs are clean */
+    SHUTDOWN_FREE, /* free memory, so sanitizer runs are clean */
     SHUTDOWN_STAGES
 };
 

@@ -12,10 +12,10 @@
 struct topic_spec {
     char name[128];
     int partitions;
-    long long retention_ms;   /* -1 means forever */
-    char cleanup[16];         /* "delete" or "compact" */
-    char key[64];             /* documentation: e.g. "channel:source" */
-    char message[96];         /* fully-qualified protobuf type */
+    long long retention_ms; /* -1 means forever */
+    char cleanup[16];       /* "delete" or "compact" */
+    char key[64];           /* documentation: e.g. "channel:source" */
+    char message[96];       /* fully-qualified protobuf type */
 };
 
 /* Parses the manifest file. Returns the number of topics, or -1 with every

@@ -36,7 +36,8 @@ int main(void)
         rc = CONFIG_EXIT;
         goto out;
     }
-    if (strncmp(line_api_base, "https://", 8) != 0 && strncmp(line_api_base, "http://127.", 11) != 0 &&
+    if (strncmp(line_api_base, "https://", 8) != 0 &&
+        strncmp(line_api_base, "http://127.", 11) != 0 &&
         strncmp(line_api_base, "http://localhost", 16) != 0)
         log_warn("DISPATCHER_LINE_API_BASE is neither https nor loopback", "base", line_api_base);
     service_run(&svc);

@@ -391,14 +391,14 @@ Test(inbox_outbox, only_one_replica_relays_at_a_time_so_order_holds)
 
     cr_assert_eq(db_begin(ingest), DB_OK);
     cr_assert_eq(db_exec(ingest,
-                         "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox'))",
-                         0, NULL, NULL),
+                         "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.outbox'))", 0,
+                         NULL, NULL),
                  DB_OK);
     struct db *b = connect_scratch();
     cr_assert_eq(outbox_relay_once(b, p, 10, 10000), 0);
     char *left = query_text(
-        ingest, "SELECT string_agg(convert_from(payload, 'UTF8'), ',' ORDER BY id) FROM outbox",
-        0, NULL);
+        ingest, "SELECT string_agg(convert_from(payload, 'UTF8'), ',' ORDER BY id) FROM outbox", 0,
+        NULL);
     cr_assert_str_eq(left, "first,second");
     free(left);
     cr_assert_eq(db_rollback(ingest), DB_OK);

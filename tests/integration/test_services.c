@@ -174,8 +174,7 @@ Test(services, each_becomes_ready_accepts_a_kizunactl_token_and_stops_on_sigterm
         const char *settings[] = {port, NULL};
         pid_t pid = service_spawn(c->name, settings, log_path);
 
-        cr_assert(wait_ready(c->port, 45000), "%s did not become ready; see %s", c->name,
-                  log_path);
+        cr_assert(wait_ready(c->port, 45000), "%s did not become ready; see %s", c->name, log_path);
 
         char url[128], body[4096];
         snprintf(url, sizeof url, "http://127.0.0.1:%d/healthz", c->port);
@@ -196,6 +195,15 @@ Test(services, each_becomes_ready_accepts_a_kizunactl_token_and_stops_on_sigterm
         cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s exit status %d", c->name,
                   status);
         cr_expect(monotonic_ms() - t0 < 10000);
+        /* Under `make SANITIZE=...` the services are sanitized binaries too. */
+        FILE *f = fopen(log_path, "r");
+        cr_assert_not_null(f);
+        char line[8192];
+        while (fgets(line, sizeof line, f)) {
+            cr_expect(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error") == NULL,
+                      "%s: %s", c->name, line);
+        }
+        fclose(f);
     }
 }
 
@@ -232,8 +240,8 @@ Test(services, bad_config_exits_2_naming_the_variable)
         size_t n = fread(log, 1, sizeof log - 1, f);
         log[n] = '\0';
         fclose(f);
-        cr_expect(strstr(log, c->expect_in_log) != NULL, "%s: log does not name %s: %s",
-                  c->name, c->expect_in_log, log);
+        cr_expect(strstr(log, c->expect_in_log) != NULL, "%s: log does not name %s: %s", c->name,
+                  c->expect_in_log, log);
         const char *url = getenv("SEGMENTATION_DATABASE_URL");
         const char *at = url ? strchr(url, '@') : NULL;
         const char *colon = url ? strchr(url + 13, ':') : NULL;
