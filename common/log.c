@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 #define LOG_LINE_MAX 8192
 
 static char log_svc[64] = "kizuna";
@@ -33,47 +35,17 @@ int log_level_parse(const char *name)
     return -1;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
-static size_t utf8_seq_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 size_t log_json_escape(char *out, size_t cap, const char *s)
 {
     size_t o = 0;
     if (cap == 0)
         return 0;
+    const unsigned char *end = (const unsigned char *)(s ? s + strlen(s) : s);
     for (const unsigned char *p = (const unsigned char *)s; p && *p;) {
         char tmp[8];
         const char *piece = tmp;
         size_t plen;
-        size_t seq = utf8_seq_len(p);
+        size_t seq = utf8_seq_len(p, (size_t)(end - p));
         if (seq == 0) {
             piece = "\\ufffd";
             plen = 6;

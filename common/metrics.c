@@ -7,6 +7,8 @@
  * both the number of series and the length of each value are capped. */
 #include "metrics.h"
 
+#include "utf8.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -107,39 +109,6 @@ static bool name_valid(const char *s, bool allow_colon)
     return true;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most avail bytes), 0 if none. */
-static size_t utf8_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n > avail)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* Copies s into out as valid UTF-8 of at most METRICS_VALUE_MAX bytes:
  * invalid bytes become U+FFFD and the cut falls between characters, so the
  * exposition stays valid whatever the network sent. */
@@ -149,7 +118,7 @@ static void value_clean(char out[METRICS_VALUE_MAX + 1], const char *s)
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t avail = strlen((const char *)p);
     while (*p) {
-        size_t n = utf8_len(p, avail);
+        size_t n = utf8_seq_len(p, avail);
         const unsigned char *piece = p;
         size_t plen = n;
         if (n == 0) {
