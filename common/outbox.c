@@ -5,7 +5,10 @@
  * ack and keeps that row and everything after it, even rows that were
  * acknowledged: deleting a later row while an earlier one waits would let
  * the next round publish the earlier event after the later one for the same
- * key. Rows kept after publishing are published again; inboxes absorb that. */
+ * key. Rows kept after publishing are published again; inboxes absorb that.
+ * The same relay serves any table of the outbox's shape (ingest's spool):
+ * the table name is an identifier from code, checked and quoted, never
+ * input. */
 #include "outbox.h"
 
 #include <string.h>
@@ -52,9 +55,22 @@ static int64_t outbox_int8_decode(const char *p)
     return (int64_t)v;
 }
 
+/* Table names come from code, but are still checked: lower-case letters,
+ * digits and underscores, starting with a letter, so that quoting them is
+ * enough. */
+static bool outbox_table_ok(const char *table)
+{
+    if (!table || !table[0] || table[0] < 'a' || table[0] > 'z' || strlen(table) > 63)
+        return false;
+    for (const char *p = table; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return false;
+    return true;
+}
+
 /* Deletes the first n rows of the batch, by id: "{1,2,3}" is a parameter
  * value (an int8 array literal), not SQL text. */
-static enum db_status outbox_delete(struct db *db, const int64_t *ids, int n)
+static enum db_status outbox_delete(struct db *db, const char *table, const int64_t *ids, int n)
 {
     size_t cap = (size_t)n * 21 + 3;
     char *list = malloc(cap);
@@ -67,15 +83,22 @@ static enum db_status outbox_delete(struct db *db, const int64_t *ids, int n)
     list[off++] = '}';
     list[off] = '\0';
     const char *params[] = {list};
-    enum db_status st =
-        db_exec(db, "DELETE FROM outbox WHERE id = ANY($1::bigint[])", 1, params, NULL);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM \"%s\" WHERE id = ANY($1::bigint[])", table);
+    enum db_status st = db_exec(db, sql, 1, params, NULL);
     free(list);
     return st;
 }
 
 int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit, int ack_timeout_ms)
 {
-    if (!db || !producer)
+    return outbox_relay_table_once(db, "outbox", producer, limit, ack_timeout_ms);
+}
+
+int outbox_relay_table_once(struct db *db, const char *table, struct kafka_producer *producer,
+                            int limit, int ack_timeout_ms)
+{
+    if (!db || !producer || !outbox_table_ok(table))
         return DB_FATAL;
     if (limit <= 0)
         return 0;
@@ -85,6 +108,12 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
     char limit_text[16];
     snprintf(limit_text, sizeof limit_text, "%d", limit);
     const char *params[] = {limit_text};
+    const char *lock_params[] = {table};
+    char select_sql[160];
+    snprintf(select_sql, sizeof select_sql,
+             "SELECT id, topic, key, payload FROM \"%s\" ORDER BY id LIMIT $1::int "
+             "FOR UPDATE SKIP LOCKED",
+             table);
     struct db_result *r = NULL;
     struct kafka_ack **acks = NULL;
     int64_t *ids = NULL;
@@ -96,8 +125,8 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
     /* One relay per schema at a time: two replicas publishing disjoint rows
      * concurrently could reorder one friend's events. A replica that finds
      * the lock taken simply has nothing to do this round. */
-    st = db_exec(db, "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))", 0,
-                 NULL, &r);
+    st = db_exec(db, "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.' || $1))", 1,
+                 lock_params, &r);
     if (st != DB_OK)
         goto fail;
     if (strcmp(db_result_value(r, 0, 0), "t") != 0) {
@@ -106,10 +135,7 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
         return 0;
     }
     db_result_free(&r);
-    st = db_execv(db,
-                  "SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT $1::int "
-                  "FOR UPDATE SKIP LOCKED",
-                  1, params, NULL, NULL, true, &r);
+    st = db_execv(db, select_sql, 1, params, NULL, NULL, true, &r);
     if (st != DB_OK)
         goto fail;
     rows = db_result_rows(r);
@@ -140,8 +166,8 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
              * one, so stop producing. */
             char id[24];
             snprintf(id, sizeof id, "%lld", (long long)ids[queued]);
-            log_warn("outbox row not queued; relay stops here until next round", "topic", topic,
-                     "outbox_id", id);
+            log_warn("outbox row not queued; relay stops here until next round", "table", table,
+                     "topic", topic, "outbox_id", id);
             break;
         }
     }
@@ -157,13 +183,13 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
             snprintf(id, sizeof id, "%lld", (long long)ids[acked]);
             log_warn(verdict < 0 ? "outbox row delivery failed; kept for the next round"
                                  : "outbox row not acknowledged in time; kept for the next round",
-                     "topic", db_result_value(r, acked, 1), "outbox_id", id);
+                     "table", table, "topic", db_result_value(r, acked, 1), "outbox_id", id);
             break;
         }
     }
 
     if (acked > 0) {
-        st = outbox_delete(db, ids, acked);
+        st = outbox_delete(db, table, ids, acked);
         if (st != DB_OK)
             goto fail;
     }
@@ -189,10 +215,17 @@ out:
 
 long outbox_depth(struct db *db)
 {
-    if (!db)
+    return outbox_depth_table(db, "outbox");
+}
+
+long outbox_depth_table(struct db *db, const char *table)
+{
+    if (!db || !outbox_table_ok(table))
         return DB_FATAL;
     struct db_result *r = NULL;
-    enum db_status st = db_exec(db, "SELECT count(*) FROM outbox", 0, NULL, &r);
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\"", table);
+    enum db_status st = db_exec(db, sql, 0, NULL, &r);
     if (st != DB_OK)
         return st;
     char *end = NULL;

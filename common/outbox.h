@@ -24,4 +24,11 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
 /* Rows waiting (for the spool-depth style gauge). Returns count or < 0. */
 long outbox_depth(struct db *db);
 
+/* The same two for another table of the outbox's columns (id bigserial,
+ * topic, key, payload), such as ingest's spool. table is a name from code
+ * (lower-case letters, digits, '_'), never input; another gets DB_FATAL. */
+int outbox_relay_table_once(struct db *db, const char *table, struct kafka_producer *producer,
+                            int limit, int ack_timeout_ms);
+long outbox_depth_table(struct db *db, const char *table);
+
 #endif

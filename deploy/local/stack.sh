@@ -11,6 +11,8 @@
 #   stack.sh infra-up           PostgreSQL + Kafka + topics only, detached
 #   stack.sh with-stack CMD...  runs CMD against the infra, starting (and then
 #                               stopping) only the parts that were not running
+#   stack.sh kafka-stop|kafka-start  stop or (re)start just the broker (outage tests)
+#   stack.sh pg-stop|pg-start        stop or (re)start just PostgreSQL (outage tests)
 #
 # Every address can be overridden from the environment (see "Settings" below).
 # Secrets are generated once and kept in .local/stack.env (mode 600).
@@ -699,6 +701,26 @@ cmd_with_stack() {
     exit "$rc"
 }
 
+# Outage tests take one part of a running infra away and bring it back; the
+# start commands return once the part serves again (Kafka: with its topics).
+cmd_kafka_stop() {
+    kafka_stop
+}
+
+cmd_kafka_start() {
+    mkdir -p "$LOCAL" "$LOGS" "$RUN"
+    kafka_start || true
+    kafka_wait_and_topics
+}
+
+cmd_pg_stop() {
+    pg_stop
+}
+
+cmd_pg_start() {
+    pg_start || true
+}
+
 cmd_status() {
     local ctl
     ctl="$(kizunactl_path)"
@@ -707,7 +729,7 @@ cmd_status() {
 }
 
 usage() {
-    sed -n '7,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '7,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -720,6 +742,10 @@ main() {
         status) cmd_status ;;
         infra-up) cmd_infra_up ;;
         with-stack) cmd_with_stack "$@" ;;
+        kafka-stop) cmd_kafka_stop ;;
+        kafka-start) cmd_kafka_start ;;
+        pg-stop) cmd_pg_stop ;;
+        pg-start) cmd_pg_start ;;
         -h | --help | help) usage ;;
         *)
             usage >&2

@@ -1,32 +1,134 @@
-/* kizuna-ingest: the edge. Wires the shared service skeleton to the public
- * webhook server. The webhook, channel registry and tracked links arrive with
- * their own issue; until then the public port serves only health routes. */
+/* kizuna-ingest: the edge. Wires the shared service skeleton to the channel
+ * registry (admin API, cache, `channels` relay), the public webhook and
+ * tracked-link server, the spool, and one relay thread that republishes the
+ * registry's outbox and the spool. Drain order: stop both servers, stop the
+ * relay, flush the producer, close the database, free. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "crypto.h"
 #include "httpd.h"
+#include "link_token.h"
+#include "links.h"
 #include "log.h"
+#include "registry.h"
 #include "service.h"
 #include "shutdown.h"
+#include "spool.h"
+#include "webhook.h"
+
+/* The relay's period: a spooled event waits at most about this long once
+ * the broker is back, and a channel change about this long to be published. */
+#define INGEST_RELAY_PERIOD_MS 200
+/* Spool writes happen only while the broker is slow or away. */
+#define INGEST_SPOOL_CONNECTIONS 4
 
 static const char *data_key_hex;
+static const char *link_key_hex;
 static long public_port;
+static long public_threads;
+static long ack_budget_ms;
 
 static const struct config_entry ingest_config[] = {
     {"INGEST_PUBLIC_PORT", CONFIG_PORT, "8080", &public_port, 0, 0,
      "public port for LINE webhooks and tracked links"},
+    {"INGEST_PUBLIC_THREADS", CONFIG_INT, "64", &public_threads, 1, 64,
+     "public server worker threads; each webhook request holds one until its events are durable"},
+    {"INGEST_ACK_BUDGET_MS", CONFIG_INT, "1000", &ack_budget_ms, 10, 1900,
+     "how long a webhook waits for the broker's acks before spooling (LINE times out at 2 s)"},
     {"KIZUNA_DATA_KEY", CONFIG_SECRET, NULL, &data_key_hex, 0, 0,
      "64 hex chars: AES-256-GCM key for channel secrets at rest"},
+    {"KIZUNA_LINK_KEY", CONFIG_SECRET, "", &link_key_hex, 0, 0,
+     "64 hex chars: key of tracked-link tokens (default: derived from KIZUNA_DATA_KEY)"},
 };
 
+/* The admin server starts inside service_start, before the registry can
+ * exist (it needs the database URL read there), so /v1/channels goes
+ * through this pointer and answers 503 until it is set. */
+static _Atomic(struct registry *) registry_live;
+
+static struct registry *registry;
+static struct spool *spool;
+static struct links *links;
+static struct webhook *webhook;
 static struct httpd *public_server;
+static struct kafka_producer *producer;
+
+static pthread_t relay_thread;
+static bool relay_started;
+
+static void ingest_api(void *ctx, const struct auth_claims *claims, const struct httpd_request *req,
+                       struct httpd_response *resp)
+{
+    (void)ctx;
+    struct registry *reg = atomic_load(&registry_live);
+    if (!reg) {
+        httpd_respond_error(resp, 503, "starting", "the channel registry is starting", NULL);
+        return;
+    }
+    registry_api(reg, claims, req, resp);
+}
+
+static int ingest_lookup(void *ctx, const char *channel_id, struct channel_view *out)
+{
+    return registry_lookup(ctx, channel_id, out);
+}
+
+/* Both relays on one thread: each publishes in id order from its table, and
+ * neither needs more than a round every few hundred ms. */
+static void *relay_main(void *arg)
+{
+    (void)arg;
+    while (!shutdown_requested()) {
+        if (registry_relay_once(registry, producer) < 0)
+            log_debug("channels relay round failed; retrying");
+        spool_relay_once(spool);
+        shutdown_sleep_ms(INGEST_RELAY_PERIOD_MS);
+    }
+    return NULL;
+}
 
 static void step_stop_public(void *ctx)
 {
     (void)ctx;
     httpd_stop(&public_server);
+}
+
+static void step_stop_relay(void *ctx)
+{
+    (void)ctx;
+    if (relay_started)
+        pthread_join(relay_thread, NULL);
+    relay_started = false;
+}
+
+static void step_close_db(void *ctx)
+{
+    (void)ctx;
+    atomic_store(&registry_live, NULL);
+    registry_free(&registry);
+    spool_free(&spool);
+}
+
+static void step_free(void *ctx)
+{
+    (void)ctx;
+    webhook_free(&webhook);
+    links_free(&links);
+}
+
+/* The link key: KIZUNA_LINK_KEY when set (so that a service minting links
+ * needs no data key), else derived from the data key. */
+static int link_key_load(const uint8_t data_key[CRYPTO_KEY_LEN], uint8_t out[CRYPTO_KEY_LEN])
+{
+    if (link_key_hex && link_key_hex[0])
+        return crypto_key_from_hex(link_key_hex, out);
+    link_token_key_derive(data_key, out);
+    return 0;
 }
 
 int main(void)
@@ -37,36 +139,86 @@ int main(void)
         .admin_port = 8081,
         .extra = ingest_config,
         .nextra = sizeof ingest_config / sizeof ingest_config[0],
+        .api = ingest_api,
     };
+    char errstr[512];
+    uint8_t key[CRYPTO_KEY_LEN], link_key[CRYPTO_KEY_LEN];
     int rc = 1;
+
     if (service_start(&svc, &def) != 0)
         goto out;
-
-    uint8_t key[CRYPTO_KEY_LEN];
     if (crypto_key_from_hex(data_key_hex, key) != 0) {
         log_error("config error", "error", "KIZUNA_DATA_KEY: must be 64 hex characters");
         rc = CONFIG_EXIT;
         goto out;
     }
+    if (link_key_load(key, link_key) != 0) {
+        log_error("config error", "error", "KIZUNA_LINK_KEY: must be 64 hex characters");
+        rc = CONFIG_EXIT;
+        goto out;
+    }
+    producer = svc.producer;
+    shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop public server", step_stop_public, NULL);
+    shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relay", step_stop_relay, NULL);
+    shutdown_register(SHUTDOWN_CLOSE_DB, "close registry and spool", step_close_db, NULL);
+    shutdown_register(SHUTDOWN_FREE, "free webhook", step_free, NULL);
 
-    char errstr[256];
+    registry = registry_new(svc.database_url, key, errstr, sizeof errstr);
+    if (!registry) {
+        log_error("cannot open the channel registry", "error", errstr);
+        goto out;
+    }
+    atomic_store(&registry_live, registry);
+    spool = spool_new(svc.database_url, producer, INGEST_SPOOL_CONNECTIONS, errstr, sizeof errstr);
+    if (!spool) {
+        log_error("cannot open the spool", "error", errstr);
+        goto out;
+    }
+    links = links_new(link_key, spool, (int)ack_budget_ms, errstr, sizeof errstr);
+    if (!links) {
+        log_error("cannot set up tracked links", "error", errstr);
+        goto out;
+    }
+    struct webhook_options wopts = {
+        .lookup = ingest_lookup,
+        .lookup_ctx = registry,
+        .spool = spool,
+        .links = links,
+        .ack_budget_ms = (int)ack_budget_ms,
+    };
+    webhook = webhook_new(&wopts, errstr, sizeof errstr);
+    if (!webhook) {
+        log_error("cannot set up the webhook", "error", errstr);
+        goto out;
+    }
+    if (pthread_create(&relay_thread, NULL, relay_main, NULL) != 0) {
+        log_error("cannot start the relay thread");
+        goto out;
+    }
+    relay_started = true;
+
     struct httpd_options opts = {
         .name = "public",
         .bind = svc.bind,
         .port = (int)public_port,
         .body_cap = 1024 * 1024, /* LINE's webhook bodies stay far below this */
-        .threads = 2,
+        .threads = (int)public_threads,
+        .handler = webhook_route,
+        .ctx = webhook,
     };
     public_server = httpd_start(&opts, errstr, sizeof errstr);
     if (!public_server) {
         log_error("cannot start public server", "error", errstr);
         goto out;
     }
-    shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop public server", step_stop_public, NULL);
 
     service_run(&svc);
     rc = 0;
 out:
+    memset(key, 0, sizeof key);
+    memset(link_key, 0, sizeof link_key);
+    if (rc != 0)
+        shutdown_request(); /* so the relay thread, if started, stops */
     service_stop(&svc);
     return rc;
 }

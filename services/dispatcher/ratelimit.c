@@ -1,0 +1,304 @@
+/* Token buckets (GCRA) per channel and LINE endpoint. Why the interval is
+ * derived from limit - burst + 1 rather than limit: see ratelimit.h. All
+ * arithmetic is in integer nanoseconds, so the bound is exact, not "about".
+ * Channels live in a sorted array of pointers: lookups are a binary search,
+ * inserts (a new channel) are rare. */
+#include "ratelimit.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rl_channel {
+    char *id;
+    struct ratelimit_rate rate[RATELIMIT_CLASS_COUNT];
+    bool overridden[RATELIMIT_CLASS_COUNT];
+    struct ratelimit_bucket bucket[RATELIMIT_CLASS_COUNT];
+};
+
+struct ratelimit {
+    struct ratelimit_rate defaults[RATELIMIT_CLASS_COUNT];
+    struct rl_channel **ch; /* sorted by id */
+    size_t n, cap;
+};
+
+static const char *const class_names[RATELIMIT_CLASS_COUNT] = {
+    [RATELIMIT_REPLY] = "reply",
+    [RATELIMIT_PUSH] = "push",
+    [RATELIMIT_MULTICAST] = "multicast",
+    [RATELIMIT_BROADCAST] = "broadcast",
+    [RATELIMIT_NARROWCAST] = "narrowcast",
+    [RATELIMIT_NARROWCAST_PROGRESS] = "narrowcast_progress",
+    [RATELIMIT_QUOTA] = "quota",
+    [RATELIMIT_QUOTA_CONSUMPTION] = "quota_consumption",
+    [RATELIMIT_PROFILE] = "profile",
+    [RATELIMIT_RICHMENU_LINK] = "richmenu_link",
+    [RATELIMIT_RICHMENU_UNLINK] = "richmenu_unlink",
+    [RATELIMIT_RICHMENU_BULK_LINK] = "richmenu_bulk_link",
+    [RATELIMIT_RICHMENU_BULK_UNLINK] = "richmenu_bulk_unlink",
+};
+
+static bool class_valid(enum ratelimit_class cls)
+{
+    return (int)cls >= 0 && cls < RATELIMIT_CLASS_COUNT;
+}
+
+const char *ratelimit_class_name(enum ratelimit_class cls)
+{
+    return class_valid(cls) ? class_names[cls] : "?";
+}
+
+int ratelimit_class_parse(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++)
+        if (strcmp(name, class_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+struct ratelimit_rate ratelimit_default(enum ratelimit_class cls)
+{
+    struct ratelimit_rate r = {2000, 1, 0};
+    switch (cls) {
+    case RATELIMIT_MULTICAST:
+        r.limit = 200;
+        break;
+    case RATELIMIT_BROADCAST:
+    case RATELIMIT_NARROWCAST:
+        r.limit = 60;
+        r.period_s = 3600;
+        break;
+    default:
+        break;
+    }
+    return r;
+}
+
+__attribute__((format(printf, 3, 4))) static void err_set(char *errstr, size_t errcap,
+                                                          const char *fmt, ...)
+{
+    if (!errstr || errcap == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errcap, fmt, ap);
+    va_end(ap);
+}
+
+int ratelimit_rate_check(const struct ratelimit_rate *rate, char *errstr, size_t errcap)
+{
+    if (!rate) {
+        err_set(errstr, errcap, "rate: missing");
+        return -1;
+    }
+    if (rate->limit < 0 || rate->limit > RATELIMIT_LIMIT_MAX) {
+        err_set(errstr, errcap, "limit: %ld is outside 0..%ld (0 means unlimited)", rate->limit,
+                RATELIMIT_LIMIT_MAX);
+        return -1;
+    }
+    if (rate->period_s < 1 || rate->period_s > RATELIMIT_PERIOD_MAX) {
+        err_set(errstr, errcap, "period_s: %ld is outside 1..%ld", rate->period_s,
+                RATELIMIT_PERIOD_MAX);
+        return -1;
+    }
+    if (rate->burst < 0 || (rate->limit > 0 && rate->burst > rate->limit)) {
+        err_set(errstr, errcap, "burst: %ld is outside 0..limit (%ld); 0 means the default",
+                rate->burst, rate->limit);
+        return -1;
+    }
+    return 0;
+}
+
+int ratelimit_bucket_init(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
+                          char *errstr, size_t errcap)
+{
+    if (!b || ratelimit_rate_check(rate, errstr, errcap) != 0)
+        return -1;
+    memset(b, 0, sizeof *b);
+    if (rate->limit == 0)
+        return 0;
+    long burst = rate->burst ? rate->burst : rate->limit / 100;
+    if (burst < 1)
+        burst = 1;
+    /* limit + 1 "go"s span >= (limit - burst + 1) * T >= period: ceil. */
+    int64_t period_ns = (int64_t)rate->period_s * RATELIMIT_NS_PER_S;
+    int64_t slots = (int64_t)(rate->limit - burst + 1);
+    b->interval_ns = (period_ns + slots - 1) / slots;
+    b->tolerance_ns = (int64_t)(burst - 1) * b->interval_ns;
+    return 0;
+}
+
+int64_t ratelimit_bucket_take(struct ratelimit_bucket *b, int64_t now_ns)
+{
+    if (b->interval_ns == 0)
+        return 0;
+    int64_t tat = b->started && b->tat_ns > now_ns ? b->tat_ns : now_ns;
+    int64_t allow_at = tat - b->tolerance_ns;
+    if (now_ns < allow_at)
+        return allow_at - now_ns;
+    b->tat_ns = tat + b->interval_ns;
+    b->started = true;
+    return 0;
+}
+
+/* --- the channel table ----------------------------------------------------- */
+
+struct ratelimit *ratelimit_new(const struct ratelimit_rate *defaults, char *errstr, size_t errcap)
+{
+    struct ratelimit *rl = calloc(1, sizeof *rl);
+    if (!rl) {
+        err_set(errstr, errcap, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++) {
+        rl->defaults[i] = defaults ? defaults[i] : ratelimit_default((enum ratelimit_class)i);
+        char why[160];
+        if (ratelimit_rate_check(&rl->defaults[i], why, sizeof why) != 0) {
+            if (errstr && errcap > 0)
+                snprintf(errstr, errcap, "default rate for %s: %s", class_names[i], why);
+            free(rl);
+            return NULL;
+        }
+    }
+    return rl;
+}
+
+static void channel_free(struct rl_channel *c)
+{
+    if (c) {
+        free(c->id);
+        free(c);
+    }
+}
+
+void ratelimit_free(struct ratelimit **rl)
+{
+    if (!rl || !*rl)
+        return;
+    for (size_t i = 0; i < (*rl)->n; i++)
+        channel_free((*rl)->ch[i]);
+    free((*rl)->ch);
+    free(*rl);
+    *rl = NULL;
+}
+
+/* Index of channel_id, or -(insertion point) - 1 when absent. */
+static long channel_find(const struct ratelimit *rl, const char *channel_id)
+{
+    size_t lo = 0, hi = rl->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(rl->ch[mid]->id, channel_id);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(long)lo - 1;
+}
+
+/* The channel, created with the defaults if new; NULL when out of memory. */
+static struct rl_channel *channel_get(struct ratelimit *rl, const char *channel_id)
+{
+    long at = channel_find(rl, channel_id);
+    if (at >= 0)
+        return rl->ch[at];
+    size_t pos = (size_t)(-at - 1);
+    if (rl->n == rl->cap) {
+        size_t ncap = rl->cap ? rl->cap * 2 : 16;
+        struct rl_channel **nch = realloc(rl->ch, ncap * sizeof *nch);
+        if (!nch)
+            return NULL;
+        rl->ch = nch;
+        rl->cap = ncap;
+    }
+    struct rl_channel *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    size_t idlen = strlen(channel_id);
+    c->id = malloc(idlen + 1);
+    if (!c->id) {
+        free(c);
+        return NULL;
+    }
+    memcpy(c->id, channel_id, idlen + 1);
+    for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++) {
+        c->rate[i] = rl->defaults[i];
+        /* The defaults were checked in ratelimit_new: this cannot fail. */
+        ratelimit_bucket_init(&c->bucket[i], &c->rate[i], NULL, 0);
+    }
+    memmove(rl->ch + pos + 1, rl->ch + pos, (rl->n - pos) * sizeof *rl->ch);
+    rl->ch[pos] = c;
+    rl->n++;
+    return c;
+}
+
+int64_t ratelimit_take(struct ratelimit *rl, const char *channel_id, enum ratelimit_class cls,
+                       int64_t now_ns)
+{
+    if (!rl || !channel_id || !class_valid(cls))
+        return -1;
+    struct rl_channel *c = channel_get(rl, channel_id);
+    if (!c)
+        return -2;
+    return ratelimit_bucket_take(&c->bucket[cls], now_ns);
+}
+
+int ratelimit_set(struct ratelimit *rl, const char *channel_id, enum ratelimit_class cls,
+                  const struct ratelimit_rate *rate, int64_t now_ns, char *errstr, size_t errcap)
+{
+    if (!rl || !channel_id || !class_valid(cls)) {
+        err_set(errstr, errcap, "bad argument: channel or class (%d)", (int)cls);
+        return -1;
+    }
+    const struct ratelimit_rate *want = rate ? rate : &rl->defaults[cls];
+    struct ratelimit_bucket fresh;
+    if (ratelimit_bucket_init(&fresh, want, errstr, errcap) != 0)
+        return -1;
+    struct rl_channel *c = channel_get(rl, channel_id);
+    if (!c) {
+        err_set(errstr, errcap, "out of memory");
+        return -2;
+    }
+    struct ratelimit_bucket *old = &c->bucket[cls];
+    if (old->started && fresh.interval_ns > 0) {
+        /* Empty: the next "go" comes no sooner than now and the old TAT. */
+        int64_t base = old->tat_ns > now_ns ? old->tat_ns : now_ns;
+        fresh.tat_ns = base + fresh.tolerance_ns;
+        fresh.started = true;
+    }
+    c->bucket[cls] = fresh;
+    c->rate[cls] = *want;
+    c->overridden[cls] = rate != NULL;
+    return 0;
+}
+
+int ratelimit_get(const struct ratelimit *rl, const char *channel_id, enum ratelimit_class cls,
+                  struct ratelimit_rate *out, bool *overridden)
+{
+    if (!rl || !channel_id || !class_valid(cls) || !out)
+        return -1;
+    long at = channel_find(rl, channel_id);
+    *out = at >= 0 ? rl->ch[at]->rate[cls] : rl->defaults[cls];
+    if (overridden)
+        *overridden = at >= 0 && rl->ch[at]->overridden[cls];
+    return 0;
+}
+
+int ratelimit_remove(struct ratelimit *rl, const char *channel_id)
+{
+    if (!rl || !channel_id)
+        return -1;
+    long at = channel_find(rl, channel_id);
+    if (at < 0)
+        return -1;
+    channel_free(rl->ch[at]);
+    memmove(rl->ch + at, rl->ch + at + 1, (rl->n - (size_t)at - 1) * sizeof *rl->ch);
+    rl->n--;
+    return 0;
+}

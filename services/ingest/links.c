@@ -1,0 +1,190 @@
+/* Tracked-link redirects. Only a token that verifies under the link key ever
+ * produces a Location header, so /r/ cannot be used as an open redirect.
+ *
+ * A click goes the same durable way as a webhook event (broker ack within
+ * the budget, else a spool row), but the person clicking is never kept from
+ * the target: if neither the broker nor the database takes the event, the
+ * redirect still happens and the loss is logged and counted. A browser does
+ * not retry the way LINE redelivers, so refusing would lose the visit and
+ * the event both. */
+#include "links.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kizuna/v1/envelope.pb-c.h"
+#include "kizuna/v1/inbound.pb-c.h"
+#include "link_token.h"
+#include "log.h"
+#include "metrics.h"
+#include "spool.h"
+
+#define LINKS_TOPIC "inbound"
+/* LinkClicked.user_agent is at most this many bytes. */
+#define LINKS_USER_AGENT_MAX 512
+
+struct links {
+    uint8_t key[CRYPTO_KEY_LEN];
+    struct spool *spool;
+    int ack_budget_ms;
+    struct metric *clicks;
+    struct metric *lost;
+};
+
+struct links *links_new(const uint8_t key[CRYPTO_KEY_LEN], struct spool *spool, int ack_budget_ms,
+                        char *errstr, size_t errcap)
+{
+    if (!key || !spool) {
+        snprintf(errstr, errcap, "links need a key and a spool");
+        return NULL;
+    }
+    struct links *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(errstr, errcap, "out of memory");
+        return NULL;
+    }
+    memcpy(l->key, key, CRYPTO_KEY_LEN);
+    l->spool = spool;
+    l->ack_budget_ms = ack_budget_ms;
+    l->clicks =
+        metrics_counter("kizuna_ingest_link_clicks_total",
+                        "Requests for /r/{token}, by verdict (ok or why refused).", "result");
+    l->lost = metrics_counter("kizuna_ingest_link_clicks_lost_total",
+                              "Clicks redirected whose LinkClicked event neither the broker nor "
+                              "the spool took.",
+                              NULL);
+    return l;
+}
+
+void links_free(struct links **l)
+{
+    if (!l || !*l)
+        return;
+    memset((*l)->key, 0, sizeof(*l)->key);
+    free(*l);
+    *l = NULL;
+}
+
+static int64_t links_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A random (version 4) UUID in canonical lower-case form. */
+static int links_uuid(char out[37])
+{
+    uint8_t b[16];
+    if (crypto_random(b, sizeof b) != 0)
+        return -1;
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+    return 0;
+}
+
+/* The User-Agent as printable ASCII (a protobuf string must be UTF-8, and
+ * consumers in other languages refuse anything else), cut to the cap. */
+static void links_user_agent(const char *ua, char out[LINKS_USER_AGENT_MAX + 1])
+{
+    size_t o = 0;
+    for (; ua && ua[o] && o < LINKS_USER_AGENT_MAX; o++) {
+        unsigned char c = (unsigned char)ua[o];
+        out[o] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[o] = '\0';
+}
+
+/* Packs the click and makes it durable; returns 0, or -1 if it was lost. */
+static int links_record(struct links *l, const struct link_token *t, const char *user_agent,
+                        char event_id[37])
+{
+    char ua[LINKS_USER_AGENT_MAX + 1];
+    char key[LINK_TOKEN_CHANNEL_MAX + LINK_TOKEN_USER_MAX + 2];
+    if (links_uuid(event_id) != 0)
+        return -1;
+    links_user_agent(user_agent, ua);
+    snprintf(key, sizeof key, "%s:%s", t->channel_id, t->friend_user_id);
+
+    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
+    env.event_id = event_id;
+    env.tenant_id = (char *)t->tenant_id;
+    env.channel_id = (char *)t->channel_id;
+    env.occurred_at = links_now_ms();
+    Kizuna__V1__LinkClicked click = KIZUNA__V1__LINK_CLICKED__INIT;
+    click.link_id = (char *)t->link_id;
+    click.friend_user_id = (char *)t->friend_user_id;
+    click.target_url = (char *)t->target_url;
+    click.user_agent = ua;
+    Kizuna__V1__InboundEvent ev = KIZUNA__V1__INBOUND_EVENT__INIT;
+    ev.envelope = &env;
+    ev.event_case = KIZUNA__V1__INBOUND_EVENT__EVENT_LINK_CLICKED;
+    ev.link_clicked = &click;
+
+    size_t len = kizuna__v1__inbound_event__get_packed_size(&ev);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    kizuna__v1__inbound_event__pack(&ev, buf);
+    struct spool_record rec = {
+        .topic = LINKS_TOPIC,
+        .key = key,
+        .keylen = strlen(key),
+        .payload = buf,
+        .len = len,
+    };
+    int rc = spool_deliver(l->spool, &rec, 1, l->ack_budget_ms, NULL);
+    if (rc == 0 && rec.state == SPOOL_SPOOLED)
+        log_info("link click spooled", "channel", t->channel_id, "link_id", t->link_id, "event_id",
+                 event_id);
+    free(buf);
+    return rc;
+}
+
+void links_handle(struct links *l, const struct httpd_request *req, const char *token,
+                  struct httpd_response *resp)
+{
+    const char *method = httpd_request_method(req);
+    bool head = strcmp(method, "HEAD") == 0;
+    if (strcmp(method, "GET") != 0 && !head) {
+        httpd_response_header(resp, "Allow", "GET, HEAD");
+        httpd_respond_error(resp, 405, "method_not_allowed", "use GET", NULL);
+        return;
+    }
+    /* The token sits in the URL: keep it out of caches and of the target's
+     * Referer (it names the friend). */
+    httpd_response_header(resp, "Cache-Control", "no-store");
+    httpd_response_header(resp, "Referrer-Policy", "no-referrer");
+
+    struct link_token t;
+    enum link_token_result r =
+        link_token_verify(l->key, token, strlen(token), (int64_t)time(NULL), &t);
+    if (r != LINK_TOKEN_OK) {
+        static const char *const names[] = {"ok", "malformed", "bad_signature", "expired",
+                                            "bad_target"};
+        int i = -(int)r;
+        metrics_add(l->clicks, 1, i >= 0 && i < 5 ? names[i] : "refused");
+        log_info("link token refused", "reason", link_token_result_str(r));
+        httpd_respond_error(resp, 400, "bad_link", link_token_result_str(r), "token");
+        return;
+    }
+    metrics_add(l->clicks, 1, "ok");
+    if (!head) {
+        char event_id[37] = "";
+        if (links_record(l, &t, httpd_request_header(req, "User-Agent"), event_id) != 0) {
+            metrics_add(l->lost, 1);
+            log_error("link click not recorded: neither the broker nor the spool took it",
+                      "channel", t.channel_id, "link_id", t.link_id, "event_id", event_id);
+        } else {
+            log_debug("link click", "channel", t.channel_id, "link_id", t.link_id, "event_id",
+                      event_id);
+        }
+    }
+    httpd_response_header(resp, "Location", t.target_url);
+    httpd_respond(resp, 302, "text/plain; charset=utf-8", NULL, 0);
+}

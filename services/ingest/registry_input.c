@@ -1,0 +1,351 @@
+/* The rules a /v1/channels body must satisfy, in one table-driven place:
+ * every field has a type, a size cap and a pattern, an unknown field is an
+ * error that names it, and no message ever quotes the body, because bodies
+ * carry channel secrets and access tokens. */
+#include "registry_input.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "utf8.h"
+
+#define FINGERPRINT_KEY "kizuna-fingerprint-v1"
+
+void registry_wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+void registry_input_wipe(struct registry_input *in)
+{
+    if (in)
+        registry_wipe(in, sizeof *in);
+}
+
+/* The whole body, before jansson sees it, so that bad bytes get their own
+ * error code rather than a generic parse error. */
+static bool body_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+bool registry_channel_id_valid(const char *s)
+{
+    if (!s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (s[n] < '0' || s[n] > '9' || n >= REGISTRY_CHANNEL_ID_MAX)
+            return false;
+    return n > 0;
+}
+
+static bool tz_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '+';
+}
+
+/* The pattern alone: parts of [A-Za-z0-9_+-] separated by single '/', the
+ * first starting with a letter, so that "..", "/etc/passwd", "a//b" and
+ * "posix/../x" can never reach the file system. */
+static bool tz_pattern_ok(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > REGISTRY_TIMEZONE_MAX)
+        return false;
+    if (!((name[0] >= 'A' && name[0] <= 'Z') || (name[0] >= 'a' && name[0] <= 'z')))
+        return false;
+    bool part_empty = true;
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] == '/') {
+            if (part_empty)
+                return false;
+            part_empty = true;
+        } else if (tz_char_ok(name[i])) {
+            part_empty = false;
+        } else {
+            return false;
+        }
+    }
+    return !part_empty;
+}
+
+bool registry_timezone_valid(const char *name, const char *zoneinfo_dir)
+{
+    if (!name || !tz_pattern_ok(name))
+        return false;
+    if (!zoneinfo_dir)
+        return true;
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof path, "%s/%s", zoneinfo_dir, name);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return false;
+    /* A real zone is a regular TZif file; this refuses folders ("Asia")
+     * and the tables next to the zones ("zone.tab", "tzdata.zi"). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    char magic[4];
+    bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+              read(fd, magic, sizeof magic) == (ssize_t)sizeof magic &&
+              memcmp(magic, "TZif", 4) == 0;
+    close(fd);
+    return ok;
+}
+
+void registry_fingerprint(const void *secret, size_t len, char out[REGISTRY_FINGERPRINT_LEN + 1])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    crypto_hmac_sha256(FINGERPRINT_KEY, strlen(FINGERPRINT_KEY), secret, len, mac);
+    for (int i = 0; i < REGISTRY_FINGERPRINT_LEN / 2; i++) {
+        out[2 * i] = digits[mac[i] >> 4];
+        out[2 * i + 1] = digits[mac[i] & 0x0f];
+    }
+    out[REGISTRY_FINGERPRINT_LEN] = '\0';
+    registry_wipe(mac, sizeof mac);
+}
+
+static int input_fail(struct registry_input_error *err, const char *code, const char *field,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int input_fail(struct registry_input_error *err, const char *code, const char *field,
+                      const char *fmt, ...)
+{
+    err->status = 400;
+    err->code = code;
+    /* Truncated names are still escaped on output (httpd_respond_error). */
+    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* What a string field may contain. */
+enum string_rule {
+    RULE_DIGITS,      /* channel_id */
+    RULE_TEXT,        /* name: UTF-8 without control characters */
+    RULE_CREDENTIAL,  /* secrets: printable ASCII, no spaces */
+    RULE_BOT_USER_ID, /* "U" + 32 lower-case hex digits */
+    RULE_TIMEZONE,
+};
+
+struct field_spec {
+    const char *name;
+    unsigned bit;
+    bool is_string;
+    enum string_rule rule;
+    size_t max; /* bytes */
+    bool required;
+    bool patchable;
+};
+
+static const struct field_spec fields[] = {
+    {"channel_id", REGISTRY_F_CHANNEL_ID, true, RULE_DIGITS, REGISTRY_CHANNEL_ID_MAX, true, false},
+    {"name", REGISTRY_F_NAME, true, RULE_TEXT, REGISTRY_NAME_MAX, true, true},
+    {"channel_secret", REGISTRY_F_SECRET, true, RULE_CREDENTIAL, REGISTRY_SECRET_MAX, true, true},
+    {"access_token", REGISTRY_F_TOKEN, true, RULE_CREDENTIAL, REGISTRY_TOKEN_MAX, true, true},
+    {"bot_user_id", REGISTRY_F_BOT_USER_ID, true, RULE_BOT_USER_ID, REGISTRY_BOT_USER_ID_LEN, true,
+     true},
+    {"timezone", REGISTRY_F_TIMEZONE, true, RULE_TIMEZONE, REGISTRY_TIMEZONE_MAX, false, true},
+    {"monthly_quota", REGISTRY_F_QUOTA, false, RULE_DIGITS, 0, false, true},
+};
+#define NFIELDS (sizeof fields / sizeof fields[0])
+
+static char *field_dest(struct registry_input *in, unsigned bit)
+{
+    switch (bit) {
+    case REGISTRY_F_CHANNEL_ID:
+        return in->channel_id;
+    case REGISTRY_F_NAME:
+        return in->name;
+    case REGISTRY_F_SECRET:
+        return in->channel_secret;
+    case REGISTRY_F_TOKEN:
+        return in->access_token;
+    case REGISTRY_F_BOT_USER_ID:
+        return in->bot_user_id;
+    case REGISTRY_F_TIMEZONE:
+        return in->timezone;
+    default:
+        return NULL;
+    }
+}
+
+static bool string_rule_ok(enum string_rule rule, const char *s, size_t len)
+{
+    switch (rule) {
+    case RULE_DIGITS:
+        return registry_channel_id_valid(s);
+    case RULE_TEXT:
+        for (size_t i = 0; i < len; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c < 0x20 || c == 0x7f)
+                return false;
+        }
+        return len > 0;
+    case RULE_CREDENTIAL:
+        for (size_t i = 0; i < len; i++)
+            if (s[i] <= 0x20 || s[i] >= 0x7f)
+                return false;
+        return len > 0;
+    case RULE_BOT_USER_ID:
+        if (len != REGISTRY_BOT_USER_ID_LEN || s[0] != 'U')
+            return false;
+        for (size_t i = 1; i < len; i++)
+            if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                return false;
+        return true;
+    case RULE_TIMEZONE:
+        return true; /* checked separately: it needs the zoneinfo folder */
+    }
+    return false;
+}
+
+static const char *rule_text(enum string_rule rule)
+{
+    switch (rule) {
+    case RULE_DIGITS:
+        return "must be LINE's numeric channel id (decimal digits)";
+    case RULE_TEXT:
+        return "must be non-empty text without control characters";
+    case RULE_CREDENTIAL:
+        return "must be non-empty printable ASCII without spaces";
+    case RULE_BOT_USER_ID:
+        return "must be the bot's LINE user id: \"U\" and 32 lower-case hex digits";
+    case RULE_TIMEZONE:
+        return "must be an IANA time zone such as \"Asia/Tokyo\"";
+    }
+    return "is invalid";
+}
+
+static int input_field(const struct field_spec *f, json_t *value, const char *zoneinfo_dir,
+                       struct registry_input *in, struct registry_input_error *err)
+{
+    if (!f->is_string) {
+        /* monthly_quota: a JSON integer; 1.0 and 1e3 are reals, refused. */
+        if (!json_is_integer(value))
+            return input_fail(err, "invalid_type", f->name, "%s must be an integer", f->name);
+        json_int_t q = json_integer_value(value);
+        if (q < 0)
+            return input_fail(err, "invalid_value", f->name, "%s must be 0 or more", f->name);
+        in->monthly_quota = q;
+        in->present |= f->bit;
+        return 0;
+    }
+    if (!json_is_string(value))
+        return input_fail(err, "invalid_type", f->name, "%s must be a string", f->name);
+    const char *s = json_string_value(value);
+    size_t len = json_string_length(value);
+    if (len > f->max)
+        return input_fail(err, "too_long", f->name, "%s is longer than %zu bytes", f->name, f->max);
+    if (memchr(s, '\0', len))
+        return input_fail(err, "invalid_value", f->name, "%s must not contain NUL", f->name);
+    bool ok = f->rule == RULE_TIMEZONE ? registry_timezone_valid(s, zoneinfo_dir)
+                                       : string_rule_ok(f->rule, s, len);
+    if (!ok)
+        return input_fail(err, "invalid_value", f->name, "%s %s", f->name, rule_text(f->rule));
+    char *dest = field_dest(in, f->bit);
+    memcpy(dest, s, len);
+    dest[len] = '\0';
+    in->present |= f->bit;
+    return 0;
+}
+
+static int input_object(json_t *root, enum registry_input_mode mode, const char *zoneinfo_dir,
+                        struct registry_input *in, struct registry_input_error *err)
+{
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        const struct field_spec *f = NULL;
+        for (size_t i = 0; i < NFIELDS; i++)
+            if (strcmp(fields[i].name, key) == 0)
+                f = &fields[i];
+        if (!f) {
+            /* Quoted back to the caller (capped, JSON-escaped on output) but
+             * never logged: it is text from the network. */
+            return input_fail(err, "unknown_field", key,
+                              "unknown field; allowed: channel_id, "
+                              "name, channel_secret, access_token, bot_user_id, timezone, "
+                              "monthly_quota");
+        }
+        if (mode == REGISTRY_INPUT_PATCH && !f->patchable)
+            return input_fail(err, "immutable_field", f->name,
+                              "%s cannot be changed; delete and create the channel instead",
+                              f->name);
+        if (input_field(f, value, zoneinfo_dir, in, err) != 0)
+            return -1;
+    }
+    if (mode == REGISTRY_INPUT_CREATE) {
+        for (size_t i = 0; i < NFIELDS; i++)
+            if (fields[i].required && !(in->present & fields[i].bit))
+                return input_fail(err, "missing_field", fields[i].name, "%s is required",
+                                  fields[i].name);
+        if (!(in->present & REGISTRY_F_TIMEZONE)) {
+            memcpy(in->timezone, REGISTRY_DEFAULT_TIMEZONE, sizeof REGISTRY_DEFAULT_TIMEZONE);
+            in->present |= REGISTRY_F_TIMEZONE;
+        }
+        if (!(in->present & REGISTRY_F_QUOTA)) {
+            in->monthly_quota = 0;
+            in->present |= REGISTRY_F_QUOTA;
+        }
+    } else if (in->present == 0) {
+        return input_fail(err, "empty_patch", NULL, "the body changes no field");
+    }
+    return 0;
+}
+
+int registry_input_parse(const char *body, size_t len, enum registry_input_mode mode,
+                         const char *zoneinfo_dir, struct registry_input *in,
+                         struct registry_input_error *err)
+{
+    memset(in, 0, sizeof *in);
+    memset(err, 0, sizeof *err);
+    if (!body || len == 0)
+        return input_fail(err, "invalid_json", NULL, "the body is empty; send a JSON object");
+    if (!body_utf8_valid(body, len))
+        return input_fail(err, "invalid_utf8", NULL, "the body is not valid UTF-8");
+    json_error_t jerr;
+    /* Duplicate keys are refused: which of two "access_token"s wins would
+     * otherwise depend on the parser. */
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (json_error_code(&jerr) == json_error_duplicate_key)
+            return input_fail(err, "invalid_json", NULL, "duplicate key at line %d column %d",
+                              jerr.line, jerr.column);
+        return input_fail(err, "invalid_json", NULL, "malformed JSON at line %d column %d",
+                          jerr.line, jerr.column);
+    }
+    int rc;
+    if (!json_is_object(root))
+        rc = input_fail(err, "invalid_json", NULL, "the body must be a JSON object");
+    else
+        rc = input_object(root, mode, zoneinfo_dir, in, err);
+    json_decref(root);
+    if (rc != 0)
+        registry_input_wipe(in);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/* "Never lose an accepted event" (DESIGN.md, Guarantee 1): an event is
+ * durable once the broker acknowledged it, or, when the broker has not
+ * within the ack budget, once it is a committed row in ingest.spool. The
+ * relay later republishes spooled rows in id order and deletes each after
+ * its ack (common/outbox.c's relay, on the spool table). */
+#ifndef KIZUNA_INGEST_SPOOL_H
+#define KIZUNA_INGEST_SPOOL_H
+
+#include <stddef.h>
+
+struct spool;
+struct kafka_producer;
+
+enum spool_state {
+    SPOOL_PENDING = 0, /* not delivered yet */
+    SPOOL_ACKED,       /* the broker confirmed it within the budget */
+    SPOOL_SPOOLED,     /* a committed row in ingest.spool */
+    SPOOL_LOST,        /* neither: the sender must try again */
+};
+
+/* One record to make durable; everything is borrowed for the call. */
+struct spool_record {
+    const char *topic;
+    const void *key;
+    size_t keylen;
+    const void *payload;
+    size_t len;
+    enum spool_state state; /* set by spool_deliver */
+};
+
+/* How a delivery went, for the caller's answer, logs and metrics. */
+struct spool_outcome {
+    size_t acked;   /* confirmed by the broker within the budget */
+    size_t spooled; /* committed to ingest.spool instead */
+    size_t lost;    /* neither: the caller must not answer 200 */
+};
+
+/* Opens connections lazily, up to `connections` for spool writes (any
+ * thread) plus one for the relay. producer is borrowed and must outlive the
+ * spool. Returns NULL + errstr. */
+struct spool *spool_new(const char *database_url, struct kafka_producer *producer, int connections,
+                        char *errstr, size_t errcap);
+/* Call after every thread using it has stopped. Accepts NULL. */
+void spool_free(struct spool **sp);
+
+/* Produces every record, waits up to budget_ms (one deadline for all) for
+ * the acks, and writes the records still unconfirmed to the spool in one
+ * transaction. A record may be confirmed after it was spooled; consumers
+ * absorb the duplicate by event id. Each record's state says where it went.
+ * Returns 0 when every record is durable,
+ * -1 when some are neither acked nor spooled (out->lost > 0: answer 503 so
+ * the sender retries). Any thread; blocks up to budget_ms plus the write. */
+int spool_deliver(struct spool *sp, struct spool_record *recs, size_t n, int budget_ms,
+                  struct spool_outcome *out);
+
+/* One relay round: if rows wait and the broker answers, publishes up to a
+ * batch in id order and deletes the acknowledged ones. Also refreshes the
+ * spool-depth gauge now and then. Returns rows published, 0, or < 0 on a
+ * database error. One thread only (ingest's relay thread). */
+int spool_relay_once(struct spool *sp);
+
+/* Rows waiting, from the relay's connection. Relay thread only; < 0 on error. */
+long spool_depth(struct spool *sp);
+
+#endif

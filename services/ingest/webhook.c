@@ -1,0 +1,299 @@
+/* LINE's webhook (issue 3): the signature is checked over the raw bytes
+ * before anything is parsed, so an unsigned body costs one HMAC and is never
+ * interpreted; only a body LINE signed reaches the parser, and 200 means
+ * every event in it is durable (spool.h). The public port also serves
+ * tracked links, which links.c answers.
+ *
+ * A request blocks its worker thread until the acks arrive (a few ms with
+ * the broker up, up to INGEST_ACK_BUDGET_MS without it), so the public
+ * server's thread count bounds the concurrency; see README.md. */
+#include "webhook.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "crypto.h"
+#include "kizuna/v1/webhook.pb-c.h"
+#include "links.h"
+#include "log.h"
+#include "metrics.h"
+#include "spool.h"
+#include "webhook_parse.h"
+
+#define WEBHOOK_PREFIX "/line/webhook/"
+#define LINKS_PREFIX "/r/"
+#define WEBHOOK_TOPIC "line.webhook"
+#define WEBHOOK_SIGNATURE_HEADER "x-line-signature"
+/* LINE's channel ids are decimal numbers; anything longer or stranger is
+ * no channel of ours and never reaches the registry or a metric label. */
+#define WEBHOOK_CHANNEL_MAX 31
+
+struct webhook {
+    webhook_lookup_fn lookup;
+    void *lookup_ctx;
+    struct spool *spool;
+    struct links *links;
+    int ack_budget_ms;
+    struct metric *events;
+    struct metric *unknown_types;
+    struct metric *signature_failures;
+    struct metric *time_to_ack;
+    struct metric *refused;
+};
+
+static const double webhook_ack_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                             0.25,  0.5,    0.75,  1,    1.5,   2,    5};
+
+struct webhook *webhook_new(const struct webhook_options *opts, char *errstr, size_t errcap)
+{
+    if (!opts || !opts->lookup || !opts->spool || opts->ack_budget_ms < 0) {
+        snprintf(errstr, errcap, "webhook needs a lookup, a spool and an ack budget");
+        return NULL;
+    }
+    struct webhook *wh = calloc(1, sizeof *wh);
+    if (!wh) {
+        snprintf(errstr, errcap, "out of memory");
+        return NULL;
+    }
+    wh->lookup = opts->lookup;
+    wh->lookup_ctx = opts->lookup_ctx;
+    wh->spool = opts->spool;
+    wh->links = opts->links;
+    wh->ack_budget_ms = opts->ack_budget_ms;
+    wh->events = metrics_counter("kizuna_ingest_events_total",
+                                 "Webhook events accepted (durable), by LINE event type; types "
+                                 "ingest does not know count as \"unknown\".",
+                                 "type");
+    wh->unknown_types =
+        metrics_counter("kizuna_ingest_unknown_event_types_total",
+                        "Webhook events of a type ingest does not map, kept with their raw "
+                        "JSON, by the type LINE sent.",
+                        "type");
+    wh->signature_failures = metrics_counter(
+        "kizuna_ingest_signature_failures_total",
+        "Webhook requests refused with 401, by channel and reason.", "channel,reason");
+    wh->time_to_ack = metrics_histogram(
+        "kizuna_ingest_time_to_ack_seconds",
+        "From a webhook request's arrival until all its events were durable (or not), by outcome.",
+        "outcome", webhook_ack_buckets, sizeof webhook_ack_buckets / sizeof webhook_ack_buckets[0]);
+    wh->refused = metrics_counter("kizuna_ingest_webhook_refused_total",
+                                  "Webhook requests answered with an error, by reason.", "reason");
+    return wh;
+}
+
+void webhook_free(struct webhook **wh)
+{
+    if (!wh || !*wh)
+        return;
+    free(*wh);
+    *wh = NULL;
+}
+
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool channel_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > WEBHOOK_CHANNEL_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (id[i] < '0' || id[i] > '9')
+            return false;
+    return true;
+}
+
+/* 0 when header is the base64 HMAC-SHA256 of body under secret, else the
+ * reason for the metric. The comparison is on the decoded MAC, in constant
+ * time; base64 decoding is strict, so one MAC has one accepted spelling. */
+static const char *signature_check(const struct channel_view *ch, const char *header,
+                                   const char *body, size_t len)
+{
+    uint8_t given[CRYPTO_SHA256_LEN + 3], want[CRYPTO_SHA256_LEN];
+    if (!header)
+        return "missing";
+    if (crypto_base64_decode(header, strlen(header), given, sizeof given) != CRYPTO_SHA256_LEN)
+        return "malformed";
+    crypto_hmac_sha256(ch->secret, ch->secret_len, body, len, want);
+    if (!crypto_equal(given, want, sizeof want))
+        return "mismatch";
+    return NULL;
+}
+
+/* The event's oneof case: whether ingest mapped its type. */
+static bool record_is_unknown(const struct webhook_record *rec)
+{
+    Kizuna__V1__WebhookEvent *ev = kizuna__v1__webhook_event__unpack(NULL, rec->len, rec->payload);
+    bool unknown = !ev || ev->event_case == KIZUNA__V1__WEBHOOK_EVENT__EVENT_UNKNOWN ||
+                   ev->event_case == KIZUNA__V1__WEBHOOK_EVENT__EVENT__NOT_SET;
+    if (ev)
+        kizuna__v1__webhook_event__free_unpacked(ev, NULL);
+    return unknown;
+}
+
+static void webhook_refuse(struct webhook *wh, struct httpd_response *resp, int status,
+                           const char *reason, const char *message, const char *field)
+{
+    metrics_add(wh->refused, 1, reason);
+    httpd_respond_error(resp, status, reason, message, field);
+}
+
+/* Everything after the signature: parse, deliver, answer. */
+static void webhook_accept(struct webhook *wh, const struct channel_view *ch, const char *body,
+                           size_t len, const struct timespec *start, struct httpd_response *resp)
+{
+    struct webhook_context ctx = {
+        .tenant_id = ch->tenant_id,
+        .channel_id = ch->channel_id,
+        .received_at_ms = realtime_ms(),
+    };
+    struct webhook_batch batch = {0};
+    char err[256] = "";
+    if (webhook_parse(body, len, &ctx, &batch, err, sizeof err) != 0) {
+        log_warn("webhook body refused", "channel", ch->channel_id, "reason", err);
+        webhook_refuse(wh, resp, 400, "bad_request", err[0] ? err : "invalid webhook body", "body");
+        return;
+    }
+    if (batch.n == 0) {
+        /* LINE's "Verify" button, or a delivery with nothing in it. */
+        webhook_batch_free(&batch);
+        httpd_respond_json(resp, 200, "{}");
+        return;
+    }
+
+    struct spool_record *recs = calloc(batch.n, sizeof *recs);
+    if (!recs) {
+        webhook_batch_free(&batch);
+        webhook_refuse(wh, resp, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    for (size_t i = 0; i < batch.n; i++) {
+        const struct webhook_record *r = &batch.records[i];
+        recs[i] = (struct spool_record){
+            .topic = WEBHOOK_TOPIC,
+            .key = r->key,
+            .keylen = strnlen(r->key, sizeof r->key),
+            .payload = r->payload,
+            .len = r->len,
+        };
+    }
+    struct spool_outcome outcome;
+    int rc = spool_deliver(wh->spool, recs, batch.n, wh->ack_budget_ms, &outcome);
+    metrics_observe(wh->time_to_ack, seconds_since(start),
+                    rc != 0               ? "failed"
+                    : outcome.spooled > 0 ? "spooled"
+                                          : "acked");
+
+    for (size_t i = 0; i < batch.n; i++) {
+        const struct webhook_record *r = &batch.records[i];
+        switch (recs[i].state) {
+        case SPOOL_ACKED:
+        case SPOOL_SPOOLED:
+            if (rc == 0) {
+                if (record_is_unknown(r)) {
+                    metrics_add(wh->events, 1, "unknown");
+                    metrics_add(wh->unknown_types, 1, r->type);
+                    log_warn("webhook event of an unknown type kept raw", "channel", ch->channel_id,
+                             "webhook_event_id", r->webhook_event_id, "type", r->type);
+                } else {
+                    metrics_add(wh->events, 1, r->type);
+                }
+            }
+            if (recs[i].state == SPOOL_SPOOLED)
+                log_info("webhook event spooled: broker did not confirm within the budget",
+                         "channel", ch->channel_id, "webhook_event_id", r->webhook_event_id);
+            else
+                log_debug("webhook event acknowledged", "channel", ch->channel_id,
+                          "webhook_event_id", r->webhook_event_id, "type", r->type);
+            break;
+        default:
+            log_error("webhook event not durable: broker and spool both failed", "channel",
+                      ch->channel_id, "webhook_event_id", r->webhook_event_id);
+            break;
+        }
+    }
+    free(recs);
+    webhook_batch_free(&batch);
+    if (rc != 0) {
+        /* Whatever was acked is on the broker already; LINE redelivers the
+         * whole request and consumers drop the duplicates by id. */
+        httpd_response_header(resp, "Retry-After", "1");
+        webhook_refuse(wh, resp, 503, "not_durable",
+                       "the events could not be made durable; retry later", NULL);
+        return;
+    }
+    httpd_respond_json(resp, 200, "{}");
+}
+
+static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
+                           const char *channel_id, struct httpd_response *resp)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    if (strcmp(httpd_request_method(req), "POST") != 0) {
+        httpd_response_header(resp, "Allow", "POST");
+        webhook_refuse(wh, resp, 405, "method_not_allowed", "use POST", NULL);
+        return;
+    }
+    if (!channel_id_ok(channel_id)) {
+        webhook_refuse(wh, resp, 404, "unknown_channel", "no such channel", "channel_id");
+        return;
+    }
+    struct channel_view ch;
+    int found = wh->lookup(wh->lookup_ctx, channel_id, &ch);
+    if (found < 0) {
+        log_warn("webhook refused: channel registry unavailable", "channel", channel_id);
+        httpd_response_header(resp, "Retry-After", "1");
+        webhook_refuse(wh, resp, 503, "registry_unavailable", "channel registry unavailable", NULL);
+        return;
+    }
+    if (found > 0) {
+        webhook_refuse(wh, resp, 404, "unknown_channel", "no such channel", "channel_id");
+        return;
+    }
+
+    size_t len = 0;
+    const char *body = httpd_request_body(req, &len);
+    const char *why =
+        signature_check(&ch, httpd_request_header(req, WEBHOOK_SIGNATURE_HEADER), body, len);
+    if (why) {
+        memset(ch.secret, 0, sizeof ch.secret);
+        metrics_add(wh->signature_failures, 1, ch.channel_id, why);
+        log_warn("webhook signature refused", "channel", ch.channel_id, "reason", why);
+        webhook_refuse(wh, resp, 401, "bad_signature",
+                       strcmp(why, "missing") == 0 ? "x-line-signature header missing"
+                                                   : "x-line-signature does not match the body",
+                       "x-line-signature");
+        return;
+    }
+    memset(ch.secret, 0, sizeof ch.secret);
+    webhook_accept(wh, &ch, body, len, &start, resp);
+}
+
+void webhook_route(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+    struct webhook *wh = ctx;
+    const char *path = httpd_request_path(req);
+    if (strncmp(path, WEBHOOK_PREFIX, sizeof WEBHOOK_PREFIX - 1) == 0) {
+        webhook_handle(wh, req, path + sizeof WEBHOOK_PREFIX - 1, resp);
+        return;
+    }
+    if (wh->links && strncmp(path, LINKS_PREFIX, sizeof LINKS_PREFIX - 1) == 0) {
+        links_handle(wh->links, req, path + sizeof LINKS_PREFIX - 1, resp);
+        return;
+    }
+    httpd_respond_error(resp, 404, "not_found", "no such route", NULL);
+}
