@@ -26,6 +26,7 @@
 /* One round's batch. Bounded so that the ids fit in one DELETE parameter
  * and the transaction holding the row locks stays short. */
 #define OUTBOX_BATCH_MAX 1000
+#define OUTBOX_PROBE_MS 500 /* broker metadata probe before publishing */
 
 int outbox_enqueue(struct db *db, const char *topic, const void *key, size_t keylen,
                    const void *payload, size_t len)
@@ -143,6 +144,13 @@ int outbox_relay_table_once(struct db *db, const char *table, struct kafka_produ
         db_result_free(&r);
         st = db_commit(db);
         return st == DB_OK ? 0 : st;
+    }
+    /* With the broker away, producing would only pile another copy of every
+     * row into librdkafka's queue each round; wait until it answers. */
+    if (!kafka_producer_ready(producer, OUTBOX_PROBE_MS)) {
+        db_result_free(&r);
+        db_rollback(db);
+        return 0;
     }
     acks = calloc((size_t)rows, sizeof *acks);
     ids = calloc((size_t)rows, sizeof *ids);

@@ -15,9 +15,12 @@ int outbox_enqueue(struct db *db, const char *topic, const void *key, size_t key
                    const void *payload, size_t len);
 
 /* Publishes up to limit rows in id order, waits up to ack_timeout_ms for
- * their acks, and deletes the acknowledged ones. Rows are locked with
- * FOR UPDATE SKIP LOCKED so replicas share the work. Returns the number
- * published, or < 0 (db_status) on a database error. */
+ * their acks, and deletes the acknowledged ones, stopping at the first row
+ * without an ack. One relay per schema runs at a time (an advisory lock), so
+ * per-key order holds across replicas; nothing is produced while the broker
+ * does not answer a metadata request. Returns the number published (0 when
+ * another replica holds the lock or the broker is away), or < 0 (db_status)
+ * on a database error. */
 int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
                       int ack_timeout_ms);
 

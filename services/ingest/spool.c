@@ -38,7 +38,6 @@
 #define SPOOL_RELAY_BATCH 500
 #define SPOOL_RELAY_ACK_MS 5000
 /* How long the relay waits for the broker's metadata before skipping a round. */
-#define SPOOL_RELAY_PROBE_MS 500
 /* The depth gauge is a count(*), refreshed at most this often. */
 #define SPOOL_DEPTH_EVERY_MS 1000
 /* Repeated "cannot reach PostgreSQL" from the relay is logged this often. */
@@ -345,8 +344,6 @@ int spool_relay_once(struct spool *sp)
     sp->relay_backoff_ms = 0;
     sp->relay_resume_at_ms = 0;
     if (!waiting)
-        return 0;
-    if (!kafka_producer_ready(sp->producer, SPOOL_RELAY_PROBE_MS))
         return 0;
 
     int published = outbox_relay_table_once(db, SPOOL_TABLE, sp->producer, SPOOL_RELAY_BATCH,
