@@ -144,11 +144,21 @@ test: deps
 	@$(MAKE) --no-print-directory test-unit
 	@$(MAKE) --no-print-directory test-integration
 
+# Criterion passes a test whose process leaks (LeakSanitizer only prints), so
+# each suite's output is kept and any sanitizer report in it fails the run.
+sanitizer_check = if grep -nE '(Address|Leak|Thread|UndefinedBehavior)Sanitizer|runtime error:' $(1); then \
+	echo "sanitizer reports in $(1)"; exit 1; fi
+
 test-unit: $(UNIT_BIN)
-	$(UNIT_BIN) --jobs 2
+	@mkdir -p $(BUILD)/tests
+	set -o pipefail; $(UNIT_BIN) --jobs 2 2>&1 | tee $(BUILD)/tests/unit.log
+	@$(call sanitizer_check,$(BUILD)/tests/unit.log)
 
 test-integration: $(INTEG_BIN) all
-	KIZUNA_BIN_DIR=$(BUILD)/bin deploy/local/stack.sh with-stack env BUILD=$(BUILD) $(INTEG_BIN) --jobs 1
+	@mkdir -p $(BUILD)/tests
+	set -o pipefail; KIZUNA_BIN_DIR=$(BUILD)/bin deploy/local/stack.sh with-stack \
+		env BUILD=$(BUILD) $(INTEG_BIN) --jobs 1 2>&1 | tee $(BUILD)/tests/integration.log
+	@$(call sanitizer_check,$(BUILD)/tests/integration.log)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -166,6 +176,16 @@ status: $(CTL_BIN)
 
 lint:
 	@deploy/local/lint.sh
+
+# libFuzzer targets (clang, ASan + UBSan); FUZZ_RUNS=N to change the count.
+fuzz:
+	@tests/fuzz/run.sh
+
+# Benchmarks, not tests: each bench/<name>/run.sh starts what it needs and
+# prints its numbers; docs/benchmarks.md records runs and how to repeat them.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@for b in bench/*/run.sh; do [ -x "$$b" ] || continue; echo "== $$b"; BUILD=$(BUILD) "$$b" || exit 1; done
 
 clean:
 	rm -rf build

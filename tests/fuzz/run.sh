@@ -70,16 +70,17 @@ pick_cc() {
 }
 
 build() {
-    local cc="$1" pkgs="jansson libprotobuf-c uuid"
+    local cc="$1" pkg_cflags pkg_libs
     mkdir -p "$OUT/gen" "$OUT/obj" "$OUT/corpus/webhook" "$OUT/artifacts"
     protoc-c --proto_path=proto --c_out="$OUT/gen" \
         proto/kizuna/v1/envelope.proto proto/kizuna/v1/webhook.proto
 
+    # shellcheck disable=SC2054 # the commas belong to the flag
     local san=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
         -fno-omit-frame-pointer)
     local base=(-std=c11 -D_GNU_SOURCE -g -O1 "${san[@]}" -Icommon -I"$OUT/gen")
-    # shellcheck disable=SC2046 # pkg-config output is meant to split
-    local pkg_cflags=($(pkg-config --cflags $pkgs)) pkg_libs=($(pkg-config --libs $pkgs))
+    read -ra pkg_cflags <<<"$(pkg-config --cflags jansson libprotobuf-c uuid)"
+    read -ra pkg_libs <<<"$(pkg-config --libs jansson libprotobuf-c uuid)"
 
     # Generated code is not ours: no warnings. Ours: the project's -Werror set.
     "$cc" "${base[@]}" "${pkg_cflags[@]}" -w -c "$OUT/gen/kizuna/v1/envelope.pb-c.c" \
