@@ -9,8 +9,16 @@
  *   return MHD_NO so that MHD closes the connection without reading more;
  * - the built-in /healthz, /readyz and /metrics routes, request metrics, and
  *   the project's JSON error form;
+ * - deferred answers (httpd_defer / httpd_complete), on MHD's suspend and
+ *   resume: the handler suspends its connection and returns; whoever
+ *   completes stores the answer and resumes it; MHD then calls the access
+ *   handler once more (upload_data_size 0), which queues the stored answer.
+ *   A suspended connection is never closed or timed out by MHD, so the
+ *   connection is alive for as long as the handle can resume it. The one
+ *   exception is MHD_stop_daemon, which must not run while any connection
+ *   is suspended: httpd_stop first answers every deferred request itself;
  * - a drain on stop: quiesce, wait a bounded time for in-flight requests,
- *   then stop. */
+ *   answer the deferred ones still open with 503, then stop. */
 #include "httpd.h"
 
 #include <arpa/inet.h>
@@ -18,6 +26,7 @@
 #include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -38,10 +47,14 @@
 #define HTTPD_MAX_PATH 8192
 /* Idle or slow clients are cut after this long. */
 #define HTTPD_CONNECTION_TIMEOUT_S 30u
-#define HTTPD_CONNECTION_LIMIT 1000u
+#define HTTPD_CONNECTION_LIMIT 1000
+#define HTTPD_MAX_CONNECTIONS 65536
 /* httpd_stop waits this long for in-flight requests; services must exit
  * within 10 s of SIGTERM and have other things to drain. */
 #define HTTPD_DRAIN_MS 5000
+#define HTTPD_DRAIN_MAX_MS 60000
+/* After the deferred requests got their 503, the wait for it to be sent. */
+#define HTTPD_CANCEL_MS 1000
 /* The first body allocation; a declared length is not trusted further. */
 #define HTTPD_BODY_INITIAL ((size_t)64 << 10)
 
@@ -57,9 +70,31 @@ struct httpd {
     httpd_ready_fn ready;
     void *ready_ctx;
     int port;
+    int drain_ms;
     atomic_int inflight;
     struct metric *requests;
     struct metric *duration;
+    /* The deferred requests whose request has not ended, and whether
+     * httpd_stop has begun cancelling them (no new deferrals then). */
+    pthread_mutex_t mu;
+    struct httpd_deferred *deferred;
+    bool stopping;
+};
+
+/* Shared by the request (until MHD reports it ended) and the completer
+ * (until httpd_complete), hence refcounted; never points at the server, so
+ * that a completion after httpd_stop is harmless. */
+struct httpd_deferred {
+    pthread_mutex_t mu;
+    int refs;
+    struct MHD_Connection *conn; /* valid while the request has not ended */
+    /* The connection is suspended: whoever sets `answered` resumes it, with
+     * mu held, so that httpd_stop can wait for a resume in progress. */
+    bool suspended;
+    bool answered; /* resp holds the answer (until the request takes it) */
+    bool ended;    /* the request ended: nobody will take an answer */
+    struct httpd_response resp;
+    struct httpd_deferred *prev, *next; /* the server's list, under its mu */
 };
 
 struct httpd_request {
@@ -72,6 +107,7 @@ struct httpd_request {
     size_t body_alloc;
     int status; /* answered with this status; 0 until then */
     struct timespec start;
+    struct httpd_deferred *deferred; /* set by httpd_defer */
 };
 
 static const char *const httpd_methods[] = {"GET",    "POST", "PUT",    "PATCH",
@@ -448,23 +484,226 @@ static enum MHD_Result request_body(struct httpd_request *req, const char *data,
     return MHD_YES;
 }
 
+/* Sends the handler's answer, given now or through httpd_complete. */
+static enum MHD_Result request_answer(struct httpd_request *req, struct httpd_response *resp)
+{
+    struct httpd *h = req->h;
+    if (resp->drop) {
+        /* Fault injection: MHD closes the connection without an answer. */
+        response_clear(resp);
+        req->status = -1;
+        return MHD_NO;
+    }
+    if (resp->status < 100 || resp->status > 599) {
+        log_error("http handler left no valid status", "server", h->name, "path", req->path);
+        response_clear(resp);
+        httpd_respond_error(resp, 500, "internal", "internal error", NULL);
+    }
+    return request_queue(req, resp);
+}
+
+/* --- deferred answers ---------------------------------------------------- */
+
+static void deferred_unref(struct httpd_deferred *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int refs = --d->refs;
+    pthread_mutex_unlock(&d->mu);
+    if (refs > 0)
+        return;
+    response_clear(&d->resp);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+}
+
+struct httpd_deferred *httpd_defer(const struct httpd_request *creq)
+{
+    /* Requests belong to this file; handlers get them const only so that
+     * they cannot change what they were handed. */
+    struct httpd_request *req = (struct httpd_request *)creq;
+    if (!req || req->deferred)
+        return NULL;
+    struct httpd *h = req->h;
+    struct httpd_deferred *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    pthread_mutex_init(&d->mu, NULL);
+    d->refs = 2; /* the request and the completer */
+    d->conn = req->conn;
+    pthread_mutex_lock(&h->mu);
+    if (h->stopping) {
+        pthread_mutex_unlock(&h->mu);
+        pthread_mutex_destroy(&d->mu);
+        free(d);
+        return NULL;
+    }
+    d->next = h->deferred;
+    if (h->deferred)
+        h->deferred->prev = d;
+    h->deferred = d;
+    pthread_mutex_unlock(&h->mu);
+    req->deferred = d;
+    return d;
+}
+
+/* Stores resp as d's answer and resumes the connection if it is suspended;
+ * false when d needs no answer any more. Called with d->mu held. */
+static bool deferred_answer_locked(struct httpd_deferred *d, struct httpd_response *resp)
+{
+    if (d->answered || d->ended)
+        return false;
+    d->resp = *resp;
+    memset(resp, 0, sizeof *resp);
+    d->answered = true;
+    /* With mu held: httpd_stop takes mu before it stops the daemon, so it
+     * waits for this resume to be done. */
+    if (d->suspended)
+        MHD_resume_connection(d->conn);
+    return true;
+}
+
+int httpd_complete(struct httpd_deferred **dp, struct httpd_response *resp)
+{
+    struct httpd_response internal = {0};
+    if (!resp) {
+        httpd_respond_error(&internal, 500, "internal", "internal error", NULL);
+        resp = &internal;
+    }
+    if (!dp || !*dp) {
+        response_clear(resp);
+        return -1;
+    }
+    struct httpd_deferred *d = *dp;
+    *dp = NULL;
+    pthread_mutex_lock(&d->mu);
+    bool queued = deferred_answer_locked(d, resp);
+    pthread_mutex_unlock(&d->mu);
+    if (!queued)
+        response_clear(resp);
+    deferred_unref(d);
+    return queued ? 0 : -1;
+}
+
+/* The handler deferred: answer at once if the answer came already, else
+ * suspend until httpd_complete resumes the connection. */
+static enum MHD_Result request_park(struct httpd_request *req)
+{
+    struct httpd_deferred *d = req->deferred;
+    pthread_mutex_lock(&d->mu);
+    if (d->answered) {
+        struct httpd_response resp = d->resp;
+        memset(&d->resp, 0, sizeof d->resp);
+        pthread_mutex_unlock(&d->mu);
+        return request_answer(req, &resp);
+    }
+    /* Suspended before `suspended` is visible: a completer that sees it
+     * must find the connection suspended. MHD takes none of our locks. */
+    MHD_suspend_connection(req->conn);
+    d->suspended = true;
+    pthread_mutex_unlock(&d->mu);
+    return MHD_YES;
+}
+
+/* MHD calls the access handler once more after the resume. */
+static enum MHD_Result request_resumed(struct httpd_request *req)
+{
+    struct httpd_deferred *d = req->deferred;
+    pthread_mutex_lock(&d->mu);
+    bool answered = d->answered;
+    struct httpd_response resp = d->resp;
+    memset(&d->resp, 0, sizeof d->resp);
+    d->suspended = false;
+    pthread_mutex_unlock(&d->mu);
+    if (!answered) {
+        /* Only a resume brings MHD back here, and only an answer resumes. */
+        log_error("http deferred request resumed without an answer", "server", req->h->name,
+                  "path", req->path);
+        return request_error(req, 500, "internal", "internal error");
+    }
+    return request_answer(req, &resp);
+}
+
+/* The request ended (answered, or the connection closed): the handle no
+ * longer refers to the connection. MHD thread. */
+static void request_deferred_end(struct httpd *h, struct httpd_deferred *d)
+{
+    pthread_mutex_lock(&h->mu);
+    if (d->prev)
+        d->prev->next = d->next;
+    else if (h->deferred == d)
+        h->deferred = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    d->prev = d->next = NULL;
+    pthread_mutex_unlock(&h->mu);
+    pthread_mutex_lock(&d->mu);
+    d->ended = true;
+    d->suspended = false;
+    d->conn = NULL;
+    response_clear(&d->resp);
+    pthread_mutex_unlock(&d->mu);
+    deferred_unref(d);
+}
+
+/* httpd_stop: answers 503 to every deferred request still waiting, and
+ * refuses new deferrals. Returns how many were answered. Each handle is
+ * taken out of the list's lock before its own lock is taken, so that no
+ * lock of ours is held around MHD_resume_connection but the handle's. */
+static int httpd_cancel_deferred(struct httpd *h)
+{
+    int cancelled = 0;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = true;
+    struct httpd_deferred *d = h->deferred;
+    if (d) {
+        pthread_mutex_lock(&d->mu);
+        d->refs++;
+        pthread_mutex_unlock(&d->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    while (d) {
+        struct httpd_response resp = {0};
+        httpd_respond_error(&resp, 503, "shutting_down", "the server is stopping; retry later",
+                            NULL);
+        httpd_response_header(&resp, "Retry-After", "1");
+        pthread_mutex_lock(&d->mu);
+        if (deferred_answer_locked(d, &resp))
+            cancelled++;
+        pthread_mutex_unlock(&d->mu);
+        response_clear(&resp);
+        /* The next one, while d (still referenced) keeps its place; if d
+         * ended meanwhile it left the list, and the walk starts over, which
+         * skips what is answered already. */
+        pthread_mutex_lock(&h->mu);
+        bool listed = d->prev || d->next || h->deferred == d;
+        struct httpd_deferred *next = listed ? d->next : h->deferred;
+        while (next) {
+            pthread_mutex_lock(&next->mu);
+            bool open = !next->answered && !next->ended;
+            if (open)
+                next->refs++;
+            pthread_mutex_unlock(&next->mu);
+            if (open)
+                break;
+            next = next->next;
+        }
+        pthread_mutex_unlock(&h->mu);
+        deferred_unref(d);
+        d = next;
+    }
+    return cancelled;
+}
+
 static enum MHD_Result request_finish(struct httpd_request *req)
 {
     struct httpd *h = req->h;
     struct httpd_response resp = {0};
     h->handler(h->ctx, req, &resp);
-    if (resp.drop) {
-        /* Fault injection: MHD closes the connection without an answer. */
-        response_clear(&resp);
-        req->status = -1;
-        return MHD_NO;
+    if (req->deferred) {
+        response_clear(&resp); /* the answer comes through httpd_complete */
+        return request_park(req);
     }
-    if (resp.status < 100 || resp.status > 599) {
-        log_error("http handler left no valid status", "server", h->name, "path", req->path);
-        response_clear(&resp);
-        httpd_respond_error(&resp, 500, "internal", "internal error", NULL);
-    }
-    return request_queue(req, &resp);
+    return request_answer(req, &resp);
 }
 
 static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -490,6 +729,8 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, cons
     }
     if (req->status)
         return MHD_NO; /* already answered; MHD should not call again */
+    if (req->deferred)
+        return request_resumed(req);
     if (*upload_data_size > 0)
         return request_body(req, upload_data, upload_data_size);
     return request_finish(req);
@@ -504,6 +745,8 @@ static void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_c
     (void)code;
     if (!req)
         return;
+    if (req->deferred)
+        request_deferred_end(h, req->deferred);
     free(req->body);
     free(req);
     *con_cls = NULL;
@@ -534,7 +777,9 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
     if (errstr && errcap)
         errstr[0] = '\0';
     if (!opts || opts->port < 0 || opts->port > 65535 || opts->threads < 0 ||
-        opts->threads > HTTPD_MAX_THREADS) {
+        opts->threads > HTTPD_MAX_THREADS || opts->drain_ms < 0 ||
+        opts->drain_ms > HTTPD_DRAIN_MAX_MS || opts->max_connections < 0 ||
+        opts->max_connections > HTTPD_MAX_CONNECTIONS) {
         if (errstr)
             snprintf(errstr, errcap, "httpd: invalid options");
         return NULL;
@@ -559,7 +804,9 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
     h->ctx = opts->ctx;
     h->ready = opts->ready;
     h->ready_ctx = opts->ready_ctx;
+    h->drain_ms = opts->drain_ms ? opts->drain_ms : HTTPD_DRAIN_MS;
     atomic_init(&h->inflight, 0);
+    pthread_mutex_init(&h->mu, NULL);
     h->requests = metrics_counter("kizuna_http_requests_total",
                                   "HTTP requests answered, by server and status.", "server,status");
     h->duration = metrics_histogram(
@@ -568,21 +815,26 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
         httpd_duration_buckets, sizeof httpd_duration_buckets / sizeof httpd_duration_buckets[0]);
 
     unsigned int threads = opts->threads > 0 ? (unsigned int)opts->threads : HTTPD_DEFAULT_THREADS;
-    /* ITC is what MHD_quiesce_daemon needs in thread-pool mode. */
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    unsigned int max_conn =
+        opts->max_connections ? (unsigned int)opts->max_connections : HTTPD_CONNECTION_LIMIT;
+    /* ITC is what MHD_quiesce_daemon needs in thread-pool mode, and what
+     * wakes a worker whose connection was resumed from another thread. */
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+                         MHD_ALLOW_SUSPEND_RESUME;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
     errno = 0;
     h->daemon = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, httpd_access, h,
                                  MHD_OPTION_EXTERNAL_LOGGER, httpd_mhd_log, h, MHD_OPTION_SOCK_ADDR,
                                  (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONNECTION_TIMEOUT_S,
-                                 MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONNECTION_LIMIT,
+                                 MHD_OPTION_CONNECTION_LIMIT, max_conn,
                                  MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_END);
     if (!h->daemon) {
         int err = errno;
         if (errstr)
             snprintf(errstr, errcap, "httpd %s: cannot listen on %s:%d: %s", h->name, bind_addr,
                      opts->port, err ? strerror(err) : "MHD_start_daemon failed");
+        pthread_mutex_destroy(&h->mu);
         free(h);
         return NULL;
     }
@@ -599,16 +851,32 @@ int httpd_port(const struct httpd *h)
     return h ? h->port : -1;
 }
 
+/* Waits up to ms for the requests in flight to end. */
+static void httpd_wait_idle(struct httpd *h, int ms)
+{
+    for (int waited = 0; waited < ms && atomic_load(&h->inflight) > 0; waited += 10) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 void httpd_stop(struct httpd **hp)
 {
     if (!hp || !*hp)
         return;
     struct httpd *h = *hp;
     MHD_socket listen_fd = MHD_quiesce_daemon(h->daemon);
-    /* Requests already started get a bounded time to finish. */
-    for (int waited = 0; waited < HTTPD_DRAIN_MS && atomic_load(&h->inflight) > 0; waited += 10) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    /* Requests already started, deferred ones included, get a bounded time
+     * to finish; deferred ones still open then are answered 503, since
+     * MHD_stop_daemon must not find a suspended connection. */
+    httpd_wait_idle(h, h->drain_ms);
+    int cancelled = httpd_cancel_deferred(h);
+    if (cancelled > 0) {
+        char n[16];
+        snprintf(n, sizeof n, "%d", cancelled);
+        log_warn("http server answered deferred requests 503 on stop", "server", h->name,
+                 "requests", n);
+        httpd_wait_idle(h, HTTPD_CANCEL_MS);
     }
     int left = atomic_load(&h->inflight);
     if (left > 0) {
@@ -621,6 +889,7 @@ void httpd_stop(struct httpd **hp)
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
     log_info("http server stopped", "server", h->name);
+    pthread_mutex_destroy(&h->mu);
     free(h);
     *hp = NULL;
 }

@@ -2,7 +2,10 @@
  * request bodies (413 as soon as the cap is passed, also for chunked
  * uploads), answers /healthz, /readyz and /metrics itself, counts requests
  * by status, and hands every other complete request to one handler.
- * The handler runs on the server's worker threads, several at once. */
+ * The handler runs on the server's worker threads, several at once. It
+ * answers through resp before it returns, or defers the answer
+ * (httpd_defer) and gives it later from any thread (httpd_complete), so that
+ * a request waiting for something else holds no worker thread. */
 #ifndef KIZUNA_HTTPD_H
 #define KIZUNA_HTTPD_H
 
@@ -11,6 +14,7 @@
 
 struct httpd;
 struct httpd_request;
+struct httpd_deferred;
 
 #define HTTPD_MAX_HEADERS 8
 
@@ -43,14 +47,40 @@ struct httpd_options {
     void *ctx;
     httpd_ready_fn ready; /* may be NULL: always ready */
     void *ready_ctx;
+    int drain_ms; /* httpd_stop's wait for in-flight requests, default 5000 */
+    int max_connections; /* open connections, default 1000; a deferred request
+                            keeps its connection open until answered */
 };
 
 /* Starts listening. Returns NULL and fills errstr on failure. */
 struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t errcap);
 /* The port actually bound (useful with port 0). */
 int httpd_port(const struct httpd *h);
-/* Stops accepting, finishes in-flight requests, frees, sets *h to NULL. */
+/* Stops accepting and waits up to drain_ms for in-flight requests, deferred
+ * ones included. Deferred requests still unanswered then get 503
+ * ("shutting_down", Retry-After: 1); a handler that defers from then on
+ * gets NULL. Then stops, frees, and sets *h to NULL. Main thread. */
 void httpd_stop(struct httpd **h);
+
+/* Defers the answer to req. Only the handler may call it, at most once per
+ * request, on its own thread; the handler then returns, and whatever it put
+ * in resp is discarded. The answer is the one later passed to
+ * httpd_complete() for the returned handle, which the caller owns and must
+ * complete exactly once. req and its strings are valid only until the
+ * handler returns: copy what the completion needs. Returns NULL (out of
+ * memory, or the server is stopping) when the request cannot be deferred:
+ * answer through resp as usual then. */
+struct httpd_deferred *httpd_defer(const struct httpd_request *req);
+
+/* Gives the answer to a deferred request. Any thread, even the handler's
+ * own before it returns, and even after httpd_stop (the handle outlives the
+ * server). Takes ownership of resp's body and headers (resp is left empty)
+ * and of the handle (*d is set to NULL). Returns 0 when the answer was
+ * queued, -1 when the request no longer waits for one: httpd_stop answered
+ * it with 503, or its connection ended; resp is freed then. A client that
+ * disconnected while the request was deferred is noticed only when the
+ * answer is written; the answer is then dropped. Never blocks on I/O. */
+int httpd_complete(struct httpd_deferred **d, struct httpd_response *resp);
 
 /* Request accessors; the strings live as long as the handler call. */
 const char *httpd_request_method(const struct httpd_request *req);

@@ -33,12 +33,27 @@ struct kafka_producer {
     atomic_bool stop;
 };
 
+/* A message's opaque is one of the two structs below; the delivery report
+ * tells them apart by this first member. */
+enum kafka_opaque_kind {
+    KAFKA_OPAQUE_ACK = 1,
+    KAFKA_OPAQUE_NOTIFY,
+};
+
 /* Shared between the caller and the delivery report, hence refcounted. */
 struct kafka_ack {
+    enum kafka_opaque_kind kind;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int refs;
     int state; /* 1 pending, 0 acknowledged, -1 failed */
+};
+
+/* kafka_produce_notify's: owned by the delivery report, which frees it. */
+struct kafka_notify {
+    enum kafka_opaque_kind kind;
+    kafka_delivered_fn fn;
+    void *arg;
 };
 
 struct kafka_consumer {
@@ -132,6 +147,7 @@ static struct kafka_ack *kafka_ack_new(void)
     pthread_cond_init(&ack->cond, &attr);
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&ack->mu, NULL);
+    ack->kind = KAFKA_OPAQUE_ACK;
     ack->refs = 2; /* the caller and the delivery report */
     ack->state = 1;
     return ack;
@@ -193,7 +209,6 @@ void kafka_ack_release(struct kafka_ack **ack)
 static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)opaque;
-    struct kafka_ack *ack = m->_private;
     if (m->err) {
         char partition[16];
         snprintf(partition, sizeof partition, "%d", (int)m->partition);
@@ -201,8 +216,15 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                  rd_kafka_topic_name(m->rkt), "partition", partition, "error",
                  rd_kafka_err2name(m->err), "detail", rd_kafka_err2str(m->err));
     }
-    if (ack)
-        kafka_ack_complete(ack, m->err ? -1 : 0);
+    if (!m->_private)
+        return;
+    if (*(const enum kafka_opaque_kind *)m->_private == KAFKA_OPAQUE_NOTIFY) {
+        struct kafka_notify *n = m->_private;
+        n->fn(n->arg, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
+        free(n);
+        return;
+    }
+    kafka_ack_complete(m->_private, m->err ? -1 : 0);
 }
 
 static void *kafka_producer_thread(void *arg)
@@ -280,6 +302,29 @@ int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, 
     return 0;
 }
 
+int kafka_produce_notify(struct kafka_producer *p, const char *topic, const void *key,
+                         size_t keylen, const void *value, size_t len, kafka_delivered_fn fn,
+                         void *arg)
+{
+    if (!fn)
+        return -1;
+    struct kafka_notify *n = malloc(sizeof *n);
+    if (!n)
+        return -1;
+    *n = (struct kafka_notify){.kind = KAFKA_OPAQUE_NOTIFY, .fn = fn, .arg = arg};
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(n), RD_KAFKA_V_END);
+    if (err) {
+        log_warn("kafka produce refused", "client", rd_kafka_name(p->rk), "topic", topic, "error",
+                 rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
+        free(n); /* no delivery report will come */
+        return -1;
+    }
+    return 0;
+}
+
 int kafka_producer_flush(struct kafka_producer *p, int timeout_ms)
 {
     return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
@@ -343,6 +388,12 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
         kafka_conf_set(conf, "auto.offset.reset", opts->from_beginning ? "earliest" : "latest",
                        errstr, errcap) < 0)
         goto fail;
+    if (opts->session_timeout_ms > 0) {
+        char ms[16];
+        snprintf(ms, sizeof ms, "%d", opts->session_timeout_ms);
+        if (kafka_conf_set(conf, "session.timeout.ms", ms, errstr, errcap) < 0)
+            goto fail;
+    }
 
     c = calloc(1, sizeof *c);
     if (!c) {

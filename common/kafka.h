@@ -1,6 +1,6 @@
 /* Kafka through librdkafka (only kafka.c includes rdkafka.h).
  * The producer is idempotent with acks=all; each message may carry an ack
- * object that its delivery report completes. The consumer stores an offset
+ * object that its delivery report completes, or a callback that it calls. The consumer stores an offset
  * only after the handler reports its transaction committed. librdkafka's
  * logs are routed into log.h. */
 #ifndef KIZUNA_KAFKA_H
@@ -28,6 +28,22 @@ struct kafka_producer *kafka_producer_new(const char *brokers, const char *clien
  * is full or the topic is unknown (retriable: the message was not queued). */
 int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, struct kafka_ack **ack);
+
+/* The verdict on one message sent with kafka_produce_notify: acked is true
+ * when the broker confirmed it, false when delivery failed for good. Runs
+ * once per message on the producer's poll thread (or inside
+ * kafka_producer_flush / kafka_producer_free), so it must be quick, must not
+ * block, and must not call back into the producer. */
+typedef void (*kafka_delivered_fn)(void *arg, bool acked);
+
+/* Queues one message like kafka_produce, but the verdict is pushed to
+ * fn(arg, acked) instead of being waited for: for callers that cannot spare
+ * a thread per message. arg is borrowed and must stay valid until fn has run.
+ * Returns 0 (fn will run exactly once), or -1 if the message was not queued
+ * (retriable, as above; fn will never run). */
+int kafka_produce_notify(struct kafka_producer *p, const char *topic, const void *key,
+                         size_t keylen, const void *value, size_t len, kafka_delivered_fn fn,
+                         void *arg);
 
 /* Waits for the broker's verdict. Returns 0 when acknowledged, -1 when
  * delivery failed for good, 1 when still pending after timeout_ms. */
@@ -67,6 +83,10 @@ struct kafka_consumer_options {
     size_t ntopics;
     bool from_beginning; /* auto.offset.reset=earliest (default latest) */
     bool no_commit;      /* never commit (kizunactl tail) */
+    /* session.timeout.ms: how soon a member that died without leaving the
+     * group (kill -9) loses its partitions; 0 keeps librdkafka's 45 s. The
+     * broker allows 6 s (group.min.session.timeout.ms) and up. */
+    int session_timeout_ms;
 };
 
 struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts, char *errstr,

@@ -5,6 +5,11 @@
 #   1. Debian packages (checked with dpkg-query; apt only for missing ones);
 #   2. the Apache Kafka broker's jars, fetched once with Maven from
 #      deploy/local/pom.xml into .local/kafka/libs (a marker records which pom).
+#
+#   deploy/local/deps.sh --packages PKG...
+# installs only the given Debian packages, those that are missing, and nothing
+# else: the one way other scripts (tests/fuzz/run.sh, ...) get their tools.
+# On a host without dpkg it does nothing and trusts the host.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -35,7 +40,7 @@ as_root() {
     elif command -v sudo >/dev/null 2>&1; then
         sudo "$@"
     else
-        die "need root to run '$*' and sudo is not available; install the packages listed above by hand"
+        die "need root to run '$*' and sudo is not available; install those packages by hand"
     fi
 }
 
@@ -46,14 +51,13 @@ jdk_missing() {
     return 0
 }
 
-install_packages() {
+# Installs those of the given packages that are missing; returns 1 when
+# none was.
+packages_install() {
     local missing=() pkg
-    for pkg in "${PACKAGES[@]}"; do
+    for pkg in "$@"; do
         is_installed "$pkg" || missing+=("$pkg")
     done
-    if jdk_missing; then
-        missing+=(default-jdk-headless)
-    fi
     [ "${#missing[@]}" -eq 0 ] && return 1
 
     say "installing ${missing[*]}"
@@ -63,6 +67,14 @@ install_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
         --no-install-recommends "${missing[@]}"
     return 0
+}
+
+install_packages() {
+    local wanted=("${PACKAGES[@]}")
+    if jdk_missing; then
+        wanted+=(default-jdk-headless)
+    fi
+    packages_install "${wanted[@]}"
 }
 
 fetch_kafka() {
@@ -89,6 +101,14 @@ fetch_kafka() {
 }
 
 main() {
+    if [ "${1:-}" = "--packages" ]; then
+        shift
+        [ "$#" -gt 0 ] || die "usage: deps.sh [--packages PKG...]"
+        command -v dpkg-query >/dev/null 2>&1 || return 0 # not Debian: trust the host
+        packages_install "$@" || true
+        return 0
+    fi
+    [ "$#" -eq 0 ] || die "usage: deps.sh [--packages PKG...]"
     local changed=0
     if install_packages; then changed=1; fi
     if fetch_kafka; then changed=1; fi

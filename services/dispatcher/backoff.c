@@ -1,27 +1,18 @@
 /* Retry timing for calls to LINE: full-jitter exponential backoff with a
  * Retry-After floor and a deadline, and the RFC 9110 parsers for
- * Retry-After. Dates are converted with our own civil-calendar arithmetic,
- * not timegm/strptime, so nothing here depends on the locale or TZ. */
+ * Retry-After. Dates are converted with our own civil-calendar arithmetic
+ * (civil_time.c), not timegm/strptime, so nothing here depends on the locale or TZ. */
 #include "backoff.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "civil_time.h"
+#include "errstr.h"
+
 /* RFC 9110 section 1.2.2: delta-seconds beyond this are read as this. */
 #define DELTA_SECONDS_MAX 2147483648LL
-
-__attribute__((format(printf, 3, 4))) static void err_set(char *errstr, size_t errcap,
-                                                          const char *fmt, ...)
-{
-    if (!errstr || errcap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errcap, fmt, ap);
-    va_end(ap);
-}
 
 struct backoff_policy backoff_policy_default(void)
 {
@@ -33,20 +24,20 @@ struct backoff_policy backoff_policy_default(void)
 int backoff_policy_check(const struct backoff_policy *p, char *errstr, size_t errcap)
 {
     if (!p) {
-        err_set(errstr, errcap, "policy: missing");
+        errstr_set(errstr, errcap, "policy: missing");
         return -1;
     }
     if (p->base_ns <= 0) {
-        err_set(errstr, errcap, "base: %lld ns, must be > 0", (long long)p->base_ns);
+        errstr_set(errstr, errcap, "base: %lld ns, must be > 0", (long long)p->base_ns);
         return -1;
     }
     if (p->cap_ns < p->base_ns) {
-        err_set(errstr, errcap, "cap: %lld ns, must be >= base (%lld ns)", (long long)p->cap_ns,
-                (long long)p->base_ns);
+        errstr_set(errstr, errcap, "cap: %lld ns, must be >= base (%lld ns)", (long long)p->cap_ns,
+                   (long long)p->base_ns);
         return -1;
     }
     if (p->deadline_ns <= 0) {
-        err_set(errstr, errcap, "deadline: %lld ns, must be > 0", (long long)p->deadline_ns);
+        errstr_set(errstr, errcap, "deadline: %lld ns, must be > 0", (long long)p->deadline_ns);
         return -1;
     }
     return 0;
@@ -93,41 +84,6 @@ int backoff_next(const struct backoff_policy *p, int attempts, int64_t first_att
 }
 
 /* --- HTTP-date -------------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int64_t year_of_days(int64_t days)
-{
-    days += 719468;
-    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    int64_t doe = days - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    return yoe + era * 400 + (m <= 2);
-}
-
-static bool is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : mdays[m - 1];
-}
 
 /* A cursor over the date text; every matcher advances only on success. */
 struct cur {
@@ -196,9 +152,9 @@ static bool time_of_day(struct cur *c, int *h, int *mi, int *s)
 
 static int date_to_unix(int64_t y, int m, int d, int h, int mi, int s, int64_t *unix_s)
 {
-    if (m < 1 || m > 12 || d < 1 || d > days_in_month(y, m))
+    if (m < 1 || m > 12 || d < 1 || d > civil_days_in_month(y, m))
         return -1;
-    *unix_s = days_from_civil(y, m, d) * 86400 + h * 3600 + mi * 60 + s;
+    *unix_s = civil_days_from_date(y, m, d) * CIVIL_DAY_S + h * 3600 + mi * 60 + s;
     return 0;
 }
 
@@ -224,7 +180,9 @@ int backoff_http_date_parse(const char *value, int64_t now_s, int64_t *unix_s)
         if (digits(&c, 2, &d) && lit(&c, "-") && (m = month_name(&c)) && lit(&c, "-") &&
             digits(&c, 2, &y) && lit(&c, " ") && time_of_day(&c, &h, &mi, &s) && lit(&c, " GMT") &&
             *c.p == '\0') {
-            int64_t now_year = year_of_days(now_s >= 0 ? now_s / 86400 : (now_s - 86399) / 86400);
+            int64_t now_year;
+            int now_month;
+            civil_date_from_days(civil_day_of(now_s), &now_year, &now_month);
             int64_t full = now_year - now_year % 100 + y;
             if (full > now_year + 50)
                 full -= 100;

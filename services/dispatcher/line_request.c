@@ -11,19 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errstr.h"
+
 #define PATH_ID_MAX 128
 #define TOKEN_MAX 4096
-
-__attribute__((format(printf, 3, 4))) static void err_set(char *errstr, size_t errcap,
-                                                          const char *fmt, ...)
-{
-    if (!errstr || errcap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errcap, fmt, ap);
-    va_end(ap);
-}
 
 /* --- a capped text buffer ------------------------------------------------------- */
 
@@ -102,19 +93,20 @@ bool line_uuid_valid(const char *s)
 static int path_id_check(const char *field, const char *s, char *errstr, size_t errcap)
 {
     if (!s || !*s) {
-        err_set(errstr, errcap, "%s: required", field);
+        errstr_set(errstr, errcap, "%s: required", field);
         return -1;
     }
     size_t n = strlen(s);
     if (n > PATH_ID_MAX) {
-        err_set(errstr, errcap, "%s: %zu characters, at most %d", field, n, PATH_ID_MAX);
+        errstr_set(errstr, errcap, "%s: %zu characters, at most %d", field, n, PATH_ID_MAX);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
               c == '-' || c == '.' || c == '_' || c == '~')) {
-            err_set(errstr, errcap, "%s: character %zu is not allowed in a URL path", field, i + 1);
+            errstr_set(errstr, errcap, "%s: character %zu is not allowed in a URL path", field,
+                       i + 1);
             return -1;
         }
     }
@@ -149,16 +141,16 @@ static int json_object_check(const char *field, const char *text, bool need_type
     json_error_t jerr;
     json_t *j = json_loads(text ? text : "", JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!j) {
-        err_set(errstr, errcap, "%s: not valid JSON (line %d, column %d: %s)", field, jerr.line,
-                jerr.column, jerr.text);
+        errstr_set(errstr, errcap, "%s: not valid JSON (line %d, column %d: %s)", field, jerr.line,
+                   jerr.column, jerr.text);
         return -1;
     }
     int rc = 0;
     if (!json_is_object(j)) {
-        err_set(errstr, errcap, "%s: a JSON %s, not an object", field, json_type_name(j));
+        errstr_set(errstr, errcap, "%s: a JSON %s, not an object", field, json_type_name(j));
         rc = -1;
     } else if (need_type && !json_is_string(json_object_get(j, "type"))) {
-        err_set(errstr, errcap, "%s: \"type\" missing or not a string", field);
+        errstr_set(errstr, errcap, "%s: \"type\" missing or not a string", field);
         rc = -1;
     }
     json_decref(j);
@@ -168,13 +160,13 @@ static int json_object_check(const char *field, const char *text, bool need_type
 static int messages_check(const Kizuna__V1__SendRequest *req, char *errstr, size_t errcap)
 {
     if (req->n_messages_json == 0) {
-        err_set(errstr, errcap, "messages_json: no messages; LINE needs 1 to %d",
-                LINE_MESSAGES_MAX);
+        errstr_set(errstr, errcap, "messages_json: no messages; LINE needs 1 to %d",
+                   LINE_MESSAGES_MAX);
         return -1;
     }
     if (req->n_messages_json > LINE_MESSAGES_MAX) {
-        err_set(errstr, errcap, "messages_json: %zu messages; LINE accepts at most %d",
-                req->n_messages_json, LINE_MESSAGES_MAX);
+        errstr_set(errstr, errcap, "messages_json: %zu messages; LINE accepts at most %d",
+                   req->n_messages_json, LINE_MESSAGES_MAX);
         return -1;
     }
     for (size_t i = 0; i < req->n_messages_json; i++) {
@@ -189,18 +181,18 @@ static int messages_check(const Kizuna__V1__SendRequest *req, char *errstr, size
 static int recipients_check(const Kizuna__V1__SendRequest *req, char *errstr, size_t errcap)
 {
     if (req->n_recipients == 0) {
-        err_set(errstr, errcap, "recipients: none; LINE needs 1 to %d user ids",
-                LINE_RECIPIENTS_MAX);
+        errstr_set(errstr, errcap, "recipients: none; LINE needs 1 to %d user ids",
+                   LINE_RECIPIENTS_MAX);
         return -1;
     }
     if (req->n_recipients > LINE_RECIPIENTS_MAX) {
-        err_set(errstr, errcap, "recipients: %zu user ids; LINE accepts at most %d",
-                req->n_recipients, LINE_RECIPIENTS_MAX);
+        errstr_set(errstr, errcap, "recipients: %zu user ids; LINE accepts at most %d",
+                   req->n_recipients, LINE_RECIPIENTS_MAX);
         return -1;
     }
     for (size_t i = 0; i < req->n_recipients; i++) {
         if (!req->recipients[i] || !*req->recipients[i]) {
-            err_set(errstr, errcap, "recipients[%zu]: empty user id", i);
+            errstr_set(errstr, errcap, "recipients[%zu]: empty user id", i);
             return -1;
         }
     }
@@ -211,8 +203,8 @@ static int recipients_check(const Kizuna__V1__SendRequest *req, char *errstr, si
 static int units_check(const Kizuna__V1__SendRequest *req, char *errstr, size_t errcap)
 {
     if (req->n_custom_aggregation_units > 1) {
-        err_set(errstr, errcap, "custom_aggregation_units: %zu units; LINE accepts at most 1",
-                req->n_custom_aggregation_units);
+        errstr_set(errstr, errcap, "custom_aggregation_units: %zu units; LINE accepts at most 1",
+                   req->n_custom_aggregation_units);
         return -1;
     }
     for (size_t i = 0; i < req->n_custom_aggregation_units; i++) {
@@ -223,8 +215,8 @@ static int units_check(const Kizuna__V1__SendRequest *req, char *errstr, size_t 
             ok = (u[k] >= 'A' && u[k] <= 'Z') || (u[k] >= 'a' && u[k] <= 'z') ||
                  (u[k] >= '0' && u[k] <= '9') || u[k] == '_';
         if (!ok) {
-            err_set(errstr, errcap,
-                    "custom_aggregation_units[%zu]: must be 1 to 30 of A-Z, a-z, 0-9, _", i);
+            errstr_set(errstr, errcap,
+                       "custom_aggregation_units[%zu]: must be 1 to 30 of A-Z, a-z, 0-9, _", i);
             return -1;
         }
     }
@@ -234,18 +226,19 @@ static int units_check(const Kizuna__V1__SendRequest *req, char *errstr, size_t 
 static int token_check(const char *token, char *errstr, size_t errcap)
 {
     if (!token || !*token) {
-        err_set(errstr, errcap, "access token: missing for the channel");
+        errstr_set(errstr, errcap, "access token: missing for the channel");
         return -1;
     }
     size_t n = strlen(token);
     if (n > TOKEN_MAX) {
-        err_set(errstr, errcap, "access token: longer than %d characters", TOKEN_MAX);
+        errstr_set(errstr, errcap, "access token: longer than %d characters", TOKEN_MAX);
         return -1;
     }
     /* Visible ASCII only: no header injection through a damaged secret. */
     for (size_t i = 0; i < n; i++) {
         if (token[i] < 0x21 || token[i] > 0x7e) {
-            err_set(errstr, errcap, "access token: contains a character not allowed in a header");
+            errstr_set(errstr, errcap,
+                       "access token: contains a character not allowed in a header");
             return -1;
         }
     }
@@ -274,7 +267,7 @@ static int body_string_array(struct buf *b, const char *key, char **items, size_
         if (i)
             buf_lit(b, ",");
         if (buf_jstr(b, items[i]) != 0) {
-            err_set(errstr, errcap, "%s[%zu]: not valid UTF-8", field, i);
+            errstr_set(errstr, errcap, "%s[%zu]: not valid UTF-8", field, i);
             return -1;
         }
     }
@@ -360,11 +353,11 @@ static int reply_token_decide(const Kizuna__V1__SendRequest *req,
         return 0;
     }
     if (!req->allow_push_fallback) {
-        err_set(errstr, errcap, "%s and push fallback is not allowed", why);
+        errstr_set(errstr, errcap, "%s and push fallback is not allowed", why);
         return LINE_REQUEST_EREPLY;
     }
     if (!req->to || !*req->to) {
-        err_set(errstr, errcap, "%s and push fallback has no `to`", why);
+        errstr_set(errstr, errcap, "%s and push fallback has no `to`", why);
         return LINE_REQUEST_EREPLY;
     }
     return 1;
@@ -378,7 +371,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         return LINE_REQUEST_EINVAL;
     memset(out, 0, sizeof *out);
     if (!req || !opts) {
-        err_set(errstr, errcap, "bad argument: request or options missing");
+        errstr_set(errstr, errcap, "bad argument: request or options missing");
         return LINE_REQUEST_EINVAL;
     }
     if (token_check(access_token, errstr, errcap) != 0)
@@ -391,7 +384,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         if (messages_check(req, errstr, errcap) != 0)
             return LINE_REQUEST_EINVAL;
         if (!req->reply_token || !*req->reply_token) {
-            err_set(errstr, errcap, "reply_token: required for a reply");
+            errstr_set(errstr, errcap, "reply_token: required for a reply");
             return LINE_REQUEST_EINVAL;
         }
         int d = reply_token_decide(req, opts, errstr, errcap);
@@ -417,7 +410,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
     case KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_BULK_UNLINK:
         break;
     default:
-        err_set(errstr, errcap, "kind: %d is not a kind of send", (int)req->kind);
+        errstr_set(errstr, errcap, "kind: %d is not a kind of send", (int)req->kind);
         return LINE_REQUEST_EINVAL;
     }
 
@@ -426,8 +419,8 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
                      kind == KIZUNA__V1__SEND_KIND__SEND_KIND_BROADCAST ||
                      kind == KIZUNA__V1__SEND_KIND__SEND_KIND_NARROWCAST;
     if (retry_key && !line_uuid_valid(req->request_id)) {
-        err_set(errstr, errcap,
-                "request_id: not a UUID (8-4-4-4-12 hex), which X-Line-Retry-Key needs");
+        errstr_set(errstr, errcap,
+                   "request_id: not a UUID (8-4-4-4-12 hex), which X-Line-Retry-Key needs");
         return LINE_REQUEST_EINVAL;
     }
 
@@ -441,7 +434,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         out->rl_class = RATELIMIT_REPLY;
         buf_lit(&b, "{\"replyToken\":");
         if (buf_jstr(&b, req->reply_token) != 0) {
-            err_set(errstr, errcap, "reply_token: not valid UTF-8");
+            errstr_set(errstr, errcap, "reply_token: not valid UTF-8");
             goto fail;
         }
         buf_lit(&b, ",");
@@ -534,7 +527,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         break;
     case KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_BULK_LINK:
         if (!req->rich_menu_id || !*req->rich_menu_id) {
-            err_set(errstr, errcap, "rich_menu_id: required");
+            errstr_set(errstr, errcap, "rich_menu_id: required");
             goto fail;
         }
         if (recipients_check(req, errstr, errcap) != 0)
@@ -544,7 +537,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         out->rl_class = RATELIMIT_RICHMENU_BULK_LINK;
         buf_lit(&b, "{\"richMenuId\":");
         if (buf_jstr(&b, req->rich_menu_id) != 0) {
-            err_set(errstr, errcap, "rich_menu_id: not valid UTF-8");
+            errstr_set(errstr, errcap, "rich_menu_id: not valid UTF-8");
             goto fail;
         }
         buf_lit(&b, ",");
@@ -569,7 +562,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
     if (has_body)
         buf_lit(&b, "}");
     if (b.too_big) {
-        err_set(errstr, errcap, "body: larger than LINE's %d-byte limit", LINE_BODY_MAX);
+        errstr_set(errstr, errcap, "body: larger than LINE's %d-byte limit", LINE_BODY_MAX);
         goto fail;
     }
 
@@ -579,7 +572,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
     if (retry_key)
         out->headers[out->nheaders++] = str_printf(&oom, "X-Line-Retry-Key: %s", req->request_id);
     if (oom || b.oom) {
-        err_set(errstr, errcap, "out of memory");
+        errstr_set(errstr, errcap, "out of memory");
         rc = LINE_REQUEST_ENOMEM;
         goto fail;
     }

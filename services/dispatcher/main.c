@@ -1,38 +1,384 @@
-/* kizuna-dispatcher: owns every call to LINE. Wires the shared service
- * skeleton and checks its LINE settings; sending, limits and quota arrive
- * with their own issue. */
+/* kizuna-dispatcher: owns every call to LINE. main() only wires the parts:
+ * the credential table (channels.c) following the `channels` topic, the
+ * delivery log writer and the results relay (deliveries.c, results.c), the
+ * sender (sender.c), the admin API (api.c), and on this thread the
+ * `send.requests` intake (intake.c) plus housekeeping: readiness, the
+ * replica heartbeat, takeover of dead replicas' pending rows, rate-limit
+ * overrides made on other replicas, and inbox pruning. */
+#include <curl/curl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "api.h"
+#include "channels.h"
 #include "config.h"
 #include "crypto.h"
+#include "db.h"
+#include "deliveries.h"
+#include "inbox.h"
+#include "intake.h"
+#include "kafka.h"
+#include "limits.h"
 #include "log.h"
+#include "results.h"
+#include "sender.h"
 #include "service.h"
+#include "shutdown.h"
+
+#define POLL_MS 100
+#define READY_EVERY_MS 1000
+#define TAKEOVER_EVERY_MS 5000
+#define PRUNE_EVERY_MS (3600L * 1000)
+#define INBOX_KEEP_S (8L * 86400) /* longer than send.requests' 7-day retention */
+#define WRITER_STOP_MS 5000
+#define RELAY_STOP_MS 3000
 
 static const char *line_api_base;
 static const char *data_key_hex;
+static const char *instance_opt;
+static const char *group;
+static const char *requests_topic;
+static const char *intake_from;
+static long max_inflight;
+static long max_queued;
+static long connect_timeout_ms;
+static long request_timeout_ms;
+static long lease_s;
+static long quota_warn_percent;
+static long quota_sync_s;
+static long unknown_channel_grace_s;
+static long retry_deadline_s;
+static long session_timeout_ms;
 
 static const struct config_entry dispatcher_config[] = {
     {"DISPATCHER_LINE_API_BASE", CONFIG_STRING, "https://api.line.me", &line_api_base, 0, 0,
      "LINE Messaging API base URL (the simulator locally)"},
     {"KIZUNA_DATA_KEY", CONFIG_SECRET, NULL, &data_key_hex, 0, 0,
      "64 hex chars: opens the sealed channel access tokens"},
+    {"DISPATCHER_INSTANCE_ID", CONFIG_STRING, "", &instance_opt, 0, 0,
+     "this replica's stable id (default hostname:admin-port); its pending sends are "
+     "resumed when it restarts"},
+    {"DISPATCHER_GROUP", CONFIG_STRING, "dispatcher", &group, 0, 0,
+     "consumer group for send.requests"},
+    {"DISPATCHER_REQUESTS_TOPIC", CONFIG_STRING, "send.requests", &requests_topic, 0, 0,
+     "topic of SendRequests"},
+    {"DISPATCHER_INTAKE_FROM", CONFIG_STRING, "earliest", &intake_from, 0, 0,
+     "where a new consumer group starts: earliest or latest"},
+    {"DISPATCHER_MAX_INFLIGHT", CONFIG_INT, "256", &max_inflight, 1, 10000,
+     "concurrent calls to LINE"},
+    {"DISPATCHER_MAX_QUEUED", CONFIG_INT, "50000", &max_queued, 100, 10000000,
+     "deliveries held in memory before the intake pauses"},
+    {"DISPATCHER_CONNECT_TIMEOUT_MS", CONFIG_INT, "5000", &connect_timeout_ms, 100, 60000,
+     "TCP+TLS connect timeout for calls to LINE"},
+    {"DISPATCHER_REQUEST_TIMEOUT_MS", CONFIG_INT, "30000", &request_timeout_ms, 100, 300000,
+     "total timeout of one call to LINE"},
+    {"DISPATCHER_LEASE_S", CONFIG_INT, "30", &lease_s, 3, 86400,
+     "a replica silent this long has its pending sends taken over"},
+    {"DISPATCHER_QUOTA_WARN_PERCENT", CONFIG_INT, "80", &quota_warn_percent, 1, 100,
+     "warn when a channel's monthly usage crosses this share of its quota"},
+    {"DISPATCHER_QUOTA_SYNC_S", CONFIG_INT, "600", &quota_sync_s, 0, 86400,
+     "ask LINE for each active channel's quota and usage this often (0: never)"},
+    {"DISPATCHER_UNKNOWN_CHANNEL_GRACE_S", CONFIG_INT, "60", &unknown_channel_grace_s, 0, 86400,
+     "how long a request waits for its channel to appear in the channels topic"},
+    {"DISPATCHER_RETRY_DEADLINE_S", CONFIG_INT, "86400", &retry_deadline_s, 1, 86400,
+     "no retry starts later than this after the first attempt (LINE keeps retry keys 24 h)"},
+    {"DISPATCHER_SESSION_TIMEOUT_MS", CONFIG_INT, "10000", &session_timeout_ms, 6000, 300000,
+     "a replica that died without leaving loses its send.requests partitions after this"},
 };
+
+/* Everything main wires, for the drain steps. */
+static struct app {
+    struct service svc;
+    char instance[DELIVERY_INSTANCE_MAX + 1];
+    struct channels *channels;
+    struct results_relay *relay;
+    struct deliveries_writer *writer;
+    struct sender *sender;
+    struct api *api;
+    struct kafka_consumer *intake;
+} app;
+
+static _Atomic(struct api *) api_live;
+
+static void api_route(void *ctx, const struct auth_claims *claims, const struct httpd_request *req,
+                      struct httpd_response *resp)
+{
+    (void)ctx;
+    api_handle(atomic_load(&api_live), claims, req, resp);
+}
+
+/* --- drain steps (shutdown.h order) --------------------------------------------- */
+
+static void step_stop_sending(void *ctx)
+{
+    struct app *a = ctx;
+    atomic_store(&api_live, NULL);
+    sender_stop(a->sender);
+    deliveries_writer_stop(&a->writer, WRITER_STOP_MS);
+    results_relay_stop(&a->relay, RELAY_STOP_MS);
+}
+
+static void step_store_offsets(void *ctx)
+{
+    struct app *a = ctx;
+    if (a->intake)
+        kafka_consumer_close(a->intake);
+}
+
+static void step_close_consumers(void *ctx)
+{
+    struct app *a = ctx;
+    kafka_consumer_free(&a->intake);
+    if (a->channels)
+        channels_follow_stop(a->channels);
+}
+
+static void step_close_api_db(void *ctx)
+{
+    struct app *a = ctx;
+    api_free(&a->api);
+}
+
+static void step_free(void *ctx)
+{
+    struct app *a = ctx;
+    sender_free(&a->sender);
+    channels_free(&a->channels);
+}
+
+/* --- start-up ------------------------------------------------------------------ */
+
+static void recovered(void *ctx, struct delivery *d)
+{
+    sender_submit(ctx, d);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sync_limits(struct app *a)
+{
+    struct sender_limit_row *rows = NULL;
+    size_t n = 0;
+    if (limits_load(a->svc.db, &rows, &n) != DB_OK) {
+        log_warn("cannot read channel limits; keeping the current ones", "error",
+                 db_error_message(a->svc.db));
+        return;
+    }
+    sender_limits_sync(a->sender, rows, n);
+    free(rows);
+}
+
+static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
+{
+    char errstr[512] = "";
+    struct service *svc = &a->svc;
+    if (deliveries_heartbeat(svc->db, a->instance) != DB_OK) {
+        log_error("cannot register this replica", "error", db_error_message(svc->db));
+        return -1;
+    }
+    a->relay = results_relay_start(svc->database_url, svc->producer, errstr, sizeof errstr);
+    if (!a->relay)
+        goto fail;
+    a->writer = deliveries_writer_start(svc->database_url, a->instance, RESULTS_TOPIC_DEFAULT,
+                                        results_relay_kick, a->relay, errstr, sizeof errstr);
+    if (!a->writer)
+        goto fail;
+    a->channels = channels_new(key);
+    if (!a->channels) {
+        snprintf(errstr, sizeof errstr, "out of memory");
+        goto fail;
+    }
+    uint32_t nonce = 0;
+    crypto_random(&nonce, sizeof nonce);
+    char follower_group[DELIVERY_INSTANCE_MAX + 64];
+    snprintf(follower_group, sizeof follower_group, "dispatcher-channels-%s-%08x", a->instance,
+             nonce);
+    if (channels_follow_start(a->channels, svc->brokers, follower_group, "channels", errstr,
+                              sizeof errstr) != 0)
+        goto fail;
+
+    struct sender_config cfg = {
+        .base_url = line_api_base,
+        .dsn = svc->database_url,
+        .instance = a->instance,
+        .max_inflight = max_inflight,
+        .max_queued = max_queued,
+        .connect_timeout_ms = connect_timeout_ms,
+        .request_timeout_ms = request_timeout_ms,
+        .unknown_channel_grace_s = unknown_channel_grace_s,
+        .reply_max_age_ms = LINE_REPLY_MAX_AGE_MS_DEFAULT,
+        .quota_sync_s = quota_sync_s,
+        .quota_warn_percent = (int)quota_warn_percent,
+        .drain_ms = 5000,
+        .backoff = backoff_policy_default(),
+    };
+    cfg.backoff.deadline_ns = retry_deadline_s * BACKOFF_NS_PER_S;
+    a->sender = sender_new(&cfg, a->channels, a->writer, errstr, sizeof errstr);
+    if (!a->sender)
+        goto fail;
+    sync_limits(a);
+    /* Before the intake starts, so no row is loaded twice. */
+    long n = deliveries_recover(svc->db, a->instance, recovered, a->sender);
+    if (n < 0) {
+        snprintf(errstr, sizeof errstr, "recovering pending deliveries: %s",
+                 db_error_message(svc->db));
+        goto fail;
+    }
+    if (n > 0) {
+        char count[24];
+        snprintf(count, sizeof count, "%ld", n);
+        log_info("resuming pending deliveries (sent again with their retry keys)", "count",
+                 count);
+    }
+    if (sender_start(a->sender, errstr, sizeof errstr) != 0)
+        goto fail;
+    a->api = api_new(svc->database_url, a->channels, a->sender, errstr, sizeof errstr);
+    if (!a->api)
+        goto fail;
+    atomic_store(&api_live, a->api);
+
+    const char *topics[] = {requests_topic};
+    struct kafka_consumer_options opts = {
+        .brokers = svc->brokers,
+        .group = group,
+        .topics = topics,
+        .ntopics = 1,
+        .from_beginning = strcmp(intake_from, "earliest") == 0,
+        .session_timeout_ms = (int)session_timeout_ms,
+    };
+    a->intake = kafka_consumer_new(&opts, errstr, sizeof errstr);
+    if (!a->intake)
+        goto fail;
+    log_info("dispatcher started", "instance", a->instance, "group", group, "topic",
+             requests_topic, "line_api_base", line_api_base);
+    return 0;
+fail:
+    log_error("dispatcher start failed", "error", errstr);
+    return -1;
+}
+
+/* --- the main loop --------------------------------------------------------------- */
+
+static void housekeeping(struct app *a, int64_t now, int64_t *next_ready, int64_t *next_beat,
+                         int64_t *next_takeover, int64_t *next_prune, bool *was_ready)
+{
+    struct service *svc = &a->svc;
+    if (now >= *next_ready) {
+        bool ready = db_ping(svc->db) && kafka_producer_ready(svc->producer, 500) &&
+                     channels_caught_up(a->channels);
+        atomic_store(&svc->ready, ready);
+        if (ready != *was_ready)
+            log_info(ready ? "ready" : "not ready");
+        *was_ready = ready;
+        *next_ready = now + READY_EVERY_MS;
+    }
+    if (now >= *next_beat) {
+        if (deliveries_heartbeat(svc->db, a->instance) != DB_OK)
+            log_warn("replica heartbeat failed", "error", db_error_message(svc->db));
+        long every = lease_s * 1000 / 5;
+        *next_beat = now + (every < 1000 ? 1000 : every);
+    }
+    if (now >= *next_takeover) {
+        long n = deliveries_take_over(svc->db, a->instance, lease_s, recovered, a->sender);
+        if (n > 0) {
+            char count[24];
+            snprintf(count, sizeof count, "%ld", n);
+            log_warn("took over pending deliveries of a silent replica", "count", count);
+        } else if (n < 0) {
+            log_warn("takeover scan failed", "error", db_error_message(svc->db));
+        }
+        sync_limits(a);
+        *next_takeover = now + TAKEOVER_EVERY_MS;
+    }
+    if (now >= *next_prune) {
+        long n = inbox_prune(svc->db, INBOX_KEEP_S);
+        if (n < 0)
+            log_warn("inbox prune failed", "error", db_error_message(svc->db));
+        *next_prune = now + PRUNE_EVERY_MS;
+    }
+}
+
+static int run(struct app *a)
+{
+    struct intake in = {.db = a->svc.db, .instance = a->instance, .sender = a->sender};
+    intake_init(&in);
+    int64_t next_ready = 0, next_beat = 0, next_takeover = 0, next_prune = 0;
+    bool was_ready = false;
+    int rc = 0;
+    while (!shutdown_requested()) {
+        if (kafka_consumer_poll(a->intake, POLL_MS, intake_handle, &in) < 0) {
+            log_error("send.requests consumer failed for good; exiting to be restarted");
+            rc = 1;
+            break;
+        }
+        housekeeping(a, mono_ms(), &next_ready, &next_beat, &next_takeover, &next_prune,
+                     &was_ready);
+    }
+    log_info("shutdown requested; draining");
+    return rc;
+}
+
+static int instance_id(char *out, size_t cap, long port)
+{
+    if (instance_opt[0]) {
+        if (strlen(instance_opt) >= cap)
+            return -1;
+        snprintf(out, cap, "%s", instance_opt);
+        return 0;
+    }
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+        snprintf(host, sizeof host, "localhost");
+    snprintf(out, cap, "%s:%ld", host, port);
+    return 0;
+}
 
 int main(void)
 {
-    static struct service svc;
     static const struct service_def def = {
         .name = "dispatcher",
         .admin_port = 8084,
         .extra = dispatcher_config,
         .nextra = sizeof dispatcher_config / sizeof dispatcher_config[0],
+        .api = api_route,
     };
     int rc = 1;
-    if (service_start(&svc, &def) != 0)
-        goto out;
     uint8_t key[CRYPTO_KEY_LEN];
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "curl_global_init failed\n");
+        return 1;
+    }
+    if (service_start(&app.svc, &def) != 0)
+        goto out;
+    shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop sending, write outcomes, relay results",
+                      step_stop_sending, &app);
+    shutdown_register(SHUTDOWN_STORE_OFFSETS, "commit send.requests offsets", step_store_offsets,
+                      &app);
+    shutdown_register(SHUTDOWN_CLOSE_CONSUMER, "close consumers", step_close_consumers, &app);
+    shutdown_register(SHUTDOWN_CLOSE_DB, "close the API's database", step_close_api_db, &app);
+    shutdown_register(SHUTDOWN_FREE, "free the dispatcher", step_free, &app);
+
     if (crypto_key_from_hex(data_key_hex, key) != 0) {
         log_error("config error", "error", "KIZUNA_DATA_KEY: must be 64 hex characters");
+        rc = CONFIG_EXIT;
+        goto out;
+    }
+    if (strcmp(intake_from, "earliest") != 0 && strcmp(intake_from, "latest") != 0) {
+        log_error("config error", "error", "DISPATCHER_INTAKE_FROM: must be earliest or latest");
+        rc = CONFIG_EXIT;
+        goto out;
+    }
+    if (instance_id(app.instance, sizeof app.instance, app.svc.admin_port) != 0) {
+        log_error("config error", "error", "DISPATCHER_INSTANCE_ID: too long");
         rc = CONFIG_EXIT;
         goto out;
     }
@@ -40,9 +386,14 @@ int main(void)
         strncmp(line_api_base, "http://127.", 11) != 0 &&
         strncmp(line_api_base, "http://localhost", 16) != 0)
         log_warn("DISPATCHER_LINE_API_BASE is neither https nor loopback", "base", line_api_base);
-    service_run(&svc);
-    rc = 0;
-out:
-    service_stop(&svc);
+    if (start_parts(&app, key) != 0)
+        goto out;
+    rc = run(&app);
+out:;
+    volatile uint8_t *k = key;
+    for (size_t i = 0; i < sizeof key; i++)
+        k[i] = 0;
+    service_stop(&app.svc);
+    curl_global_cleanup();
     return rc;
 }

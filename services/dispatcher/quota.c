@@ -1,79 +1,22 @@
 /* Monthly quota: TZif and POSIX-TZ reading for per-channel month windows
  * (why not localtime_r: see quota.h), message costs, and the
  * allowed / warn / exceeded decision. Calendar arithmetic is our own
- * (days_from_civil and back), so nothing here reads the process's TZ. */
+ * (civil_time.c), so nothing here reads the process's TZ. */
 #include "quota.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "civil_time.h"
+#include "errstr.h"
 
 #define TZIF_MAX_BYTES (512 * 1024)
 #define TZIF_MAX_TIMES 20000
 #define TZIF_MAX_TYPES 256
 #define UTOFF_MAX (26 * 3600) /* every offset ever used is within +-26 h */
-#define DAY 86400LL
-
-__attribute__((format(printf, 3, 4))) static void err_set(char *errstr, size_t errcap,
-                                                          const char *fmt, ...)
-{
-    if (!errstr || errcap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errcap, fmt, ap);
-    va_end(ap);
-}
-
-/* --- calendar ---------------------------------------------------------------------- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    return a / b - (a % b != 0 && ((a < 0) != (b < 0)));
-}
-
-/* Days since 1970-01-01 (H. Hinnant's algorithms). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static void civil_from_days(int64_t days, int64_t *y, int *m)
-{
-    days += 719468;
-    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-    int64_t doe = days - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
-static bool is_leap(int64_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int64_t y, int m)
-{
-    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : mdays[m - 1];
-}
-
-/* 0 = Sunday; 1970-01-01 was a Thursday. */
-static int weekday(int64_t days)
-{
-    return (int)((days % 7 + 11) % 7);
-}
 
 /* --- POSIX TZ rules (TZif footers) ---------------------------------------------------- */
 
@@ -230,16 +173,16 @@ static int tz_rule_parse(const char *s, struct tz_rule *r)
 /* The day (days since the epoch) a rule date falls on in year y. */
 static int64_t ruledate_day(const struct tz_ruledate *r, int64_t y)
 {
-    int64_t jan1 = days_from_civil(y, 1, 1);
+    int64_t jan1 = civil_days_from_date(y, 1, 1);
     switch (r->kind) {
     case 'J':
-        return jan1 + r->n - 1 + (is_leap(y) && r->n >= 60);
+        return jan1 + r->n - 1 + (civil_is_leap(y) && r->n >= 60);
     case 'D':
         return jan1 + r->n;
     default: {
-        int64_t first = days_from_civil(y, r->m, 1);
-        int day = (r->d - weekday(first) + 7) % 7 + (r->w - 1) * 7;
-        while (day >= days_in_month(y, r->m))
+        int64_t first = civil_days_from_date(y, r->m, 1);
+        int day = (r->d - civil_weekday(first) + 7) % 7 + (r->w - 1) * 7;
+        while (day >= civil_days_in_month(y, r->m))
             day -= 7;
         return first + day;
     }
@@ -250,15 +193,15 @@ static int64_t ruledate_day(const struct tz_ruledate *r, int64_t y)
  * time is in standard time, the end time in daylight time. */
 static void rule_changes(const struct tz_rule *r, int64_t y, int64_t *start, int64_t *end)
 {
-    *start = ruledate_day(&r->start, y) * DAY + r->start.secs - r->std_off;
-    *end = ruledate_day(&r->end, y) * DAY + r->end.secs - r->dst_off;
+    *start = ruledate_day(&r->start, y) * CIVIL_DAY_S + r->start.secs - r->std_off;
+    *end = ruledate_day(&r->end, y) * CIVIL_DAY_S + r->end.secs - r->dst_off;
 }
 
 static int64_t year_of(int64_t t)
 {
     int64_t y;
     int m;
-    civil_from_days(floor_div(t, DAY), &y, &m);
+    civil_date_from_days(civil_day_of(t), &y, &m);
     return y;
 }
 
@@ -327,12 +270,12 @@ struct quota_zone *quota_zone_from_posix(const char *tz, char *errstr, size_t er
     if (!tz || strlen(tz) > QUOTA_ZONE_NAME_MAX || tz_rule_parse(tz, &rule) != 0 ||
         rule.std_off < -UTOFF_MAX || rule.std_off > UTOFF_MAX || rule.dst_off < -UTOFF_MAX ||
         rule.dst_off > UTOFF_MAX) {
-        err_set(errstr, errcap, "time zone: '%s' is not a POSIX TZ rule", tz ? tz : "(null)");
+        errstr_set(errstr, errcap, "time zone: '%s' is not a POSIX TZ rule", tz ? tz : "(null)");
         return NULL;
     }
     struct quota_zone *z = zone_alloc(tz, 0);
     if (!z) {
-        err_set(errstr, errcap, "out of memory");
+        errstr_set(errstr, errcap, "out of memory");
         return NULL;
     }
     z->has_rule = true;
@@ -378,12 +321,12 @@ struct quota_zone *quota_zone_from_tzif(const char *name, const unsigned char *d
     struct tzif_header h;
     const char *nm = name ? name : "";
     if (!data || tzif_header_read(data, len, &h) != 0) {
-        err_set(errstr, errcap, "time zone %s: not a TZif file", nm);
+        errstr_set(errstr, errcap, "time zone %s: not a TZif file", nm);
         return NULL;
     }
     char version = (char)data[4];
     if (version != '\0' && (version < '2' || version > '9')) {
-        err_set(errstr, errcap, "time zone %s: unknown TZif version", nm);
+        errstr_set(errstr, errcap, "time zone %s: unknown TZif version", nm);
         return NULL;
     }
     int tsize = 4;
@@ -393,12 +336,12 @@ struct quota_zone *quota_zone_from_tzif(const char *name, const unsigned char *d
         if (h.timecnt > TZIF_MAX_TIMES || h.typecnt > TZIF_MAX_TYPES || h.leapcnt > 1000 ||
             h.charcnt > 1000 || h.isstdcnt > TZIF_MAX_TYPES || h.isutcnt > TZIF_MAX_TYPES ||
             tzif_block_len(&h, 4) > len - pos) {
-            err_set(errstr, errcap, "time zone %s: truncated TZif file", nm);
+            errstr_set(errstr, errcap, "time zone %s: truncated TZif file", nm);
             return NULL;
         }
         pos += tzif_block_len(&h, 4);
         if (tzif_header_read(data + pos, len - pos, &h) != 0) {
-            err_set(errstr, errcap, "time zone %s: bad second TZif header", nm);
+            errstr_set(errstr, errcap, "time zone %s: bad second TZif header", nm);
             return NULL;
         }
         pos += 44;
@@ -407,16 +350,16 @@ struct quota_zone *quota_zone_from_tzif(const char *name, const unsigned char *d
     if (h.timecnt > TZIF_MAX_TIMES || h.typecnt < 1 || h.typecnt > TZIF_MAX_TYPES ||
         h.charcnt > 1000 || (h.isstdcnt != 0 && h.isstdcnt != h.typecnt) ||
         (h.isutcnt != 0 && h.isutcnt != h.typecnt) || h.leapcnt > 1000) {
-        err_set(errstr, errcap, "time zone %s: inconsistent TZif counts", nm);
+        errstr_set(errstr, errcap, "time zone %s: inconsistent TZif counts", nm);
         return NULL;
     }
     if (h.leapcnt > 0) {
-        err_set(errstr, errcap, "time zone %s: leap-second (\"right/\") zones are not supported",
-                nm);
+        errstr_set(errstr, errcap, "time zone %s: leap-second (\"right/\") zones are not supported",
+                   nm);
         return NULL;
     }
     if (tzif_block_len(&h, tsize) > len - pos) {
-        err_set(errstr, errcap, "time zone %s: truncated TZif file", nm);
+        errstr_set(errstr, errcap, "time zone %s: truncated TZif file", nm);
         return NULL;
     }
     const unsigned char *times = data + pos;
@@ -428,7 +371,7 @@ struct quota_zone *quota_zone_from_tzif(const char *name, const unsigned char *d
     for (uint32_t i = 0; i < h.typecnt; i++) {
         int64_t u = be_int(types + 6 * i, 4);
         if (u < -UTOFF_MAX || u > UTOFF_MAX || types[6 * i + 4] > 1) {
-            err_set(errstr, errcap, "time zone %s: bad local time type", nm);
+            errstr_set(errstr, errcap, "time zone %s: bad local time type", nm);
             return NULL;
         }
         utoff[i] = (int32_t)u;
@@ -439,13 +382,13 @@ struct quota_zone *quota_zone_from_tzif(const char *name, const unsigned char *d
     if (version != '\0') {
         /* Footer: "\n" POSIX-TZ "\n"; empty means no rule. */
         if (end >= len || data[end] != '\n') {
-            err_set(errstr, errcap, "time zone %s: missing TZif footer", nm);
+            errstr_set(errstr, errcap, "time zone %s: missing TZif footer", nm);
             return NULL;
         }
         const unsigned char *fs = data + end + 1;
         const unsigned char *fe = memchr(fs, '\n', len - end - 1);
         if (!fe || fe - fs > 128) {
-            err_set(errstr, errcap, "time zone %s: bad TZif footer", nm);
+            errstr_set(errstr, errcap, "time zone %s: bad TZif footer", nm);
             return NULL;
         }
         if (fe > fs) {
@@ -453,7 +396,7 @@ struct quota_zone *quota_zone_from_tzif(const char *name, const unsigned char *d
             memcpy(tz, fs, (size_t)(fe - fs));
             tz[fe - fs] = '\0';
             if (tz_rule_parse(tz, &rule) != 0) {
-                err_set(errstr, errcap, "time zone %s: footer rule '%s' not understood", nm, tz);
+                errstr_set(errstr, errcap, "time zone %s: footer rule '%s' not understood", nm, tz);
                 return NULL;
             }
             has_rule = true;
@@ -462,13 +405,13 @@ struct quota_zone *quota_zone_from_tzif(const char *name, const unsigned char *d
 
     struct quota_zone *z = zone_alloc(nm, h.timecnt);
     if (!z) {
-        err_set(errstr, errcap, "out of memory");
+        errstr_set(errstr, errcap, "out of memory");
         return NULL;
     }
     for (uint32_t i = 0; i < h.timecnt; i++) {
         z->at[i] = be_int(times + (size_t)i * (size_t)tsize, tsize);
         if (idx[i] >= h.typecnt || (i > 0 && z->at[i] <= z->at[i - 1])) {
-            err_set(errstr, errcap, "time zone %s: bad transition table", nm);
+            errstr_set(errstr, errcap, "time zone %s: bad transition table", nm);
             quota_zone_free(&z);
             return NULL;
         }
@@ -510,13 +453,14 @@ static bool zone_name_valid(const char *name)
 struct quota_zone *quota_zone_load(const char *name, const char *tzdir, char *errstr, size_t errcap)
 {
     if (!name || !zone_name_valid(name)) {
-        err_set(errstr, errcap, "time zone: '%s' is not an IANA zone name", name ? name : "(null)");
+        errstr_set(errstr, errcap, "time zone: '%s' is not an IANA zone name",
+                   name ? name : "(null)");
         return NULL;
     }
     char path[512];
     int pl = snprintf(path, sizeof path, "%s/%s", tzdir ? tzdir : QUOTA_TZDIR_DEFAULT, name);
     if (pl < 0 || (size_t)pl >= sizeof path) {
-        err_set(errstr, errcap, "time zone %s: path too long", name);
+        errstr_set(errstr, errcap, "time zone %s: path too long", name);
         return NULL;
     }
     FILE *f = fopen(path, "rb");
@@ -525,11 +469,11 @@ struct quota_zone *quota_zone_load(const char *name, const char *tzdir, char *er
         if (strcmp(name, "UTC") == 0 || strcmp(name, "Etc/UTC") == 0) {
             struct quota_zone *z = zone_alloc(name, 0);
             if (!z)
-                err_set(errstr, errcap, "out of memory");
+                errstr_set(errstr, errcap, "out of memory");
             return z;
         }
-        err_set(errstr, errcap, "time zone %s: unknown (%s)", name,
-                e == ENOENT ? "no such zone in the tz database" : strerror(e));
+        errstr_set(errstr, errcap, "time zone %s: unknown (%s)", name,
+                   e == ENOENT ? "no such zone in the tz database" : strerror(e));
         return NULL;
     }
     unsigned char *buf = malloc(TZIF_MAX_BYTES);
@@ -539,9 +483,9 @@ struct quota_zone *quota_zone_load(const char *name, const char *tzdir, char *er
     fclose(f);
     struct quota_zone *z = NULL;
     if (failed)
-        err_set(errstr, errcap, "time zone %s: cannot read %s", name, path);
+        errstr_set(errstr, errcap, "time zone %s: cannot read %s", name, path);
     else if (too_big)
-        err_set(errstr, errcap, "time zone %s: file too large", name);
+        errstr_set(errstr, errcap, "time zone %s: file too large", name);
     else
         z = quota_zone_from_tzif(name, buf, len, errstr, errcap);
     free(buf);
@@ -604,7 +548,7 @@ static size_t zone_changes(const struct quota_zone *z, int64_t a, int64_t b, int
  * rises with t; walk the segments around the target in order. */
 static int64_t first_local_instant(const struct quota_zone *z, int64_t local_target)
 {
-    int64_t a = local_target - 3 * DAY, b = local_target + 3 * DAY;
+    int64_t a = local_target - 3 * CIVIL_DAY_S, b = local_target + 3 * CIVIL_DAY_S;
     int64_t brk[MAX_BREAKS + 2];
     size_t n = zone_changes(z, a, b, brk + 1);
     brk[0] = a;
@@ -629,14 +573,14 @@ static int64_t month_begin(const struct quota_zone *z, int64_t y, int m)
         m += 12;
         y--;
     }
-    return first_local_instant(z, days_from_civil(y, m, 1) * DAY);
+    return first_local_instant(z, civil_days_from_date(y, m, 1) * CIVIL_DAY_S);
 }
 
 void quota_month_window(const struct quota_zone *z, int64_t now, int64_t *start, int64_t *end)
 {
     int64_t y;
     int m;
-    civil_from_days(floor_div(now + quota_zone_offset(z, now), DAY), &y, &m);
+    civil_date_from_days(civil_day_of(now + quota_zone_offset(z, now)), &y, &m);
     int64_t s = month_begin(z, y, m), e = month_begin(z, y, m + 1);
     /* Membership is by the boundaries: a clock that fell back over midnight
      * can show last month's date after this month began. */
@@ -658,7 +602,7 @@ int quota_cost(const Kizuna__V1__SendRequest *req, Kizuna__V1__SendKind sent_kin
                size_t errcap)
 {
     if (!req || !cost) {
-        err_set(errstr, errcap, "bad argument");
+        errstr_set(errstr, errcap, "bad argument");
         return -1;
     }
     if (up_to_remaining)
@@ -680,8 +624,8 @@ int quota_cost(const Kizuna__V1__SendRequest *req, Kizuna__V1__SendKind sent_kin
         return 0;
     case KIZUNA__V1__SEND_KIND__SEND_KIND_BROADCAST:
         if (audience < 0) {
-            err_set(errstr, errcap,
-                    "broadcast: audience size unknown; pass an estimate rather than guess");
+            errstr_set(errstr, errcap,
+                       "broadcast: audience size unknown; pass an estimate rather than guess");
             return -1;
         }
         *cost = audience;
@@ -689,7 +633,7 @@ int quota_cost(const Kizuna__V1__SendRequest *req, Kizuna__V1__SendKind sent_kin
     case KIZUNA__V1__SEND_KIND__SEND_KIND_NARROWCAST:
         break;
     default:
-        err_set(errstr, errcap, "kind: %d has no quota cost", (int)sent_kind);
+        errstr_set(errstr, errcap, "kind: %d has no quota cost", (int)sent_kind);
         return -1;
     }
 
@@ -701,19 +645,20 @@ int quota_cost(const Kizuna__V1__SendRequest *req, Kizuna__V1__SendKind sent_kin
         json_t *limit = json_loads(lj, 0, &jerr);
         if (!json_is_object(limit)) {
             json_decref(limit);
-            err_set(errstr, errcap, "narrowcast_limit_json: not a JSON object");
+            errstr_set(errstr, errcap, "narrowcast_limit_json: not a JSON object");
             return -1;
         }
         json_t *jm = json_object_get(limit, "max");
         json_t *ju = json_object_get(limit, "upToRemainingQuota");
         if (jm && (!json_is_integer(jm) || json_integer_value(jm) < 1)) {
             json_decref(limit);
-            err_set(errstr, errcap, "narrowcast_limit_json: max must be an integer >= 1");
+            errstr_set(errstr, errcap, "narrowcast_limit_json: max must be an integer >= 1");
             return -1;
         }
         if (ju && !json_is_boolean(ju)) {
             json_decref(limit);
-            err_set(errstr, errcap, "narrowcast_limit_json: upToRemainingQuota must be a boolean");
+            errstr_set(errstr, errcap,
+                       "narrowcast_limit_json: upToRemainingQuota must be a boolean");
             return -1;
         }
         if (jm)
@@ -722,8 +667,8 @@ int quota_cost(const Kizuna__V1__SendRequest *req, Kizuna__V1__SendKind sent_kin
         json_decref(limit);
     }
     if (audience < 0 && max < 0) {
-        err_set(errstr, errcap,
-                "narrowcast: audience size unknown and no limit.max; pass an estimate");
+        errstr_set(errstr, errcap,
+                   "narrowcast: audience size unknown and no limit.max; pass an estimate");
         return -1;
     }
     *cost = audience < 0 ? max : (max >= 0 && max < audience ? max : audience);
@@ -737,20 +682,20 @@ int quota_cost(const Kizuna__V1__SendRequest *req, Kizuna__V1__SendKind sent_kin
 int quota_limits_check(const struct quota_limits *lim, char *errstr, size_t errcap)
 {
     if (!lim) {
-        err_set(errstr, errcap, "limits: missing");
+        errstr_set(errstr, errcap, "limits: missing");
         return -1;
     }
     if (lim->contract < QUOTA_NONE) {
-        err_set(errstr, errcap, "contract: %lld, must be >= 0 (or -1 for none)", lim->contract);
+        errstr_set(errstr, errcap, "contract: %lld, must be >= 0 (or -1 for none)", lim->contract);
         return -1;
     }
     if (lim->line < QUOTA_NONE) {
-        err_set(errstr, errcap, "line: %lld, must be >= 0 (or -1 for unknown)", lim->line);
+        errstr_set(errstr, errcap, "line: %lld, must be >= 0 (or -1 for unknown)", lim->line);
         return -1;
     }
     if (lim->warn_percent < 0 || lim->warn_percent > 100) {
-        err_set(errstr, errcap, "warn_percent: %d, must be 1..100 (0: default %d)",
-                lim->warn_percent, QUOTA_WARN_PERCENT_DEFAULT);
+        errstr_set(errstr, errcap, "warn_percent: %d, must be 1..100 (0: default %d)",
+                   lim->warn_percent, QUOTA_WARN_PERCENT_DEFAULT);
         return -1;
     }
     return 0;
@@ -781,13 +726,13 @@ int quota_state_init(struct quota_state *q, const struct quota_zone *zone,
                      size_t errcap)
 {
     if (!q || !zone) {
-        err_set(errstr, errcap, "bad argument: state or zone missing");
+        errstr_set(errstr, errcap, "bad argument: state or zone missing");
         return -1;
     }
     if (quota_limits_check(lim, errstr, errcap) != 0)
         return -1;
     if (used < 0) {
-        err_set(errstr, errcap, "used: %lld, must be >= 0", used);
+        errstr_set(errstr, errcap, "used: %lld, must be >= 0", used);
         return -1;
     }
     memset(q, 0, sizeof *q);
@@ -802,7 +747,7 @@ int quota_set_limits(struct quota_state *q, const struct quota_limits *lim, char
                      size_t errcap)
 {
     if (!q) {
-        err_set(errstr, errcap, "bad argument: state missing");
+        errstr_set(errstr, errcap, "bad argument: state missing");
         return -1;
     }
     if (quota_limits_check(lim, errstr, errcap) != 0)

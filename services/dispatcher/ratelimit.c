@@ -5,10 +5,11 @@
  * inserts (a new channel) are rare. */
 #include "ratelimit.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "errstr.h"
 
 struct rl_channel {
     char *id;
@@ -77,36 +78,25 @@ struct ratelimit_rate ratelimit_default(enum ratelimit_class cls)
     return r;
 }
 
-__attribute__((format(printf, 3, 4))) static void err_set(char *errstr, size_t errcap,
-                                                          const char *fmt, ...)
-{
-    if (!errstr || errcap == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errcap, fmt, ap);
-    va_end(ap);
-}
-
 int ratelimit_rate_check(const struct ratelimit_rate *rate, char *errstr, size_t errcap)
 {
     if (!rate) {
-        err_set(errstr, errcap, "rate: missing");
+        errstr_set(errstr, errcap, "rate: missing");
         return -1;
     }
     if (rate->limit < 0 || rate->limit > RATELIMIT_LIMIT_MAX) {
-        err_set(errstr, errcap, "limit: %ld is outside 0..%ld (0 means unlimited)", rate->limit,
-                RATELIMIT_LIMIT_MAX);
+        errstr_set(errstr, errcap, "limit: %ld is outside 0..%ld (0 means unlimited)", rate->limit,
+                   RATELIMIT_LIMIT_MAX);
         return -1;
     }
     if (rate->period_s < 1 || rate->period_s > RATELIMIT_PERIOD_MAX) {
-        err_set(errstr, errcap, "period_s: %ld is outside 1..%ld", rate->period_s,
-                RATELIMIT_PERIOD_MAX);
+        errstr_set(errstr, errcap, "period_s: %ld is outside 1..%ld", rate->period_s,
+                   RATELIMIT_PERIOD_MAX);
         return -1;
     }
     if (rate->burst < 0 || (rate->limit > 0 && rate->burst > rate->limit)) {
-        err_set(errstr, errcap, "burst: %ld is outside 0..limit (%ld); 0 means the default",
-                rate->burst, rate->limit);
+        errstr_set(errstr, errcap, "burst: %ld is outside 0..limit (%ld); 0 means the default",
+                   rate->burst, rate->limit);
         return -1;
     }
     return 0;
@@ -150,7 +140,7 @@ struct ratelimit *ratelimit_new(const struct ratelimit_rate *defaults, char *err
 {
     struct ratelimit *rl = calloc(1, sizeof *rl);
     if (!rl) {
-        err_set(errstr, errcap, "out of memory");
+        errstr_set(errstr, errcap, "out of memory");
         return NULL;
     }
     for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++) {
@@ -253,7 +243,7 @@ int ratelimit_set(struct ratelimit *rl, const char *channel_id, enum ratelimit_c
                   const struct ratelimit_rate *rate, int64_t now_ns, char *errstr, size_t errcap)
 {
     if (!rl || !channel_id || !class_valid(cls)) {
-        err_set(errstr, errcap, "bad argument: channel or class (%d)", (int)cls);
+        errstr_set(errstr, errcap, "bad argument: channel or class (%d)", (int)cls);
         return -1;
     }
     const struct ratelimit_rate *want = rate ? rate : &rl->defaults[cls];
@@ -262,7 +252,7 @@ int ratelimit_set(struct ratelimit *rl, const char *channel_id, enum ratelimit_c
         return -1;
     struct rl_channel *c = channel_get(rl, channel_id);
     if (!c) {
-        err_set(errstr, errcap, "out of memory");
+        errstr_set(errstr, errcap, "out of memory");
         return -2;
     }
     struct ratelimit_bucket *old = &c->bucket[cls];

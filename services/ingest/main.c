@@ -36,8 +36,8 @@ static long ack_budget_ms;
 static const struct config_entry ingest_config[] = {
     {"INGEST_PUBLIC_PORT", CONFIG_PORT, "8080", &public_port, 0, 0,
      "public port for LINE webhooks and tracked links"},
-    {"INGEST_PUBLIC_THREADS", CONFIG_INT, "64", &public_threads, 1, 64,
-     "public server worker threads; each webhook request holds one until its events are durable"},
+    {"INGEST_PUBLIC_THREADS", CONFIG_INT, "4", &public_threads, 1, 64,
+     "public server worker threads; a webhook request holds one only while it is parsed"},
     {"INGEST_ACK_BUDGET_MS", CONFIG_INT, "1000", &ack_budget_ms, 10, 1900,
      "how long a webhook waits for the broker's acks before spooling (LINE times out at 2 s)"},
     {"KIZUNA_DATA_KEY", CONFIG_SECRET, NULL, &data_key_hex, 0, 0,
@@ -92,10 +92,13 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
+/* The webhook's ack-wait threads stop right after the server (which has
+ * answered everything by then), while the spool they write still exists. */
 static void step_stop_public(void *ctx)
 {
     (void)ctx;
     httpd_stop(&public_server);
+    webhook_stop(webhook);
 }
 
 static void step_stop_relay(void *ctx)
@@ -183,6 +186,7 @@ int main(void)
         .lookup = ingest_lookup,
         .lookup_ctx = registry,
         .spool = spool,
+        .producer = producer,
         .links = links,
         .ack_budget_ms = (int)ack_budget_ms,
     };

@@ -276,6 +276,40 @@ int spool_deliver(struct spool *sp, struct spool_record *recs, size_t n, int bud
     return rc;
 }
 
+int spool_store(struct spool *sp, struct spool_record *recs, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (!sp || !recs)
+        return -1;
+    bool *pending = calloc(n, sizeof *pending);
+    size_t npending = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool want = recs[i].state == SPOOL_PENDING;
+        if (pending)
+            pending[i] = want;
+        npending += want;
+    }
+    if (npending == 0) {
+        free(pending);
+        return 0;
+    }
+    enum spool_state result = SPOOL_LOST;
+    if (pending && spool_write(sp, recs, pending, n) == DB_OK)
+        result = SPOOL_SPOOLED;
+    else
+        metrics_add(sp->write_failures, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (recs[i].state != SPOOL_PENDING)
+            continue;
+        recs[i].state = result;
+        if (result == SPOOL_SPOOLED)
+            metrics_add(sp->spooled, 1, recs[i].topic);
+    }
+    free(pending);
+    return result == SPOOL_SPOOLED ? 0 : -1;
+}
+
 /* The relay's connection, (re)opened on demand. */
 static struct db *spool_relay_db(struct spool *sp)
 {

@@ -53,6 +53,15 @@ void spool_free(struct spool **sp);
 int spool_deliver(struct spool *sp, struct spool_record *recs, size_t n, int budget_ms,
                   struct spool_outcome *out);
 
+/* Writes every record whose state is SPOOL_PENDING to the spool in one
+ * transaction, producing nothing: for a caller that produced the records
+ * itself and collected the acks its own way (webhook.c's async path). Sets
+ * those records to SPOOL_SPOOLED, or to SPOOL_LOST if the write failed, and
+ * counts them as spool_deliver does. Returns 0 when every pending record is
+ * written (or none was pending), -1 otherwise. Any thread; blocks for the
+ * write. */
+int spool_store(struct spool *sp, struct spool_record *recs, size_t n);
+
 /* One relay round: if rows wait and the broker answers, publishes up to a
  * batch in id order and deletes the acknowledged ones. Also refreshes the
  * spool-depth gauge now and then. Returns rows published, 0, or < 0 on a

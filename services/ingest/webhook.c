@@ -4,9 +4,12 @@
  * every event in it is durable (spool.h). The public port also serves
  * tracked links, which links.c answers.
  *
- * A request blocks its worker thread until the acks arrive (a few ms with
- * the broker up, up to INGEST_ACK_BUDGET_MS without it), so the public
- * server's thread count bounds the concurrency; see README.md. */
+ * A request never blocks its worker thread while the broker answers: once
+ * parsed, its records are handed to ackwait.c and the answer is deferred
+ * (httpd_defer); the 200 (or 503) is given when the last ack arrives or,
+ * past INGEST_ACK_BUDGET_MS, when a spool worker has committed the rest.
+ * So a few worker threads serve any number of waiting requests; the
+ * connection limit bounds them instead. */
 #include "webhook.h"
 
 #include <stdio.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ackwait.h"
 #include "crypto.h"
 #include "kizuna/v1/webhook.pb-c.h"
 #include "links.h"
@@ -36,6 +40,7 @@ struct webhook {
     struct spool *spool;
     struct links *links;
     int ack_budget_ms;
+    struct ackwait *ackwait;
     struct metric *events;
     struct metric *unknown_types;
     struct metric *signature_failures;
@@ -43,13 +48,24 @@ struct webhook {
     struct metric *refused;
 };
 
+/* A request waiting for its events to be durable: everything the answer
+ * needs, since the httpd request is gone once the handler returns. */
+struct webhook_pending {
+    struct webhook *wh;
+    struct httpd_deferred *deferred;
+    struct webhook_batch batch;
+    struct spool_record *recs;
+    struct timespec start;
+    char channel_id[WEBHOOK_CHANNEL_MAX + 1];
+};
+
 static const double webhook_ack_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                              0.25,  0.5,    0.75,  1,    1.5,   2,    5};
 
 struct webhook *webhook_new(const struct webhook_options *opts, char *errstr, size_t errcap)
 {
-    if (!opts || !opts->lookup || !opts->spool || opts->ack_budget_ms < 0) {
-        snprintf(errstr, errcap, "webhook needs a lookup, a spool and an ack budget");
+    if (!opts || !opts->lookup || !opts->spool || !opts->producer || opts->ack_budget_ms < 0) {
+        snprintf(errstr, errcap, "webhook needs a lookup, a spool, a producer and an ack budget");
         return NULL;
     }
     struct webhook *wh = calloc(1, sizeof *wh);
@@ -62,6 +78,17 @@ struct webhook *webhook_new(const struct webhook_options *opts, char *errstr, si
     wh->spool = opts->spool;
     wh->links = opts->links;
     wh->ack_budget_ms = opts->ack_budget_ms;
+    struct ackwait_options aopts = {
+        .producer = opts->producer,
+        .spool = opts->spool,
+        .budget_ms = opts->ack_budget_ms,
+        .spool_workers = opts->spool_workers,
+    };
+    wh->ackwait = ackwait_new(&aopts, errstr, errcap);
+    if (!wh->ackwait) {
+        free(wh);
+        return NULL;
+    }
     wh->events = metrics_counter("kizuna_ingest_events_total",
                                  "Webhook events accepted (durable), by LINE event type; types "
                                  "ingest does not know count as \"unknown\".",
@@ -83,10 +110,17 @@ struct webhook *webhook_new(const struct webhook_options *opts, char *errstr, si
     return wh;
 }
 
+void webhook_stop(struct webhook *wh)
+{
+    if (wh)
+        ackwait_stop(wh->ackwait);
+}
+
 void webhook_free(struct webhook **wh)
 {
     if (!wh || !*wh)
         return;
+    ackwait_free(&(*wh)->ackwait);
     free(*wh);
     *wh = NULL;
 }
@@ -151,62 +185,37 @@ static void webhook_refuse(struct webhook *wh, struct httpd_response *resp, int 
     httpd_respond_error(resp, status, reason, message, field);
 }
 
-/* Everything after the signature: parse, deliver, answer. */
-static void webhook_accept(struct webhook *wh, const struct channel_view *ch, const char *body,
-                           size_t len, const struct timespec *start, struct httpd_response *resp)
+static void pending_free(struct webhook_pending *p)
 {
-    struct webhook_context ctx = {
-        .tenant_id = ch->tenant_id,
-        .channel_id = ch->channel_id,
-        .received_at_ms = realtime_ms(),
-    };
-    struct webhook_batch batch = {0};
-    char err[256] = "";
-    if (webhook_parse(body, len, &ctx, &batch, err, sizeof err) != 0) {
-        log_warn("webhook body refused", "channel", ch->channel_id, "reason", err);
-        webhook_refuse(wh, resp, 400, "bad_request", err[0] ? err : "invalid webhook body", "body");
-        return;
-    }
-    if (batch.n == 0) {
-        /* LINE's "Verify" button, or a delivery with nothing in it. */
-        webhook_batch_free(&batch);
-        httpd_respond_json(resp, 200, "{}");
-        return;
-    }
+    webhook_batch_free(&p->batch);
+    free(p->recs);
+    free(p);
+}
 
-    struct spool_record *recs = calloc(batch.n, sizeof *recs);
-    if (!recs) {
-        webhook_batch_free(&batch);
-        webhook_refuse(wh, resp, 503, "unavailable", "out of memory", NULL);
-        return;
-    }
-    for (size_t i = 0; i < batch.n; i++) {
-        const struct webhook_record *r = &batch.records[i];
-        recs[i] = (struct spool_record){
-            .topic = WEBHOOK_TOPIC,
-            .key = r->key,
-            .keylen = strnlen(r->key, sizeof r->key),
-            .payload = r->payload,
-            .len = r->len,
-        };
-    }
-    struct spool_outcome outcome;
-    int rc = spool_deliver(wh->spool, recs, batch.n, wh->ack_budget_ms, &outcome);
-    metrics_observe(wh->time_to_ack, seconds_since(start),
-                    rc != 0               ? "failed"
-                    : outcome.spooled > 0 ? "spooled"
-                                          : "acked");
+/* ackwait's verdict: count, log, answer. On the producer's poll thread or a
+ * spool worker; the request itself is long gone, p has what is needed. */
+static void webhook_durable(void *arg, struct spool_record *recs, size_t n, bool durable)
+{
+    struct webhook_pending *p = arg;
+    struct webhook *wh = p->wh;
+    size_t spooled = 0;
+    for (size_t i = 0; i < n; i++)
+        spooled += recs[i].state == SPOOL_SPOOLED;
+    metrics_observe(wh->time_to_ack, seconds_since(&p->start),
+                    !durable      ? "failed"
+                    : spooled > 0 ? "spooled"
+                                  : "acked");
 
-    for (size_t i = 0; i < batch.n; i++) {
-        const struct webhook_record *r = &batch.records[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct webhook_record *r = &p->batch.records[i];
         switch (recs[i].state) {
         case SPOOL_ACKED:
         case SPOOL_SPOOLED:
-            if (rc == 0) {
+            if (durable) {
                 if (record_is_unknown(r)) {
                     metrics_add(wh->events, 1, "unknown");
                     metrics_add(wh->unknown_types, 1, r->type);
-                    log_warn("webhook event of an unknown type kept raw", "channel", ch->channel_id,
+                    log_warn("webhook event of an unknown type kept raw", "channel", p->channel_id,
                              "webhook_event_id", r->webhook_event_id, "type", r->type);
                 } else {
                     metrics_add(wh->events, 1, r->type);
@@ -214,28 +223,98 @@ static void webhook_accept(struct webhook *wh, const struct channel_view *ch, co
             }
             if (recs[i].state == SPOOL_SPOOLED)
                 log_info("webhook event spooled: broker did not confirm within the budget",
-                         "channel", ch->channel_id, "webhook_event_id", r->webhook_event_id);
+                         "channel", p->channel_id, "webhook_event_id", r->webhook_event_id);
             else
-                log_debug("webhook event acknowledged", "channel", ch->channel_id,
+                log_debug("webhook event acknowledged", "channel", p->channel_id,
                           "webhook_event_id", r->webhook_event_id, "type", r->type);
             break;
         default:
             log_error("webhook event not durable: broker and spool both failed", "channel",
-                      ch->channel_id, "webhook_event_id", r->webhook_event_id);
+                      p->channel_id, "webhook_event_id", r->webhook_event_id);
             break;
         }
     }
-    free(recs);
-    webhook_batch_free(&batch);
-    if (rc != 0) {
+
+    struct httpd_response resp = {0};
+    if (!durable) {
         /* Whatever was acked is on the broker already; LINE redelivers the
          * whole request and consumers drop the duplicates by id. */
-        httpd_response_header(resp, "Retry-After", "1");
-        webhook_refuse(wh, resp, 503, "not_durable",
+        httpd_response_header(&resp, "Retry-After", "1");
+        webhook_refuse(wh, &resp, 503, "not_durable",
                        "the events could not be made durable; retry later", NULL);
+    } else {
+        httpd_respond_json(&resp, 200, "{}");
+    }
+    /* -1: httpd_stop answered 503 already (LINE redelivers); nothing to do. */
+    httpd_complete(&p->deferred, &resp);
+    pending_free(p);
+}
+
+/* Everything after the signature: parse, hand the events to ackwait, and
+ * defer the answer until they are durable. */
+static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
+                           const struct channel_view *ch, const char *body, size_t len,
+                           const struct timespec *start, struct httpd_response *resp)
+{
+    struct webhook_context ctx = {
+        .tenant_id = ch->tenant_id,
+        .channel_id = ch->channel_id,
+        .received_at_ms = realtime_ms(),
+    };
+    struct webhook_pending *p = calloc(1, sizeof *p);
+    if (!p) {
+        webhook_refuse(wh, resp, 503, "unavailable", "out of memory", NULL);
         return;
     }
-    httpd_respond_json(resp, 200, "{}");
+    char err[256] = "";
+    if (webhook_parse(body, len, &ctx, &p->batch, err, sizeof err) != 0) {
+        free(p);
+        log_warn("webhook body refused", "channel", ch->channel_id, "reason", err);
+        webhook_refuse(wh, resp, 400, "bad_request", err[0] ? err : "invalid webhook body", "body");
+        return;
+    }
+    if (p->batch.n == 0) {
+        /* LINE's "Verify" button, or a delivery with nothing in it. */
+        pending_free(p);
+        httpd_respond_json(resp, 200, "{}");
+        return;
+    }
+
+    p->wh = wh;
+    p->start = *start;
+    snprintf(p->channel_id, sizeof p->channel_id, "%s", ch->channel_id);
+    p->recs = calloc(p->batch.n, sizeof *p->recs);
+    if (!p->recs) {
+        pending_free(p);
+        webhook_refuse(wh, resp, 503, "unavailable", "out of memory", NULL);
+        return;
+    }
+    for (size_t i = 0; i < p->batch.n; i++) {
+        const struct webhook_record *r = &p->batch.records[i];
+        p->recs[i] = (struct spool_record){
+            .topic = WEBHOOK_TOPIC,
+            .key = r->key,
+            .keylen = strnlen(r->key, sizeof r->key),
+            .payload = r->payload,
+            .len = r->len,
+        };
+    }
+    p->deferred = httpd_defer(req);
+    if (!p->deferred) {
+        /* Out of memory, or the server is stopping: LINE will retry. */
+        pending_free(p);
+        httpd_response_header(resp, "Retry-After", "1");
+        webhook_refuse(wh, resp, 503, "unavailable", "the server cannot take requests now",
+                       NULL);
+        return;
+    }
+    if (ackwait_submit(wh->ackwait, p->recs, p->batch.n, webhook_durable, p) != 0) {
+        struct httpd_response r = {0};
+        httpd_response_header(&r, "Retry-After", "1");
+        webhook_refuse(wh, &r, 503, "unavailable", "out of memory", NULL);
+        httpd_complete(&p->deferred, &r);
+        pending_free(p);
+    }
 }
 
 static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
@@ -280,7 +359,7 @@ static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
         return;
     }
     memset(ch.secret, 0, sizeof ch.secret);
-    webhook_accept(wh, &ch, body, len, &start, resp);
+    webhook_accept(wh, req, &ch, body, len, &start, resp);
 }
 
 void webhook_route(void *ctx, const struct httpd_request *req, struct httpd_response *resp)

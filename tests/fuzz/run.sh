@@ -10,10 +10,10 @@
 #   FUZZ_RUNS=N     inputs to run (default 1000000)
 #   CC_FUZZ=clang   compiler (default: clang-14, else clang)
 #
-# Installs what it needs, and only what is missing, with apt (Debian 12:
-# clang-14 and libclang-rt-14-dev, which holds libFuzzer; the C libraries the
-# parser links). New inputs libFuzzer finds go to build/fuzz/corpus/webhook,
-# never into the repository.
+# Installs what it needs, and only what is missing, through
+# deploy/local/deps.sh --packages (Debian 12: clang-14 and libclang-rt-14-dev,
+# which holds libFuzzer; the C libraries the parser links). New inputs
+# libFuzzer finds go to build/fuzz/corpus/webhook, never into the repository.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,33 +28,6 @@ say() { printf 'fuzz: %s\n' "$*"; }
 die() {
     printf 'fuzz: error: %s\n' "$*" >&2
     exit 2
-}
-
-is_installed() {
-    [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]
-}
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        die "need root to run '$*'; install ${PACKAGES[*]} by hand"
-    fi
-}
-
-install_missing() {
-    command -v dpkg-query >/dev/null 2>&1 || return 0 # not Debian: trust the host
-    local missing=() pkg
-    for pkg in "${PACKAGES[@]}"; do
-        is_installed "$pkg" || missing+=("$pkg")
-    done
-    [ "${#missing[@]}" -eq 0 ] && return 0
-    say "installing ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${missing[@]}"
 }
 
 pick_cc() {
@@ -98,7 +71,7 @@ build() {
 }
 
 main() {
-    install_missing
+    deploy/local/deps.sh --packages "${PACKAGES[@]}"
     local cc
     cc="$(pick_cc)"
     say "building $OUT/fuzz_webhook_parse with $cc (ASan, UBSan, libFuzzer)"

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "itest.h"
 
 #define FIXTURES "tests/integration/fixtures"
 
@@ -23,87 +24,24 @@ static struct db *admin;
 static struct db *ingest;
 static char scratch[64];
 
-static const char *env_required(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v,
-              "%s is not set: run through `deploy/local/stack.sh with-stack` (or `make "
-              "test-integration`), which exports the local stack's URLs",
-              name);
-    return v;
-}
-
-static struct db *connect_env(const char *name)
-{
-    char errstr[256];
-    struct db *db = db_connect(env_required(name), errstr, sizeof errstr);
-    cr_assert_not_null(db, "connect with %s: %s", name, errstr);
-    return db;
-}
-
-/* One text value from a one-row query; the caller frees. */
-static char *query_text(struct db *db, const char *sql, int n, const char *const *values)
-{
-    struct db_result *r = NULL;
-    enum db_status st = db_exec(db, sql, n, values, &r);
-    cr_assert_eq(st, DB_OK, "%s: %s (%s)", sql, db_error_message(db), db_error_sqlstate(db));
-    cr_assert_eq(db_result_rows(r), 1, "%s: want one row", sql);
-    char *v = db_result_isnull(r, 0, 0) ? NULL : strdup(db_result_value(r, 0, 0));
-    db_result_free(&r);
-    return v;
-}
-
-static void exec_ok(struct db *db, const char *sql, int n, const char *const *values)
-{
-    enum db_status st = db_exec(db, sql, n, values, NULL);
-    cr_assert_eq(st, DB_OK, "%s: %s (%s)", sql, db_error_message(db), db_error_sqlstate(db));
-}
-
-/* The admin builds DDL for names through format(%I), server-side quoting. */
-static void admin_format_exec(const char *fmt_sql, int n, const char *const *values)
-{
-    char *ddl = query_text(admin, fmt_sql, n, values);
-    cr_assert_not_null(ddl);
-    exec_ok(admin, ddl, 0, NULL);
-    free(ddl);
-}
-
 static void scratch_create(void)
 {
     snprintf(scratch, sizeof scratch, "kz_test_db_%ld", (long)getpid());
-    char *owner = query_text(ingest, "SELECT current_user", 0, NULL);
-    const char *drop[] = {scratch};
-    admin_format_exec("SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text)", 1, drop);
-    const char *create[] = {scratch, owner};
-    admin_format_exec("SELECT format('CREATE SCHEMA %I AUTHORIZATION %I', $1::text, $2::text)", 2,
-                      create);
-    free(owner);
+    itest_schema_create(admin, ingest, scratch);
     /* Unqualified names in these tests resolve into the scratch schema. */
-    const char *path[] = {scratch};
-    exec_ok(ingest, "SELECT set_config('search_path', $1, false)", 1, path);
+    itest_search_path_set(ingest, scratch);
 }
 
 static void setup(void)
 {
-    admin = connect_env("KIZUNA_PG_ADMIN_URL");
-    ingest = connect_env("INGEST_DATABASE_URL");
+    admin = itest_db_connect_env("KIZUNA_PG_ADMIN_URL");
+    ingest = itest_db_connect_env("INGEST_DATABASE_URL");
     scratch_create();
 }
 
 static void teardown(void)
 {
-    if (admin && scratch[0]) {
-        const char *drop[] = {scratch};
-        char *ddl = NULL;
-        struct db_result *r = NULL;
-        if (db_exec(admin, "SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text)", 1, drop,
-                    &r) == DB_OK)
-            ddl = strdup(db_result_value(r, 0, 0));
-        db_result_free(&r);
-        if (ddl)
-            db_exec(admin, ddl, 0, NULL, NULL);
-        free(ddl);
-    }
+    itest_schema_drop(admin, scratch);
     db_free(&ingest);
     db_free(&admin);
 }
@@ -125,18 +63,18 @@ static const char *const tricky_values[] = {
 
 Test(db, parameters_round_trip_values_that_would_break_string_sql)
 {
-    exec_ok(ingest, "CREATE TABLE notes (body text)", 0, NULL);
+    itest_exec_ok(ingest, "CREATE TABLE notes (body text)", 0, NULL);
     for (size_t i = 0; i < sizeof tricky_values / sizeof tricky_values[0]; i++) {
         const char *v[] = {tricky_values[i]};
-        char *echo = query_text(ingest, "SELECT $1::text", 1, v);
+        char *echo = itest_query_text(ingest, "SELECT $1::text", 1, v);
         cr_assert_str_eq(echo, tricky_values[i]);
         free(echo);
-        exec_ok(ingest, "INSERT INTO notes (body) VALUES ($1)", 1, v);
-        char *count = query_text(ingest, "SELECT count(*) FROM notes WHERE body = $1", 1, v);
+        itest_exec_ok(ingest, "INSERT INTO notes (body) VALUES ($1)", 1, v);
+        char *count = itest_query_text(ingest, "SELECT count(*) FROM notes WHERE body = $1", 1, v);
         cr_assert_str_eq(count, "1", "value %zu stored once and found again", i);
         free(count);
     }
-    char *total = query_text(ingest, "SELECT count(*) FROM notes", 0, NULL);
+    char *total = itest_query_text(ingest, "SELECT count(*) FROM notes", 0, NULL);
     cr_assert_str_eq(total, "8");
     free(total);
 }
@@ -144,7 +82,7 @@ Test(db, parameters_round_trip_values_that_would_break_string_sql)
 Test(db, null_parameter_is_sql_null)
 {
     const char *v[] = {NULL};
-    char *is_null = query_text(ingest, "SELECT ($1::text IS NULL)::text", 1, v);
+    char *is_null = itest_query_text(ingest, "SELECT ($1::text IS NULL)::text", 1, v);
     cr_assert_str_eq(is_null, "true");
     free(is_null);
     struct db_result *r = NULL;
@@ -174,28 +112,28 @@ Test(db, binary_parameters_round_trip_bytea_with_nul_bytes)
 
 Test(db, commit_keeps_and_rollback_discards)
 {
-    exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
+    itest_exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
     const char *kept[] = {"kept"};
     const char *dropped[] = {"dropped"};
 
     cr_assert_eq(db_begin(ingest), DB_OK);
-    exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, kept);
+    itest_exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, kept);
     cr_assert_eq(db_commit(ingest), DB_OK);
 
     cr_assert_eq(db_begin(ingest), DB_OK);
-    exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, dropped);
+    itest_exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, dropped);
     cr_assert_eq(db_rollback(ingest), DB_OK);
 
-    char *rows = query_text(ingest, "SELECT string_agg(entry, ',') FROM ledger", 0, NULL);
+    char *rows = itest_query_text(ingest, "SELECT string_agg(entry, ',') FROM ledger", 0, NULL);
     cr_assert_str_eq(rows, "kept");
     free(rows);
 }
 
 Test(db, failed_statement_makes_commit_report_failure)
 {
-    exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
+    itest_exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
     const char *v[] = {"once"};
-    exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, v);
+    itest_exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, v);
 
     cr_assert_eq(db_begin(ingest), DB_OK);
     cr_assert_eq(db_exec(ingest, "INSERT INTO ledger VALUES ($1)", 1, v, NULL), DB_FATAL);
@@ -242,10 +180,10 @@ static const struct class_case class_cases[] = {
 
 Test(db, sqlstates_are_classified_retry_or_fatal)
 {
-    exec_ok(ingest,
-            "CREATE FUNCTION raise_code(code text) RETURNS void LANGUAGE plpgsql AS $$ "
-            "BEGIN RAISE EXCEPTION 'raised %', code USING ERRCODE = code; END $$",
-            0, NULL);
+    itest_exec_ok(ingest,
+                  "CREATE FUNCTION raise_code(code text) RETURNS void LANGUAGE plpgsql AS $$ "
+                  "BEGIN RAISE EXCEPTION 'raised %', code USING ERRCODE = code; END $$",
+                  0, NULL);
     for (size_t i = 0; i < sizeof class_cases / sizeof class_cases[0]; i++) {
         const struct class_case *c = &class_cases[i];
         const char *v[] = {c->sqlstate};
@@ -278,8 +216,8 @@ static const struct error_case error_cases[] = {
 
 Test(db, real_errors_are_fatal_with_their_sqlstate)
 {
-    exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
-    exec_ok(ingest, "INSERT INTO ledger VALUES ('dup')", 0, NULL);
+    itest_exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
+    itest_exec_ok(ingest, "INSERT INTO ledger VALUES ('dup')", 0, NULL);
     for (size_t i = 0; i < sizeof error_cases / sizeof error_cases[0]; i++) {
         const struct error_case *c = &error_cases[i];
         enum db_status st = db_exec(ingest, c->sql, 0, NULL, NULL);
@@ -297,14 +235,14 @@ static void terminate_backend(const char *pid)
 {
     /* With a timeout, pg_terminate_backend waits until the backend is gone. */
     const char *v[] = {pid};
-    char *ok = query_text(admin, "SELECT pg_terminate_backend($1::int, 5000)::text", 1, v);
+    char *ok = itest_query_text(admin, "SELECT pg_terminate_backend($1::int, 5000)::text", 1, v);
     cr_assert_str_eq(ok, "true");
     free(ok);
 }
 
 Test(db, terminated_backend_reconnects_outside_transaction)
 {
-    char *before = query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
+    char *before = itest_query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
     terminate_backend(before);
 
     struct db_result *r = NULL;
@@ -315,7 +253,7 @@ Test(db, terminated_backend_reconnects_outside_transaction)
     free(before);
 
     /* db_ping heals the same way. */
-    char *second = query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
+    char *second = itest_query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
     terminate_backend(second);
     free(second);
     cr_assert(db_ping(ingest));
@@ -323,11 +261,11 @@ Test(db, terminated_backend_reconnects_outside_transaction)
 
 Test(db, terminated_backend_inside_transaction_is_retry)
 {
-    exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
+    itest_exec_ok(ingest, "CREATE TABLE ledger (entry text PRIMARY KEY)", 0, NULL);
     cr_assert_eq(db_begin(ingest), DB_OK);
     const char *v[] = {"lost"};
-    exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, v);
-    char *pid = query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
+    itest_exec_ok(ingest, "INSERT INTO ledger VALUES ($1)", 1, v);
+    char *pid = itest_query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
     terminate_backend(pid);
     free(pid);
 
@@ -341,14 +279,13 @@ Test(db, terminated_backend_inside_transaction_is_retry)
 
     /* The caller restarts the transaction on a fresh connection. search_path
      * was a session setting, so it is set again. */
-    const char *path[] = {scratch};
-    exec_ok(ingest, "SELECT set_config('search_path', $1, false)", 1, path);
-    char *count = query_text(ingest, "SELECT count(*) FROM ledger", 0, NULL);
+    itest_search_path_set(ingest, scratch);
+    char *count = itest_query_text(ingest, "SELECT count(*) FROM ledger", 0, NULL);
     cr_assert_str_eq(count, "0", "the lost transaction left nothing");
     free(count);
 
     cr_assert_eq(db_begin(ingest), DB_OK);
-    pid = query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
+    pid = itest_query_text(ingest, "SELECT pg_backend_pid()::text", 0, NULL);
     terminate_backend(pid);
     free(pid);
     cr_assert_eq(db_exec(ingest, "SELECT 1", 0, NULL, NULL), DB_RETRY);
@@ -390,10 +327,10 @@ Test(db, bad_connection_strings_fail_without_echoing_passwords)
 /* schema_migrations of the scratch schema (the session's search_path). */
 static char *migrations_snapshot(void)
 {
-    return query_text(ingest,
-                      "SELECT string_agg(name || '|' || applied_at::text || '|' || checksum, "
-                      "';' ORDER BY name) FROM schema_migrations",
-                      0, NULL);
+    return itest_query_text(ingest,
+                            "SELECT string_agg(name || '|' || applied_at::text || '|' || checksum, "
+                            "';' ORDER BY name) FROM schema_migrations",
+                            0, NULL);
 }
 
 Test(db, migrations_apply_once_and_a_second_run_applies_nothing)
@@ -411,15 +348,15 @@ Test(db, migrations_apply_once_and_a_second_run_applies_nothing)
     free(second);
 
     /* The multi-statement file ran whole, into the named schema. */
-    char *label =
-        query_text(ingest, "SELECT widget_label(name) FROM widgets ORDER BY id LIMIT 1", 0, NULL);
+    char *label = itest_query_text(
+        ingest, "SELECT widget_label(name) FROM widgets ORDER BY id LIMIT 1", 0, NULL);
     cr_assert_str_eq(label, "widget; first; with a semicolon");
     free(label);
-    char *count = query_text(ingest, "SELECT count(*) FROM widgets", 0, NULL);
+    char *count = itest_query_text(ingest, "SELECT count(*) FROM widgets", 0, NULL);
     cr_assert_str_eq(count, "2");
     free(count);
-    char *len =
-        query_text(ingest, "SELECT min(length(checksum))::text FROM schema_migrations", 0, NULL);
+    char *len = itest_query_text(
+        ingest, "SELECT min(length(checksum))::text FROM schema_migrations", 0, NULL);
     cr_assert_str_eq(len, "64", "a sha256 in hex per file");
     free(len);
 }
@@ -462,7 +399,7 @@ Test(db, migration_changed_after_apply_is_refused)
 
     cr_assert_eq(n, -1, "an edited migration is refused");
     cr_assert(strstr(errstr, "001_first.sql") && strstr(errstr, "changed"), "errstr: %s", errstr);
-    char *second = query_text(ingest, "SELECT to_regclass('second_table')::text", 0, NULL);
+    char *second = itest_query_text(ingest, "SELECT to_regclass('second_table')::text", 0, NULL);
     cr_assert_null(second, "nothing after the edited file was applied");
 }
 
@@ -474,10 +411,10 @@ Test(db, failed_migration_leaves_neither_objects_nor_record)
     cr_assert(strstr(errstr, "002_fails_halfway.sql") && strstr(errstr, "42P01"), "errstr: %s",
               errstr);
     char *names =
-        query_text(ingest, "SELECT string_agg(name, ',') FROM schema_migrations", 0, NULL);
+        itest_query_text(ingest, "SELECT string_agg(name, ',') FROM schema_migrations", 0, NULL);
     cr_assert_str_eq(names, "001_ok.sql", "the good file stays applied");
     free(names);
-    char *gizmos = query_text(ingest, "SELECT to_regclass('gizmos')::text", 0, NULL);
+    char *gizmos = itest_query_text(ingest, "SELECT to_regclass('gizmos')::text", 0, NULL);
     cr_assert_null(gizmos, "the failed file's first statement was rolled back");
     cr_assert(db_ping(ingest), "and the connection is left usable, outside a transaction");
     cr_assert_eq(db_begin(ingest), DB_OK);
@@ -559,7 +496,7 @@ Test(db, replicas_migrating_together_apply_each_file_once)
         total += jobs[i].applied;
     }
     cr_assert_eq(total, 2, "two files, applied once between four replicas");
-    char *count = query_text(ingest, "SELECT count(*) FROM widgets", 0, NULL);
+    char *count = itest_query_text(ingest, "SELECT count(*) FROM widgets", 0, NULL);
     cr_assert_str_eq(count, "2", "the data migration ran once");
     free(count);
 }
@@ -585,14 +522,14 @@ Test(db, segmentation_role_cannot_read_ingest_tables)
     char errstr[256];
     int n = db_migrate(ingest, "ingest", "services/ingest/migrations", errstr, sizeof errstr);
     cr_assert_geq(n, 0, "ingest migrations: %s", errstr);
-    char *exists = query_text(ingest, "SELECT to_regclass('ingest.channels')::text", 0, NULL);
+    char *exists = itest_query_text(ingest, "SELECT to_regclass('ingest.channels')::text", 0, NULL);
     cr_assert_not_null(exists, "ingest.channels exists");
     free(exists);
-    char *readable = query_text(ingest, "SELECT count(*) >= 0 FROM ingest.channels", 0, NULL);
+    char *readable = itest_query_text(ingest, "SELECT count(*) >= 0 FROM ingest.channels", 0, NULL);
     cr_assert_str_eq(readable, "t", "its owner reads it");
     free(readable);
 
-    struct db *seg = connect_env("SEGMENTATION_DATABASE_URL");
+    struct db *seg = itest_db_connect_env("SEGMENTATION_DATABASE_URL");
     for (size_t i = 0; i < sizeof denied_cases / sizeof denied_cases[0]; i++) {
         enum db_status st = db_exec(seg, denied_cases[i].sql, 0, NULL, NULL);
         cr_expect_eq(st, DB_FATAL, "%s: got %d", denied_cases[i].sql, st);

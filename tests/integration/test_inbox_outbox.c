@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "inbox.h"
+#include "itest.h"
 #include "kafka.h"
 #include "outbox.h"
 
@@ -26,64 +27,20 @@ static struct db *admin;
 static struct db *ingest;
 static char scratch[64];
 
-static const char *env_required(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v,
-              "%s is not set: run through `deploy/local/stack.sh with-stack` (or `make "
-              "test-integration`), which exports the local stack's settings",
-              name);
-    return v;
-}
-
-static struct db *connect_env(const char *name)
-{
-    char errstr[256];
-    struct db *db = db_connect(env_required(name), errstr, sizeof errstr);
-    cr_assert_not_null(db, "connect with %s: %s", name, errstr);
-    return db;
-}
-
-static char *query_text(struct db *db, const char *sql, int n, const char *const *values)
-{
-    struct db_result *r = NULL;
-    enum db_status st = db_exec(db, sql, n, values, &r);
-    cr_assert_eq(st, DB_OK, "%s: %s (%s)", sql, db_error_message(db), db_error_sqlstate(db));
-    cr_assert_eq(db_result_rows(r), 1, "%s: want one row", sql);
-    char *v = db_result_isnull(r, 0, 0) ? NULL : strdup(db_result_value(r, 0, 0));
-    db_result_free(&r);
-    return v;
-}
-
-static void admin_format_exec(const char *fmt_sql, int n, const char *const *values)
-{
-    char *ddl = query_text(admin, fmt_sql, n, values);
-    enum db_status st = db_exec(admin, ddl, 0, NULL, NULL);
-    cr_assert_eq(st, DB_OK, "%s: %s", ddl, db_error_message(admin));
-    free(ddl);
-}
-
 /* A session of the ingest role whose unqualified names land in scratch. */
 static struct db *connect_scratch(void)
 {
-    struct db *db = connect_env("INGEST_DATABASE_URL");
-    const char *path[] = {scratch};
-    cr_assert_eq(db_exec(db, "SELECT set_config('search_path', $1, false)", 1, path, NULL), DB_OK);
+    struct db *db = itest_db_connect_env("INGEST_DATABASE_URL");
+    itest_search_path_set(db, scratch);
     return db;
 }
 
 static void setup(void)
 {
-    admin = connect_env("KIZUNA_PG_ADMIN_URL");
-    ingest = connect_env("INGEST_DATABASE_URL");
+    admin = itest_db_connect_env("KIZUNA_PG_ADMIN_URL");
+    ingest = itest_db_connect_env("INGEST_DATABASE_URL");
     snprintf(scratch, sizeof scratch, "kz_test_io_%ld", (long)getpid());
-    char *owner = query_text(ingest, "SELECT current_user", 0, NULL);
-    const char *drop[] = {scratch};
-    admin_format_exec("SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text)", 1, drop);
-    const char *create[] = {scratch, owner};
-    admin_format_exec("SELECT format('CREATE SCHEMA %I AUTHORIZATION %I', $1::text, $2::text)", 2,
-                      create);
-    free(owner);
+    itest_schema_create(admin, ingest, scratch);
     char errstr[256];
     int n = db_migrate(ingest, scratch, FIXTURES "/inbox_outbox", errstr, sizeof errstr);
     cr_assert_eq(n, 1, "inbox/outbox DDL: %s (run the tests from the repository root)", errstr);
@@ -93,14 +50,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    if (admin && scratch[0]) {
-        const char *drop[] = {scratch};
-        struct db_result *r = NULL;
-        if (db_exec(admin, "SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text)", 1, drop,
-                    &r) == DB_OK)
-            db_exec(admin, db_result_value(r, 0, 0), 0, NULL, NULL);
-        db_result_free(&r);
-    }
+    itest_schema_drop(admin, scratch);
     db_free(&ingest);
     db_free(&admin);
 }
@@ -145,7 +95,7 @@ Test(inbox_outbox, event_ids_with_quotes_are_just_data)
     cr_assert_eq(claim_in_transaction(ingest, "friends", "evt-keep", true), 1);
     cr_assert_eq(claim_in_transaction(ingest, "friends", id, true), 1);
     cr_assert_eq(claim_in_transaction(ingest, "friends", id, true), 0);
-    char *count = query_text(ingest, "SELECT count(*) FROM inbox", 0, NULL);
+    char *count = itest_query_text(ingest, "SELECT count(*) FROM inbox", 0, NULL);
     cr_assert_str_eq(count, "2");
     free(count);
 }
@@ -203,7 +153,7 @@ Test(inbox_outbox, prune_deletes_only_old_rows)
                  DB_OK);
     cr_assert_eq(inbox_prune(ingest, 86400), 1);
     cr_assert_eq(inbox_prune(ingest, 86400), 0);
-    char *left = query_text(ingest, "SELECT string_agg(event_id, ',') FROM inbox", 0, NULL);
+    char *left = itest_query_text(ingest, "SELECT string_agg(event_id, ',') FROM inbox", 0, NULL);
     cr_assert_str_eq(left, "new");
     free(left);
 }
@@ -226,10 +176,7 @@ Test(inbox_outbox, bad_arguments_are_fatal_not_crashes)
 
 static struct kafka_producer *producer_new(void)
 {
-    char errstr[256];
-    struct kafka_producer *p =
-        kafka_producer_new(env_required("KAFKA_BROKERS"), "test-outbox", errstr, sizeof errstr);
-    cr_assert_not_null(p, "producer: %s", errstr);
+    struct kafka_producer *p = itest_producer_new("test-outbox");
     cr_assert(kafka_producer_ready(p, 10000), "Kafka at %s does not answer",
               getenv("KAFKA_BROKERS"));
     return p;
@@ -239,13 +186,21 @@ static struct kafka_producer *producer_new(void)
  * the topic's history. */
 static void unique_key(char *buf, size_t cap)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(buf, cap, "test-outbox-%ld-%ld%09ld", (long)getpid(), (long)ts.tv_sec, ts.tv_nsec);
+    itest_unique_name(buf, cap, "test-outbox");
+}
+
+/* The payloads left in the outbox, in order, comma-separated; the caller
+ * frees. */
+static char *outbox_payloads(void)
+{
+    return itest_query_text(
+        ingest, "SELECT string_agg(convert_from(payload, 'UTF8'), ',' ORDER BY id) FROM outbox", 0,
+        NULL);
 }
 
 struct collected {
     const char *key;
+    int want;
     char values[8][64];
     int n;
 };
@@ -263,29 +218,22 @@ static enum kafka_handled collect(void *ctx, const struct kafka_message *msg)
     return KAFKA_DONE;
 }
 
+static bool collected_enough(void *ctx)
+{
+    const struct collected *c = ctx;
+    return c->n >= c->want;
+}
+
 /* Reads TEST_TOPIC from the beginning until want records with key arrive. */
 static void consume_key(const char *key, int want, struct collected *out)
 {
-    char group[96], errstr[256];
-    snprintf(group, sizeof group, "%s-reader", key);
-    const char *topics[] = {TEST_TOPIC};
-    struct kafka_consumer_options opts = {
-        .brokers = env_required("KAFKA_BROKERS"),
-        .group = group,
-        .topics = topics,
-        .ntopics = 1,
-        .from_beginning = true,
-        .no_commit = true,
-    };
-    struct kafka_consumer *c = kafka_consumer_new(&opts, errstr, sizeof errstr);
-    cr_assert_not_null(c, "consumer: %s", errstr);
-    *out = (struct collected){.key = key};
-    time_t deadline = time(NULL) + 45;
-    while (out->n < want && time(NULL) < deadline)
-        kafka_consumer_poll(c, 500, collect, out);
+    char group[160];
+    itest_unique_name(group, sizeof group, "test-outbox-reader");
+    struct kafka_consumer *c = itest_consumer_new(TEST_TOPIC, group, false);
+    *out = (struct collected){.key = key, .want = want};
+    itest_consumer_poll_until(c, collect, collected_enough, out, 45000);
     /* A moment more to catch anything published that should not have been. */
-    for (int i = 0; i < 4; i++)
-        kafka_consumer_poll(c, 250, collect, out);
+    itest_consumer_poll_until(c, collect, NULL, out, 1000);
     kafka_consumer_close(c);
     kafka_consumer_free(&c);
 }
@@ -367,10 +315,7 @@ Test(inbox_outbox, relay_keeps_everything_from_the_first_unacknowledged_row)
     /* The missing topic gets no ack; the row after it must not overtake it,
      * so it stays too (its publication, if any, repeats next round). */
     cr_assert_eq(outbox_relay_once(ingest, p, 10, 3000), 1);
-    char *left = query_text(ingest,
-                            "SELECT string_agg(convert_from(payload, 'UTF8'), ',' ORDER BY id) "
-                            "FROM outbox",
-                            0, NULL);
+    char *left = outbox_payloads();
     cr_assert_str_eq(left, "never acknowledged,after the gap");
     free(left);
     kafka_producer_free(&p);
@@ -396,9 +341,7 @@ Test(inbox_outbox, only_one_replica_relays_at_a_time_so_order_holds)
                  DB_OK);
     struct db *b = connect_scratch();
     cr_assert_eq(outbox_relay_once(b, p, 10, 10000), 0);
-    char *left = query_text(
-        ingest, "SELECT string_agg(convert_from(payload, 'UTF8'), ',' ORDER BY id) FROM outbox", 0,
-        NULL);
+    char *left = outbox_payloads();
     cr_assert_str_eq(left, "first,second");
     free(left);
     cr_assert_eq(db_rollback(ingest), DB_OK);

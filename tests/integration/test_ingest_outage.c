@@ -10,9 +10,6 @@
  * short and restores both parts whatever happens (.fini). kizuna-ingest runs
  * on its own ports (public 18190, admin 18191). */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
-#include "crypto.h"
 #include "db.h"
+#include "itest.h"
 #include "kafka.h"
 #include "kizuna/v1/webhook.pb-c.h"
 #include "log.h"
@@ -42,44 +38,6 @@ static char stack_log[256];
 static char tenant[64];
 static char channel[32];
 static char secret[33];
-static char admin_token[4096];
-
-static const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && *b ? b : "build";
-}
-
-static const char *env_required(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v, "%s is not set: run through `deploy/local/stack.sh with-stack`", name);
-    return v;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void unique_digits(char *out, size_t cap)
-{
-    static int counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(out, cap, "8%09ld%05ld%02d", (long)(ts.tv_sec % 1000000000L),
-             (long)(getpid() % 100000), ++counter % 100);
-}
-
-static void random_hex(char *out, size_t nbytes)
-{
-    uint8_t b[32];
-    cr_assert(nbytes <= sizeof b && crypto_random(b, nbytes) == 0);
-    for (size_t i = 0; i < nbytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
 
 /* Runs `deploy/local/stack.sh <cmd>`, its output appended to stack_log. */
 static int stack(const char *cmd)
@@ -92,147 +50,44 @@ static int stack(const char *cmd)
 
 /* --- HTTP ----------------------------------------------------------------- */
 
-struct sink {
-    char body[4096];
-    size_t len;
-};
-
-static size_t sink_write(char *p, size_t size, size_t n, void *ctx)
+/* POSTs a signed body to our channel's webhook; the caller frees *res. */
+static long post_webhook(const char *body, struct itest_http *res, long *took_ms)
 {
-    struct sink *s = ctx;
-    size_t add = size * n;
-    if (add > sizeof s->body - 1 - s->len)
-        add = sizeof s->body - 1 - s->len;
-    memcpy(s->body + s->len, p, add);
-    s->len += add;
-    s->body[s->len] = '\0';
-    return size * n;
-}
-
-static long http_do(const char *method, const char *url, const char *const *headers,
-                    const char *body, size_t len, struct sink *out)
-{
-    CURL *curl = curl_easy_init();
-    struct curl_slist *list = NULL;
-    long status = 0;
-    memset(out, 0, sizeof *out);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
-    for (const char *const *h = headers; h && *h; h++)
-        list = curl_slist_append(list, *h);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    }
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(list);
-    curl_easy_cleanup(curl);
-    return status;
-}
-
-/* The text of GET url, malloc'd (the metrics page outgrows struct sink). */
-static char *http_get_text(const char *url)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "curl -fsS --max-time 5 '%s'", url);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t cap = 1 << 20, len = 0;
-    char *text = malloc(cap + 1);
-    cr_assert_not_null(text);
-    len = fread(text, 1, cap, p);
-    text[len] = '\0';
-    pclose(p);
-    return text;
-}
-
-static long post_webhook(const char *body, struct sink *out, long *took_ms)
-{
-    uint8_t mac[CRYPTO_SHA256_LEN];
     char sig[64], h[128], url[128];
-    crypto_hmac_sha256(secret, strlen(secret), body, strlen(body), mac);
-    crypto_base64_encode(mac, sizeof mac, sig, sizeof sig);
+    itest_line_sign(secret, body, strlen(body), sig);
     snprintf(h, sizeof h, "x-line-signature: %s", sig);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/line/webhook/%s", PUBLIC_PORT, channel);
     const char *headers[] = {"Content-Type: application/json", h, NULL};
-    long t0 = now_ms();
-    long status = http_do("POST", url, headers, body, strlen(body), out);
-    *took_ms = now_ms() - t0;
+    long t0 = itest_now_ms();
+    long status = itest_http_do("POST", url, headers, body, strlen(body), res);
+    *took_ms = itest_now_ms() - t0;
     return status;
 }
 
 /* --- fixture ---------------------------------------------------------------- */
 
-static bool wait_ready(long timeout_ms)
-{
-    char url[128];
-    struct sink s;
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", ADMIN_PORT);
-    for (long start = now_ms(); now_ms() - start < timeout_ms;) {
-        if (http_do("GET", url, NULL, NULL, 0, &s) == 200)
-            return true;
-        usleep(200 * 1000);
-    }
-    return false;
-}
-
 static void outage_start(void)
 {
     log_init("test-ingest-outage", LOG_WARN);
-    env_required("INGEST_DATABASE_URL");
-    env_required("KAFKA_BROKERS");
-    const char *jwt = env_required("KIZUNA_JWT_KEY");
-    snprintf(stack_log, sizeof stack_log, "%s/tests/ingest-outage-stack.log", build_dir());
+    itest_env("INGEST_DATABASE_URL");
+    itest_env("KAFKA_BROKERS");
+    itest_env("KIZUNA_JWT_KEY");
+    snprintf(stack_log, sizeof stack_log, "%s/tests/ingest-outage-stack.log", itest_build_dir());
     snprintf(tenant, sizeof tenant, "t-outage-%ld", (long)getpid());
-    char *tok =
-        auth_token_issue(jwt, strlen(jwt), tenant, "outage-test", "admin", 3600, time(NULL));
-    cr_assert_not_null(tok);
-    snprintf(admin_token, sizeof admin_token, "%s", tok);
-    free(tok);
-
-    snprintf(ingest_log, sizeof ingest_log, "%s/tests/ingest-outage-%ld.log", build_dir(),
+    snprintf(ingest_log, sizeof ingest_log, "%s/tests/ingest-outage-%ld.log", itest_build_dir(),
              (long)getpid());
-    char path[512];
-    snprintf(path, sizeof path, "%s/bin/kizuna-ingest", build_dir());
-    ingest_pid = fork();
-    cr_assert_neq(ingest_pid, -1);
-    if (ingest_pid == 0) {
-        char v[16];
-        snprintf(v, sizeof v, "%d", PUBLIC_PORT);
-        setenv("INGEST_PUBLIC_PORT", v, 1);
-        snprintf(v, sizeof v, "%d", ADMIN_PORT);
-        setenv("INGEST_ADMIN_PORT", v, 1);
-        snprintf(v, sizeof v, "%d", ACK_BUDGET_MS);
-        setenv("INGEST_ACK_BUDGET_MS", v, 1);
-        setenv("LOG_LEVEL", "info", 1);
-        int fd = open(ingest_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        execl(path, path, (char *)NULL);
-        _exit(127);
-    }
-    cr_assert(wait_ready(45000), "kizuna-ingest did not become ready; see %s", ingest_log);
+    char public_port[48], admin_port[48], budget[48];
+    snprintf(public_port, sizeof public_port, "INGEST_PUBLIC_PORT=%d", PUBLIC_PORT);
+    snprintf(admin_port, sizeof admin_port, "INGEST_ADMIN_PORT=%d", ADMIN_PORT);
+    snprintf(budget, sizeof budget, "INGEST_ACK_BUDGET_MS=%d", ACK_BUDGET_MS);
+    const char *settings[] = {public_port, admin_port, budget, "LOG_LEVEL=info", NULL};
+    ingest_pid = itest_service_spawn("ingest", settings, ingest_log);
+    cr_assert(itest_http_wait_ready(ADMIN_PORT, 45000),
+              "kizuna-ingest did not become ready; see %s", ingest_log);
 
-    random_hex(secret, 16);
-    unique_digits(channel, sizeof channel);
-    char url[128], body[1024], auth[4200];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/channels", ADMIN_PORT);
-    snprintf(body, sizeof body,
-             "{\"channel_id\":\"%s\",\"name\":\"outage test\",\"channel_secret\":\"%s\","
-             "\"access_token\":\"token-%s\",\"bot_user_id\":\"%s\"}",
-             channel, secret, channel, BOT_USER);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin_token);
-    const char *headers[] = {"Content-Type: application/json", auth, NULL};
-    struct sink s;
-    cr_assert_eq(http_do("POST", url, headers, body, strlen(body), &s), 201, "register: %s",
-                 s.body);
+    itest_random_hex(secret, 16);
+    itest_unique_digits(channel, sizeof channel, '8');
+    itest_ingest_channel_register(ADMIN_PORT, tenant, channel, secret);
 }
 
 /* Whatever happened: both parts of the infra back (other suites run after
@@ -243,29 +98,9 @@ static void outage_finish(void)
     cr_expect_eq(stack("kafka-start"), 0, "could not restart Kafka; see %s", stack_log);
     if (ingest_pid <= 0)
         return;
-    kill(ingest_pid, SIGTERM);
-    int status = -1;
-    for (long start = now_ms(); now_ms() - start < 10000; usleep(50 * 1000)) {
-        if (waitpid(ingest_pid, &status, WNOHANG) == ingest_pid)
-            break;
-        status = -1;
-    }
-    if (status == -1) {
-        kill(ingest_pid, SIGKILL);
-        waitpid(ingest_pid, NULL, 0);
-    }
-    ingest_pid = 0;
-    cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-              "kizuna-ingest did not exit cleanly (status %d); see %s", status, ingest_log);
-    FILE *f = fopen(ingest_log, "r");
-    cr_assert_not_null(f);
-    char line[16384];
-    while (fgets(line, sizeof line, f)) {
-        cr_expect(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error") == NULL, "%s",
-                  line);
-        cr_expect(strstr(line, secret) == NULL, "the log shows the channel secret: %s", line);
-    }
-    fclose(f);
+    itest_service_stop(&ingest_pid, ingest_log);
+    const char *const forbidden[] = {secret, NULL};
+    itest_log_expect_clean(ingest_log, forbidden);
 }
 
 TestSuite(ingest_outage, .init = outage_start, .fini = outage_finish, .timeout = 180);
@@ -276,7 +111,7 @@ TestSuite(ingest_outage, .init = outage_start, .fini = outage_finish, .timeout =
 static long spool_rows(void)
 {
     char errstr[256], like[64];
-    struct db *db = db_connect(env_required("INGEST_DATABASE_URL"), errstr, sizeof errstr);
+    struct db *db = db_connect(itest_env("INGEST_DATABASE_URL"), errstr, sizeof errstr);
     if (!db)
         return -1;
     snprintf(like, sizeof like, "%s:%%", channel);
@@ -339,36 +174,13 @@ static enum kafka_handled collect_handle(void *ctx, const struct kafka_message *
     return KAFKA_DONE;
 }
 
-static bool collect_done(const struct collect *c)
+static bool collect_done(void *ctx)
 {
+    const struct collect *c = ctx;
     for (size_t i = 0; i < c->nevents; i++)
         if (c->events[i].seen == 0)
             return false;
     return true;
-}
-
-static void collect_run(struct collect *c, long timeout_ms)
-{
-    char group[128], err[512];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(group, sizeof group, "test-outage-%ld-%ld%09ld", (long)getpid(), (long)ts.tv_sec,
-             ts.tv_nsec);
-    const char *topics[] = {"line.webhook"};
-    struct kafka_consumer_options opts = {
-        .brokers = env_required("KAFKA_BROKERS"),
-        .group = group,
-        .topics = topics,
-        .ntopics = 1,
-        .from_beginning = true,
-        .no_commit = true,
-    };
-    struct kafka_consumer *k = kafka_consumer_new(&opts, err, sizeof err);
-    cr_assert_not_null(k, "kafka_consumer_new: %s", err);
-    for (long start = now_ms(); !collect_done(c) && now_ms() - start < timeout_ms;)
-        kafka_consumer_poll(k, 200, collect_handle, c);
-    kafka_consumer_close(k);
-    kafka_consumer_free(&k);
 }
 
 /* One text message event, compact, in LINE's key order. */
@@ -376,7 +188,7 @@ static void event_make(struct sent_event *e, int i)
 {
     char user[40];
     snprintf(user, sizeof user, "U");
-    random_hex(user + 1, 16);
+    itest_random_hex(user + 1, 16);
     snprintf(e->id, sizeof e->id, "01OUTAGE%s%02d", channel, i);
     snprintf(e->key, sizeof e->key, "%s:%s", channel, user);
     snprintf(e->raw, sizeof e->raw,
@@ -394,16 +206,17 @@ Test(ingest_outage, broker_down_spools_and_relays_both_down_answers_503)
     struct sent_event events[EVENTS_MAX];
     size_t nevents = 0;
     char body[4096];
-    struct sink s;
+    struct itest_http s;
     long took;
 
     /* Warm: the broker is up, the channel is cached. */
     snprintf(body, sizeof body, "{\"destination\":\"%s\",\"events\":[]}", BOT_USER);
     cr_assert_eq(post_webhook(body, &s, &took), 200, "%s", s.body);
+    itest_http_free(&s);
 
-    long t0 = now_ms();
+    long t0 = itest_now_ms();
     cr_assert_eq(stack("kafka-stop"), 0, "kafka-stop failed; see %s", stack_log);
-    long outage_start_ms = now_ms();
+    long outage_start_ms = itest_now_ms();
 
     /* Broker down: 200 within the budget, the events in the spool. Request
      * i carries i + 1 events (1, 2, 3). */
@@ -420,6 +233,7 @@ Test(ingest_outage, broker_down_spools_and_relays_both_down_answers_503)
         long status = post_webhook(body, &s, &took);
         cr_expect_eq(status, 200, "request %d with the broker down: %ld %s", i, status, s.body);
         cr_expect_lt(took, ANSWER_LIMIT_MS, "request %d answered in %ld ms", i, took);
+        itest_http_free(&s);
     }
     long spooled = spool_rows();
     cr_expect_eq(spooled, (long)nevents, "spool rows for the channel: %ld, want %zu", spooled,
@@ -434,16 +248,17 @@ Test(ingest_outage, broker_down_spools_and_relays_both_down_answers_503)
     cr_expect_eq(status, 503, "both down: %ld %s", status, s.body);
     cr_expect(strstr(s.body, "\"code\":\"not_durable\"") != NULL, "both down: %s", s.body);
     cr_expect_lt(took, ANSWER_LIMIT_MS + 1000, "503 answered in %ld ms", took);
+    itest_http_free(&s);
 
     /* Back: PostgreSQL first, then the broker; the relay drains the spool. */
     cr_assert_eq(stack("pg-start"), 0, "pg-start failed; see %s", stack_log);
     cr_assert_eq(stack("kafka-start"), 0, "kafka-start failed; see %s", stack_log);
-    long outage_ms = now_ms() - outage_start_ms;
-    long back = now_ms();
+    long outage_ms = itest_now_ms() - outage_start_ms;
+    long back = itest_now_ms();
 
     struct collect c = {.events = events, .nevents = nevents};
     snprintf(c.prefix, sizeof c.prefix, "%s:", channel);
-    collect_run(&c, 45000);
+    itest_topic_read("line.webhook", collect_handle, collect_done, &c, 45000);
     for (size_t i = 0; i < nevents; i++)
         cr_expect_geq(events[i].seen, 1, "%s never arrived on line.webhook", events[i].id);
     cr_expect_str_eq(c.mismatch, "", "%s", c.mismatch);
@@ -453,17 +268,19 @@ Test(ingest_outage, broker_down_spools_and_relays_both_down_answers_503)
     cr_expect_leq(c.unexpected, 1, "%zu records we never sent", c.unexpected);
 
     long left = -1;
-    for (long start = now_ms(); now_ms() - start < 20000; usleep(200 * 1000)) {
+    for (long start = itest_now_ms(); itest_now_ms() - start < 20000; usleep(200 * 1000)) {
         left = spool_rows();
         if (left == 0)
             break;
     }
     cr_expect_eq(left, 0, "the spool did not empty: %ld rows left", left);
-    long drained_ms = now_ms() - back;
+    long drained_ms = itest_now_ms() - back;
 
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", ADMIN_PORT);
-    char *metrics = http_get_text(url);
+    struct itest_http m;
+    cr_assert_eq(itest_http_do("GET", url, NULL, NULL, 0, &m), 200, "%s: %s", url, m.error);
+    const char *metrics = m.body;
     char want[160];
     snprintf(want, sizeof want, "kizuna_ingest_spooled_events_total{topic=\"line.webhook\"} %zu",
              nevents);
@@ -474,8 +291,8 @@ Test(ingest_outage, broker_down_spools_and_relays_both_down_answers_503)
     cr_expect(strstr(metrics, "kizuna_ingest_time_to_ack_seconds_count{outcome=\"failed\"} 1") !=
                   NULL,
               "time-to-ack of the refused request");
-    free(metrics);
+    itest_http_free(&m);
     cr_log_info("outage: %ld ms with infra parts down, spool drained %ld ms after both were back, "
                 "whole test %ld ms",
-                outage_ms, drained_ms, now_ms() - t0);
+                outage_ms, drained_ms, itest_now_ms() - t0);
 }

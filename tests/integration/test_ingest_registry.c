@@ -8,7 +8,6 @@
  * ids are unique per run, so records on the shared `channels` topic can be
  * told apart. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "httpd.h"
+#include "itest.h"
 #include "kafka.h"
 #include "kizuna/v1/channel.pb-c.h"
 #include "log.h"
@@ -51,33 +51,6 @@ static int port;
 
 /* --- stack ------------------------------------------------------------------ */
 
-static const char *env_required(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v,
-              "%s is not set: run through `deploy/local/stack.sh with-stack` (or `make "
-              "test-integration`), which exports the local stack's settings",
-              name);
-    return v;
-}
-
-static struct db *connect_url(const char *url)
-{
-    char errstr[256];
-    struct db *db = db_connect(url, errstr, sizeof errstr);
-    cr_assert_not_null(db, "connect: %s", errstr);
-    return db;
-}
-
-static void admin_format_exec(const char *fmt_sql, int n, const char *const *values)
-{
-    struct db_result *r = NULL;
-    cr_assert_eq(db_exec(admin, fmt_sql, n, values, &r), DB_OK, "%s", db_error_message(admin));
-    cr_assert_eq(db_exec(admin, db_result_value(r, 0, 0), 0, NULL, NULL), DB_OK, "%s",
-                 db_error_message(admin));
-    db_result_free(&r);
-}
-
 /* The handler the real service puts in front of registry_api: a valid
  * admin JWT, then the registry for /v1/channels. */
 static void admin_handler(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
@@ -95,20 +68,11 @@ static void admin_handler(void *ctx, const struct httpd_request *req, struct htt
 static void setup(void)
 {
     log_init("test-registry", LOG_WARN);
-    const char *url = env_required("INGEST_DATABASE_URL");
-    admin = connect_url(env_required("KIZUNA_PG_ADMIN_URL"));
-    ingest = connect_url(url);
+    const char *url = itest_env("INGEST_DATABASE_URL");
+    admin = itest_db_connect(itest_env("KIZUNA_PG_ADMIN_URL"));
+    ingest = itest_db_connect(url);
     snprintf(scratch, sizeof scratch, "kz_test_reg_%ld", (long)getpid());
-    struct db_result *r = NULL;
-    cr_assert_eq(db_exec(ingest, "SELECT current_user", 0, NULL, &r), DB_OK);
-    char owner[128];
-    snprintf(owner, sizeof owner, "%s", db_result_value(r, 0, 0));
-    db_result_free(&r);
-    const char *drop[] = {scratch};
-    admin_format_exec("SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text)", 1, drop);
-    const char *create[] = {scratch, owner};
-    admin_format_exec("SELECT format('CREATE SCHEMA %I AUTHORIZATION %I', $1::text, $2::text)", 2,
-                      create);
+    itest_schema_create(admin, ingest, scratch);
     char errstr[256];
     int n = db_migrate(ingest, scratch, MIGRATIONS, errstr, sizeof errstr);
     cr_assert_geq(n, 2, "ingest migrations: %s (run the tests from the repository root)", errstr);
@@ -119,7 +83,7 @@ static void setup(void)
     scratch_url = malloc(cap);
     snprintf(scratch_url, cap, "%s%coptions=-csearch_path%%3D%s", url, strchr(url, '?') ? '&' : '?',
              scratch);
-    ingest = connect_url(scratch_url);
+    ingest = itest_db_connect(scratch_url);
 
     reg = registry_new(scratch_url, data_key, errstr, sizeof errstr);
     cr_assert_not_null(reg, "registry_new: %s", errstr);
@@ -135,14 +99,7 @@ static void teardown(void)
     httpd_stop(&server);
     registry_free(&reg);
     db_free(&ingest);
-    if (admin && scratch[0]) {
-        const char *drop[] = {scratch};
-        struct db_result *r = NULL;
-        if (db_exec(admin, "SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text)", 1, drop,
-                    &r) == DB_OK)
-            db_exec(admin, db_result_value(r, 0, 0), 0, NULL, NULL);
-        db_result_free(&r);
-    }
+    itest_schema_drop(admin, scratch);
     db_free(&admin);
     free(scratch_url);
     scratch_url = NULL;
@@ -150,65 +107,13 @@ static void teardown(void)
 
 TestSuite(ingest_registry, .init = setup, .fini = teardown, .timeout = 90);
 
-/* A channel id no other run uses: LINE's are 10 digits; ours are longer so
- * they never collide with a real one either. */
+/* A channel id no other run uses (see itest_unique_digits). */
 static void unique_channel_id(char out[21])
 {
-    static int counter;
-    struct timespec ts;
-    char buf[64];
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(buf, sizeof buf, "9%08ld%06ld%03d", (long)(ts.tv_sec % 100000000),
-             (long)getpid() % 1000000, ++counter % 1000);
-    memcpy(out, buf, 20);
-    out[20] = '\0';
+    itest_unique_digits(out, 21, '9');
 }
 
 /* --- HTTP ------------------------------------------------------------------- */
-
-struct reply {
-    long status;
-    char *body; /* malloc'd, NUL-terminated */
-    size_t len;
-    char allow[64];
-    char location[96];
-    json_t *json; /* parsed body or NULL */
-};
-
-static size_t reply_body(char *p, size_t size, size_t n, void *ctx)
-{
-    struct reply *rep = ctx;
-    size_t add = size * n;
-    char *grown = realloc(rep->body, rep->len + add + 1);
-    cr_assert_not_null(grown);
-    rep->body = grown;
-    memcpy(rep->body + rep->len, p, add);
-    rep->len += add;
-    rep->body[rep->len] = '\0';
-    return add;
-}
-
-static void header_copy(const char *line, size_t len, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    if (len <= nlen + 1 || strncasecmp(line, name, nlen) != 0 || line[nlen] != ':')
-        return;
-    const char *v = line + nlen + 1;
-    size_t vlen = len - nlen - 1;
-    while (vlen && (*v == ' ' || *v == '\t'))
-        v++, vlen--;
-    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n'))
-        vlen--;
-    snprintf(out, cap, "%.*s", (int)vlen, v);
-}
-
-static size_t reply_header(char *line, size_t size, size_t n, void *ctx)
-{
-    struct reply *rep = ctx;
-    header_copy(line, size * n, "Allow", rep->allow, sizeof rep->allow);
-    header_copy(line, size * n, "Location", rep->location, sizeof rep->location);
-    return size * n;
-}
 
 static char *token_for(const char *tenant, const char *role)
 {
@@ -218,58 +123,32 @@ static char *token_for(const char *tenant, const char *role)
 }
 
 /* One request; content_type NULL sends none. body may hold any bytes. */
-static struct reply http_call(const char *method, const char *path, const char *tenant,
-                              const char *role, const char *content_type, const char *body,
-                              size_t len)
+static struct itest_http http_call(const char *method, const char *path, const char *tenant,
+                                   const char *role, const char *content_type, const char *body,
+                                   size_t len)
 {
-    struct reply rep = {0};
+    struct itest_http rep;
     char url[512], auth[2048], ctype[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *curl = curl_easy_init();
-    struct curl_slist *headers = NULL;
-    char *token = tenant ? token_for(tenant, role) : NULL;
-    if (token) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-        headers = curl_slist_append(headers, auth);
-    }
     /* An empty "Content-Type:" makes curl send none at all. */
     snprintf(ctype, sizeof ctype, "Content-Type:%s%s", content_type ? " " : "",
              content_type ? content_type : "");
-    headers = curl_slist_append(headers, ctype);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, reply_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &rep);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, reply_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &rep);
-    if (body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)len);
+    const char *headers[] = {ctype, NULL, NULL};
+    char *token = tenant ? token_for(tenant, role) : NULL;
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        headers[1] = auth;
     }
-    CURLcode rc = curl_easy_perform(curl);
-    cr_assert_eq(rc, CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(rc));
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &rep.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+    itest_http_do(method, url, headers, body, len, &rep);
     free(token);
-    if (rep.body)
-        rep.json = json_loadb(rep.body, rep.len, 0, NULL);
+    cr_assert_neq(rep.status, 0, "%s %s: %s", method, path, rep.error);
     return rep;
 }
 
-static struct reply http_json(const char *method, const char *path, const char *tenant,
-                              const char *role, const char *body)
+static struct itest_http http_json(const char *method, const char *path, const char *tenant,
+                                   const char *role, const char *body)
 {
     return http_call(method, path, tenant, role, "application/json", body, body ? strlen(body) : 0);
-}
-
-static void reply_free(struct reply *rep)
-{
-    free(rep->body);
-    json_decref(rep->json);
-    memset(rep, 0, sizeof *rep);
 }
 
 static const char *json_str(json_t *obj, const char *key)
@@ -302,10 +181,10 @@ static void create_channel(const char *tenant, const char *channel_id, const cha
                            const char *token)
 {
     char *body = create_body(channel_id, "Shop", secret, token);
-    struct reply rep = http_json("POST", "/v1/channels", tenant, "operator", body);
+    struct itest_http rep = http_json("POST", "/v1/channels", tenant, "operator", body);
     cr_assert_eq(rep.status, 201, "create %s: %ld %s", channel_id, rep.status, rep.body);
     free(body);
-    reply_free(&rep);
+    itest_http_free(&rep);
 }
 
 static void assert_no_secrets(const char *where, const char *text, size_t len)
@@ -316,8 +195,8 @@ static void assert_no_secrets(const char *where, const char *text, size_t len)
                        "%s contains a plaintext secret", where);
 }
 
-static void assert_error(const struct reply *rep, long status, const char *code, const char *field,
-                         const char *what)
+static void assert_error(const struct itest_http *rep, long status, const char *code,
+                         const char *field, const char *what)
 {
     cr_assert_eq(rep->status, status, "%s: status %ld, want %ld (%s)", what, rep->status, status,
                  rep->body ? rep->body : "");
@@ -373,10 +252,7 @@ static enum kafka_handled probe_handle(void *ctx, const struct kafka_message *ms
 
 static int relay_all(void)
 {
-    char errstr[256];
-    struct kafka_producer *producer =
-        kafka_producer_new(env_required("KAFKA_BROKERS"), "test-registry", errstr, sizeof errstr);
-    cr_assert_not_null(producer, "%s", errstr);
+    struct kafka_producer *producer = itest_producer_new("test-registry");
     int total = 0;
     for (int round = 0; round < 20 && count_rows("SELECT count(*) FROM outbox") > 0; round++) {
         int n = registry_relay_once(reg, producer);
@@ -388,30 +264,15 @@ static int relay_all(void)
     return total;
 }
 
+static bool probe_full(void *ctx)
+{
+    const struct topic_probe *p = ctx;
+    return p->n >= p->want;
+}
+
 static void consume_records(struct topic_probe *p)
 {
-    char errstr[256], group[96];
-    snprintf(group, sizeof group, "itest-registry-%s", p->key);
-    const char *topics[] = {"channels"};
-    struct kafka_consumer_options opts = {.brokers = env_required("KAFKA_BROKERS"),
-                                          .group = group,
-                                          .topics = topics,
-                                          .ntopics = 1,
-                                          .from_beginning = true,
-                                          .no_commit = true};
-    struct kafka_consumer *c = kafka_consumer_new(&opts, errstr, sizeof errstr);
-    cr_assert_not_null(c, "%s", errstr);
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (p->n >= p->want || ms > CONSUME_TIMEOUT_MS)
-            break;
-        cr_assert_geq(kafka_consumer_poll(c, 200, probe_handle, p), 0);
-    }
-    kafka_consumer_close(c);
-    kafka_consumer_free(&c);
+    itest_topic_read("channels", probe_handle, probe_full, p, CONSUME_TIMEOUT_MS);
     cr_assert_eq(p->n, p->want, "saw %d of %d records for %s on `channels`", p->n, p->want, p->key);
 }
 
@@ -430,7 +291,7 @@ Test(ingest_registry, create_answers_201_with_fingerprints_and_never_the_secrets
     char id[21], path[64];
     unique_channel_id(id);
     char *body = create_body(id, "Shop Tokyo", SECRET, TOKEN);
-    struct reply rep = http_json("POST", "/v1/channels", "acme", "operator", body);
+    struct itest_http rep = http_json("POST", "/v1/channels", "acme", "operator", body);
     free(body);
     cr_assert_eq(rep.status, 201, "%ld %s", rep.status, rep.body);
     snprintf(path, sizeof path, "/v1/channels/%s", id);
@@ -450,7 +311,7 @@ Test(ingest_registry, create_answers_201_with_fingerprints_and_never_the_secrets
     cr_assert_eq(strlen(json_str(rep.json, "created_at")), strlen("2025-01-01T00:00:00.000Z"));
     assert_no_secrets("the 201 body", rep.body, rep.len);
     char *created = json_dumps(rep.json, JSON_SORT_KEYS);
-    reply_free(&rep);
+    itest_http_free(&rep);
 
     rep = http_json("GET", path, "acme", "viewer", NULL);
     cr_assert_eq(rep.status, 200, "%ld %s", rep.status, rep.body);
@@ -459,7 +320,7 @@ Test(ingest_registry, create_answers_201_with_fingerprints_and_never_the_secrets
     assert_no_secrets("the GET body", rep.body, rep.len);
     free(got);
     free(created);
-    reply_free(&rep);
+    itest_http_free(&rep);
 }
 
 Test(ingest_registry, timezone_defaults_to_tokyo_and_quota_to_zero)
@@ -470,11 +331,11 @@ Test(ingest_registry, timezone_defaults_to_tokyo_and_quota_to_zero)
              "{\"channel_id\":\"%s\",\"name\":\"n\",\"channel_secret\":\"%s\","
              "\"access_token\":\"%s\",\"bot_user_id\":\"%s\"}",
              id, SECRET, TOKEN, BOT);
-    struct reply rep = http_json("POST", "/v1/channels", "acme", "admin", body);
+    struct itest_http rep = http_json("POST", "/v1/channels", "acme", "admin", body);
     cr_assert_eq(rep.status, 201, "%ld %s", rep.status, rep.body);
     cr_assert_str_eq(json_str(rep.json, "timezone"), "Asia/Tokyo");
     cr_assert_eq(json_int(rep.json, "monthly_quota"), 0);
-    reply_free(&rep);
+    itest_http_free(&rep);
 }
 
 Test(ingest_registry, list_pages_through_the_tenants_channels_only)
@@ -487,7 +348,7 @@ Test(ingest_registry, list_pages_through_the_tenants_channels_only)
     unique_channel_id(other);
     create_channel("globex", other, SECRET, TOKEN);
 
-    struct reply rep = http_json("GET", "/v1/channels?limit=2", "acme", "viewer", NULL);
+    struct itest_http rep = http_json("GET", "/v1/channels?limit=2", "acme", "viewer", NULL);
     cr_assert_eq(rep.status, 200, "%ld %s", rep.status, rep.body);
     json_t *list = json_object_get(rep.json, "channels");
     cr_assert_eq(json_array_size(list), 2);
@@ -497,7 +358,7 @@ Test(ingest_registry, list_pages_through_the_tenants_channels_only)
     snprintf(path, sizeof path, "/v1/channels?limit=2&cursor=%s",
              json_str(rep.json, "next_cursor"));
     assert_no_secrets("the list", rep.body, rep.len);
-    reply_free(&rep);
+    itest_http_free(&rep);
 
     rep = http_json("GET", path, "acme", "viewer", NULL);
     cr_assert_eq(rep.status, 200, "%ld %s", rep.status, rep.body);
@@ -505,18 +366,18 @@ Test(ingest_registry, list_pages_through_the_tenants_channels_only)
     cr_assert_eq(json_array_size(list), 1);
     cr_assert_str_eq(json_str(json_array_get(list, 0), "channel_id"), ids[2]);
     cr_assert(json_is_null(json_object_get(rep.json, "next_cursor")));
-    reply_free(&rep);
+    itest_http_free(&rep);
 
     rep = http_json("GET", "/v1/channels", "globex", "viewer", NULL);
     list = json_object_get(rep.json, "channels");
     cr_assert_eq(json_array_size(list), 1);
     cr_assert_str_eq(json_str(json_array_get(list, 0), "channel_id"), other);
-    reply_free(&rep);
+    itest_http_free(&rep);
 
     rep = http_json("GET", "/v1/channels", "initech", "viewer", NULL);
     cr_assert_eq(rep.status, 200);
     cr_assert_eq(json_array_size(json_object_get(rep.json, "channels")), 0);
-    reply_free(&rep);
+    itest_http_free(&rep);
 }
 
 Test(ingest_registry, patch_changes_only_the_given_fields_and_bumps_the_version)
@@ -525,11 +386,11 @@ Test(ingest_registry, patch_changes_only_the_given_fields_and_bumps_the_version)
     unique_channel_id(id);
     create_channel("acme", id, SECRET, TOKEN);
     snprintf(path, sizeof path, "/v1/channels/%s", id);
-    struct reply before = http_json("GET", path, "acme", "viewer", NULL);
+    struct itest_http before = http_json("GET", path, "acme", "viewer", NULL);
 
-    struct reply rep = http_json("PATCH", path, "acme", "operator",
-                                 "{\"name\":\"Renamed\",\"monthly_quota\":0,"
-                                 "\"timezone\":\"America/Los_Angeles\"}");
+    struct itest_http rep = http_json("PATCH", path, "acme", "operator",
+                                      "{\"name\":\"Renamed\",\"monthly_quota\":0,"
+                                      "\"timezone\":\"America/Los_Angeles\"}");
     cr_assert_eq(rep.status, 200, "%ld %s", rep.status, rep.body);
     cr_assert_str_eq(json_str(rep.json, "name"), "Renamed");
     cr_assert_str_eq(json_str(rep.json, "timezone"), "America/Los_Angeles");
@@ -539,8 +400,8 @@ Test(ingest_registry, patch_changes_only_the_given_fields_and_bumps_the_version)
     cr_assert_str_eq(json_str(rep.json, "secret_fingerprint"),
                      json_str(before.json, "secret_fingerprint"), "secret untouched");
     cr_assert_str_eq(json_str(rep.json, "created_at"), json_str(before.json, "created_at"));
-    reply_free(&rep);
-    reply_free(&before);
+    itest_http_free(&rep);
+    itest_http_free(&before);
 
     struct channel_view view;
     cr_assert_eq(registry_lookup(reg, id, &view), 0);
@@ -558,19 +419,19 @@ Test(ingest_registry, rotating_the_secret_changes_fingerprint_and_lookup_at_once
     struct channel_view view;
     cr_assert_eq(registry_lookup(reg, id, &view), 0); /* now cached */
     cr_assert_eq(memcmp(view.secret, SECRET, view.secret_len), 0);
-    struct reply before = http_json("GET", path, "acme", "viewer", NULL);
+    struct itest_http before = http_json("GET", path, "acme", "viewer", NULL);
 
     snprintf(body, sizeof body, "{\"channel_secret\":\"%s\",\"access_token\":\"%s\"}", SECRET2,
              TOKEN2);
-    struct reply rep = http_json("PATCH", path, "acme", "operator", body);
+    struct itest_http rep = http_json("PATCH", path, "acme", "operator", body);
     cr_assert_eq(rep.status, 200, "%ld %s", rep.status, rep.body);
     cr_assert_str_neq(json_str(rep.json, "secret_fingerprint"),
                       json_str(before.json, "secret_fingerprint"));
     cr_assert_str_neq(json_str(rep.json, "access_token_fingerprint"),
                       json_str(before.json, "access_token_fingerprint"));
     assert_no_secrets("the PATCH body", rep.body, rep.len);
-    reply_free(&rep);
-    reply_free(&before);
+    itest_http_free(&rep);
+    itest_http_free(&before);
 
     /* This process's cache forgot the old secret when the change committed. */
     cr_assert_eq(registry_lookup(reg, id, &view), 0);
@@ -587,17 +448,17 @@ Test(ingest_registry, delete_answers_204_then_the_channel_is_gone_and_can_be_reg
     struct channel_view view;
     cr_assert_eq(registry_lookup(reg, id, &view), 0);
 
-    struct reply rep = http_json("DELETE", path, "acme", "operator", NULL);
+    struct itest_http rep = http_json("DELETE", path, "acme", "operator", NULL);
     cr_assert_eq(rep.status, 204, "%ld %s", rep.status, rep.body);
     cr_assert_eq(rep.len, 0);
-    reply_free(&rep);
+    itest_http_free(&rep);
     cr_assert_eq(registry_lookup(reg, id, &view), 1, "deleted: the webhook path sees no channel");
     rep = http_json("GET", path, "acme", "viewer", NULL);
     assert_error(&rep, 404, "not_found", NULL, "GET after DELETE");
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("DELETE", path, "acme", "operator", NULL);
     assert_error(&rep, 404, "not_found", NULL, "DELETE twice");
-    reply_free(&rep);
+    itest_http_free(&rep);
 
     /* The LINE channel may move to another tenant; versions keep rising. */
     char *body = create_body(id, "Moved", SECRET2, TOKEN2);
@@ -605,7 +466,7 @@ Test(ingest_registry, delete_answers_204_then_the_channel_is_gone_and_can_be_reg
     free(body);
     cr_assert_eq(rep.status, 201, "%ld %s", rep.status, rep.body);
     cr_assert_eq(json_int(rep.json, "version"), 3);
-    reply_free(&rep);
+    itest_http_free(&rep);
     cr_assert_eq(registry_lookup(reg, id, &view), 0);
     cr_assert_str_eq(view.tenant_id, "globex");
     cr_assert_eq(memcmp(view.secret, SECRET2, view.secret_len), 0);
@@ -618,14 +479,14 @@ Test(ingest_registry, every_change_is_published_to_channels_with_the_token_still
     create_channel("acme", id, SECRET, TOKEN);
     snprintf(path, sizeof path, "/v1/channels/%s", id);
     snprintf(body, sizeof body, "{\"access_token\":\"%s\",\"name\":\"Two\"}", TOKEN2);
-    struct reply rep = http_json("PATCH", path, "acme", "operator", body);
+    struct itest_http rep = http_json("PATCH", path, "acme", "operator", body);
     cr_assert_eq(rep.status, 200, "%ld %s", rep.status, rep.body);
     char secret_fp[16];
     snprintf(secret_fp, sizeof secret_fp, "%s", json_str(rep.json, "secret_fingerprint"));
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("DELETE", path, "acme", "operator", NULL);
     cr_assert_eq(rep.status, 204);
-    reply_free(&rep);
+    itest_http_free(&rep);
 
     /* The outbox holds exactly the committed changes; the relay drains it. */
     cr_assert_eq(count_rows("SELECT count(*) FROM outbox WHERE topic = 'channels'"), 3);
@@ -677,25 +538,25 @@ Test(ingest_registry, another_tenants_channel_answers_404_and_a_taken_id_409)
     create_channel("acme", id, SECRET, TOKEN);
     snprintf(path, sizeof path, "/v1/channels/%s", id);
 
-    struct reply rep = http_json("GET", path, "globex", "admin", NULL);
+    struct itest_http rep = http_json("GET", path, "globex", "admin", NULL);
     assert_error(&rep, 404, "not_found", NULL, "GET another tenant's");
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("PATCH", path, "globex", "admin", "{\"name\":\"mine now\"}");
     assert_error(&rep, 404, "not_found", NULL, "PATCH another tenant's");
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("DELETE", path, "globex", "admin", NULL);
     assert_error(&rep, 404, "not_found", NULL, "DELETE another tenant's");
-    reply_free(&rep);
+    itest_http_free(&rep);
 
     char *body = create_body(id, "Squatter", SECRET2, TOKEN2);
     rep = http_json("POST", "/v1/channels", "globex", "admin", body);
     assert_error(&rep, 409, "conflict", "channel_id", "POST a taken id from another tenant");
     cr_assert_null(strstr(rep.body, "acme"), "409 must not reveal the owner");
     cr_assert_null(strstr(rep.body, "Shop"), "409 must not reveal the owner's data");
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("POST", "/v1/channels", "acme", "admin", body);
     assert_error(&rep, 409, "conflict", "channel_id", "POST a taken id from the same tenant");
-    reply_free(&rep);
+    itest_http_free(&rep);
     free(body);
 
     /* Nothing changed for the owner. */
@@ -703,7 +564,7 @@ Test(ingest_registry, another_tenants_channel_answers_404_and_a_taken_id_409)
     cr_assert_eq(rep.status, 200);
     cr_assert_str_eq(json_str(rep.json, "name"), "Shop");
     cr_assert_eq(json_int(rep.json, "version"), 1);
-    reply_free(&rep);
+    itest_http_free(&rep);
     cr_assert_eq(count_rows("SELECT count(*) FROM outbox"), 1, "only the create was published");
 }
 
@@ -713,22 +574,22 @@ Test(ingest_registry, viewer_may_read_but_not_change)
     unique_channel_id(id);
     create_channel("acme", id, SECRET, TOKEN);
     snprintf(path, sizeof path, "/v1/channels/%s", id);
-    struct reply rep = http_json("GET", path, "acme", "viewer", NULL);
+    struct itest_http rep = http_json("GET", path, "acme", "viewer", NULL);
     cr_assert_eq(rep.status, 200);
-    reply_free(&rep);
+    itest_http_free(&rep);
     char other[21];
     unique_channel_id(other);
     char *body = create_body(other, "x", SECRET, TOKEN);
     rep = http_json("POST", "/v1/channels", "acme", "viewer", body);
     free(body);
     assert_error(&rep, 403, "forbidden", NULL, "viewer POST");
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("PATCH", path, "acme", "viewer", "{\"name\":\"x\"}");
     assert_error(&rep, 403, "forbidden", NULL, "viewer PATCH");
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("DELETE", path, "acme", "viewer", NULL);
     assert_error(&rep, 403, "forbidden", NULL, "viewer DELETE");
-    reply_free(&rep);
+    itest_http_free(&rep);
     cr_assert_eq(count_rows("SELECT count(*) FROM channels"), 1);
 }
 
@@ -863,17 +724,17 @@ Test(ingest_registry, logs_name_tenant_and_channel_but_never_secrets)
     snprintf(path, sizeof path, "/v1/channels/%s", id);
     snprintf(body, sizeof body, "{\"channel_secret\":\"%s\",\"access_token\":\"%s\"}", SECRET2,
              TOKEN2);
-    struct reply rep = http_json("PATCH", path, "acme", "operator", body);
+    struct itest_http rep = http_json("PATCH", path, "acme", "operator", body);
     cr_assert_eq(rep.status, 200);
-    reply_free(&rep);
+    itest_http_free(&rep);
     /* A refused body must not be echoed into the log either. */
     snprintf(body, sizeof body, "{\"channel_secret\":\"%s\",\"access_token\":%s}", SECRET2, TOKEN2);
     rep = http_json("PATCH", path, "acme", "operator", body);
     cr_assert_eq(rep.status, 400);
     assert_no_secrets("a 400 body", rep.body, rep.len);
-    reply_free(&rep);
+    itest_http_free(&rep);
     rep = http_json("DELETE", path, "acme", "operator", NULL);
-    reply_free(&rep);
+    itest_http_free(&rep);
     struct channel_view view;
     registry_lookup(reg, id, &view);
 
@@ -1049,18 +910,18 @@ Test(ingest_registry, bad_input_gets_a_precise_4xx_and_changes_nothing)
             body = badutf8;
         else if (body && strcmp(body, "@longtoken") == 0)
             body = longtoken;
-        struct reply rep = http_call(c->method, path, "acme", c->role, c->content_type, body,
-                                     body ? strlen(body) : 0);
+        struct itest_http rep = http_call(c->method, path, "acme", c->role, c->content_type, body,
+                                          body ? strlen(body) : 0);
         assert_error(&rep, c->status, c->code, c->field, c->what);
         if (c->allow)
             cr_assert_str_eq(rep.allow, c->allow, "%s: Allow", c->what);
-        reply_free(&rep);
+        itest_http_free(&rep);
     }
     cr_assert_eq(count_rows("SELECT count(*) FROM channels"), 1, "no bad request stored anything");
     cr_assert_eq(count_rows("SELECT count(*) FROM outbox"), outbox_before,
                  "no bad request published anything");
-    struct reply rep = http_json("GET", "/v1/channels", "acme", "viewer", NULL);
+    struct itest_http rep = http_json("GET", "/v1/channels", "acme", "viewer", NULL);
     cr_assert_eq(rep.status, 200, "still serving");
     cr_assert_eq(json_int(json_array_get(json_object_get(rep.json, "channels"), 0), "version"), 1);
-    reply_free(&rep);
+    itest_http_free(&rep);
 }

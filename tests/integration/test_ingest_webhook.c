@@ -8,23 +8,18 @@
  * only for valid tokens and record the click on `inbound`.
  * Each test uses fresh channel ids and looks only at its own keys. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "crypto.h"
+#include "itest.h"
 #include "kafka.h"
 #include "kizuna/v1/inbound.pb-c.h"
 #include "kizuna/v1/webhook.pb-c.h"
@@ -48,165 +43,12 @@ static char tenant[64];
 static char channel[32];      /* registered with a random secret */
 static char line_channel[32]; /* registered with LINE's documented secret */
 static char secret[65];
-static char admin_token[4096];
-
-static const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && *b ? b : "build";
-}
-
-static const char *env_required(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v, "%s is not set: run through `deploy/local/stack.sh with-stack`", name);
-    return v;
-}
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-/* A decimal id no other run uses (LINE's channel ids are numbers). */
-static void unique_digits(char *out, size_t cap)
-{
-    static int counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(out, cap, "7%09ld%05ld%02d", (long)(ts.tv_sec % 1000000000L),
-             (long)(getpid() % 100000), ++counter % 100);
-}
-
-static void random_hex(char *out, size_t nbytes)
-{
-    uint8_t b[64];
-    cr_assert(nbytes <= sizeof b && crypto_random(b, nbytes) == 0);
-    for (size_t i = 0; i < nbytes; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
 
 /* --- HTTP ----------------------------------------------------------------- */
 
-struct http_result {
-    long status;
-    char *body; /* malloc'd, NUL-terminated */
-    size_t len;
-    char location[2048];
-    char allow[128];
-    char referrer_policy[64];
-};
-
-static size_t http_sink(char *p, size_t size, size_t n, void *ctx)
-{
-    struct http_result *r = ctx;
-    size_t add = size * n;
-    if (r->len + add > 4 * 1024 * 1024)
-        return 0;
-    char *grown = realloc(r->body, r->len + add + 1);
-    if (!grown)
-        return 0;
-    r->body = grown;
-    memcpy(r->body + r->len, p, add);
-    r->len += add;
-    r->body[r->len] = '\0';
-    return add;
-}
-
-static void header_copy(const char *line, size_t n, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    if (n <= nl || strncasecmp(line, name, nl) != 0)
-        return;
-    const char *v = line + nl;
-    size_t vl = n - nl;
-    while (vl && (*v == ' '))
-        v++, vl--;
-    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
-        vl--;
-    snprintf(out, cap, "%.*s", (int)vl, v);
-}
-
-static size_t http_headers(char *p, size_t size, size_t n, void *ctx)
-{
-    struct http_result *r = ctx;
-    header_copy(p, size * n, "Location:", r->location, sizeof r->location);
-    header_copy(p, size * n, "Allow:", r->allow, sizeof r->allow);
-    header_copy(p, size * n, "Referrer-Policy:", r->referrer_policy, sizeof r->referrer_policy);
-    return size * n;
-}
-
-/* method "GET" or "POST" (body may be NULL for GET). headers end with NULL. */
-static long http_do(const char *method, const char *url, const char *const *headers,
-                    const void *body, size_t len, struct http_result *res)
-{
-    CURL *curl = curl_easy_init();
-    struct curl_slist *list = NULL;
-    memset(res, 0, sizeof *res);
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "kizuna-test/1");
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, http_sink);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, res);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, http_headers);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, res);
-    for (const char *const *h = headers; h && *h; h++)
-        list = curl_slist_append(list, *h);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(curl, CURLOPT_POST, 1L);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    } else if (strcmp(method, "GET") != 0) {
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-    }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    if (curl_easy_perform(curl) == CURLE_OK)
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &res->status);
-    curl_slist_free_all(list);
-    curl_easy_cleanup(curl);
-    if (!res->body)
-        res->body = calloc(1, 1);
-    return res->status;
-}
-
-static void http_result_free(struct http_result *r)
-{
-    free(r->body);
-    r->body = NULL;
-}
-
-static long http_get_status(const char *url)
-{
-    struct http_result r;
-    long status = http_do("GET", url, NULL, NULL, 0, &r);
-    http_result_free(&r);
-    return status;
-}
-
-static bool wait_ready(long timeout_ms)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", ADMIN_PORT);
-    for (long start = now_ms(); now_ms() - start < timeout_ms;) {
-        if (http_get_status(url) == 200)
-            return true;
-        usleep(200 * 1000);
-    }
-    return false;
-}
-
-static void sign(const char *key, const void *body, size_t len, char out[64])
-{
-    uint8_t mac[CRYPTO_SHA256_LEN];
-    crypto_hmac_sha256(key, strlen(key), body, len, mac);
-    cr_assert_gt(crypto_base64_encode(mac, sizeof mac, out, 64), 0);
-}
-
 /* POSTs body to the webhook of ch with signature header sig (NULL: none). */
 static long post_webhook(const char *ch, const char *header_name, const char *sig, const void *body,
-                         size_t len, struct http_result *res)
+                         size_t len, struct itest_http *res)
 {
     char url[128], h[160];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/line/webhook/%s", PUBLIC_PORT, ch);
@@ -215,101 +57,41 @@ static long post_webhook(const char *ch, const char *header_name, const char *si
         snprintf(h, sizeof h, "%s: %s", header_name ? header_name : "x-line-signature", sig);
         headers[1] = h;
     }
-    return http_do("POST", url, headers, body, len, res);
-}
-
-static void register_channel(const char *ch, const char *ch_secret)
-{
-    char url[128], body[1024], auth[4200];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/channels", ADMIN_PORT);
-    snprintf(body, sizeof body,
-             "{\"channel_id\":\"%s\",\"name\":\"ingest test %s\",\"channel_secret\":\"%s\","
-             "\"access_token\":\"token-%s\",\"bot_user_id\":\"%s\"}",
-             ch, ch, ch_secret, ch, BOT_USER);
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", admin_token);
-    const char *headers[] = {"Content-Type: application/json", auth, NULL};
-    struct http_result r;
-    long status = http_do("POST", url, headers, body, strlen(body), &r);
-    cr_assert_eq(status, 201, "register channel %s: %ld %s", ch, status, r.body);
-    http_result_free(&r);
+    return itest_http_do("POST", url, headers, body, len, res);
 }
 
 static void ingest_start(void)
 {
     log_init("test-ingest-webhook", LOG_WARN);
-    env_required("INGEST_DATABASE_URL");
-    const char *jwt = env_required("KIZUNA_JWT_KEY");
+    itest_env("INGEST_DATABASE_URL");
+    itest_env("KIZUNA_JWT_KEY");
     snprintf(tenant, sizeof tenant, "t-ingest-%ld", (long)getpid());
-    char *tok =
-        auth_token_issue(jwt, strlen(jwt), tenant, "ingest-test", "admin", 3600, time(NULL));
-    cr_assert_not_null(tok);
-    snprintf(admin_token, sizeof admin_token, "%s", tok);
-    free(tok);
-
-    snprintf(ingest_log, sizeof ingest_log, "%s/tests/ingest-webhook-%ld.log", build_dir(),
+    snprintf(ingest_log, sizeof ingest_log, "%s/tests/ingest-webhook-%ld.log", itest_build_dir(),
              (long)getpid());
-    char path[512];
-    snprintf(path, sizeof path, "%s/bin/kizuna-ingest", build_dir());
-    ingest_pid = fork();
-    cr_assert_neq(ingest_pid, -1);
-    if (ingest_pid == 0) {
-        char port[16];
-        snprintf(port, sizeof port, "%d", PUBLIC_PORT);
-        setenv("INGEST_PUBLIC_PORT", port, 1);
-        snprintf(port, sizeof port, "%d", ADMIN_PORT);
-        setenv("INGEST_ADMIN_PORT", port, 1);
-        setenv("LOG_LEVEL", "info", 1);
-        int fd = open(ingest_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        execl(path, path, (char *)NULL);
-        _exit(127);
-    }
-    cr_assert(wait_ready(45000), "kizuna-ingest did not become ready; see %s", ingest_log);
+    char public_port[48], admin_port[48];
+    snprintf(public_port, sizeof public_port, "INGEST_PUBLIC_PORT=%d", PUBLIC_PORT);
+    snprintf(admin_port, sizeof admin_port, "INGEST_ADMIN_PORT=%d", ADMIN_PORT);
+    const char *settings[] = {public_port, admin_port, "LOG_LEVEL=info", NULL};
+    ingest_pid = itest_service_spawn("ingest", settings, ingest_log);
+    cr_assert(itest_http_wait_ready(ADMIN_PORT, 45000),
+              "kizuna-ingest did not become ready; see %s", ingest_log);
 
-    random_hex(secret, 16);
-    unique_digits(channel, sizeof channel);
-    unique_digits(line_channel, sizeof line_channel);
-    register_channel(channel, secret);
-    register_channel(line_channel, LINE_SECRET);
+    itest_random_hex(secret, 16);
+    itest_unique_digits(channel, sizeof channel, '7');
+    itest_unique_digits(line_channel, sizeof line_channel, '7');
+    itest_ingest_channel_register(ADMIN_PORT, tenant, channel, secret);
+    itest_ingest_channel_register(ADMIN_PORT, tenant, line_channel, LINE_SECRET);
 }
 
 /* SIGTERM, exit 0 within 10 s, and a log with no sanitizer report and no
- * channel secret in it. */
+ * channel secret or message body in it. */
 static void ingest_stop(void)
 {
     if (ingest_pid <= 0)
         return;
-    kill(ingest_pid, SIGTERM);
-    int status = -1;
-    long start = now_ms();
-    while (now_ms() - start < 10000) {
-        if (waitpid(ingest_pid, &status, WNOHANG) == ingest_pid)
-            break;
-        status = -1;
-        usleep(50 * 1000);
-    }
-    if (status == -1) {
-        kill(ingest_pid, SIGKILL);
-        waitpid(ingest_pid, NULL, 0);
-    }
-    ingest_pid = 0;
-    cr_expect(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-              "kizuna-ingest did not exit cleanly within 10 s (status %d); see %s", status,
-              ingest_log);
-    FILE *f = fopen(ingest_log, "r");
-    cr_assert_not_null(f);
-    char line[16384];
-    while (fgets(line, sizeof line, f)) {
-        cr_expect(strstr(line, "Sanitizer") == NULL && strstr(line, "runtime error") == NULL, "%s",
-                  line);
-        cr_expect(strstr(line, secret) == NULL, "the log shows a channel secret: %s", line);
-        cr_expect(strstr(line, "private-text-") == NULL, "the log shows a message body: %s", line);
-    }
-    fclose(f);
+    itest_service_stop(&ingest_pid, ingest_log);
+    const char *const forbidden[] = {secret, "private-text-", NULL};
+    itest_log_expect_clean(ingest_log, forbidden);
 }
 
 TestSuite(ingest_webhook, .init = ingest_start, .fini = ingest_stop, .timeout = 90);
@@ -366,29 +148,15 @@ static enum kafka_handled found_handle(void *ctx, const struct kafka_message *ms
     return KAFKA_DONE;
 }
 
+static bool found_stopped(void *ctx)
+{
+    return ((const struct found *)ctx)->stopped;
+}
+
 /* Reads topic from the beginning until f->stop_id is seen (or timeout). */
 static void consume_until(const char *topic, struct found *f, long timeout_ms)
 {
-    char group[128], err[512];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(group, sizeof group, "test-ingest-%ld-%ld%09ld", (long)getpid(), (long)ts.tv_sec,
-             ts.tv_nsec);
-    const char *topics[] = {topic};
-    struct kafka_consumer_options opts = {
-        .brokers = env_required("KAFKA_BROKERS"),
-        .group = group,
-        .topics = topics,
-        .ntopics = 1,
-        .from_beginning = true,
-        .no_commit = true,
-    };
-    struct kafka_consumer *c = kafka_consumer_new(&opts, err, sizeof err);
-    cr_assert_not_null(c, "kafka_consumer_new: %s", err);
-    for (long start = now_ms(); !f->stopped && now_ms() - start < timeout_ms;)
-        kafka_consumer_poll(c, 200, found_handle, f);
-    kafka_consumer_close(c);
-    kafka_consumer_free(&c);
+    itest_topic_read(topic, found_handle, found_stopped, f, timeout_ms);
 }
 
 static void found_free(struct found *f)
@@ -423,35 +191,35 @@ static void webhook_body(char *out, size_t cap, const char *events)
 Test(ingest_webhook, line_documented_signature_vector_is_accepted)
 {
     char sig[64];
-    sign(LINE_SECRET, LINE_BODY, strlen(LINE_BODY), sig);
+    itest_line_sign(LINE_SECRET, LINE_BODY, strlen(LINE_BODY), sig);
     cr_assert_str_eq(sig, LINE_SIGNATURE, "our HMAC disagrees with LINE's documented example");
-    struct http_result r;
+    struct itest_http r;
     long status = post_webhook(line_channel, "x-line-signature", LINE_SIGNATURE, LINE_BODY,
                                strlen(LINE_BODY), &r);
     cr_expect_eq(status, 200, "LINE's Verify body: %ld %s", status, r.body);
-    http_result_free(&r);
+    itest_http_free(&r);
 }
 
 Test(ingest_webhook, signed_message_event_arrives_on_line_webhook_with_its_key)
 {
     char event_id[64], user[40], text[64], event[1024], body[2048], sig[64];
-    unique_digits(event_id, sizeof event_id);
+    itest_unique_digits(event_id, sizeof event_id, '7');
     memmove(event_id + 2, event_id, strlen(event_id) + 1);
     memcpy(event_id, "01", 2);
     snprintf(user, sizeof user, "U");
-    random_hex(user + 1, 16);
+    itest_random_hex(user + 1, 16);
     snprintf(text, sizeof text, "private-text-%s", event_id);
     message_event(event, sizeof event, event_id, user, text);
     webhook_body(body, sizeof body, event);
-    sign(secret, body, strlen(body), sig);
+    itest_line_sign(secret, body, strlen(body), sig);
 
-    struct http_result r;
-    long t0 = now_ms();
+    struct itest_http r;
+    long t0 = itest_now_ms();
     /* The header name is case-insensitive. */
     long status = post_webhook(channel, "X-LINE-Signature", sig, body, strlen(body), &r);
-    long took = now_ms() - t0;
+    long took = itest_now_ms() - t0;
     cr_assert_eq(status, 200, "%ld %s", status, r.body);
-    http_result_free(&r);
+    itest_http_free(&r);
     cr_expect_lt(took, 1000, "acknowledged with the broker up in %ld ms", took);
 
     struct found f = {.stop_id = event_id};
@@ -495,14 +263,14 @@ Test(ingest_webhook, signed_message_event_arrives_on_line_webhook_with_its_key)
     /* Counted by type, and the ack time observed. */
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", ADMIN_PORT);
-    cr_assert_eq(http_do("GET", url, NULL, NULL, 0, &r), 200);
+    cr_assert_eq(itest_http_do("GET", url, NULL, NULL, 0, &r), 200);
     cr_expect(strstr(r.body, "kizuna_ingest_events_total{type=\"message\"} 1") != NULL,
               "events by type");
     cr_expect(strstr(r.body, "kizuna_ingest_time_to_ack_seconds_count{outcome=\"acked\"} 1") !=
                   NULL,
               "time-to-ack histogram");
     cr_expect(strstr(r.body, "kizuna_ingest_spool_depth") != NULL, "spool depth gauge");
-    http_result_free(&r);
+    itest_http_free(&r);
 }
 
 /* --- bad input ---------------------------------------------------------------- */
@@ -587,8 +355,8 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
 {
     char user[40], unknown[32], event[1024], body[2048], other[2048], pretty[2048];
     snprintf(user, sizeof user, "U");
-    random_hex(user + 1, 16);
-    unique_digits(unknown, sizeof unknown);
+    itest_random_hex(user + 1, 16);
+    itest_unique_digits(unknown, sizeof unknown, '7');
     message_event(event, sizeof event, "01BADINPUT0000000000000000", user, "private-text-bad");
     webhook_body(body, sizeof body, event);
     webhook_body(other, sizeof other, "");
@@ -646,7 +414,7 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
         const char *sigp = sig;
         switch (c->sig) {
         case S_VALID:
-            sign(secret, b, len, sig);
+            itest_line_sign(secret, b, len, sig);
             break;
         case S_NONE:
             sigp = NULL;
@@ -661,16 +429,16 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
             snprintf(sig, sizeof sig, "not base64 at all!");
             break;
         case S_OTHER_BODY:
-            sign(secret, other, strlen(other), sig);
+            itest_line_sign(secret, other, strlen(other), sig);
             break;
         case S_OF_COMPACT:
-            sign(secret, body, strlen(body), sig);
+            itest_line_sign(secret, body, strlen(body), sig);
             break;
         }
         const char *ch = c->unknown_channel ? unknown : channel;
 
         long status;
-        struct http_result r = {0};
+        struct itest_http r = {0};
         if (c->body == B_CHUNKED) {
             size_t sent = 0;
             status = post_chunked_growing(ch, sig, &sent);
@@ -679,7 +447,7 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
         } else if (strcmp(c->method, "GET") == 0) {
             char url[128];
             snprintf(url, sizeof url, "http://127.0.0.1:%d/line/webhook/%s", PUBLIC_PORT, ch);
-            status = http_do("GET", url, NULL, NULL, 0, &r);
+            status = itest_http_do("GET", url, NULL, NULL, 0, &r);
             cr_expect_str_eq(r.allow, "POST", "%s: Allow header", c->name);
         } else {
             status = post_webhook(ch, "x-line-signature", sigp, b, len, &r);
@@ -692,8 +460,9 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
             cr_expect(strstr(r.body, code) != NULL, "%s: answer %s lacks %s", c->name, r.body,
                       code);
         }
-        http_result_free(&r);
-        cr_expect_eq(http_get_status(health), 200, "%s: /healthz after the case", c->name);
+        itest_http_free(&r);
+        cr_expect_eq(itest_http_get_status(health, NULL), 200, "%s: /healthz after the case",
+                     c->name);
     }
     free(big);
 
@@ -705,10 +474,10 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
     message_event(event, sizeof event, sentinel, user, "private-text-sentinel");
     webhook_body(body, sizeof body, event);
     char sig[64];
-    sign(secret, body, strlen(body), sig);
-    struct http_result r;
+    itest_line_sign(secret, body, strlen(body), sig);
+    struct itest_http r;
     cr_assert_eq(post_webhook(channel, NULL, sig, body, strlen(body), &r), 200, "%s", r.body);
-    http_result_free(&r);
+    itest_http_free(&r);
 
     struct found f = {.stop_id = sentinel};
     snprintf(f.prefix, sizeof f.prefix, "%s:", channel);
@@ -725,7 +494,7 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
     /* Signature failures are counted per channel and reason. */
     char url[128], want[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", ADMIN_PORT);
-    cr_assert_eq(http_do("GET", url, NULL, NULL, 0, &r), 200);
+    cr_assert_eq(itest_http_do("GET", url, NULL, NULL, 0, &r), 200);
     static const struct {
         const char *reason;
         int n;
@@ -736,7 +505,7 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
                  failures[i].reason, failures[i].n);
         cr_expect(strstr(r.body, want) != NULL, "metrics lack %s", want);
     }
-    http_result_free(&r);
+    itest_http_free(&r);
 }
 
 /* --- tracked links ------------------------------------------------------------ */
@@ -749,7 +518,7 @@ static void link_key(uint8_t out[CRYPTO_KEY_LEN])
         cr_assert_eq(crypto_key_from_hex(lk, out), 0);
         return;
     }
-    cr_assert_eq(crypto_key_from_hex(env_required("KIZUNA_DATA_KEY"), data), 0);
+    cr_assert_eq(crypto_key_from_hex(itest_env("KIZUNA_DATA_KEY"), data), 0);
     link_token_key_derive(data, out);
 }
 
@@ -761,21 +530,21 @@ Test(ingest_webhook, tracked_link_redirects_valid_tokens_only_and_records_the_cl
     memset(&t, 0, sizeof t);
     snprintf(t.tenant_id, sizeof t.tenant_id, "%s", tenant);
     snprintf(t.channel_id, sizeof t.channel_id, "%s", channel);
-    unique_digits(t.link_id, sizeof t.link_id);
+    itest_unique_digits(t.link_id, sizeof t.link_id, '7');
     snprintf(t.friend_user_id, sizeof t.friend_user_id, "U");
-    random_hex(t.friend_user_id + 1, 16);
+    itest_random_hex(t.friend_user_id + 1, 16);
     snprintf(t.target_url, sizeof t.target_url, "https://example.com/landing?c=%s", t.link_id);
     t.expires_at = (int64_t)time(NULL) + 3600;
     char tok[LINK_TOKEN_TEXT_MAX];
     cr_assert_gt(link_token_sign(key, &t, tok, sizeof tok), 0);
 
     char url[LINK_TOKEN_TEXT_MAX + 64];
-    struct http_result r;
+    struct itest_http r;
     snprintf(url, sizeof url, "http://127.0.0.1:%d/r/%s", PUBLIC_PORT, tok);
-    cr_assert_eq(http_do("GET", url, NULL, NULL, 0, &r), 302, "%s", r.body);
+    cr_assert_eq(itest_http_do("GET", url, NULL, NULL, 0, &r), 302, "%s", r.body);
     cr_expect_str_eq(r.location, t.target_url);
     cr_expect_str_eq(r.referrer_policy, "no-referrer");
-    http_result_free(&r);
+    itest_http_free(&r);
 
     struct found f = {.stop_id = t.link_id, .inbound = true};
     snprintf(f.prefix, sizeof f.prefix, "%s:", channel);
@@ -813,11 +582,12 @@ Test(ingest_webhook, tracked_link_redirects_valid_tokens_only_and_records_the_cl
     const char *bad[] = {exp_tok, tampered, truncated, foreign, "", "not-a-token"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(url, sizeof url, "http://127.0.0.1:%d/r/%s", PUBLIC_PORT, bad[i]);
-        cr_expect_eq(http_do("GET", url, NULL, NULL, 0, &r), 400, "bad token %zu: %s", i, r.body);
+        cr_expect_eq(itest_http_do("GET", url, NULL, NULL, 0, &r), 400, "bad token %zu: %s", i,
+                     r.body);
         cr_expect_str_eq(r.location, "", "bad token %zu redirected to %s", i, r.location);
-        http_result_free(&r);
+        itest_http_free(&r);
     }
     snprintf(url, sizeof url, "http://127.0.0.1:%d/r/%s", PUBLIC_PORT, tok);
-    cr_expect_eq(http_do("POST", url, NULL, "", 0, &r), 405);
-    http_result_free(&r);
+    cr_expect_eq(itest_http_do("POST", url, NULL, "", 0, &r), 405);
+    itest_http_free(&r);
 }

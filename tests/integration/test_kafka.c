@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "itest.h"
 #include "kafka.h"
 #include "log.h"
 #include "topics.h"
@@ -22,15 +23,6 @@
 #define ACK_TIMEOUT_MS 15000
 #define CONSUME_TIMEOUT_MS 30000
 
-static const char *brokers(void)
-{
-    const char *v = getenv("KAFKA_BROKERS");
-    cr_assert(v && *v,
-              "KAFKA_BROKERS is not set: run through `deploy/local/stack.sh with-stack` (or "
-              "`make test-integration`), which starts Kafka and exports it");
-    return v;
-}
-
 static void suite_init(void)
 {
     log_init("test-kafka", LOG_WARN);
@@ -38,29 +30,9 @@ static void suite_init(void)
 
 TestSuite(kafka, .init = suite_init, .timeout = 90);
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A name no other run or test uses. */
-static void unique_name(char *out, size_t cap, const char *prefix)
-{
-    static int counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(out, cap, "%s-%ld-%ld%09ld-%d", prefix, (long)getpid(), (long)ts.tv_sec, ts.tv_nsec,
-             ++counter);
-}
-
 static struct kafka_producer *producer_new(void)
 {
-    char err[512];
-    struct kafka_producer *p = kafka_producer_new(brokers(), "test-kafka", err, sizeof err);
-    cr_assert_not_null(p, "kafka_producer_new: %s", err);
-    return p;
+    return itest_producer_new("test-kafka");
 }
 
 static void produce_acked(struct kafka_producer *p, const char *key, const char *value)
@@ -77,18 +49,7 @@ static void produce_acked(struct kafka_producer *p, const char *key, const char 
 
 static struct kafka_consumer *consumer_new(const char *group)
 {
-    char err[512];
-    const char *topics[] = {TEST_TOPIC};
-    struct kafka_consumer_options opts = {
-        .brokers = brokers(),
-        .group = group,
-        .topics = topics,
-        .ntopics = 1,
-        .from_beginning = true,
-    };
-    struct kafka_consumer *c = kafka_consumer_new(&opts, err, sizeof err);
-    cr_assert_not_null(c, "kafka_consumer_new: %s", err);
-    return c;
+    return itest_consumer_new(TEST_TOPIC, group, true);
 }
 
 /* What a handler saw of this test's records (others are answered DONE). */
@@ -136,31 +97,33 @@ static enum kafka_handled probe_handle(void *ctx, const struct kafka_message *ms
     return answer;
 }
 
+static bool probe_done(void *ctx)
+{
+    return ((struct probe *)ctx)->done;
+}
+
 static void consume_until_done(struct kafka_consumer *c, struct probe *probe)
 {
-    long deadline = now_ms() + CONSUME_TIMEOUT_MS;
-    while (!probe->done && now_ms() < deadline) {
-        int rc = kafka_consumer_poll(c, 200, probe_handle, probe);
-        cr_assert_geq(rc, 0, "kafka_consumer_poll failed");
-    }
-    cr_assert(probe->done, "saw %d of %d expected deliveries of key %s within %d ms", probe->nseen,
-              probe->want, probe->key, CONSUME_TIMEOUT_MS);
+    cr_assert(itest_consumer_poll_until(c, probe_handle, probe_done, probe, CONSUME_TIMEOUT_MS),
+              "saw %d of %d expected deliveries of key %s within %d ms", probe->nseen, probe->want,
+              probe->key, CONSUME_TIMEOUT_MS);
 }
 
 Test(kafka, round_trip_through_the_broker_is_acknowledged_and_consumed)
 {
     struct kafka_producer *p = producer_new();
-    cr_assert(kafka_producer_ready(p, 10000), "brokers %s do not answer metadata", brokers());
+    cr_assert(kafka_producer_ready(p, 10000), "brokers %s do not answer metadata",
+              itest_env("KAFKA_BROKERS"));
     struct probe probe = {.want = 1};
     char value[128], group[128];
-    unique_name(probe.key, sizeof probe.key, "itest:roundtrip");
-    unique_name(value, sizeof value, "payload");
+    itest_unique_name(probe.key, sizeof probe.key, "itest:roundtrip");
+    itest_unique_name(value, sizeof value, "payload");
     produce_acked(p, probe.key, value);
     cr_assert_eq(kafka_producer_flush(p, 5000), 0);
     kafka_producer_free(&p);
     cr_assert_null(p);
 
-    unique_name(group, sizeof group, "itest-roundtrip");
+    itest_unique_name(group, sizeof group, "itest-roundtrip");
     struct kafka_consumer *c = consumer_new(group);
     consume_until_done(c, &probe);
     cr_assert_str_eq(probe.seen[0].value, value);
@@ -176,14 +139,14 @@ Test(kafka, retry_delivers_the_same_message_again_before_later_ones)
     struct kafka_producer *p = producer_new();
     char value[128], later[128], group[128];
     struct probe probe = {.want = 4, .retry_value = value, .retries_left = 2};
-    unique_name(probe.key, sizeof probe.key, "itest:retry");
-    unique_name(value, sizeof value, "payload");
-    unique_name(later, sizeof later, "later");
+    itest_unique_name(probe.key, sizeof probe.key, "itest:retry");
+    itest_unique_name(value, sizeof value, "payload");
+    itest_unique_name(later, sizeof later, "later");
     produce_acked(p, probe.key, value);
     produce_acked(p, probe.key, later);
     kafka_producer_free(&p);
 
-    unique_name(group, sizeof group, "itest-retry");
+    itest_unique_name(group, sizeof group, "itest-retry");
     struct kafka_consumer *c = consumer_new(group);
     consume_until_done(c, &probe);
     static const enum kafka_handled answers[] = {KAFKA_RETRY, KAFKA_RETRY, KAFKA_DONE};
@@ -206,15 +169,15 @@ Test(kafka, offsets_are_committed_only_after_done)
     struct kafka_producer *p = producer_new();
     char first[128], second[128], group[128];
     struct probe probe = {.want = 8, .retry_value = second, .retries_left = -1};
-    unique_name(probe.key, sizeof probe.key, "itest:offsets");
-    unique_name(first, sizeof first, "first");
-    unique_name(second, sizeof second, "second");
+    itest_unique_name(probe.key, sizeof probe.key, "itest:offsets");
+    itest_unique_name(first, sizeof first, "first");
+    itest_unique_name(second, sizeof second, "second");
     produce_acked(p, probe.key, first);
     produce_acked(p, probe.key, second);
     kafka_producer_free(&p);
 
     /* The first consumer finishes `first` and gives up on `second`. */
-    unique_name(group, sizeof group, "itest-offsets");
+    itest_unique_name(group, sizeof group, "itest-offsets");
     struct kafka_consumer *c = consumer_new(group);
     consume_until_done(c, &probe);
     cr_assert_eq(probe.nseen, 2);
@@ -253,8 +216,9 @@ Test(kafka, topics_check_passes_for_the_manifest)
     struct topic_spec specs[TOPICS_MAX];
     char err[1024];
     int n = manifest_load(specs);
-    cr_assert_eq(kafka_topics_check(brokers(), specs, (size_t)n, 10000, err, sizeof err), 0, "%s",
-                 err);
+    cr_assert_eq(
+        kafka_topics_check(itest_env("KAFKA_BROKERS"), specs, (size_t)n, 10000, err, sizeof err), 0,
+        "%s", err);
     cr_assert_not_null(topics_find(specs, (size_t)n, TEST_TOPIC));
 }
 
@@ -265,8 +229,10 @@ Test(kafka, topics_check_names_a_missing_topic)
     int n = manifest_load(specs);
     struct topic_spec *extra = &specs[n];
     *extra = specs[0];
-    unique_name(extra->name, sizeof extra->name, "kizuna.itest.absent");
-    cr_assert_eq(kafka_topics_check(brokers(), specs, (size_t)n + 1, 10000, err, sizeof err), -1);
+    itest_unique_name(extra->name, sizeof extra->name, "kizuna.itest.absent");
+    cr_assert_eq(kafka_topics_check(itest_env("KAFKA_BROKERS"), specs, (size_t)n + 1, 10000, err,
+                                    sizeof err),
+                 -1);
     cr_assert_not_null(strstr(err, extra->name), "error does not name the topic: %s", err);
 }
 
@@ -275,19 +241,21 @@ Test(kafka, topics_apply_creates_nothing_when_up_to_date)
     struct topic_spec specs[TOPICS_MAX];
     char err[1024];
     int n = manifest_load(specs);
-    int first = kafka_topics_apply(brokers(), specs, (size_t)n, 10000, err, sizeof err);
+    int first =
+        kafka_topics_apply(itest_env("KAFKA_BROKERS"), specs, (size_t)n, 10000, err, sizeof err);
     cr_assert_geq(first, 0, "%s", err);
-    cr_assert_eq(kafka_topics_apply(brokers(), specs, (size_t)n, 10000, err, sizeof err), 0, "%s",
-                 err);
+    cr_assert_eq(
+        kafka_topics_apply(itest_env("KAFKA_BROKERS"), specs, (size_t)n, 10000, err, sizeof err), 0,
+        "%s", err);
 }
 
 Test(kafka, producing_to_a_missing_topic_fails_and_creates_nothing)
 {
     struct kafka_producer *p = producer_new();
     char topic[128], err[1024];
-    unique_name(topic, sizeof topic, "kizuna.itest.missing");
+    itest_unique_name(topic, sizeof topic, "kizuna.itest.missing");
     struct kafka_ack *ack = NULL;
-    long start = now_ms();
+    long start = itest_now_ms();
     int rc = kafka_produce(p, topic, "k", 1, "v", 1, &ack);
     int verdict = -1;
     if (rc == 0) {
@@ -295,22 +263,22 @@ Test(kafka, producing_to_a_missing_topic_fails_and_creates_nothing)
         kafka_ack_release(&ack);
     }
     cr_assert_eq(verdict, -1, "producing to missing topic %s gave verdict %d", topic, verdict);
-    cr_assert_lt(now_ms() - start, 20000);
+    cr_assert_lt(itest_now_ms() - start, 20000);
     /* Once known to be missing, further messages are refused at once. */
     cr_assert_eq(kafka_produce(p, topic, "k", 1, "v", 1, NULL), -1);
     kafka_producer_free(&p);
 
     struct topic_spec spec = {.partitions = 1, .retention_ms = -1};
     memcpy(spec.name, topic, strlen(topic) + 1);
-    cr_assert_eq(kafka_topics_check(brokers(), &spec, 1, 10000, err, sizeof err), -1,
-                 "topic %s was auto-created", topic);
+    cr_assert_eq(kafka_topics_check(itest_env("KAFKA_BROKERS"), &spec, 1, 10000, err, sizeof err),
+                 -1, "topic %s was auto-created", topic);
 }
 
 Test(kafka, releasing_an_ack_before_delivery_is_safe)
 {
     struct kafka_producer *p = producer_new();
     char key[128];
-    unique_name(key, sizeof key, "itest:release");
+    itest_unique_name(key, sizeof key, "itest:release");
     struct kafka_ack *ack = NULL;
     cr_assert_eq(kafka_produce(p, TEST_TOPIC, key, strlen(key), "x", 1, &ack), 0);
     kafka_ack_release(&ack);
@@ -325,8 +293,8 @@ Test(kafka, producer_is_not_ready_without_a_broker)
     char err[256];
     struct kafka_producer *p = kafka_producer_new("127.0.0.1:1", "test-kafka", err, sizeof err);
     cr_assert_not_null(p, "%s", err);
-    long start = now_ms();
+    long start = itest_now_ms();
     cr_assert_not(kafka_producer_ready(p, 1500));
-    cr_assert_lt(now_ms() - start, 5000);
+    cr_assert_lt(itest_now_ms() - start, 5000);
     kafka_producer_free(&p);
 }

@@ -14,31 +14,7 @@
 
 #include "config.h"
 #include "log.h"
-
-/* Runs fn with stderr (fd 2, where log.c writes) sent to a temporary file,
- * and returns everything written as a malloc'd string. */
-static char *stderr_capture(void (*fn)(void *), void *arg)
-{
-    FILE *tmp = tmpfile();
-    cr_assert_not_null(tmp);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    cr_assert_geq(saved, 0);
-    cr_assert_geq(dup2(fileno(tmp), STDERR_FILENO), 0);
-    fn(arg);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-
-    long size = lseek(fileno(tmp), 0, SEEK_END);
-    cr_assert_geq(size, 0);
-    char *out = malloc((size_t)size + 1);
-    cr_assert_not_null(out);
-    cr_assert_eq(pread(fileno(tmp), out, (size_t)size, 0), size);
-    out[size] = '\0';
-    fclose(tmp);
-    return out;
-}
+#include "utest.h"
 
 /* Cuts the next line out of *cursor (in place); NULL at the end. */
 static char *line_next(char **cursor)
@@ -322,7 +298,7 @@ Test(config, log_redacts_secrets_and_url_passwords)
 
     log_init("test", LOG_INFO);
     struct log_args args = {table, 7};
-    char *out = stderr_capture(run_config_log, &args);
+    char *out = utest_stderr_capture(run_config_log, &args);
 
     cr_expect(strstr(out, "s3cr3t") == NULL, "secret leaked: %s", out);
     cr_expect(strstr(out, "pw-") == NULL, "password leaked: %s", out);

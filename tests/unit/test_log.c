@@ -11,30 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
-
-/* Runs fn with stderr (fd 2, where log.c writes) sent to a temporary file,
- * and returns everything written as a malloc'd string. */
-static char *stderr_capture(void (*fn)(void *), void *arg)
-{
-    FILE *tmp = tmpfile();
-    cr_assert_not_null(tmp);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    cr_assert_geq(saved, 0);
-    cr_assert_geq(dup2(fileno(tmp), STDERR_FILENO), 0);
-    fn(arg);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-
-    long size = lseek(fileno(tmp), 0, SEEK_END);
-    cr_assert_geq(size, 0);
-    char *out = malloc((size_t)size + 1);
-    cr_assert_not_null(out);
-    cr_assert_eq(pread(fileno(tmp), out, (size_t)size, 0), size);
-    out[size] = '\0';
-    fclose(tmp);
-    return out;
-}
+#include "utest.h"
 
 static size_t line_count(const char *s)
 {
@@ -194,13 +171,13 @@ static void write_each_level(void *arg)
 Test(log, lines_below_the_minimum_level_are_dropped)
 {
     log_init("svc-a", LOG_WARN);
-    char *out = stderr_capture(write_each_level, NULL);
+    char *out = utest_stderr_capture(write_each_level, NULL);
     cr_expect_eq(line_count(out), 2, "%s", out);
     cr_expect(strstr(out, "\"msg\":\"w\"") && strstr(out, "\"msg\":\"e\""), "%s", out);
     free(out);
 
     log_init("svc-a", LOG_DEBUG);
-    out = stderr_capture(write_each_level, NULL);
+    out = utest_stderr_capture(write_each_level, NULL);
     cr_expect_eq(line_count(out), 4, "%s", out);
     free(out);
 }
@@ -217,7 +194,7 @@ static void write_context(void *arg)
 Test(log, line_is_one_json_object_with_context_pairs)
 {
     log_init("dispatcher", LOG_INFO);
-    char *out = stderr_capture(write_context, NULL);
+    char *out = utest_stderr_capture(write_context, NULL);
     cr_assert_eq(line_count(out), 1, "%s", out);
     cr_expect_eq(out[strlen(out) - 1], '\n');
 
@@ -260,7 +237,7 @@ Test(log, huge_value_is_truncated_to_one_valid_line)
     memset(big, 'x', len);
     big[len] = '\0';
     struct big_args args = {big, 0};
-    char *out = stderr_capture(write_big, &args);
+    char *out = utest_stderr_capture(write_big, &args);
 
     cr_expect_eq(line_count(out), 1);
     cr_expect_leq(strlen(out), 8192, "line of %zu bytes", strlen(out));
@@ -287,7 +264,7 @@ Test(log, line_stays_valid_json_at_every_truncation_point)
             memset(big, escaped ? '\n' : 'y', len);
             big[len] = '\0';
             struct big_args args = {big, 1};
-            char *out = stderr_capture(write_big, &args);
+            char *out = utest_stderr_capture(write_big, &args);
             cr_expect_leq(strlen(out), 8192);
             json_t *obj = json_loads(out, 0, NULL);
             cr_expect_not_null(obj, "value of %zu %s: line is not JSON: ...%s", len,

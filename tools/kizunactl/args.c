@@ -1,10 +1,13 @@
 /* Small helpers shared by kizunactl's commands: defaults from the
- * environment, checked number parsing (no atoi), and usage errors. */
+ * environment, checked number parsing (no atoi), usage errors, the topics
+ * manifest and the clock. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "kizunactl.h"
+#include "topics.h"
 
 const char *ctl_brokers_default(void)
 {
@@ -31,4 +34,20 @@ int ctl_usage_error(const char *usage, const char *what)
         fprintf(stderr, "kizunactl: %s\n", what);
     fputs(usage, stderr);
     return CTL_EXIT_USAGE;
+}
+
+int ctl_manifest_load(const char *path, struct topic_spec *specs)
+{
+    char err[2048];
+    int n = topics_load(path, specs, TOPICS_MAX, err, sizeof err);
+    if (n < 0)
+        fprintf(stderr, "kizunactl: bad manifest:\n%s\n", err);
+    return n;
+}
+
+long ctl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

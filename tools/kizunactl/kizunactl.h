@@ -14,6 +14,8 @@
 
 #define CTL_DEFAULT_BROKERS "127.0.0.1:19092"
 
+struct topic_spec;
+
 int ctl_token_issue(int argc, char **argv);
 int ctl_topics_apply(int argc, char **argv);
 int ctl_topics_check(int argc, char **argv);
@@ -28,5 +30,13 @@ int ctl_parse_long(const char *text, long min, long max, long *out);
 
 /* Prints "kizunactl: <what>" and the usage text on stderr; returns 2. */
 int ctl_usage_error(const char *usage, const char *what);
+
+/* Loads the topics manifest at path into specs (room for TOPICS_MAX).
+ * Returns the number of topics, or -1 after printing every problem on
+ * stderr. */
+int ctl_manifest_load(const char *path, struct topic_spec *specs);
+
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines and idle timeouts. */
+long ctl_now_ms(void);
 
 #endif

@@ -127,13 +127,6 @@ static enum kafka_handled tail_record_print(void *ctx, const struct kafka_messag
     return KAFKA_DONE;
 }
 
-static long tail_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ctl_topics_tail(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -184,11 +177,9 @@ int ctl_topics_tail(int argc, char **argv)
 
     struct topic_spec specs[TOPICS_MAX];
     char err[2048];
-    int n = topics_load(manifest, specs, TOPICS_MAX, err, sizeof err);
-    if (n < 0) {
-        fprintf(stderr, "kizunactl: bad manifest:\n%s\n", err);
+    int n = ctl_manifest_load(manifest, specs);
+    if (n < 0)
         return CTL_EXIT_FAIL;
-    }
     const struct topic_spec *spec = topics_find(specs, (size_t)n, topic);
     if (!spec) {
         fprintf(stderr, "kizunactl: topic '%s' is not in %s; known topics:", topic, manifest);
@@ -234,7 +225,7 @@ int ctl_topics_tail(int argc, char **argv)
 
     struct tail_state state = {.type = spec->message};
     int rc = CTL_EXIT_OK;
-    long last = tail_now_ms();
+    long last = ctl_now_ms();
     while (!shutdown_requested() && !state.write_failed) {
         int polled = kafka_consumer_poll(consumer, TAIL_POLL_MS, tail_record_print, &state);
         if (polled < 0) {
@@ -243,10 +234,10 @@ int ctl_topics_tail(int argc, char **argv)
             break;
         }
         if (polled > 0)
-            last = tail_now_ms();
+            last = ctl_now_ms();
         if (max > 0 && state.count >= max)
             break;
-        if (timeout_s > 0 && tail_now_ms() - last >= timeout_s * 1000)
+        if (timeout_s > 0 && ctl_now_ms() - last >= timeout_s * 1000)
             break;
     }
     kafka_consumer_close(consumer);

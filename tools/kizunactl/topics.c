@@ -63,31 +63,32 @@ static int topics_args_parse(int argc, char **argv, const char *usage, struct to
     return -1;
 }
 
-static long topics_now_ms(void)
+/* Parses the arguments and loads the manifest into specs. Returns -1 to
+ * continue, with *n the number of topics, else the exit code. */
+static int topics_prepare(int argc, char **argv, const char *usage, struct topics_args *args,
+                          struct topic_spec *specs, int *n)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int rc = topics_args_parse(argc, argv, usage, args);
+    if (rc >= 0)
+        return rc;
+    *n = ctl_manifest_load(args->manifest, specs);
+    return *n < 0 ? CTL_EXIT_FAIL : -1;
 }
 
 int ctl_topics_apply(int argc, char **argv)
 {
     struct topics_args args;
-    int rc = topics_args_parse(argc, argv, apply_usage, &args);
+    struct topic_spec specs[TOPICS_MAX];
+    int n;
+    int rc = topics_prepare(argc, argv, apply_usage, &args, specs, &n);
     if (rc >= 0)
         return rc;
-    struct topic_spec specs[TOPICS_MAX];
     char err[2048];
-    int n = topics_load(args.manifest, specs, TOPICS_MAX, err, sizeof err);
-    if (n < 0) {
-        fprintf(stderr, "kizunactl: bad manifest:\n%s\n", err);
-        return CTL_EXIT_FAIL;
-    }
 
-    long deadline = topics_now_ms() + args.timeout_s * 1000;
+    long deadline = ctl_now_ms() + args.timeout_s * 1000;
     int attempt = 0;
     for (;;) {
-        long left = deadline - topics_now_ms();
+        long left = deadline - ctl_now_ms();
         if (left < 1000)
             left = 1000;
         int created =
@@ -98,7 +99,7 @@ int ctl_topics_apply(int argc, char **argv)
                    args.brokers, args.manifest);
             return CTL_EXIT_OK;
         }
-        if (topics_now_ms() + 1000 >= deadline) {
+        if (ctl_now_ms() + 1000 >= deadline) {
             fprintf(stderr, "kizunactl: topics apply failed after %d attempts in %ld s: %s\n",
                     attempt, args.timeout_s, err);
             return CTL_EXIT_FAIL;
@@ -112,16 +113,12 @@ int ctl_topics_apply(int argc, char **argv)
 int ctl_topics_check(int argc, char **argv)
 {
     struct topics_args args;
-    int rc = topics_args_parse(argc, argv, check_usage, &args);
+    struct topic_spec specs[TOPICS_MAX];
+    int n;
+    int rc = topics_prepare(argc, argv, check_usage, &args, specs, &n);
     if (rc >= 0)
         return rc;
-    struct topic_spec specs[TOPICS_MAX];
     char err[2048];
-    int n = topics_load(args.manifest, specs, TOPICS_MAX, err, sizeof err);
-    if (n < 0) {
-        fprintf(stderr, "kizunactl: bad manifest:\n%s\n", err);
-        return CTL_EXIT_FAIL;
-    }
     if (kafka_topics_check(args.brokers, specs, (size_t)n, (int)(args.timeout_s * 1000), err,
                            sizeof err) < 0) {
         fprintf(stderr, "kizunactl: %s\n", err);

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The ingest webhook benchmark (issue 3; not a test). Against a real
+# kizuna-ingest and the real local broker, on this machine:
+#   1. maximum throughput: wrk, closed loop, BENCH_CONNECTIONS connections;
+#   2. a fixed rate (BENCH_RATE req/s): ratebench.c, open loop, latency
+#      counted from the time each request was due (wrk2 is not in Debian).
+# Every request is one LINE webhook with one text message event, correctly
+# signed (gen_bodies.py); a 200 means the event is durable (broker ack, or
+# spool commit past the budget). It reports req/s, p50, p99, the CPU used by
+# ingest, the broker and the whole machine, and how the events became
+# durable (ingest's time-to-ack metric). It starts PostgreSQL and Kafka if
+# they are not running (deploy/local/stack.sh with-stack, which stops again
+# only what it started), starts its own kizuna-ingest on its own ports,
+# registers a fresh channel, and stops ingest at the end.
+#
+# Settings (environment): BUILD (build), BENCH_SECONDS (30), BENCH_RATE
+# (5000), BENCH_CONNECTIONS (64), BENCH_RATE_CONNECTIONS (64),
+# BENCH_WRK_THREADS (2), BENCH_BODIES (50000), BENCH_PUBLIC_PORT (18380),
+# BENCH_ADMIN_PORT (18381), BENCH_RUNS ("max rate"), and ingest's own
+# variables (INGEST_PUBLIC_THREADS, INGEST_ACK_BUDGET_MS...), passed through.
+# docs/benchmarks.md records runs.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${BUILD:-build}"
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+BIN="$BUILD/bin"
+HERE="$ROOT/bench/ingest"
+
+if [ "${1:-}" != "--inner" ]; then
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "bench: installing wrk"
+        apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+    fi
+    if [ ! -x "$BIN/kizuna-ingest" ] || [ ! -x "$BIN/kizunactl" ]; then
+        make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
+    fi
+    export BUILD
+    exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$0" --inner
+fi
+
+SECONDS_RUN="${BENCH_SECONDS:-30}"
+RATE="${BENCH_RATE:-5000}"
+CONNS="${BENCH_CONNECTIONS:-64}"
+RATE_CONNS="${BENCH_RATE_CONNECTIONS:-64}"
+WRK_THREADS="${BENCH_WRK_THREADS:-2}"
+NBODIES="${BENCH_BODIES:-50000}"
+PUBLIC_PORT="${BENCH_PUBLIC_PORT:-18380}"
+ADMIN_PORT="${BENCH_ADMIN_PORT:-18381}"
+RUNS="${BENCH_RUNS:-max rate}"
+LOCAL="${KIZUNA_LOCAL_DIR:-$ROOT/.local}"
+WORK="$BUILD/bench/ingest"
+mkdir -p "$WORK"
+LOG="$WORK/ingest.log"
+SUMMARY="$WORK/summary.txt"
+: >"$SUMMARY"
+
+say() { printf 'bench: %s\n' "$*"; }
+report() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
+
+INGEST_PID=""
+cleanup() {
+    if [ -n "$INGEST_PID" ] && kill -0 "$INGEST_PID" 2>/dev/null; then
+        kill -TERM "$INGEST_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$INGEST_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$INGEST_PID" 2>/dev/null || true
+        wait "$INGEST_PID" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+# --- CPU accounting from /proc ------------------------------------------------
+TCK="$(getconf CLK_TCK)"
+# utime + stime of a process, in clock ticks (fields 14 and 15; the command
+# name in field 2 may hold spaces, so count from the closing parenthesis).
+proc_ticks() {
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
+    stat="${stat##*) }"
+    # shellcheck disable=SC2086
+    set -- $stat
+    echo $((${12} + ${13}))
+}
+# busy and total ticks of the whole machine.
+machine_ticks() {
+    local _cpu user nice sys idle iowait irq softirq steal rest
+    read -r _cpu user nice sys idle iowait irq softirq steal rest </proc/stat
+    echo "$((user + nice + sys + irq + softirq + steal)) $((user + nice + sys + idle + iowait + irq + softirq + steal))"
+}
+KAFKA_PID="$(cat "$LOCAL/run/kafka.pid" 2>/dev/null || true)"
+cpu_begin() {
+    T0="$(date +%s.%N)"
+    I0="$(proc_ticks "$INGEST_PID")"
+    K0="$(proc_ticks "${KAFKA_PID:-0}")"
+    read -r MB0 MT0 <<<"$(machine_ticks)"
+}
+# Prints "ingest X% broker Y% machine Z%" (of one core; the machine's share
+# is of all cores).
+cpu_end() {
+    local t1 i1 k1 mb1 mt1
+    t1="$(date +%s.%N)"
+    i1="$(proc_ticks "$INGEST_PID")"
+    k1="$(proc_ticks "${KAFKA_PID:-0}")"
+    read -r mb1 mt1 <<<"$(machine_ticks)"
+    awk -v t1="$t1" -v t0="$T0" -v i=$((i1 - I0)) -v k=$((k1 - K0)) \
+        -v mb=$((mb1 - MB0)) -v mt=$((mt1 - MT0)) -v tck="$TCK" -v n="$(nproc)" \
+        'BEGIN { t = t1 - t0; printf "ingest %.0f%% of a core, broker %.0f%% of a core, machine %.0f%% busy (%d cores)",
+                 100 * i / tck / t, 100 * k / tck / t, mt ? 100 * mb / mt : 0, n }'
+}
+
+metric() { # name{labels} value from ingest's public /metrics, 0 if absent
+    curl -fsS "http://127.0.0.1:$PUBLIC_PORT/metrics" | awk -v m="$1" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
+}
+
+# --- ingest and a channel ------------------------------------------------------
+say "starting kizuna-ingest on 127.0.0.1:$PUBLIC_PORT (admin $ADMIN_PORT), log $LOG"
+INGEST_PUBLIC_PORT="$PUBLIC_PORT" INGEST_ADMIN_PORT="$ADMIN_PORT" LOG_LEVEL="${LOG_LEVEL:-warn}" \
+    "$BIN/kizuna-ingest" >"$LOG" 2>&1 &
+INGEST_PID=$!
+for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+    kill -0 "$INGEST_PID" 2>/dev/null || { tail -20 "$LOG"; echo "bench: kizuna-ingest exited" >&2; exit 1; }
+    sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { echo "bench: ingest not ready" >&2; exit 1; }
+
+TENANT="bench-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+CHANNEL="9$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')"
+SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+TOKEN="$("$BIN/kizunactl" token issue --tenant "$TENANT" --role admin --ttl 1h --subject bench)"
+curl -fsS -o /dev/null -X POST "http://127.0.0.1:$ADMIN_PORT/v1/channels" \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data "{\"channel_id\":\"$CHANNEL\",\"name\":\"bench\",\"channel_secret\":\"$SECRET\",\"access_token\":\"bench-token\",\"bot_user_id\":\"U8e742f61d673b39c7fff3cecb7536ef0\"}"
+say "channel $CHANNEL registered for tenant $TENANT"
+
+BODIES="$WORK/bodies.txt"
+python3 "$HERE/gen_bodies.py" "$SECRET" "$NBODIES" "$BODIES"
+cc -std=c11 -O2 -Wall -Wextra -o "$WORK/ratebench" "$HERE/ratebench.c"
+WEBHOOK_PATH="/line/webhook/$CHANNEL"
+URL="http://127.0.0.1:$PUBLIC_PORT"
+
+# The answer to one signed body must be 200 before anything is measured.
+first="$(head -1 "$BODIES")"
+status="$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$URL$WEBHOOK_PATH" \
+    -H 'Content-Type: application/json' -H "X-Line-Signature: ${first%% *}" --data-binary "${first#* }")"
+[ "$status" = 200 ] || { echo "bench: a signed webhook got $status" >&2; tail -20 "$LOG"; exit 1; }
+
+export BENCH_BODIES="$BODIES" BENCH_PATH="$WEBHOOK_PATH" BENCH_THREADS="$WRK_THREADS"
+say "warming up (5 s)"
+wrk -t"$WRK_THREADS" -c16 -d5s -s "$HERE/webhook.lua" "$URL" >/dev/null
+
+outcomes() {
+    printf 'acked %s, spooled %s, failed %s' \
+        "$(metric 'kizuna_ingest_time_to_ack_seconds_count{outcome="acked"}')" \
+        "$(metric 'kizuna_ingest_time_to_ack_seconds_count{outcome="spooled"}')" \
+        "$(metric 'kizuna_ingest_time_to_ack_seconds_count{outcome="failed"}')"
+}
+
+report "== ingest webhook benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+report "machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load generator, ingest, broker and PostgreSQL on this one machine"
+report "ingest: INGEST_PUBLIC_THREADS=${INGEST_PUBLIC_THREADS:-default} INGEST_ACK_BUDGET_MS=${INGEST_ACK_BUDGET_MS:-default}; bodies: one text message event, $(head -1 "$BODIES" | wc -c) bytes per line"
+report "before the runs: $(outcomes)"
+
+for run in $RUNS; do
+    case "$run" in
+    max)
+        report ""
+        report "-- max throughput: wrk -t$WRK_THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s bench/ingest/webhook.lua $URL"
+        cpu_begin
+        wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$HERE/webhook.lua" "$URL" >"$WORK/wrk.txt"
+        cpu="$(cpu_end)"
+        rps="$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.txt")"
+        p50="$(awk '$1 == "50%" { print $2 }' "$WORK/wrk.txt")"
+        p99="$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.txt")"
+        non2xx="$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk.txt")"
+        errs="$(awk '/Socket errors/ { print }' "$WORK/wrk.txt")"
+        report "   $rps req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}${errs:+, $errs}"
+        report "   cpu: $cpu"
+        report "   after: $(outcomes)"
+        sed 's/^/   | /' "$WORK/wrk.txt" >>"$SUMMARY"
+        ;;
+    rate)
+        report ""
+        report "-- fixed rate: ratebench -r $RATE -d $SECONDS_RUN -c $RATE_CONNS (bench/ingest/ratebench.c, open loop)"
+        cpu_begin
+        "$WORK/ratebench" -p "$PUBLIC_PORT" -P "$WEBHOOK_PATH" -b "$BODIES" -r "$RATE" \
+            -d "$SECONDS_RUN" -c "$RATE_CONNS" >"$WORK/ratebench.txt"
+        cpu="$(cpu_end)"
+        line="$(grep '^RESULT' "$WORK/ratebench.txt")"
+        val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+        report "   $(val rate) req/s answered of $RATE due, p50 $(val p50_ms) ms, p99 $(val p99_ms) ms, p99.9 $(val p999_ms) ms, max $(val max_ms) ms; non-200 $(val non200), errors $(val errors), unanswered $(val unanswered)"
+        report "   cpu: $cpu"
+        report "   after: $(outcomes)"
+        grep -v '^RESULT' "$WORK/ratebench.txt" | sed 's/^/   | /' >>"$SUMMARY"
+        ;;
+    *)
+        echo "bench: unknown run '$run' (max, rate)" >&2
+        exit 2
+        ;;
+    esac
+done
+report ""
+report "spooled events (broker did not confirm within the budget): $(metric 'kizuna_ingest_spooled_events_total{topic="line.webhook"}')"
+say "summary in $SUMMARY"

@@ -1,0 +1,517 @@
+/* The dispatcher tests' stage: processes, the channel, Kafka and HTTP
+ * helpers. Everything that fails here fails the calling test with a
+ * message that says which part of the stack was missing. */
+#include "test_dispatcher_harness.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "auth.h"
+#include "crypto.h"
+#include "kafka.h"
+#include "kizuna/v1/channel.pb-c.h"
+#include "topics.h"
+
+struct dh dh;
+
+static struct kafka_producer *producer;
+static int channel_seq;
+static int dispatcher_seq;
+
+long dh_monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *env_required(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert(v && *v,
+              "%s is not set: run through `deploy/local/stack.sh with-stack` (or `make "
+              "test-integration`), which exports the local stack's settings",
+              name);
+    return v;
+}
+
+static const char *build_dir(void)
+{
+    const char *b = getenv("BUILD");
+    return b && *b ? b : "build";
+}
+
+static void uuid_text(char out[37])
+{
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, out);
+}
+
+bool dh_wait(bool (*fn)(void *ctx), void *ctx, long timeout_ms)
+{
+    for (long start = dh_monotonic_ms(); dh_monotonic_ms() - start < timeout_ms;) {
+        if (fn(ctx))
+            return true;
+        usleep(100 * 1000);
+    }
+    return fn(ctx);
+}
+
+/* --- HTTP ----------------------------------------------------------------- */
+
+struct sink {
+    char *buf;
+    size_t len;
+};
+
+static size_t sink_write(char *p, size_t size, size_t n, void *ctx)
+{
+    struct sink *s = ctx;
+    size_t add = size * n;
+    char *b = realloc(s->buf, s->len + add + 1);
+    if (!b)
+        return 0;
+    memcpy(b + s->len, p, add);
+    s->len += add;
+    b[s->len] = '\0';
+    s->buf = b;
+    return add;
+}
+
+static long http(const char *method, const char *url, const char *bearer, const char *body,
+                 json_t **out)
+{
+    CURL *curl = curl_easy_init();
+    struct curl_slist *headers = NULL;
+    struct sink sink = {0};
+    char auth[2200];
+    long status = 0;
+    if (out)
+        *out = NULL;
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    if (bearer) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+        headers = curl_slist_append(headers, auth);
+    }
+    if (body) {
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (out && sink.buf)
+        *out = json_loads(sink.buf, 0, NULL);
+    free(sink.buf);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(curl);
+    return status;
+}
+
+long dh_sim(const char *method, const char *path, const char *body, json_t **out)
+{
+    char url[512];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", DH_SIM_PORT, path);
+    return http(method, url, NULL, body, out);
+}
+
+long dh_api(const char *method, const char *path, const char *body, json_t **out)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", DH_ADMIN_PORT, path);
+    return http(method, url, dh.jwt, body, out);
+}
+
+long long dh_sim_stat(const char *endpoint, const char *field)
+{
+    json_t *st = NULL;
+    if (dh_sim("GET", "/_sim/stats", NULL, &st) != 200 || !st) {
+        json_decref(st);
+        return 0;
+    }
+    json_t *v;
+    if (endpoint)
+        v = json_object_get(
+            json_object_get(
+                json_object_get(json_object_get(json_object_get(st, "channels"), dh.channel),
+                                "endpoints"),
+                endpoint),
+            field);
+    else
+        v = json_object_get(st, field);
+    long long n = json_is_integer(v) ? json_integer_value(v) : 0;
+    json_decref(st);
+    return n;
+}
+
+/* --- processes -------------------------------------------------------------- */
+
+static pid_t spawn(const char *binary, const char *const *settings, const char *log_path)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        for (const char *const *s = settings; s && *s; s++) {
+            char kv[512];
+            snprintf(kv, sizeof kv, "%s", *s);
+            char *eq = strchr(kv, '=');
+            if (!eq)
+                continue;
+            *eq = '\0';
+            setenv(kv, eq + 1, 1);
+        }
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+        execl(binary, binary, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_pid(pid_t *pid, int sig)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, sig);
+    int status;
+    for (int i = 0; i < 150; i++) {
+        if (waitpid(*pid, &status, WNOHANG) == *pid) {
+            *pid = 0;
+            return;
+        }
+        usleep(100 * 1000);
+    }
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &status, 0);
+    *pid = 0;
+}
+
+static bool sim_up(void *ctx)
+{
+    (void)ctx;
+    return dh_sim("GET", "/healthz", NULL, NULL) == 200;
+}
+
+static bool dispatcher_ready(void *ctx)
+{
+    (void)ctx;
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", DH_ADMIN_PORT);
+    return http("GET", url, NULL, NULL, NULL) == 200;
+}
+
+void dh_dispatcher_start(const char *const *extra)
+{
+    char binary[512], port[64], base[128], instance[160], grp[160];
+    snprintf(binary, sizeof binary, "%s/bin/kizuna-dispatcher", build_dir());
+    snprintf(port, sizeof port, "DISPATCHER_ADMIN_PORT=%d", DH_ADMIN_PORT);
+    snprintf(base, sizeof base, "DISPATCHER_LINE_API_BASE=http://127.0.0.1:%d", DH_SIM_PORT);
+    snprintf(instance, sizeof instance, "DISPATCHER_INSTANCE_ID=%s", dh.instance);
+    snprintf(grp, sizeof grp, "DISPATCHER_GROUP=%s", dh.group);
+    const char *settings[32] = {port,
+                                base,
+                                instance,
+                                grp,
+                                "DISPATCHER_REQUESTS_TOPIC=" DH_TOPIC,
+                                "DISPATCHER_INTAKE_FROM=latest",
+                                "DISPATCHER_SESSION_TIMEOUT_MS=6000",
+                                "DISPATCHER_UNKNOWN_CHANNEL_GRACE_S=5",
+                                "LOG_LEVEL=info"};
+    size_t n = 9;
+    for (const char *const *s = extra; s && *s && n < 31; s++)
+        settings[n++] = *s;
+    settings[n] = NULL;
+    dh.disp = spawn(binary, settings, dh.log_path);
+    cr_assert(dh_wait(dispatcher_ready, NULL, 45000), "the dispatcher did not become ready; see %s",
+              dh.log_path);
+}
+
+static bool probe_seen(void *ctx)
+{
+    (void)ctx;
+    return dh_sim_stat("profile", "requests") > 0;
+}
+
+void dh_dispatcher_wait_consuming(void)
+{
+    /* "latest" applies when the partitions are assigned: probes sent before
+     * that are skipped, so keep sending until one arrives. */
+    for (long start = dh_monotonic_ms(); dh_monotonic_ms() - start < 40000;) {
+        Kizuna__V1__SendRequest req;
+        Kizuna__V1__Envelope env;
+        dh_request_init(&req, &env, KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE, NULL);
+        req.to = "Uprobe";
+        dh_produce(&req);
+        dh_flush();
+        if (dh_wait(probe_seen, NULL, 700))
+            return;
+    }
+    cr_assert_fail("the dispatcher never consumed a probe from %s; see %s", DH_TOPIC,
+                   dh.log_path);
+}
+
+void dh_dispatcher_kill9(void)
+{
+    stop_pid(&dh.disp, SIGKILL);
+}
+
+void dh_dispatcher_stop(void)
+{
+    stop_pid(&dh.disp, SIGTERM);
+}
+
+/* --- Kafka -------------------------------------------------------------------- */
+
+void dh_request_init(Kizuna__V1__SendRequest *req, Kizuna__V1__Envelope *env,
+                     Kizuna__V1__SendKind kind, char *request_id)
+{
+    static char ids[2][37];
+    kizuna__v1__send_request__init(req);
+    kizuna__v1__envelope__init(env);
+    uuid_text(ids[0]);
+    uuid_text(ids[1]);
+    if (request_id)
+        memcpy(request_id, ids[1], 37);
+    env->event_id = ids[0];
+    env->tenant_id = DH_TENANT;
+    env->channel_id = dh.channel;
+    env->occurred_at = wall_ms();
+    req->envelope = env;
+    req->request_id = request_id ? request_id : ids[1];
+    req->kind = kind;
+    req->origin_type = "itest";
+}
+
+void dh_produce(const Kizuna__V1__SendRequest *req)
+{
+    size_t len = kizuna__v1__send_request__get_packed_size(req);
+    uint8_t *buf = malloc(len ? len : 1);
+    cr_assert_not_null(buf);
+    kizuna__v1__send_request__pack(req, buf);
+    int rc = -1;
+    for (int i = 0; i < 100 && rc != 0; i++) {
+        rc = kafka_produce(producer, DH_TOPIC, dh.channel, strlen(dh.channel), buf, len, NULL);
+        if (rc != 0)
+            usleep(10 * 1000); /* local queue full: let it drain */
+    }
+    free(buf);
+    cr_assert_eq(rc, 0, "cannot produce to %s", DH_TOPIC);
+}
+
+void dh_produce_push(const char *to, const char *text, char *request_id)
+{
+    Kizuna__V1__SendRequest req;
+    Kizuna__V1__Envelope env;
+    char id[37];
+    dh_request_init(&req, &env, KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH, id);
+    char msg[512];
+    snprintf(msg, sizeof msg, "{\"type\":\"text\",\"text\":\"%s\"}", text);
+    char *msgs[] = {msg};
+    req.to = (char *)to;
+    req.n_messages_json = 1;
+    req.messages_json = msgs;
+    dh_produce(&req);
+    if (request_id)
+        memcpy(request_id, id, 37);
+}
+
+void dh_flush(void)
+{
+    cr_assert_eq(kafka_producer_flush(producer, 15000), 0, "Kafka did not take the messages");
+}
+
+static void publish_channel(long long version, bool deleted)
+{
+    uint8_t key[CRYPTO_KEY_LEN];
+    cr_assert_eq(crypto_key_from_hex(env_required("KIZUNA_DATA_KEY"), key), 0);
+    char aad[160];
+    int aadlen = snprintf(aad, sizeof aad, "%s/%s", DH_TENANT, dh.channel);
+    uint8_t sealed[256];
+    long n = crypto_seal(key, aad, (size_t)aadlen, dh.token, strlen(dh.token), sealed,
+                         sizeof sealed);
+    cr_assert_gt(n, 0);
+    Kizuna__V1__ChannelConfig cfg = KIZUNA__V1__CHANNEL_CONFIG__INIT;
+    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
+    char event_id[37];
+    uuid_text(event_id);
+    env.event_id = event_id;
+    env.tenant_id = DH_TENANT;
+    env.channel_id = dh.channel;
+    env.occurred_at = wall_ms();
+    cfg.envelope = &env;
+    cfg.channel_id = dh.channel;
+    cfg.tenant_id = DH_TENANT;
+    cfg.name = "dispatcher integration test";
+    cfg.timezone = "Asia/Tokyo";
+    cfg.monthly_quota = dh.monthly_quota;
+    cfg.access_token_sealed.data = sealed;
+    cfg.access_token_sealed.len = (size_t)n;
+    cfg.deleted = deleted;
+    cfg.version = version;
+    cfg.updated_at = wall_ms();
+    size_t len = kizuna__v1__channel_config__get_packed_size(&cfg);
+    uint8_t *buf = malloc(len);
+    cr_assert_not_null(buf);
+    kizuna__v1__channel_config__pack(&cfg, buf);
+    cr_assert_eq(kafka_produce(producer, "channels", dh.channel, strlen(dh.channel), buf, len,
+                               NULL),
+                 0);
+    free(buf);
+    dh_flush();
+}
+
+/* --- the stage ---------------------------------------------------------------- */
+
+void dh_setup(const char *name)
+{
+    env_required("KAFKA_BROKERS");
+    env_required("DISPATCHER_DATABASE_URL");
+    const char *jwt_key = env_required("KIZUNA_JWT_KEY");
+    char errstr[512];
+
+    dispatcher_seq++;
+    snprintf(dh.channel, sizeof dh.channel, "7%09ld%05d%02d", (long)(time(NULL) % 1000000000),
+             (int)(getpid() % 100000), ++channel_seq % 100);
+    snprintf(dh.token, sizeof dh.token, "itest-token-%s", dh.channel);
+    snprintf(dh.group, sizeof dh.group, "itest-dispatcher-%s", dh.channel);
+    snprintf(dh.instance, sizeof dh.instance, "itest-%s", dh.channel);
+    snprintf(dh.log_path, sizeof dh.log_path, "%s/tests/dispatcher-%s.log", build_dir(), name);
+    unlink(dh.log_path);
+
+    /* The test topic, created once and reused (an hour of retention). */
+    struct topic_spec spec = {.name = DH_TOPIC, .partitions = 4, .retention_ms = 3600000,
+                              .cleanup = "delete"};
+    cr_assert_geq(kafka_topics_apply(getenv("KAFKA_BROKERS"), &spec, 1, 10000, errstr,
+                                     sizeof errstr),
+                  0, "%s", errstr);
+    producer = kafka_producer_new(getenv("KAFKA_BROKERS"), "itest-dispatcher", errstr,
+                                  sizeof errstr);
+    cr_assert_not_null(producer, "%s", errstr);
+
+    char binary[512], port[64], sim_log[256];
+    snprintf(binary, sizeof binary, "%s/bin/line-sim", build_dir());
+    snprintf(port, sizeof port, "LINESIM_PORT=%d", DH_SIM_PORT);
+    snprintf(sim_log, sizeof sim_log, "%s/tests/line-sim-%s.log", build_dir(), name);
+    unlink(sim_log);
+    const char *sim_settings[] = {port, "LINESIM_THREADS=16", "LINESIM_CHANNELS=", NULL};
+    dh.sim = spawn(binary, sim_settings, sim_log);
+    cr_assert(dh_wait(sim_up, NULL, 10000), "line-sim did not start; see %s", sim_log);
+    char body[256];
+    snprintf(body, sizeof body, "{\"channel_id\":\"%s\",\"access_token\":\"%s\"}", dh.channel,
+             dh.token);
+    cr_assert_eq(dh_sim("POST", "/_sim/channels", body, NULL), 201);
+    snprintf(body, sizeof body,
+             "{\"channel_id\":\"%s\",\"user_id\":\"Uprobe\",\"display_name\":\"Probe\"}",
+             dh.channel);
+    cr_assert_eq(dh_sim("POST", "/_sim/users", body, NULL) / 100, 2);
+
+    publish_channel(1, false);
+
+    char *jwt = auth_token_issue(jwt_key, strlen(jwt_key), DH_TENANT, "itest", "admin", 3600,
+                                 time(NULL));
+    cr_assert_not_null(jwt);
+    snprintf(dh.jwt, sizeof dh.jwt, "%s", jwt);
+    free(jwt);
+}
+
+void dh_teardown(void)
+{
+    dh_dispatcher_stop();
+    stop_pid(&dh.sim, SIGTERM);
+    if (producer) {
+        publish_channel(2, true);
+        kafka_producer_free(&producer);
+    }
+    dh.monthly_quota = 0;
+}
+
+/* --- the admin API's view ------------------------------------------------------ */
+
+void dh_counts(struct dh_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    char cursor[32] = "";
+    for (int page = 0; page < 100; page++) {
+        char path[256];
+        snprintf(path, sizeof path, "/v1/deliveries?channel=%s&limit=500%s%s", dh.channel,
+                 cursor[0] ? "&cursor=" : "", cursor);
+        json_t *body = NULL;
+        cr_assert_eq(dh_api("GET", path, NULL, &body), 200);
+        json_t *list = json_object_get(body, "deliveries");
+        size_t i;
+        json_t *d;
+        json_array_foreach(list, i, d)
+        {
+            const char *st = json_string_value(json_object_get(d, "status"));
+            const char *kind = json_string_value(json_object_get(d, "kind"));
+            if (kind && strcmp(kind, "profile") == 0)
+                continue; /* the consuming probes */
+            c->total++;
+            if (!st)
+                continue;
+            long *slot = strcmp(st, "queued") == 0            ? &c->queued
+                         : strcmp(st, "retrying") == 0        ? &c->retrying
+                         : strcmp(st, "sent") == 0            ? &c->sent
+                         : strcmp(st, "failed") == 0          ? &c->failed
+                         : strcmp(st, "quota_exceeded") == 0  ? &c->quota_exceeded
+                         : strcmp(st, "retry_exhausted") == 0 ? &c->retry_exhausted
+                         : strcmp(st, "invalid") == 0         ? &c->invalid
+                                                              : &c->reply_token_expired;
+            (*slot)++;
+        }
+        json_t *next = json_object_get(body, "next_cursor");
+        if (!json_is_string(next)) {
+            json_decref(body);
+            return;
+        }
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        json_decref(body);
+    }
+}
+
+json_t *dh_delivery(const char *request_id)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/deliveries?channel=%s&limit=500", dh.channel);
+    json_t *body = NULL;
+    if (dh_api("GET", path, NULL, &body) != 200)
+        return NULL;
+    json_t *found = NULL;
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(body, "deliveries"), i, d)
+    {
+        const char *id = json_string_value(json_object_get(d, "request_id"));
+        if (id && strcmp(id, request_id) == 0) {
+            found = json_incref(d);
+            break;
+        }
+    }
+    json_decref(body);
+    return found;
+}

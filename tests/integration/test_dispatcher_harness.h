@@ -1,0 +1,85 @@
+/* The stage for the dispatcher's integration tests: the real binaries
+ * ($BUILD/bin/line-sim and $BUILD/bin/kizuna-dispatcher) on their own ports
+ * against the local stack's PostgreSQL and Kafka. Each test gets a fresh
+ * simulator, a channel id of its own (registered on the simulator and
+ * published, sealed, to `channels`), a consumer group and instance id of
+ * its own, and sends its SendRequests to the test topic
+ * `send.requests.itest`, so that no other dispatcher (and no earlier test)
+ * ever reads them. */
+#ifndef KIZUNA_TEST_DISPATCHER_HARNESS_H
+#define KIZUNA_TEST_DISPATCHER_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "kizuna/v1/send.pb-c.h"
+
+#define DH_SIM_PORT 18190
+#define DH_ADMIN_PORT 18184
+#define DH_TOPIC "send.requests.itest"
+#define DH_TENANT "itest-dispatch"
+
+struct dh {
+    char channel[24];
+    char token[64];
+    char group[96];
+    char instance[96];
+    char jwt[2048];
+    char log_path[256];
+    pid_t sim;
+    pid_t disp;
+    long long monthly_quota; /* published in the ChannelConfig */
+};
+
+extern struct dh dh;
+
+/* Starts the simulator, registers a fresh channel on it, publishes its
+ * ChannelConfig (monthly_quota from dh.monthly_quota, set before) and
+ * issues an admin token. name labels the logs. */
+void dh_setup(const char *name);
+/* Stops the dispatcher and the simulator and marks the channel deleted. */
+void dh_teardown(void);
+
+/* Starts the dispatcher (extra "K=V" settings, NULL-terminated, may be
+ * NULL) and waits until /readyz answers 200. */
+void dh_dispatcher_start(const char *const *settings);
+/* Sends a probe through the intake until the simulator sees it, so that the
+ * consumer (which starts at "latest") is known to hold its partitions. */
+void dh_dispatcher_wait_consuming(void);
+void dh_dispatcher_kill9(void);
+void dh_dispatcher_stop(void);
+
+/* A SendRequest for the test channel, with a fresh request_id (written to
+ * request_id if not NULL, 37 bytes) and envelope. The caller sets the rest
+ * and passes it to dh_produce, which packs and queues it. */
+void dh_request_init(Kizuna__V1__SendRequest *req, Kizuna__V1__Envelope *env,
+                     Kizuna__V1__SendKind kind, char *request_id);
+void dh_produce(const Kizuna__V1__SendRequest *req);
+/* A push of one text message to `to`. */
+void dh_produce_push(const char *to, const char *text, char *request_id);
+void dh_flush(void);
+
+/* HTTP to the simulator (path under http://127.0.0.1:DH_SIM_PORT). Returns
+ * the status; *out (may be NULL) gets the parsed JSON body. */
+long dh_sim(const char *method, const char *path, const char *body, json_t **out);
+/* A field of /_sim/stats for the test channel and endpoint ("push"), or of
+ * the whole simulator when endpoint is NULL. 0 when absent. */
+long long dh_sim_stat(const char *endpoint, const char *field);
+/* Admin API of the dispatcher with the test token. */
+long dh_api(const char *method, const char *path, const char *body, json_t **out);
+/* Waits until fn(ctx) is true, checking every 100 ms, up to timeout_ms. */
+bool dh_wait(bool (*fn)(void *ctx), void *ctx, long timeout_ms);
+/* The test channel's deliveries by status (from GET /v1/deliveries, all pages). */
+struct dh_counts {
+    long queued, retrying, sent, failed, quota_exceeded, retry_exhausted, reply_token_expired,
+        invalid, total;
+};
+void dh_counts(struct dh_counts *c);
+/* One delivery as the admin API shows it (NULL if absent); json_decref it. */
+json_t *dh_delivery(const char *request_id);
+long dh_monotonic_ms(void);
+
+#endif
