@@ -170,7 +170,7 @@ int service_start(struct service *svc, const struct service_def *def)
     load_config(svc, def);
     if (shutdown_install() != 0) {
         log_error("cannot install signal handlers");
-        return -1;
+        return 1;
     }
     /* Registered first so that they run in drain order whatever fails next. */
     shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop admin server", step_stop_admin, svc);
@@ -180,11 +180,11 @@ int service_start(struct service *svc, const struct service_def *def)
 
     svc->db = connect_with_retry(svc);
     if (!svc->db)
-        return -1;
+        return 1;
     int applied = db_migrate(svc->db, def->name, svc->migrations_dir, errstr, sizeof errstr);
     if (applied < 0) {
         log_error("migrations failed", "dir", svc->migrations_dir, "error", errstr);
-        return -1;
+        return 1;
     }
     char count[16];
     snprintf(count, sizeof count, "%d", applied);
@@ -193,7 +193,13 @@ int service_start(struct service *svc, const struct service_def *def)
     svc->producer = kafka_producer_new(svc->brokers, def->name, errstr, sizeof errstr);
     if (!svc->producer) {
         log_error("cannot create Kafka producer", "error", errstr);
-        return -1;
+        return 1;
+    }
+
+    if (def->setup) {
+        int rc = def->setup(svc);
+        if (rc != 0)
+            return rc;
     }
 
     struct httpd_options opts = {
@@ -208,7 +214,7 @@ int service_start(struct service *svc, const struct service_def *def)
     svc->admin = httpd_start(&opts, errstr, sizeof errstr);
     if (!svc->admin) {
         log_error("cannot start admin server", "error", errstr);
-        return -1;
+        return 1;
     }
     snprintf(count, sizeof count, "%d", httpd_port(svc->admin));
     log_info("admin server listening", "bind", svc->bind, "port", count);

@@ -13,6 +13,7 @@
 #include "httpd.h"
 
 struct auth_claims;
+struct service;
 struct db;
 struct kafka_producer;
 
@@ -30,6 +31,10 @@ struct service_def {
     size_t nextra;                    /* at most SERVICE_EXTRA_MAX */
     service_api_handler api;          /* the service's /v1 API besides /v1/whoami, or NULL */
     void *api_ctx;
+    /* Called once the schema is migrated and the producer exists, before the
+     * admin server accepts requests, so that whatever `api` uses is in place
+     * by then. Returns 0, or the exit code to stop with (1, or CONFIG_EXIT). */
+    int (*setup)(struct service *svc);
 };
 
 struct service {
@@ -53,8 +58,9 @@ struct service {
 
 /* Loads config (exits CONFIG_EXIT on any error, listing all of them),
  * installs signal handlers, connects to PostgreSQL (retrying until
- * startup_timeout_s), applies migrations, creates the producer and starts
- * the admin server. Returns 0, or -1 after logging why (the caller exits 1). */
+ * startup_timeout_s), applies migrations, creates the producer, runs
+ * def->setup, and starts the admin server. Returns 0, or the process exit
+ * code after logging why (1, or what setup returned). */
 int service_start(struct service *svc, const struct service_def *def);
 
 /* Re-checks the database and the brokers about once a second and publishes

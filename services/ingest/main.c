@@ -4,7 +4,6 @@
  * registry's outbox and the spool. Drain order: stop both servers, stop the
  * relay, flush the producer, close the database, free. */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +45,6 @@ static const struct config_entry ingest_config[] = {
      "64 hex chars: key of tracked-link tokens (default: derived from KIZUNA_DATA_KEY)"},
 };
 
-/* The admin server starts inside service_start, before the registry can
- * exist (it needs the database URL read there), so /v1/channels goes
- * through this pointer and answers 503 until it is set. */
-static _Atomic(struct registry *) registry_live;
-
 static struct registry *registry;
 static struct spool *spool;
 static struct links *links;
@@ -61,16 +55,12 @@ static struct kafka_producer *producer;
 static pthread_t relay_thread;
 static bool relay_started;
 
+/* registry exists before the admin server starts (ingest_setup). */
 static void ingest_api(void *ctx, const struct auth_claims *claims, const struct httpd_request *req,
                        struct httpd_response *resp)
 {
     (void)ctx;
-    struct registry *reg = atomic_load(&registry_live);
-    if (!reg) {
-        httpd_respond_error(resp, 503, "starting", "the channel registry is starting", NULL);
-        return;
-    }
-    registry_api(reg, claims, req, resp);
+    registry_api(registry, claims, req, resp);
 }
 
 static int ingest_lookup(void *ctx, const char *channel_id, struct channel_view *out)
@@ -112,7 +102,6 @@ static void step_stop_relay(void *ctx)
 static void step_close_db(void *ctx)
 {
     (void)ctx;
-    atomic_store(&registry_live, NULL);
     registry_free(&registry);
     spool_free(&spool);
 }
@@ -134,6 +123,33 @@ static int link_key_load(const uint8_t data_key[CRYPTO_KEY_LEN], uint8_t out[CRY
     return 0;
 }
 
+/* Keys, and the registry the admin API needs, before the admin server opens. */
+static uint8_t data_key[CRYPTO_KEY_LEN], link_key[CRYPTO_KEY_LEN];
+
+static int ingest_setup(struct service *svc)
+{
+    char errstr[512];
+    if (crypto_key_from_hex(data_key_hex, data_key) != 0) {
+        log_error("config error", "error", "KIZUNA_DATA_KEY: must be 64 hex characters");
+        return CONFIG_EXIT;
+    }
+    if (link_key_load(data_key, link_key) != 0) {
+        log_error("config error", "error", "KIZUNA_LINK_KEY: must be 64 hex characters");
+        return CONFIG_EXIT;
+    }
+    producer = svc->producer;
+    shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop public server", step_stop_public, NULL);
+    shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relay", step_stop_relay, NULL);
+    shutdown_register(SHUTDOWN_CLOSE_DB, "close registry and spool", step_close_db, NULL);
+    shutdown_register(SHUTDOWN_FREE, "free webhook", step_free, NULL);
+    registry = registry_new(svc->database_url, data_key, errstr, sizeof errstr);
+    if (!registry) {
+        log_error("cannot open the channel registry", "error", errstr);
+        return 1;
+    }
+    return 0;
+}
+
 int main(void)
 {
     static struct service svc;
@@ -143,35 +159,14 @@ int main(void)
         .extra = ingest_config,
         .nextra = sizeof ingest_config / sizeof ingest_config[0],
         .api = ingest_api,
+        .setup = ingest_setup,
     };
     char errstr[512];
-    uint8_t key[CRYPTO_KEY_LEN], link_key[CRYPTO_KEY_LEN];
-    int rc = 1;
 
-    if (service_start(&svc, &def) != 0)
+    int rc = service_start(&svc, &def);
+    if (rc != 0)
         goto out;
-    if (crypto_key_from_hex(data_key_hex, key) != 0) {
-        log_error("config error", "error", "KIZUNA_DATA_KEY: must be 64 hex characters");
-        rc = CONFIG_EXIT;
-        goto out;
-    }
-    if (link_key_load(key, link_key) != 0) {
-        log_error("config error", "error", "KIZUNA_LINK_KEY: must be 64 hex characters");
-        rc = CONFIG_EXIT;
-        goto out;
-    }
-    producer = svc.producer;
-    shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop public server", step_stop_public, NULL);
-    shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relay", step_stop_relay, NULL);
-    shutdown_register(SHUTDOWN_CLOSE_DB, "close registry and spool", step_close_db, NULL);
-    shutdown_register(SHUTDOWN_FREE, "free webhook", step_free, NULL);
-
-    registry = registry_new(svc.database_url, key, errstr, sizeof errstr);
-    if (!registry) {
-        log_error("cannot open the channel registry", "error", errstr);
-        goto out;
-    }
-    atomic_store(&registry_live, registry);
+    rc = 1;
     spool = spool_new(svc.database_url, producer, INGEST_SPOOL_CONNECTIONS, errstr, sizeof errstr);
     if (!spool) {
         log_error("cannot open the spool", "error", errstr);
@@ -219,7 +214,7 @@ int main(void)
     service_run(&svc);
     rc = 0;
 out:
-    memset(key, 0, sizeof key);
+    memset(data_key, 0, sizeof data_key);
     memset(link_key, 0, sizeof link_key);
     if (rc != 0)
         shutdown_request(); /* so the relay thread, if started, stops */
