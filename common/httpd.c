@@ -616,8 +616,8 @@ static enum MHD_Result request_resumed(struct httpd_request *req)
     pthread_mutex_unlock(&d->mu);
     if (!answered) {
         /* Only a resume brings MHD back here, and only an answer resumes. */
-        log_error("http deferred request resumed without an answer", "server", req->h->name,
-                  "path", req->path);
+        log_error("http deferred request resumed without an answer", "server", req->h->name, "path",
+                  req->path);
         return request_error(req, 500, "internal", "internal error");
     }
     return request_answer(req, &resp);
@@ -827,8 +827,8 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
                                  MHD_OPTION_EXTERNAL_LOGGER, httpd_mhd_log, h, MHD_OPTION_SOCK_ADDR,
                                  (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
                                  MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONNECTION_TIMEOUT_S,
-                                 MHD_OPTION_CONNECTION_LIMIT, max_conn,
-                                 MHD_OPTION_NOTIFY_COMPLETED, httpd_completed, h, MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_NOTIFY_COMPLETED,
+                                 httpd_completed, h, MHD_OPTION_END);
     if (!h->daemon) {
         int err = errno;
         if (errstr)

@@ -47,7 +47,7 @@ struct httpd_options {
     void *ctx;
     httpd_ready_fn ready; /* may be NULL: always ready */
     void *ready_ctx;
-    int drain_ms; /* httpd_stop's wait for in-flight requests, default 5000 */
+    int drain_ms;        /* httpd_stop's wait for in-flight requests, default 5000 */
     int max_connections; /* open connections, default 1000; a deferred request
                             keeps its connection open until answered */
 };

@@ -18,6 +18,9 @@
 /* A message that is not acknowledged within this time fails for good; the
  * caller decides what to do with it (ingest spools it). */
 #define KAFKA_MESSAGE_TIMEOUT_MS "30000"
+#ifndef KAFKA_LINGER_MS
+#define KAFKA_LINGER_MS "5"
+#endif
 /* Topics come from the manifest before any client starts, so a topic absent
  * from metadata this long is missing, not still propagating. */
 #define KAFKA_TOPIC_PROPAGATION_MS "5000"
@@ -244,7 +247,7 @@ struct kafka_producer *kafka_producer_new(const char *brokers, const char *clien
         return NULL;
     if (kafka_conf_set(conf, "enable.idempotence", "true", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "acks", "all", errstr, errcap) < 0 ||
-        kafka_conf_set(conf, "linger.ms", "5", errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "linger.ms", KAFKA_LINGER_MS, errstr, errcap) < 0 ||
         kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);
@@ -486,30 +489,35 @@ static int kafka_rewind(struct kafka_consumer *c, const rd_kafka_message_t *m)
     return rc;
 }
 
+/* Reports an error event from the consumer and destroys it. Returns -1 for
+ * a fatal error (the consumer must be recreated), else 0. */
+static int kafka_message_error(struct kafka_consumer *c, rd_kafka_message_t *m)
+{
+    rd_kafka_resp_err_t err = m->err;
+    int rc = 0;
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        rc = 0;
+    } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char detail[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(c->rk, detail, sizeof detail);
+        log_error("kafka consumer fatal error", "error", rd_kafka_err2name(orig), "detail", detail);
+        rc = -1;
+    } else {
+        /* e.g. a subscribed topic that does not exist: reported, retried. */
+        log_warn("kafka consumer error", "topic", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
+                 "error", rd_kafka_err2name(err), "detail", rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+    return rc;
+}
+
 int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler, void *ctx)
 {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
     if (!m)
         return 0;
-    if (m->err) {
-        rd_kafka_resp_err_t err = m->err;
-        int rc = 0;
-        if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            rc = 0;
-        } else if (err == RD_KAFKA_RESP_ERR__FATAL) {
-            char detail[512];
-            rd_kafka_resp_err_t orig = rd_kafka_fatal_error(c->rk, detail, sizeof detail);
-            log_error("kafka consumer fatal error", "error", rd_kafka_err2name(orig), "detail",
-                      detail);
-            rc = -1;
-        } else {
-            /* e.g. a subscribed topic that does not exist: reported, retried. */
-            log_warn("kafka consumer error", "topic", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
-                     "error", rd_kafka_err2name(err), "detail", rd_kafka_message_errstr(m));
-        }
-        rd_kafka_message_destroy(m);
-        return rc;
-    }
+    if (m->err)
+        return kafka_message_error(c, m);
 
     rd_kafka_timestamp_type_t tstype;
     struct kafka_message msg = {
@@ -545,6 +553,95 @@ int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler 
         c->backoff_ms = KAFKA_RETRY_BACKOFF_MIN_MS;
     }
     rd_kafka_message_destroy(m);
+    return rc;
+}
+
+int kafka_consumer_poll_batch(struct kafka_consumer *c, int timeout_ms, size_t max,
+                              kafka_batch_handler handler, void *ctx)
+{
+    if (max == 0)
+        return 0;
+    rd_kafka_message_t **ms = calloc(max, sizeof *ms);
+    struct kafka_message *msgs = calloc(max, sizeof *msgs);
+    enum kafka_handled *results = calloc(max, sizeof *results);
+    size_t n = 0;
+    int rc = 0;
+    if (!ms || !msgs || !results)
+        goto done;
+    /* Wait for the first message only; take what else has already arrived. */
+    for (int wait = timeout_ms; n < max; wait = 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
+        if (!m)
+            break;
+        if (m->err) {
+            if (kafka_message_error(c, m) < 0) {
+                rc = -1;
+                break;
+            }
+            continue;
+        }
+        rd_kafka_timestamp_type_t tstype;
+        ms[n] = m;
+        msgs[n] = (struct kafka_message){
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = m->offset,
+            .key = m->key,
+            .keylen = m->key_len,
+            .value = m->payload,
+            .len = m->len,
+            .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
+        };
+        results[n] = KAFKA_RETRY;
+        n++;
+    }
+    if (n == 0)
+        goto done;
+    handler(ctx, msgs, n, results);
+
+    /* Per partition, in order: store offsets up to the first RETRY, rewind
+     * there, and leave the partition's later messages to come again. */
+    bool retried = false;
+    for (size_t i = 0; i < n; i++) {
+        bool rewound = false;
+        for (size_t j = 0; j < i && !rewound; j++)
+            rewound = results[j] == KAFKA_RETRY && ms[j]->rkt == ms[i]->rkt &&
+                      ms[j]->partition == ms[i]->partition;
+        if (rewound)
+            continue;
+        if (results[i] == KAFKA_RETRY) {
+            if (kafka_rewind(c, ms[i]) < 0)
+                rc = -1;
+            retried = true;
+            continue;
+        }
+        if (results[i] == KAFKA_SKIP) {
+            char partition[16], offset[24];
+            snprintf(partition, sizeof partition, "%d", (int)ms[i]->partition);
+            snprintf(offset, sizeof offset, "%lld", (long long)ms[i]->offset);
+            log_warn("kafka message skipped as bad input", "topic", msgs[i].topic, "partition",
+                     partition, "offset", offset);
+        }
+        if (!c->no_commit)
+            kafka_offset_store(c, ms[i]);
+    }
+    if (retried) {
+        int backoff = c->backoff_ms < timeout_ms ? c->backoff_ms : timeout_ms;
+        if (backoff > 0)
+            kafka_sleep_ms(backoff);
+        c->backoff_ms = c->backoff_ms * 2 > KAFKA_RETRY_BACKOFF_MAX_MS ? KAFKA_RETRY_BACKOFF_MAX_MS
+                                                                       : c->backoff_ms * 2;
+    } else {
+        c->backoff_ms = KAFKA_RETRY_BACKOFF_MIN_MS;
+    }
+    if (rc == 0)
+        rc = (int)n;
+done:
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(ms[i]);
+    free(ms);
+    free(msgs);
+    free(results);
     return rc;
 }
 

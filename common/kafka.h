@@ -98,6 +98,21 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
  * message was handled, 0 if none arrived, -1 on a fatal consumer error. */
 int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler, void *ctx);
 
+/* A batch's handler: fills results[i] with the verdict on msgs[i] (each
+ * starts as KAFKA_RETRY). The messages live until it returns. */
+typedef void (*kafka_batch_handler)(void *ctx, const struct kafka_message *msgs, size_t n,
+                                    enum kafka_handled *results);
+
+/* kafka_consumer_poll for up to max messages at once, so that a handler can
+ * make them durable in one transaction: waits up to timeout_ms for the
+ * first, takes what else has already arrived, and hands them over together.
+ * Per partition, in order, offsets are stored for DONE and SKIP up to the
+ * partition's first RETRY, which rewinds the partition to that message (its
+ * later messages in the batch come again too). Returns the number handed
+ * over, 0 if none arrived, -1 on a fatal consumer error. */
+int kafka_consumer_poll_batch(struct kafka_consumer *c, int timeout_ms, size_t max,
+                              kafka_batch_handler handler, void *ctx);
+
 /* Commits stored offsets and leaves the group. Call before free. */
 void kafka_consumer_close(struct kafka_consumer *c);
 void kafka_consumer_free(struct kafka_consumer **c);

@@ -281,14 +281,29 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt(argc, argv, "H:p:P:b:r:d:c:")) != -1) {
         switch (opt) {
-        case 'H': host = optarg; break;
-        case 'p': port = (int)strtol(optarg, NULL, 10); break;
-        case 'P': path = optarg; break;
-        case 'b': bodies = optarg; break;
-        case 'r': rate = strtod(optarg, NULL); break;
-        case 'd': seconds = strtod(optarg, NULL); break;
-        case 'c': conns = (int)strtol(optarg, NULL, 10); break;
-        default: goto usage;
+        case 'H':
+            host = optarg;
+            break;
+        case 'p':
+            port = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'P':
+            path = optarg;
+            break;
+        case 'b':
+            bodies = optarg;
+            break;
+        case 'r':
+            rate = strtod(optarg, NULL);
+            break;
+        case 'd':
+            seconds = strtod(optarg, NULL);
+            break;
+        case 'c':
+            conns = (int)strtol(optarg, NULL, 10);
+            break;
+        default:
+            goto usage;
         }
     }
     if (!path || !bodies || port <= 0 || rate <= 0 || seconds <= 0 || conns < 1 ||
@@ -415,8 +430,8 @@ int main(int argc, char **argv)
            seconds, conns);
     printf("  answered %zu in %.2f s (%.0f/s): 200 x %ld, other status x %ld, errors %ld, "
            "unanswered %ld, reconnects %ld\n",
-           rb_nlat, elapsed, elapsed > 0 ? (double)rb_nlat / elapsed : 0.0, ok, other,
-           rb_errors, outstanding, rb_reconnects);
+           rb_nlat, elapsed, elapsed > 0 ? (double)rb_nlat / elapsed : 0.0, ok, other, rb_errors,
+           outstanding, rb_reconnects);
     printf("  latency from the time each request was due: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, "
            "p99.9 %.2f ms, max %.2f ms\n",
            pct_ms(50), pct_ms(90), pct_ms(99), pct_ms(99.9), max_ms);
@@ -426,8 +441,7 @@ int main(int argc, char **argv)
     printf("RESULT rate=%.0f due=%zu answered=%zu ok=%ld non200=%ld errors=%ld unanswered=%ld "
            "p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f\n",
            elapsed > 0 ? (double)rb_nlat / elapsed : 0.0, total, rb_nlat, ok, other, rb_errors,
-           outstanding, pct_ms(50), pct_ms(90), pct_ms(99),
-           pct_ms(99.9), max_ms);
+           outstanding, pct_ms(50), pct_ms(90), pct_ms(99), pct_ms(99.9), max_ms);
     return 0;
 usage:
     fprintf(stderr, "usage: ratebench -p PORT -P PATH -b BODIES -r RATE -d SECONDS [-c CONNS] "

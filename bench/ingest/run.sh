@@ -14,9 +14,12 @@
 # registers a fresh channel, and stops ingest at the end.
 #
 # Settings (environment): BUILD (build), BENCH_SECONDS (30), BENCH_RATE
-# (5000), BENCH_CONNECTIONS (64), BENCH_RATE_CONNECTIONS (64),
+# (5000), BENCH_CONNECTIONS (wrk's, one max run for each: "64 256"),
+# BENCH_RATE_CONNECTIONS (64),
 # BENCH_WRK_THREADS (2), BENCH_BODIES (50000), BENCH_PUBLIC_PORT (18380),
-# BENCH_ADMIN_PORT (18381), BENCH_RUNS ("max rate"), and ingest's own
+# BENCH_ADMIN_PORT (18381), BENCH_RUNS ("max rate"; "outage" stops the
+# shared broker during a fixed-rate run: BENCH_OUTAGE_RATE (500),
+# BENCH_OUTAGE_SECONDS (10), BENCH_OUTAGE_CONNECTIONS (800)), and ingest's own
 # variables (INGEST_PUBLIC_THREADS, INGEST_ACK_BUDGET_MS...), passed through.
 # docs/benchmarks.md records runs.
 set -euo pipefail
@@ -36,12 +39,12 @@ if [ "${1:-}" != "--inner" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
     export BUILD
-    exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$0" --inner
+    exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner
 fi
 
 SECONDS_RUN="${BENCH_SECONDS:-30}"
 RATE="${BENCH_RATE:-5000}"
-CONNS="${BENCH_CONNECTIONS:-64}"
+CONNS_LIST="${BENCH_CONNECTIONS:-64 256}"
 RATE_CONNS="${BENCH_RATE_CONNECTIONS:-64}"
 WRK_THREADS="${BENCH_WRK_THREADS:-2}"
 NBODIES="${BENCH_BODIES:-50000}"
@@ -59,7 +62,11 @@ say() { printf 'bench: %s\n' "$*"; }
 report() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
 
 INGEST_PID=""
+KAFKA_DOWN=""
 cleanup() {
+    if [ -n "$KAFKA_DOWN" ]; then
+        "$ROOT/deploy/local/stack.sh" kafka-start >/dev/null 2>&1 || echo "bench: could not restart Kafka" >&2
+    fi
     if [ -n "$INGEST_PID" ] && kill -0 "$INGEST_PID" 2>/dev/null; then
         kill -TERM "$INGEST_PID" 2>/dev/null || true
         for _ in $(seq 1 100); do
@@ -90,25 +97,41 @@ machine_ticks() {
     read -r _cpu user nice sys idle iowait irq softirq steal rest </proc/stat
     echo "$((user + nice + sys + irq + softirq + steal)) $((user + nice + sys + idle + iowait + irq + softirq + steal))"
 }
+# CPU seconds of this shell's finished children (the load generators), into
+# the variable named $1: the second line of `times`, user and system, as
+# "XmY.Zs" each. `times` must run in this shell, not in a $(...) subshell,
+# whose children are others.
+children_seconds() {
+    times >"$WORK/times.txt"
+    printf -v "$1" '%s' "$(awk 'NR == 2 { n = split($0, f, " "); s = 0
+        for (i = 1; i <= n; i++) { split(f[i], ms, "m"); sub("s", "", ms[2]); s += ms[1] * 60 + ms[2] }
+        print s }' "$WORK/times.txt")"
+}
 KAFKA_PID="$(cat "$LOCAL/run/kafka.pid" 2>/dev/null || true)"
 cpu_begin() {
+    children_seconds C0
     T0="$(date +%s.%N)"
     I0="$(proc_ticks "$INGEST_PID")"
     K0="$(proc_ticks "${KAFKA_PID:-0}")"
     read -r MB0 MT0 <<<"$(machine_ticks)"
 }
-# Prints "ingest X% broker Y% machine Z%" (of one core; the machine's share
-# is of all cores).
+# Sets CPU to the CPU used by ingest, the broker, the load generator and
+# everything else, each in % of one core, and how busy the machine was. Runs
+# in this shell (not in $(...)), for children_seconds.
 cpu_end() {
-    local t1 i1 k1 mb1 mt1
+    local t1 i1 k1 mb1 mt1 c1
+    children_seconds c1
     t1="$(date +%s.%N)"
     i1="$(proc_ticks "$INGEST_PID")"
     k1="$(proc_ticks "${KAFKA_PID:-0}")"
     read -r mb1 mt1 <<<"$(machine_ticks)"
-    awk -v t1="$t1" -v t0="$T0" -v i=$((i1 - I0)) -v k=$((k1 - K0)) \
+    CPU="$(awk -v t1="$t1" -v t0="$T0" -v i=$((i1 - I0)) -v k=$((k1 - K0)) \
         -v mb=$((mb1 - MB0)) -v mt=$((mt1 - MT0)) -v tck="$TCK" -v n="$(nproc)" \
-        'BEGIN { t = t1 - t0; printf "ingest %.0f%% of a core, broker %.0f%% of a core, machine %.0f%% busy (%d cores)",
-                 100 * i / tck / t, 100 * k / tck / t, mt ? 100 * mb / mt : 0, n }'
+        -v c="$(awk -v a="$C0" -v b="$c1" 'BEGIN { print b - a }')" \
+        'BEGIN { t = t1 - t0; busy = mt ? mb / mt : 0
+                 other = 100 * (busy * n - i / tck / t - k / tck / t - c / t)
+                 printf "ingest %.0f%%, broker %.0f%%, load generator %.0f%%, everything else (kernel, PostgreSQL, other work) %.0f%% (of one core); machine %.0f%% busy (%d cores)",
+                 100 * i / tck / t, 100 * k / tck / t, 100 * c / t, other < 0 ? 0 : other, 100 * busy, n }')"
 }
 
 metric() { # name{labels} value from ingest's public /metrics, 0 if absent
@@ -167,20 +190,23 @@ report "before the runs: $(outcomes)"
 for run in $RUNS; do
     case "$run" in
     max)
-        report ""
-        report "-- max throughput: wrk -t$WRK_THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s bench/ingest/webhook.lua $URL"
-        cpu_begin
-        wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$HERE/webhook.lua" "$URL" >"$WORK/wrk.txt"
-        cpu="$(cpu_end)"
-        rps="$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.txt")"
-        p50="$(awk '$1 == "50%" { print $2 }' "$WORK/wrk.txt")"
-        p99="$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.txt")"
-        non2xx="$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk.txt")"
-        errs="$(awk '/Socket errors/ { print }' "$WORK/wrk.txt")"
-        report "   $rps req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}${errs:+, $errs}"
-        report "   cpu: $cpu"
-        report "   after: $(outcomes)"
-        sed 's/^/   | /' "$WORK/wrk.txt" >>"$SUMMARY"
+        for CONNS in $CONNS_LIST; do
+            report ""
+            report "-- max throughput: wrk -t$WRK_THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s bench/ingest/webhook.lua $URL"
+            cpu_begin
+            wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$HERE/webhook.lua" "$URL" >"$WORK/wrk.txt"
+            cpu_end
+            cpu="$CPU"
+            rps="$(awk '/^Requests\/sec:/ { print $2 }' "$WORK/wrk.txt")"
+            p50="$(awk '$1 == "50%" { print $2 }' "$WORK/wrk.txt")"
+            p99="$(awk '$1 == "99%" { print $2 }' "$WORK/wrk.txt")"
+            non2xx="$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk.txt")"
+            errs="$(awk '/Socket errors/ { print }' "$WORK/wrk.txt")"
+            report "   $rps req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}${errs:+, $errs}"
+            report "   cpu: $cpu"
+            report "   after: $(outcomes)"
+            sed 's/^/   | /' "$WORK/wrk.txt" >>"$SUMMARY"
+        done
         ;;
     rate)
         report ""
@@ -188,7 +214,8 @@ for run in $RUNS; do
         cpu_begin
         "$WORK/ratebench" -p "$PUBLIC_PORT" -P "$WEBHOOK_PATH" -b "$BODIES" -r "$RATE" \
             -d "$SECONDS_RUN" -c "$RATE_CONNS" >"$WORK/ratebench.txt"
-        cpu="$(cpu_end)"
+        cpu_end
+        cpu="$CPU"
         line="$(grep '^RESULT' "$WORK/ratebench.txt")"
         val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
         report "   $(val rate) req/s answered of $RATE due, p50 $(val p50_ms) ms, p99 $(val p99_ms) ms, p99.9 $(val p999_ms) ms, max $(val max_ms) ms; non-200 $(val non200), errors $(val errors), unanswered $(val unanswered)"
@@ -196,8 +223,32 @@ for run in $RUNS; do
         report "   after: $(outcomes)"
         grep -v '^RESULT' "$WORK/ratebench.txt" | sed 's/^/   | /' >>"$SUMMARY"
         ;;
+    outage)
+        # Opt-in (BENCH_RUNS="outage"): stops the shared broker for the run,
+        # which disturbs anything else using the local stack.
+        orate="${BENCH_OUTAGE_RATE:-500}"
+        osecs="${BENCH_OUTAGE_SECONDS:-10}"
+        oconns="${BENCH_OUTAGE_CONNECTIONS:-800}"
+        report ""
+        report "-- broker down: ratebench -r $orate -d $osecs -c $oconns with Kafka stopped (every event must be spooled)"
+        "$ROOT/deploy/local/stack.sh" kafka-stop >"$WORK/outage-stack.log" 2>&1
+        KAFKA_DOWN=1
+        cpu_begin
+        "$WORK/ratebench" -p "$PUBLIC_PORT" -P "$WEBHOOK_PATH" -b "$BODIES" -r "$orate" \
+            -d "$osecs" -c "$oconns" >"$WORK/ratebench-outage.txt" || true
+        cpu_end
+        cpu="$CPU"
+        "$ROOT/deploy/local/stack.sh" kafka-start >>"$WORK/outage-stack.log" 2>&1
+        KAFKA_DOWN=""
+        line="$(grep '^RESULT' "$WORK/ratebench-outage.txt" || true)"
+        val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+        report "   $(val rate) req/s answered of $orate due, p50 $(val p50_ms) ms, p99 $(val p99_ms) ms, max $(val max_ms) ms; 200 x $(val ok), non-200 $(val non200), errors $(val errors), unanswered $(val unanswered)"
+        report "   cpu: $cpu"
+        report "   after: $(outcomes)"
+        grep -v '^RESULT' "$WORK/ratebench-outage.txt" | sed 's/^/   | /' >>"$SUMMARY"
+        ;;
     *)
-        echo "bench: unknown run '$run' (max, rate)" >&2
+        echo "bench: unknown run '$run' (max, rate, outage)" >&2
         exit 2
         ;;
     esac

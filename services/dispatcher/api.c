@@ -28,8 +28,8 @@ struct api {
     struct sender *sender;
 };
 
-struct api *api_new(const char *dsn, struct channels *channels, struct sender *sender,
-                    char *errstr, size_t errcap)
+struct api *api_new(const char *dsn, struct channels *channels, struct sender *sender, char *errstr,
+                    size_t errcap)
 {
     struct api *a = calloc(1, sizeof *a);
     if (!a) {
@@ -96,9 +96,8 @@ static bool id_valid(const char *s)
     size_t n = 0;
     for (; s[n]; n++) {
         char ch = s[n];
-        if (n >= CHANNEL_ID_MAX ||
-            !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-              ch == '-' || ch == '_'))
+        if (n >= CHANNEL_ID_MAX || !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+                                     (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_'))
             return false;
     }
     return n > 0;
@@ -178,16 +177,14 @@ static void deliveries_get(struct api *a, const struct auth_claims *claims,
         return;
     }
     if (cursor && !digits(cursor, 1, 18)) {
-        httpd_respond_error(resp, 400, "invalid_argument", "not a cursor from this API",
-                            "cursor");
+        httpd_respond_error(resp, 400, "invalid_argument", "not a cursor from this API", "cursor");
         return;
     }
     int limit = API_LIST_DEFAULT;
     if (limit_text) {
         if (!digits(limit_text, 1, 3) || strtol(limit_text, NULL, 10) < 1 ||
             strtol(limit_text, NULL, 10) > API_LIST_MAX) {
-            httpd_respond_error(resp, 400, "invalid_argument", "an integer from 1 to 500",
-                                "limit");
+            httpd_respond_error(resp, 400, "invalid_argument", "an integer from 1 to 500", "limit");
             return;
         }
         limit = (int)strtol(limit_text, NULL, 10);
@@ -269,9 +266,9 @@ static void quota_get(struct api *a, const struct auth_claims *claims,
         json_object_set_new(o, "used", json_integer(v.used));
         json_object_set_new(o, "limit", limit_json(v.limit));
         json_object_set_new(o, "remaining",
-                            v.limit == QUOTA_NONE ? json_null()
-                                                  : json_integer(v.limit > v.used ? v.limit - v.used
-                                                                                  : 0));
+                            v.limit == QUOTA_NONE
+                                ? json_null()
+                                : json_integer(v.limit > v.used ? v.limit - v.used : 0));
         json_object_set_new(o, "contract_limit", limit_json(v.contract));
         json_object_set_new(o, "line_limit", limit_json(v.line));
         json_object_set_new(o, "warn_percent", json_integer(v.warn_percent));
@@ -495,8 +492,8 @@ void api_handle(void *ctx, const struct auth_claims *claims, const struct httpd_
     }
     static const char prefix[] = "/v1/channels/", suffix[] = "/limits";
     size_t pl = sizeof prefix - 1, sl = sizeof suffix - 1, len = strlen(path);
-    if (len > pl + sl && strncmp(path, prefix, pl) == 0 &&
-        strcmp(path + len - sl, suffix) == 0 && len - pl - sl <= CHANNEL_ID_MAX) {
+    if (len > pl + sl && strncmp(path, prefix, pl) == 0 && strcmp(path + len - sl, suffix) == 0 &&
+        len - pl - sl <= CHANNEL_ID_MAX) {
         char id[CHANNEL_ID_MAX + 1];
         memcpy(id, path + pl, len - pl - sl);
         id[len - pl - sl] = '\0';

@@ -18,8 +18,8 @@ struct api;
 
 /* channels and sender are borrowed and must outlive the API (stop the
  * admin server first). Returns NULL with errstr. */
-struct api *api_new(const char *dsn, struct channels *channels, struct sender *sender,
-                    char *errstr, size_t errcap);
+struct api *api_new(const char *dsn, struct channels *channels, struct sender *sender, char *errstr,
+                    size_t errcap);
 void api_free(struct api **a);
 
 /* service_api_handler: every /v1 route but /v1/whoami. */

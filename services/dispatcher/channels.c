@@ -20,8 +20,8 @@
 #include "strmap.h"
 
 #define CHANNELS_POLL_MS 200
-#define CHANNELS_QUIET_MS 500           /* an empty poll this long after records: caught up */
-#define CHANNELS_EMPTY_TOPIC_MS 10000   /* no record at all this long: the topic is empty */
+#define CHANNELS_QUIET_MS 500         /* an empty poll this long after records: caught up */
+#define CHANNELS_EMPTY_TOPIC_MS 10000 /* no record at all this long: the topic is empty */
 #define CHANNELS_AAD_MAX (AUTH_FIELD_MAX + CHANNEL_ID_MAX + 2)
 
 struct channels {
@@ -243,8 +243,8 @@ static int id_compare(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-int channels_tenant_list(struct channels *t, const char *tenant,
-                         char (**ids)[CHANNEL_ID_MAX + 1], size_t *n)
+int channels_tenant_list(struct channels *t, const char *tenant, char (**ids)[CHANNEL_ID_MAX + 1],
+                         size_t *n)
 {
     struct tenant_collect tc = {.tenant = tenant};
     pthread_mutex_lock(&t->mu);
@@ -306,9 +306,8 @@ static void *channels_follow(void *arg)
             shutdown_sleep_ms(1000);
             continue;
         }
-        if (!atomic_load(&t->caught_up) &&
-            ((seen > 0 && now - quiet_since >= CHANNELS_QUIET_MS) ||
-             now - started >= CHANNELS_EMPTY_TOPIC_MS)) {
+        if (!atomic_load(&t->caught_up) && ((seen > 0 && now - quiet_since >= CHANNELS_QUIET_MS) ||
+                                            now - started >= CHANNELS_EMPTY_TOPIC_MS)) {
             char count[24];
             snprintf(count, sizeof count, "%ld", seen);
             log_info("channels caught up", "records", count);

@@ -52,8 +52,8 @@ int channels_lookup(struct channels *t, const char *channel_id, struct channel_c
 /* The ids of tenant's channels that are not deleted, sorted, as a malloc'd
  * array of *n ids of CHANNEL_ID_MAX + 1 bytes each (caller frees; NULL
  * with *n == 0 when there are none). Returns 0, or -1 if out of memory. */
-int channels_tenant_list(struct channels *t, const char *tenant,
-                         char (**ids)[CHANNEL_ID_MAX + 1], size_t *n);
+int channels_tenant_list(struct channels *t, const char *tenant, char (**ids)[CHANNEL_ID_MAX + 1],
+                         size_t *n);
 void channels_creds_wipe(struct channel_creds *c);
 
 /* Starts the follower thread: a consumer of topic under group (unique to

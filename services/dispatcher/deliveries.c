@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "db.h"
-#include "inbox.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
@@ -75,9 +74,13 @@ const char *delivery_kind_name(Kizuna__V1__SendKind k)
 
 bool delivery_status_valid(const char *name)
 {
-    static const char *const names[] = {"queued",          "retrying", "sent",
-                                        "failed",          "quota_exceeded",
-                                        "retry_exhausted", "reply_token_expired",
+    static const char *const names[] = {"queued",
+                                        "retrying",
+                                        "sent",
+                                        "failed",
+                                        "quota_exceeded",
+                                        "retry_exhausted",
+                                        "reply_token_expired",
                                         "invalid"};
     for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0)
@@ -104,13 +107,11 @@ struct delivery *delivery_from_bytes(const void *bytes, size_t len, const char *
         return NULL;
     }
     const char *rid = req->request_id ? req->request_id : "";
-    const char *channel = req->envelope && req->envelope->channel_id &&
-                                  req->envelope->channel_id[0]
+    const char *channel = req->envelope && req->envelope->channel_id && req->envelope->channel_id[0]
                               ? req->envelope->channel_id
-                              : fallback_channel ? fallback_channel
-                                                 : "";
-    const char *tenant =
-        req->envelope && req->envelope->tenant_id ? req->envelope->tenant_id : "";
+                          : fallback_channel ? fallback_channel
+                                             : "";
+    const char *tenant = req->envelope && req->envelope->tenant_id ? req->envelope->tenant_id : "";
     if (!rid[0] || strlen(rid) > DELIVERY_ID_MAX) {
         snprintf(errstr, errcap, "request_id missing or longer than %d bytes", DELIVERY_ID_MAX);
         goto fail;
@@ -195,50 +196,40 @@ int deliveries_intake(struct db *db, const char *instance, const struct delivery
                             bytes,
                             instance,
                             requested,
-                            received};
-    int lengths[12] = {0};
-    int binary[12] = {0};
+                            received,
+                            INBOX_CONSUMER};
+    int lengths[13] = {0};
+    int binary[13] = {0};
     lengths[8] = (int)len;
     binary[8] = 1;
 
-    enum db_status st = db_begin(db);
+    /* The inbox claim and the row in one statement (so one round trip and
+     * one commit per request): the insert runs only if the claim was new,
+     * and ON CONFLICT covers a row whose inbox entry was pruned. This is
+     * inbox_claim's contract (inbox.h) written into the same statement. */
+    struct db_result *r = NULL;
+    enum db_status st = db_execv(
+        db,
+        "WITH claim AS (INSERT INTO inbox (consumer, event_id) VALUES ($13, $1) "
+        "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING 1) "
+        "INSERT INTO deliveries (request_id, tenant_id, channel_id, kind, status, recipient, "
+        "recipient_count, origin_type, origin_id, request, owner, requested_at, received_at) "
+        "SELECT $1, $2, $3, $4, 'queued', $5, $6::int, $7, $8, $9::bytea, $10, "
+        "CASE WHEN $11::bigint > 0 THEN to_timestamp($11::bigint / 1000.0) END, "
+        "to_timestamp($12::bigint / 1000.0) FROM claim "
+        "ON CONFLICT (request_id) DO NOTHING",
+        13, values, lengths, binary, false, &r);
     if (st != DB_OK)
         return st;
-    int claimed = inbox_claim(db, INBOX_CONSUMER, d->request_id);
-    if (claimed < 0) {
-        db_rollback(db);
-        return claimed;
-    }
-    if (claimed == 1) {
-        /* ON CONFLICT: the inbox may have been pruned while the row stayed. */
-        struct db_result *r = NULL;
-        st = db_execv(db,
-                      "INSERT INTO deliveries (request_id, tenant_id, channel_id, kind, status, "
-                      "recipient, recipient_count, origin_type, origin_id, request, owner, "
-                      "requested_at, received_at) VALUES ($1, $2, $3, $4, 'queued', $5, "
-                      "$6::int, $7, $8, $9, $10, "
-                      "CASE WHEN $11::bigint > 0 THEN to_timestamp($11::bigint / 1000.0) END, "
-                      "to_timestamp($12::bigint / 1000.0)) "
-                      "ON CONFLICT (request_id) DO NOTHING",
-                      12, values, lengths, binary, false, &r);
-        if (st != DB_OK) {
-            db_rollback(db);
-            return st;
-        }
-        if (db_result_affected(r) != 1)
-            claimed = 0;
-        db_result_free(&r);
-    }
-    st = db_commit(db);
-    if (st != DB_OK)
-        return st;
+    int claimed = db_result_affected(r) == 1 ? 1 : 0;
+    db_result_free(&r);
     return claimed;
 }
 
-#define PENDING_COLUMNS                                                                          \
-    "request_id, channel_id, request, attempts::text, "                                          \
-    "COALESCE((extract(epoch FROM first_attempt_at) * 1000)::bigint, 0)::text, "                \
-    "COALESCE((extract(epoch FROM next_attempt_at) * 1000)::bigint, 0)::text, "                 \
+#define PENDING_COLUMNS                                                          \
+    "request_id, channel_id, request, attempts::text, "                          \
+    "COALESCE((extract(epoch FROM first_attempt_at) * 1000)::bigint, 0)::text, " \
+    "COALESCE((extract(epoch FROM next_attempt_at) * 1000)::bigint, 0)::text, "  \
     "((extract(epoch FROM received_at) * 1000)::bigint)::text"
 
 static long long text_ll(const struct db_result *r, int row, int col)
@@ -262,8 +253,8 @@ static long pending_rows_hand_over(struct db_result *r, void (*fn)(void *, struc
             delivery_from_bytes(db_result_value(r, i, 2), db_result_length(r, i, 2),
                                 db_result_value(r, i, 1), errstr, sizeof errstr);
         if (!d) {
-            log_error("pending delivery does not decode; left in place", "request_id", rid,
-                      "error", errstr);
+            log_error("pending delivery does not decode; left in place", "request_id", rid, "error",
+                      errstr);
             continue;
         }
         d->recovered = true;
@@ -286,6 +277,22 @@ long deliveries_recover(struct db *db, const char *instance,
                                  "SELECT " PENDING_COLUMNS " FROM deliveries "
                                  "WHERE owner = $1 AND " PENDING " ORDER BY seq",
                                  1, values, NULL, NULL, true, &r);
+    if (st != DB_OK)
+        return st;
+    long n = pending_rows_hand_over(r, fn, ctx);
+    db_result_free(&r);
+    return n;
+}
+
+long deliveries_reload(struct db *db, const char *instance, const char *request_id,
+                       void (*fn)(void *ctx, struct delivery *d), void *ctx)
+{
+    const char *values[] = {instance, request_id};
+    struct db_result *r = NULL;
+    enum db_status st = db_execv(db,
+                                 "SELECT " PENDING_COLUMNS " FROM deliveries "
+                                 "WHERE owner = $1 AND request_id = $2 AND " PENDING,
+                                 2, values, NULL, NULL, true, &r);
     if (st != DB_OK)
         return st;
     long n = pending_rows_hand_over(r, fn, ctx);
@@ -423,6 +430,41 @@ static enum db_status writer_retry(struct deliveries_writer *w, const struct del
                    9, values, NULL);
 }
 
+/* Quota usage to add, summed per channel and month over one batch, so a
+ * batch of pushes costs one upsert per channel instead of one per push. */
+struct usage_sum {
+    const char *channel_id;
+    int64_t month;
+    long long cost;
+};
+
+static void usage_add(struct usage_sum *sums, int *n, const struct delivery_record *r)
+{
+    for (int i = 0; i < *n; i++)
+        if (sums[i].month == r->quota_month && strcmp(sums[i].channel_id, r->channel_id) == 0) {
+            sums[i].cost += r->quota_cost;
+            return;
+        }
+    sums[*n].channel_id = r->channel_id;
+    sums[*n].month = r->quota_month;
+    sums[*n].cost = r->quota_cost;
+    (*n)++;
+}
+
+static enum db_status usage_write(struct deliveries_writer *w, const struct usage_sum *u)
+{
+    char month[24], cost[24];
+    snprintf(month, sizeof month, "%lld", (long long)u->month);
+    snprintf(cost, sizeof cost, "%lld", u->cost);
+    const char *qv[] = {u->channel_id, month, cost};
+    return db_exec(w->db,
+                   "INSERT INTO quota_usage (channel_id, month_start, used) "
+                   "VALUES ($1, to_timestamp($2::bigint), $3::bigint) "
+                   "ON CONFLICT (channel_id, month_start) DO UPDATE "
+                   "SET used = quota_usage.used + EXCLUDED.used, updated_at = now()",
+                   3, qv, NULL);
+}
+
 /* Returns 1 if the row was ours and is now final (the outbox row written),
  * 0 if it was not ours any more, or a db_status. */
 static int writer_final(struct deliveries_writer *w, const struct delivery_record *r)
@@ -447,17 +489,17 @@ static int writer_final(struct deliveries_writer *w, const struct delivery_recor
                             last,
                             w->instance};
     struct db_result *res = NULL;
-    enum db_status st = db_exec(
-        w->db,
-        "UPDATE deliveries SET status = $2, attempts = $3::int, http_status = $4::int, "
-        "line_request_id = $5, accepted_request_id = $6, error_message = $7, "
-        "error_details = $8::jsonb, fell_back_to_push = $9::boolean, "
-        "first_attempt_at = COALESCE(CASE WHEN $10::bigint > 0 THEN "
-        "to_timestamp($10::bigint / 1000.0) END, first_attempt_at), "
-        "finished_at = to_timestamp($11::bigint / 1000.0), last_attempt_ms = $12::int, "
-        "next_attempt_at = NULL, request = NULL, owner = NULL "
-        "WHERE request_id = $1 AND owner = $13 AND " PENDING,
-        13, values, &res);
+    enum db_status st =
+        db_exec(w->db,
+                "UPDATE deliveries SET status = $2, attempts = $3::int, http_status = $4::int, "
+                "line_request_id = $5, accepted_request_id = $6, error_message = $7, "
+                "error_details = $8::jsonb, fell_back_to_push = $9::boolean, "
+                "first_attempt_at = COALESCE(CASE WHEN $10::bigint > 0 THEN "
+                "to_timestamp($10::bigint / 1000.0) END, first_attempt_at), "
+                "finished_at = to_timestamp($11::bigint / 1000.0), last_attempt_ms = $12::int, "
+                "next_attempt_at = NULL, request = NULL, owner = NULL "
+                "WHERE request_id = $1 AND owner = $13 AND " PENDING,
+                13, values, &res);
     if (st != DB_OK)
         return st;
     long affected = db_result_affected(res);
@@ -467,20 +509,6 @@ static int writer_final(struct deliveries_writer *w, const struct delivery_recor
     st = outbox_enqueue(w->db, w->topic, r->key, r->key ? strlen(r->key) : 0, r->payload, r->len);
     if (st != DB_OK)
         return st;
-    if (r->quota_cost > 0) {
-        char month[24], cost[24];
-        snprintf(month, sizeof month, "%lld", (long long)r->quota_month);
-        snprintf(cost, sizeof cost, "%lld", r->quota_cost);
-        const char *qv[] = {r->channel_id, month, cost};
-        st = db_exec(w->db,
-                     "INSERT INTO quota_usage (channel_id, month_start, used) "
-                     "VALUES ($1, to_timestamp($2::bigint), $3::bigint) "
-                     "ON CONFLICT (channel_id, month_start) DO UPDATE "
-                     "SET used = quota_usage.used + EXCLUDED.used, updated_at = now()",
-                     3, qv, NULL);
-        if (st != DB_OK)
-            return st;
-    }
     return 1;
 }
 
@@ -490,11 +518,15 @@ static enum db_status writer_batch(struct deliveries_writer *w, struct delivery_
                                    int *finals)
 {
     *finals = 0;
+    struct usage_sum sums[WRITER_BATCH_MAX];
+    int nsums = 0;
     enum db_status st = db_begin(w->db);
     if (st != DB_OK)
         return st;
     for (struct delivery_record *r = batch; r; r = r->next) {
         int rc = r->type == DELIVERY_RECORD_RETRY ? writer_retry(w, r) : writer_final(w, r);
+        if (rc == 1 && r->quota_cost > 0)
+            usage_add(sums, &nsums, r);
         if (rc < 0) {
             char sqlstate[8];
             snprintf(sqlstate, sizeof sqlstate, "%s", db_error_sqlstate(w->db));
@@ -504,9 +536,16 @@ static enum db_status writer_batch(struct deliveries_writer *w, struct delivery_
             return (enum db_status)rc;
         }
         if (r->type == DELIVERY_RECORD_FINAL && rc == 0)
-            log_warn("delivery taken over by another replica; its result is theirs",
-                     "request_id", r->request_id, "channel", r->channel_id);
+            log_warn("delivery taken over by another replica; its result is theirs", "request_id",
+                     r->request_id, "channel", r->channel_id);
         *finals += rc;
+    }
+    for (int i = 0; i < nsums; i++) {
+        st = usage_write(w, &sums[i]);
+        if (st != DB_OK) {
+            db_rollback(w->db);
+            return st;
+        }
     }
     return db_commit(w->db);
 }
@@ -524,8 +563,7 @@ static void writer_drop(struct deliveries_writer *w, struct delivery_record *bat
     while (batch) {
         struct delivery_record *next = batch->next;
         /* The row stays pending: sent again after a restart (409 if it got through). */
-        log_error("delivery outcome not recorded", "request_id", batch->request_id, "reason",
-                  why);
+        log_error("delivery outcome not recorded", "request_id", batch->request_id, "reason", why);
         metrics_add(w->lost, 1);
         delivery_record_free(batch);
         batch = next;
@@ -694,7 +732,7 @@ void deliveries_writer_stop(struct deliveries_writer **wp, long budget_ms)
 
 /* --- listing ------------------------------------------------------------------ */
 
-#define TS_TEXT(col)                                                                             \
+#define TS_TEXT(col) \
     "COALESCE(to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '')"
 
 static void json_set_text(json_t *obj, const char *name, const char *value)
@@ -720,13 +758,70 @@ int deliveries_list(struct db *db, const char *tenant, const char *channel, cons
         "SELECT seq::text, request_id, channel_id, kind, status, attempts::text, recipient, "
         "recipient_count::text, fell_back_to_push::text, line_request_id, accepted_request_id, "
         "http_status::text, error_message, COALESCE(error_details::text, ''), origin_type, "
-        "origin_id, " TS_TEXT("requested_at") ", " TS_TEXT("received_at") ", "
-        TS_TEXT("first_attempt_at") ", " TS_TEXT("next_attempt_at") ", "
-        TS_TEXT("finished_at") ", last_attempt_ms::text "
-        "FROM deliveries WHERE tenant_id = $1 AND ($2::text IS NULL OR channel_id = $2) "
-        "AND ($3::text IS NULL OR status = $3) "
-        "AND ($4::timestamptz IS NULL OR received_at >= $4::timestamptz) "
-        "AND ($5::bigint IS NULL OR seq < $5::bigint) ORDER BY seq DESC LIMIT $6::int",
+        "origin_id, " TS_TEXT("requested_at") ", " TS_TEXT("received_at") ", " TS_TEXT(
+            "first_attempt_at") ", " TS_TEXT("next_attempt_at") ", " TS_TEXT("finished_at") ", "
+                                                                                            "last_"
+                                                                                            "attemp"
+                                                                                            "t_ms::"
+                                                                                            "text "
+                                                                                            "FROM "
+                                                                                            "delive"
+                                                                                            "ries "
+                                                                                            "WHERE "
+                                                                                            "tenant"
+                                                                                            "_id = "
+                                                                                            "$1 "
+                                                                                            "AND "
+                                                                                            "($2::"
+                                                                                            "text "
+                                                                                            "IS "
+                                                                                            "NULL "
+                                                                                            "OR "
+                                                                                            "channe"
+                                                                                            "l_id "
+                                                                                            "= $2) "
+                                                                                            "AND "
+                                                                                            "($3::"
+                                                                                            "text "
+                                                                                            "IS "
+                                                                                            "NULL "
+                                                                                            "OR "
+                                                                                            "status"
+                                                                                            " = "
+                                                                                            "$3) "
+                                                                                            "AND "
+                                                                                            "($4::"
+                                                                                            "timest"
+                                                                                            "amptz "
+                                                                                            "IS "
+                                                                                            "NULL "
+                                                                                            "OR "
+                                                                                            "receiv"
+                                                                                            "ed_at "
+                                                                                            ">= "
+                                                                                            "$4::"
+                                                                                            "timest"
+                                                                                            "amptz)"
+                                                                                            " "
+                                                                                            "AND "
+                                                                                            "($5::"
+                                                                                            "bigint"
+                                                                                            " IS "
+                                                                                            "NULL "
+                                                                                            "OR "
+                                                                                            "seq < "
+                                                                                            "$5::"
+                                                                                            "bigint"
+                                                                                            ") "
+                                                                                            "ORDER "
+                                                                                            "BY "
+                                                                                            "delive"
+                                                                                            "ries."
+                                                                                            "seq "
+                                                                                            "DESC "
+                                                                                            "LIMIT "
+                                                                                            "$6::"
+                                                                                            "int",
         6, values, &r);
     if (st != DB_OK)
         return st;
@@ -761,9 +856,9 @@ int deliveries_list(struct db *db, const char *tenant, const char *channel, cons
         json_array_append_new(list, o);
     }
     json_object_set_new(root, "deliveries", list);
-    json_object_set_new(root, "next_cursor", rows == limit && rows > 0
-                                                 ? json_string(db_result_value(r, rows - 1, 0))
-                                                 : json_null());
+    json_object_set_new(root, "next_cursor",
+                        rows == limit && rows > 0 ? json_string(db_result_value(r, rows - 1, 0))
+                                                  : json_null());
     db_result_free(&r);
     *json = json_dumps(root, JSON_COMPACT);
     json_decref(root);

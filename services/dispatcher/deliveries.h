@@ -74,9 +74,10 @@ const char *delivery_kind_name(Kizuna__V1__SendKind k);
 /* True for a status name the table accepts (queued, retrying, and finals). */
 bool delivery_status_valid(const char *name);
 
-/* Takes a request: in one transaction, claims request_id in the inbox and
- * inserts the queued row owned by instance. Returns 1 when new (committed),
- * 0 when the request_id was seen before (nothing to do), or a db_status. */
+/* Takes a request: claims request_id in the inbox and inserts the queued
+ * row owned by instance, in one statement (atomic on its own, or part of
+ * the caller's transaction). Returns 1 when new, 0 when the request_id was
+ * seen before (nothing to do), or a db_status. */
 int deliveries_intake(struct db *db, const char *instance, const struct delivery *d,
                       const void *bytes, size_t len);
 
@@ -85,6 +86,11 @@ int deliveries_intake(struct db *db, const char *instance, const struct delivery
  * db_status. Call before the intake starts, so nothing is loaded twice. */
 long deliveries_recover(struct db *db, const char *instance,
                         void (*fn)(void *ctx, struct delivery *d), void *ctx);
+/* Loads request_id's row if it is pending and owned by instance (a commit
+ * whose answer was lost: the row exists but nothing holds it). Returns 1
+ * if handed to fn, 0 if not pending here, or a db_status. */
+long deliveries_reload(struct db *db, const char *instance, const char *request_id,
+                       void (*fn)(void *ctx, struct delivery *d), void *ctx);
 /* Takes over up to 1000 pending rows of replicas whose heartbeat is older
  * than lease_s, and forgets such replicas that own nothing any more.
  * Returns the count handed to fn, or a db_status. */

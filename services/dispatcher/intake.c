@@ -1,11 +1,16 @@
 /* Takes SendRequests from Kafka into the delivery log and the sender, in
- * that order: the row is committed before the offset may be stored and
+ * that order: the rows are committed before their offsets may be stored and
  * before the sender may call LINE, so neither a crash nor a rebalance can
- * lose a request or let two replicas both send it from the topic. */
+ * lose a request or let two replicas both send it from the topic. A batch
+ * of messages shares one transaction, so one commit (one WAL flush) makes
+ * many requests durable: at LINE's 2,000 pushes/s per channel, a commit per
+ * message was the dispatcher's bottleneck. */
 #include "intake.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "deliveries.h"
@@ -16,25 +21,25 @@
 void intake_init(struct intake *in)
 {
     in->taken = metrics_counter("kizuna_dispatcher_requests_total",
-                                "send requests read from Kafka, by what became of them",
-                                "result");
+                                "send requests read from Kafka, by what became of them", "result");
+    static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                     0.01,   0.025,   0.05,   0.1,   1};
+    in->commit = metrics_histogram("kizuna_dispatcher_intake_commit_seconds",
+                                   "time to make one batch of send requests durable", NULL, buckets,
+                                   sizeof buckets / sizeof buckets[0]);
     in->paused = false;
 }
 
-enum kafka_handled intake_handle(void *ctx, const struct kafka_message *msg)
+static void intake_resubmit(void *ctx, struct delivery *d)
 {
     struct intake *in = ctx;
-    /* Backpressure: past the sender's cap, the message waits in Kafka. */
-    if (sender_full(in->sender)) {
-        if (!in->paused)
-            log_warn("sender full: intake paused until deliveries drain");
-        in->paused = true;
-        return KAFKA_RETRY;
-    }
-    if (in->paused)
-        log_info("intake resumed");
-    in->paused = false;
+    log_info("resuming a pending delivery whose intake answer was lost", "request_id",
+             d->request_id);
+    sender_submit(in->sender, d);
+}
 
+static struct delivery *intake_decode(struct intake *in, const struct kafka_message *msg)
+{
     char key[CHANNEL_ID_MAX + 1] = "";
     if (msg->key && msg->keylen > 0 && msg->keylen <= CHANNEL_ID_MAX) {
         memcpy(key, msg->key, msg->keylen);
@@ -49,23 +54,94 @@ enum kafka_handled intake_handle(void *ctx, const struct kafka_message *msg)
         log_warn("send request unusable: no result can be produced without a request_id",
                  "partition", partition, "offset", offset, "error", errstr);
         metrics_add(in->taken, 1, "malformed");
-        return KAFKA_SKIP;
     }
-    int rc = deliveries_intake(in->db, in->instance, d, msg->value, msg->len);
-    if (rc < 0) {
-        log_warn("delivery log unavailable; the request will be read again", "request_id",
-                 d->request_id, "error", db_error_message(in->db));
-        delivery_free(d);
-        metrics_add(in->taken, 1, "retry");
-        return KAFKA_RETRY;
+    return d;
+}
+
+/* One transaction for the batch's rows. Returns DB_OK with claimed[i] set
+ * (1 new, 0 seen before), or the failing status (rolled back). */
+static enum db_status intake_commit(struct intake *in, const struct kafka_message *msgs,
+                                    struct delivery **ds, size_t n, int *claimed)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    enum db_status st = db_begin(in->db);
+    for (size_t i = 0; i < n && st == DB_OK; i++) {
+        if (!ds[i])
+            continue;
+        int rc = deliveries_intake(in->db, in->instance, ds[i], msgs[i].value, msgs[i].len);
+        if (rc < 0)
+            st = (enum db_status)rc;
+        else
+            claimed[i] = rc;
     }
-    if (rc == 0) {
+    if (st == DB_OK)
+        st = db_commit(in->db);
+    else
+        db_rollback(in->db);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_observe(in->commit,
+                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    return st;
+}
+
+void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
+                   enum kafka_handled *results)
+{
+    struct intake *in = ctx;
+    /* Backpressure: past the sender's cap, the messages wait in Kafka. */
+    if (sender_full(in->sender) || (long)deliveries_writer_backlog(in->writer) > in->max_backlog) {
+        if (!in->paused)
+            log_warn("sender full: intake paused until deliveries drain");
+        in->paused = true;
+        return; /* every result is KAFKA_RETRY */
+    }
+    if (in->paused)
+        log_info("intake resumed");
+    in->paused = false;
+
+    struct delivery **ds = calloc(n, sizeof *ds);
+    int *claimed = calloc(n, sizeof *claimed);
+    if (!ds || !claimed)
+        goto out; /* all come again */
+    for (size_t i = 0; i < n; i++) {
+        ds[i] = intake_decode(in, &msgs[i]);
+        if (!ds[i])
+            results[i] = KAFKA_SKIP;
+    }
+    if (intake_commit(in, msgs, ds, n, claimed) != DB_OK) {
+        log_warn("delivery log unavailable; the requests will be read again", "error",
+                 db_error_message(in->db));
+        for (size_t i = 0; i < n; i++)
+            if (ds[i])
+                metrics_add(in->taken, 1, "retry");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct delivery *d = ds[i];
+        if (!d)
+            continue;
+        if (claimed[i]) {
+            metrics_add(in->taken, 1, "new");
+            ds[i] = NULL;
+            sender_submit(in->sender, d); /* takes ownership */
+            results[i] = KAFKA_DONE;
+            continue;
+        }
+        /* Seen before. If an earlier commit's answer was lost, its row is
+         * pending here but held by nobody: pick it up. */
+        if (!sender_holds(in->sender, d->request_id) &&
+            deliveries_reload(in->db, in->instance, d->request_id, intake_resubmit, in) < 0) {
+            metrics_add(in->taken, 1, "retry");
+            continue; /* KAFKA_RETRY */
+        }
         log_debug("send request seen before; not sent again", "request_id", d->request_id);
-        delivery_free(d);
         metrics_add(in->taken, 1, "duplicate");
-        return KAFKA_DONE;
+        results[i] = KAFKA_DONE;
     }
-    metrics_add(in->taken, 1, "new");
-    sender_submit(in->sender, d);
-    return KAFKA_DONE;
+out:
+    for (size_t i = 0; ds && i < n; i++)
+        delivery_free(ds[i]);
+    free(ds);
+    free(claimed);
 }

@@ -1,10 +1,11 @@
-/* The intake: the `send.requests` consumer's handler. It decodes each
- * SendRequest, makes it durable in the delivery log (inbox claim by
- * request_id and the queued row, one transaction) and hands it to the
- * sender; only then does it report the message done, so its offset is
- * stored after the commit and a crash replays rather than loses. A
- * request_id seen before is done at once and never sent again. Runs on the
- * thread that polls the consumer, with that thread's connection. */
+/* The intake: the `send.requests` consumer's batch handler. It decodes each
+ * SendRequest, makes the batch durable in the delivery log (inbox claim by
+ * request_id and the queued row, one transaction for the batch) and hands
+ * the requests to the sender; only then does it report them done, so their
+ * offsets are stored after the commit and a crash replays rather than
+ * loses. A request_id seen before is done at once and never sent again.
+ * Runs on the thread that polls the consumer, with that thread's
+ * connection. */
 #ifndef KIZUNA_DISPATCHER_INTAKE_H
 #define KIZUNA_DISPATCHER_INTAKE_H
 
@@ -15,18 +16,23 @@
 struct db;
 struct sender;
 struct metric;
+struct deliveries_writer;
 
 struct intake {
-    struct db *db;          /* borrowed: the polling thread's */
-    const char *instance;   /* this replica, the owner of new rows */
-    struct sender *sender;  /* borrowed */
-    struct metric *taken;   /* counter by result */
-    bool paused;            /* the sender is full: messages wait in Kafka */
+    struct db *db;                    /* borrowed: the polling thread's */
+    const char *instance;             /* this replica, the owner of new rows */
+    struct sender *sender;            /* borrowed */
+    struct deliveries_writer *writer; /* borrowed: its backlog also pauses the intake */
+    long max_backlog;
+    struct metric *taken;  /* counter by result */
+    struct metric *commit; /* histogram: time to make one request durable */
+    bool paused;           /* the sender is full: messages wait in Kafka */
 };
 
 /* Sets up the metric; the caller fills the borrowed fields. */
 void intake_init(struct intake *in);
-/* kafka_handler for send.requests; ctx is a struct intake. */
-enum kafka_handled intake_handle(void *ctx, const struct kafka_message *msg);
+/* kafka_batch_handler for send.requests; ctx is a struct intake. */
+void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
+                   enum kafka_handled *results);
 
 #endif

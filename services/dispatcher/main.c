@@ -6,7 +6,6 @@
  * replica heartbeat, takeover of dead replicas' pending rows, rate-limit
  * overrides made on other replicas, and inbox pruning. */
 #include <curl/curl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include "shutdown.h"
 
 #define POLL_MS 100
+#define INTAKE_BATCH 500 /* send requests per intake transaction, at most */
 #define READY_EVERY_MS 1000
 #define TAKEOVER_EVERY_MS 5000
 #define PRUNE_EVERY_MS (3600L * 1000)
@@ -102,13 +102,13 @@ static struct app {
     struct kafka_consumer *intake;
 } app;
 
-static _Atomic(struct api *) api_live;
-
+/* The admin server opens after setup and closes before the parts are
+ * freed, so a->api is always in place here. */
 static void api_route(void *ctx, const struct auth_claims *claims, const struct httpd_request *req,
                       struct httpd_response *resp)
 {
-    (void)ctx;
-    api_handle(atomic_load(&api_live), claims, req, resp);
+    struct app *a = ctx;
+    api_handle(a->api, claims, req, resp);
 }
 
 /* --- drain steps (shutdown.h order) --------------------------------------------- */
@@ -116,8 +116,8 @@ static void api_route(void *ctx, const struct auth_claims *claims, const struct 
 static void step_stop_sending(void *ctx)
 {
     struct app *a = ctx;
-    atomic_store(&api_live, NULL);
-    sender_stop(a->sender);
+    if (a->sender)
+        sender_stop(a->sender);
     deliveries_writer_stop(&a->writer, WRITER_STOP_MS);
     results_relay_stop(&a->relay, RELAY_STOP_MS);
 }
@@ -236,15 +236,13 @@ static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
     if (n > 0) {
         char count[24];
         snprintf(count, sizeof count, "%ld", n);
-        log_info("resuming pending deliveries (sent again with their retry keys)", "count",
-                 count);
+        log_info("resuming pending deliveries (sent again with their retry keys)", "count", count);
     }
     if (sender_start(a->sender, errstr, sizeof errstr) != 0)
         goto fail;
     a->api = api_new(svc->database_url, a->channels, a->sender, errstr, sizeof errstr);
     if (!a->api)
         goto fail;
-    atomic_store(&api_live, a->api);
 
     const char *topics[] = {requests_topic};
     struct kafka_consumer_options opts = {
@@ -258,8 +256,8 @@ static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
     a->intake = kafka_consumer_new(&opts, errstr, sizeof errstr);
     if (!a->intake)
         goto fail;
-    log_info("dispatcher started", "instance", a->instance, "group", group, "topic",
-             requests_topic, "line_api_base", line_api_base);
+    log_info("dispatcher started", "instance", a->instance, "group", group, "topic", requests_topic,
+             "line_api_base", line_api_base);
     return 0;
 fail:
     log_error("dispatcher start failed", "error", errstr);
@@ -309,13 +307,17 @@ static void housekeeping(struct app *a, int64_t now, int64_t *next_ready, int64_
 
 static int run(struct app *a)
 {
-    struct intake in = {.db = a->svc.db, .instance = a->instance, .sender = a->sender};
+    struct intake in = {.db = a->svc.db,
+                        .instance = a->instance,
+                        .sender = a->sender,
+                        .writer = a->writer,
+                        .max_backlog = max_queued};
     intake_init(&in);
     int64_t next_ready = 0, next_beat = 0, next_takeover = 0, next_prune = 0;
     bool was_ready = false;
     int rc = 0;
     while (!shutdown_requested()) {
-        if (kafka_consumer_poll(a->intake, POLL_MS, intake_handle, &in) < 0) {
+        if (kafka_consumer_poll_batch(a->intake, POLL_MS, INTAKE_BATCH, intake_handle, &in) < 0) {
             log_error("send.requests consumer failed for good; exiting to be restarted");
             rc = 1;
             break;
@@ -342,23 +344,10 @@ static int instance_id(char *out, size_t cap, long port)
     return 0;
 }
 
-int main(void)
+/* service_def.setup: everything the admin API needs, before it opens. */
+static int dispatcher_setup(struct service *svc)
 {
-    static const struct service_def def = {
-        .name = "dispatcher",
-        .admin_port = 8084,
-        .extra = dispatcher_config,
-        .nextra = sizeof dispatcher_config / sizeof dispatcher_config[0],
-        .api = api_route,
-    };
-    int rc = 1;
-    uint8_t key[CRYPTO_KEY_LEN];
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "curl_global_init failed\n");
-        return 1;
-    }
-    if (service_start(&app.svc, &def) != 0)
-        goto out;
+    (void)svc; /* app.svc */
     shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop sending, write outcomes, relay results",
                       step_stop_sending, &app);
     shutdown_register(SHUTDOWN_STORE_OFFSETS, "commit send.requests offsets", step_store_offsets,
@@ -367,32 +356,51 @@ int main(void)
     shutdown_register(SHUTDOWN_CLOSE_DB, "close the API's database", step_close_api_db, &app);
     shutdown_register(SHUTDOWN_FREE, "free the dispatcher", step_free, &app);
 
+    uint8_t key[CRYPTO_KEY_LEN];
     if (crypto_key_from_hex(data_key_hex, key) != 0) {
         log_error("config error", "error", "KIZUNA_DATA_KEY: must be 64 hex characters");
-        rc = CONFIG_EXIT;
-        goto out;
+        return CONFIG_EXIT;
     }
+    int rc = 0;
     if (strcmp(intake_from, "earliest") != 0 && strcmp(intake_from, "latest") != 0) {
         log_error("config error", "error", "DISPATCHER_INTAKE_FROM: must be earliest or latest");
         rc = CONFIG_EXIT;
-        goto out;
-    }
-    if (instance_id(app.instance, sizeof app.instance, app.svc.admin_port) != 0) {
+    } else if (instance_id(app.instance, sizeof app.instance, app.svc.admin_port) != 0) {
         log_error("config error", "error", "DISPATCHER_INSTANCE_ID: too long");
         rc = CONFIG_EXIT;
-        goto out;
+    } else {
+        if (strncmp(line_api_base, "https://", 8) != 0 &&
+            strncmp(line_api_base, "http://127.", 11) != 0 &&
+            strncmp(line_api_base, "http://localhost", 16) != 0)
+            log_warn("DISPATCHER_LINE_API_BASE is neither https nor loopback", "base",
+                     line_api_base);
+        if (start_parts(&app, key) != 0)
+            rc = 1;
     }
-    if (strncmp(line_api_base, "https://", 8) != 0 &&
-        strncmp(line_api_base, "http://127.", 11) != 0 &&
-        strncmp(line_api_base, "http://localhost", 16) != 0)
-        log_warn("DISPATCHER_LINE_API_BASE is neither https nor loopback", "base", line_api_base);
-    if (start_parts(&app, key) != 0)
-        goto out;
-    rc = run(&app);
-out:;
     volatile uint8_t *k = key;
     for (size_t i = 0; i < sizeof key; i++)
         k[i] = 0;
+    return rc;
+}
+
+int main(void)
+{
+    static const struct service_def def = {
+        .name = "dispatcher",
+        .admin_port = 8084,
+        .extra = dispatcher_config,
+        .nextra = sizeof dispatcher_config / sizeof dispatcher_config[0],
+        .api = api_route,
+        .api_ctx = &app,
+        .setup = dispatcher_setup,
+    };
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "curl_global_init failed\n");
+        return 1;
+    }
+    int rc = service_start(&app.svc, &def);
+    if (rc == 0)
+        rc = run(&app);
     service_stop(&app.svc);
     curl_global_cleanup();
     return rc;

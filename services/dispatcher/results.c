@@ -61,9 +61,8 @@ static char *details_json(const Kizuna__V1__DeliveryResult *dr)
     json_t *list = json_array();
     for (size_t i = 0; i < dr->n_error_details; i++) {
         const Kizuna__V1__ErrorDetail *e = dr->error_details[i];
-        json_array_append_new(list, json_pack("{s:s, s:s}", "message",
-                                              e->message ? e->message : "", "property",
-                                              e->property ? e->property : ""));
+        json_array_append_new(list, json_pack("{s:s, s:s}", "message", e->message ? e->message : "",
+                                              "property", e->property ? e->property : ""));
     }
     char *text = json_dumps(list, JSON_COMPACT);
     json_decref(list);
@@ -139,8 +138,7 @@ struct delivery_record *results_final(const struct delivery *d, Kizuna__V1__Deli
         r->quota_cost = d->reserved_cost;
         r->quota_month = d->reserved_month;
     }
-    size_t keycap = strlen(d->channel_id) + 2 +
-                    (dr.to[0] ? strlen(dr.to) : strlen(d->request_id));
+    size_t keycap = strlen(d->channel_id) + 2 + (dr.to[0] ? strlen(dr.to) : strlen(d->request_id));
     r->key = malloc(keycap);
     r->len = kizuna__v1__delivery_result__get_packed_size(&dr);
     r->payload = malloc(r->len ? r->len : 1);

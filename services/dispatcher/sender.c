@@ -37,8 +37,8 @@
 #define SENDER_BODY_CAP (64 * 1024) /* LINE's answers are small; more is cut */
 #define SENDER_HEADER_MAX 128
 #define SENDER_IDLE_MS 100
-#define SENDER_PARK_MS 1000          /* re-check a delivery waiting for its channel */
-#define SENDER_QUOTA_RETRY_MS 60000  /* after a failed quota sync */
+#define SENDER_PARK_MS 1000         /* re-check a delivery waiting for its channel */
+#define SENDER_QUOTA_RETRY_MS 60000 /* after a failed quota sync */
 #define SENDER_GAUGE_MS 500
 #define NS_PER_MS 1000000LL
 
@@ -103,15 +103,17 @@ struct sender {
     atomic_bool stop;
     atomic_long held;
 
-    /* the mailbox: submitted deliveries, under mailbox_mu */
+    /* the mailbox: submitted deliveries, and the request ids of every
+     * delivery held, under mailbox_mu */
     pthread_mutex_t mailbox_mu;
     struct delivery *mailbox_head, *mailbox_tail;
+    struct strmap *held_ids;
 
     /* everything below: under mu */
     pthread_mutex_t mu;
     CURLM *multi;
-    struct strmap *chans;   /* channel id -> struct chan */
-    struct chan **active;   /* channels with queued deliveries */
+    struct strmap *chans; /* channel id -> struct chan */
+    struct chan **active; /* channels with queued deliveries */
     size_t nactive, active_cap;
     struct delivery **heap; /* waiting deliveries, by not_before_ms */
     size_t nheap, heap_cap;
@@ -127,9 +129,9 @@ struct sender {
     struct backoff_rng rng;
     int64_t gauges_at_ms;
 
-    struct metric *m_calls;    /* endpoint, outcome */
-    struct metric *m_latency;  /* endpoint */
-    struct metric *m_results;  /* status */
+    struct metric *m_calls;   /* endpoint, outcome */
+    struct metric *m_latency; /* endpoint */
+    struct metric *m_results; /* status */
     struct metric *m_quota_exceeded;
     struct metric *m_quota_warn;
     struct metric *m_inflight;
@@ -233,6 +235,15 @@ static struct delivery *heap_pop(struct sender *s)
     return top;
 }
 
+/* A delivery leaves memory (final, or dropped): it is no longer held. */
+static void forget(struct sender *s, struct delivery *d)
+{
+    pthread_mutex_lock(&s->mailbox_mu);
+    strmap_remove(s->held_ids, d->request_id);
+    pthread_mutex_unlock(&s->mailbox_mu);
+    atomic_fetch_sub(&s->held, 1);
+}
+
 /* --- channels ------------------------------------------------------------------- */
 
 static struct chan *chan_get(struct sender *s, const char *id)
@@ -308,8 +319,8 @@ static void place(struct sender *s, struct delivery *d, int64_t now_ms)
         if (heap_push(s, d) != 0) {
             log_error("out of memory: delivery dropped from memory (its row stays pending)",
                       "request_id", d->request_id);
+            forget(s, d);
             delivery_free(d);
-            atomic_fetch_sub(&s->held, 1);
         }
         return;
     }
@@ -328,8 +339,8 @@ static const struct quota_zone *zone_get(struct sender *s, const char *name)
     char errstr[256];
     z = quota_zone_load(name, NULL, errstr, sizeof errstr);
     if (!z) {
-        log_warn("channel time zone unusable; counting its months in Asia/Tokyo", "timezone",
-                 name, "error", errstr);
+        log_warn("channel time zone unusable; counting its months in Asia/Tokyo", "timezone", name,
+                 "error", errstr);
         if (strcmp(name, "Asia/Tokyo") != 0)
             return zone_get(s, "Asia/Tokyo");
         z = quota_zone_load("UTC", NULL, errstr, sizeof errstr);
@@ -418,12 +429,12 @@ static void finish(struct sender *s, struct delivery *d, Kizuna__V1__DeliverySta
         char http[16], attempts[16];
         snprintf(http, sizeof http, "%d", res ? res->http_status : 0);
         snprintf(attempts, sizeof attempts, "%d", d->attempts);
-        const char *why = res && res->error_message && res->error_message[0]
-                              ? res->error_message
-                              : reason ? reason : "";
-        log_info("delivery final", "request_id", d->request_id, "tenant", d->tenant_id,
-                 "channel", d->channel_id, "status", name, "http_status", http, "attempts",
-                 attempts, "error", why);
+        const char *why = res && res->error_message && res->error_message[0] ? res->error_message
+                          : reason                                           ? reason
+                                                                             : "";
+        log_info("delivery final", "request_id", d->request_id, "tenant", d->tenant_id, "channel",
+                 d->channel_id, "status", name, "http_status", http, "attempts", attempts, "error",
+                 why);
     }
     if (!r) {
         log_error("out of memory building a result; the row stays pending", "request_id",
@@ -431,8 +442,8 @@ static void finish(struct sender *s, struct delivery *d, Kizuna__V1__DeliverySta
     } else {
         deliveries_writer_submit(s->writer, r);
     }
+    forget(s, d);
     delivery_free(d);
-    atomic_fetch_sub(&s->held, 1);
 }
 
 static void park(struct sender *s, struct delivery *d, int64_t until_ms)
@@ -532,8 +543,8 @@ static void transfer_free(struct sender *s, struct transfer *t)
 /* Starts one HTTP call. headers are "Name: value" lines. Returns the
  * transfer (in the multi handle), or NULL. */
 static struct transfer *transfer_start(struct sender *s, enum line_method method, const char *path,
-                                       const char *body, size_t body_len,
-                                       char *const *headers, size_t nheaders)
+                                       const char *body, size_t body_len, char *const *headers,
+                                       size_t nheaders)
 {
     struct transfer *t = calloc(1, sizeof *t);
     if (!t)
@@ -608,10 +619,10 @@ fail:
 static void quota_sync_start(struct sender *s, struct chan *c, int64_t now_ns, int64_t now_ms);
 
 enum try_result {
-    TRY_STARTED,  /* the call is out */
-    TRY_DONE,     /* the delivery left the queue (final or parked) */
-    TRY_WAIT,     /* the head must wait: *wait_ns */
-    TRY_NO_SLOT,  /* too many calls in flight */
+    TRY_STARTED, /* the call is out */
+    TRY_DONE,    /* the delivery left the queue (final or parked) */
+    TRY_WAIT,    /* the head must wait: *wait_ns */
+    TRY_NO_SLOT, /* too many calls in flight */
 };
 
 static enum try_result try_start(struct sender *s, struct chan *c, struct delivery *d,
@@ -632,8 +643,7 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
             park(s, d, now_ms + SENDER_PARK_MS);
             goto out;
         }
-        snprintf(errstr, sizeof errstr, "channel %s is not in the channels topic",
-                 d->channel_id);
+        snprintf(errstr, sizeof errstr, "channel %s is not in the channels topic", d->channel_id);
         goto final_invalid;
     }
     if (cr->deleted) {
@@ -641,14 +651,13 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
         goto final_invalid;
     }
     if (strcmp(cr->tenant_id, d->tenant_id) != 0) {
-        snprintf(errstr, sizeof errstr, "channel %s does not belong to tenant %s",
-                 d->channel_id, d->tenant_id);
+        snprintf(errstr, sizeof errstr, "channel %s does not belong to tenant %s", d->channel_id,
+                 d->tenant_id);
         goto final_invalid;
     }
     if (!cr->token_ok) {
         snprintf(errstr, sizeof errstr,
-                 "the access token of channel %s does not open with this data key",
-                 d->channel_id);
+                 "the access token of channel %s does not open with this data key", d->channel_id);
         goto final_invalid;
     }
     /* A request recovered after its retry deadline is not sent again. */
@@ -672,7 +681,8 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
 
     if (!d->built) {
         /* Once an attempt may have reached LINE, a reply never becomes a push. */
-        if (d->req->kind == KIZUNA__V1__SEND_KIND__SEND_KIND_REPLY && (d->ambiguous || d->recovered))
+        if (d->req->kind == KIZUNA__V1__SEND_KIND__SEND_KIND_REPLY &&
+            (d->ambiguous || d->recovered))
             d->req->allow_push_fallback = false;
         struct line_request_opts opts = {
             .now_ms = now_ms,
@@ -718,8 +728,8 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
             snprintf(limit, sizeof limit, "%lld", quota_effective_limit(&c->quota));
             snprintf(costs, sizeof costs, "%lld", cost);
             log_warn("send not attempted: monthly quota exceeded", "request_id", d->request_id,
-                     "tenant", d->tenant_id, "channel", d->channel_id, "used", used, "limit",
-                     limit, "cost", costs);
+                     "tenant", d->tenant_id, "channel", d->channel_id, "used", used, "limit", limit,
+                     "cost", costs);
             metrics_add(s->m_quota_exceeded, 1, d->channel_id);
             snprintf(errstr, sizeof errstr,
                      "monthly quota exceeded: %s of %s messages used, this request needs %s%s",
@@ -729,8 +739,7 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
                                   : "");
             dq_pop(&c->q[class_of(d->req->kind)]);
             c->queued--;
-            finish(s, d, KIZUNA__V1__DELIVERY_STATUS__DELIVERY_STATUS_QUOTA_EXCEEDED, NULL,
-                   errstr);
+            finish(s, d, KIZUNA__V1__DELIVERY_STATUS__DELIVERY_STATUS_QUOTA_EXCEEDED, NULL, errstr);
             goto out;
         }
         if (qd == QUOTA_WARN) {
@@ -937,8 +946,8 @@ static void quota_sync_done(struct sender *s, struct transfer *t, long status)
     if (!ok) {
         char st[24];
         snprintf(st, sizeof st, "%ld", status);
-        log_warn("LINE quota sync failed; the contract quota applies meanwhile", "channel",
-                 c->id, "endpoint", t->kind == TRANSFER_QUOTA ? "quota" : "quota_consumption",
+        log_warn("LINE quota sync failed; the contract quota applies meanwhile", "channel", c->id,
+                 "endpoint", t->kind == TRANSFER_QUOTA ? "quota" : "quota_consumption",
                  "http_status", st);
         c->sync_failed = true;
     }
@@ -1191,9 +1200,10 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
     s->idle = calloc(s->idle_cap, sizeof *s->idle);
     s->chans = strmap_new();
     s->zones = strmap_new();
+    s->held_ids = strmap_new();
     s->rl = ratelimit_new(NULL, errstr, errcap);
     s->multi = curl_multi_init();
-    if (!s->idle || !s->chans || !s->zones || !s->rl || !s->multi) {
+    if (!s->idle || !s->chans || !s->zones || !s->held_ids || !s->rl || !s->multi) {
         if (!errstr[0])
             snprintf(errstr, errcap, "out of memory");
         sender_free(&s);
@@ -1218,11 +1228,11 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
     s->m_quota_exceeded =
         metrics_counter("kizuna_dispatcher_quota_exceeded_total",
                         "sends refused because the monthly quota is used up", "channel");
-    s->m_quota_warn = metrics_counter("kizuna_dispatcher_quota_warnings_total",
-                                      "monthly quota usage crossed the warning threshold",
-                                      "channel");
-    s->m_inflight = metrics_gauge("kizuna_dispatcher_calls_in_flight", "calls to LINE in flight",
-                                  NULL);
+    s->m_quota_warn =
+        metrics_counter("kizuna_dispatcher_quota_warnings_total",
+                        "monthly quota usage crossed the warning threshold", "channel");
+    s->m_inflight =
+        metrics_gauge("kizuna_dispatcher_calls_in_flight", "calls to LINE in flight", NULL);
     s->m_held = metrics_gauge("kizuna_dispatcher_deliveries_held",
                               "deliveries held in memory (queued, waiting or in flight)", NULL);
     return s;
@@ -1243,8 +1253,17 @@ int sender_start(struct sender *s, char *errstr, size_t errcap)
 void sender_submit(struct sender *s, struct delivery *d)
 {
     d->next = NULL;
-    atomic_fetch_add(&s->held, 1);
     pthread_mutex_lock(&s->mailbox_mu);
+    if (strmap_get(s->held_ids, d->request_id)) {
+        /* Already here (a takeover or a reload raced): one copy is enough. */
+        pthread_mutex_unlock(&s->mailbox_mu);
+        log_debug("delivery already held", "request_id", d->request_id);
+        delivery_free(d);
+        return;
+    }
+    if (strmap_put(s->held_ids, d->request_id, s) != 0)
+        log_warn("out of memory tracking a delivery", "request_id", d->request_id);
+    atomic_fetch_add(&s->held, 1);
     if (s->mailbox_tail)
         s->mailbox_tail->next = d;
     else
@@ -1252,6 +1271,14 @@ void sender_submit(struct sender *s, struct delivery *d)
     s->mailbox_tail = d;
     pthread_mutex_unlock(&s->mailbox_mu);
     curl_multi_wakeup(s->multi);
+}
+
+bool sender_holds(struct sender *s, const char *request_id)
+{
+    pthread_mutex_lock(&s->mailbox_mu);
+    bool held = strmap_get(s->held_ids, request_id) != NULL;
+    pthread_mutex_unlock(&s->mailbox_mu);
+    return held;
 }
 
 long sender_held(struct sender *s)
@@ -1321,6 +1348,7 @@ void sender_free(struct sender **sp)
     free(s->heap);
     strmap_free(&s->chans, chan_free);
     strmap_free(&s->zones, zone_free);
+    strmap_free(&s->held_ids, NULL);
     free(s->active);
     ratelimit_free(&s->rl);
     for (size_t i = 0; i < s->nidle; i++)

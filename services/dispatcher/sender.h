@@ -25,18 +25,18 @@
 #include "ratelimit.h"
 
 struct sender_config {
-    const char *base_url;           /* DISPATCHER_LINE_API_BASE, no trailing slash needed */
-    const char *dsn;                /* for reading quota usage */
-    const char *instance;           /* this replica */
-    long max_inflight;              /* concurrent calls to LINE */
-    long max_queued;                /* deliveries held in memory before the intake waits */
+    const char *base_url; /* DISPATCHER_LINE_API_BASE, no trailing slash needed */
+    const char *dsn;      /* for reading quota usage */
+    const char *instance; /* this replica */
+    long max_inflight;    /* concurrent calls to LINE */
+    long max_queued;      /* deliveries held in memory before the intake waits */
     long connect_timeout_ms;
     long request_timeout_ms;
-    long unknown_channel_grace_s;   /* a channel not (yet) in the `channels` topic */
-    long reply_max_age_ms;          /* older reply tokens are not tried */
-    long quota_sync_s;              /* ask LINE for quota and usage this often; 0: never */
+    long unknown_channel_grace_s; /* a channel not (yet) in the `channels` topic */
+    long reply_max_age_ms;        /* older reply tokens are not tried */
+    long quota_sync_s;            /* ask LINE for quota and usage this often; 0: never */
     int quota_warn_percent;
-    long drain_ms;                  /* at shutdown, wait this long for calls in flight */
+    long drain_ms; /* at shutdown, wait this long for calls in flight */
     struct backoff_policy backoff;
 };
 
@@ -48,8 +48,11 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
                           struct deliveries_writer *writer, char *errstr, size_t errcap);
 /* Starts the thread. Returns 0, or -1 with errstr. */
 int sender_start(struct sender *s, char *errstr, size_t errcap);
-/* Hands d over (takes ownership). Any thread. */
+/* Hands d over (takes ownership); a request_id already held is dropped.
+ * Any thread. */
 void sender_submit(struct sender *s, struct delivery *d);
+/* True while a delivery with request_id is held here. Any thread. */
+bool sender_holds(struct sender *s, const char *request_id);
 /* Deliveries held (queued, waiting or in flight); the intake pauses above
  * max_queued. Any thread. */
 long sender_held(struct sender *s);

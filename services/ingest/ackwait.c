@@ -67,8 +67,8 @@ struct ackwait_job {
     atomic_int refs;
     /* Records without a verdict, plus one while ackwait_submit produces. */
     atomic_size_t outstanding;
-    int phase;                        /* enum ackwait_phase, under aw->mu */
-    struct ackwait_job *prev, *next;  /* the open list or the spool queue */
+    int phase;                       /* enum ackwait_phase, under aw->mu */
+    struct ackwait_job *prev, *next; /* the open list or the spool queue */
     struct ackwait_slot slots[];
 };
 
@@ -170,7 +170,8 @@ static void job_end(struct ackwait_job *job)
 {
     bool durable = true;
     for (size_t i = 0; i < job->n; i++)
-        durable = durable && job->recs[i].state != SPOOL_LOST && job->recs[i].state != SPOOL_PENDING;
+        durable =
+            durable && job->recs[i].state != SPOOL_LOST && job->recs[i].state != SPOOL_PENDING;
     job->done(job->arg, job->recs, job->n, durable);
     job_unref(job);
 }

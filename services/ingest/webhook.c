@@ -304,8 +304,7 @@ static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
         /* Out of memory, or the server is stopping: LINE will retry. */
         pending_free(p);
         httpd_response_header(resp, "Retry-After", "1");
-        webhook_refuse(wh, resp, 503, "unavailable", "the server cannot take requests now",
-                       NULL);
+        webhook_refuse(wh, resp, 503, "unavailable", "the server cannot take requests now", NULL);
         return;
     }
     if (ackwait_submit(wh->ackwait, p->recs, p->batch.n, webhook_durable, p) != 0) {

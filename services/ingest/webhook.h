@@ -20,11 +20,11 @@ typedef int (*webhook_lookup_fn)(void *ctx, const char *channel_id, struct chann
 struct webhook_options {
     webhook_lookup_fn lookup; /* required */
     void *lookup_ctx;
-    struct spool *spool; /* required; borrowed */
+    struct spool *spool;             /* required; borrowed */
     struct kafka_producer *producer; /* required; borrowed (the spool's) */
-    struct links *links; /* GET /r/{token}; NULL answers 404 there */
-    int ack_budget_ms;   /* INGEST_ACK_BUDGET_MS */
-    int spool_workers;   /* threads writing the spool after the budget; 0: 2 */
+    struct links *links;             /* GET /r/{token}; NULL answers 404 there */
+    int ack_budget_ms;               /* INGEST_ACK_BUDGET_MS */
+    int spool_workers;               /* threads writing the spool after the budget; 0: 2 */
 };
 
 /* Registers the metrics and starts the ack-wait threads (ackwait.h); the

@@ -17,6 +17,7 @@
 
 #include "auth.h"
 #include "crypto.h"
+#include "itest.h"
 #include "kafka.h"
 #include "kizuna/v1/channel.pb-c.h"
 #include "topics.h"
@@ -24,14 +25,13 @@
 struct dh dh;
 
 static struct kafka_producer *producer;
-static int channel_seq;
-static int dispatcher_seq;
+static int dispatcher_starts; /* one log file per start: dispatcher-<name>-<n>.log */
+static char test_name[64];
+static char sim_log[256];
 
 long dh_monotonic_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+    return itest_now_ms();
 }
 
 static long long wall_ms(void)
@@ -39,22 +39,6 @@ static long long wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *env_required(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v,
-              "%s is not set: run through `deploy/local/stack.sh with-stack` (or `make "
-              "test-integration`), which exports the local stack's settings",
-              name);
-    return v;
-}
-
-static const char *build_dir(void)
-{
-    const char *b = getenv("BUILD");
-    return b && *b ? b : "build";
 }
 
 static void uuid_text(char out[37])
@@ -167,6 +151,7 @@ long long dh_sim_stat(const char *endpoint, const char *field)
 
 /* --- processes -------------------------------------------------------------- */
 
+/* The simulator (itest_service_spawn starts kizuna-* binaries only). */
 static pid_t spawn(const char *binary, const char *const *settings, const char *log_path)
 {
     pid_t pid = fork();
@@ -217,18 +202,9 @@ static bool sim_up(void *ctx)
     return dh_sim("GET", "/healthz", NULL, NULL) == 200;
 }
 
-static bool dispatcher_ready(void *ctx)
-{
-    (void)ctx;
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", DH_ADMIN_PORT);
-    return http("GET", url, NULL, NULL, NULL) == 200;
-}
-
 void dh_dispatcher_start(const char *const *extra)
 {
-    char binary[512], port[64], base[128], instance[160], grp[160];
-    snprintf(binary, sizeof binary, "%s/bin/kizuna-dispatcher", build_dir());
+    char port[64], base[128], instance[160], grp[160];
     snprintf(port, sizeof port, "DISPATCHER_ADMIN_PORT=%d", DH_ADMIN_PORT);
     snprintf(base, sizeof base, "DISPATCHER_LINE_API_BASE=http://127.0.0.1:%d", DH_SIM_PORT);
     snprintf(instance, sizeof instance, "DISPATCHER_INSTANCE_ID=%s", dh.instance);
@@ -246,9 +222,11 @@ void dh_dispatcher_start(const char *const *extra)
     for (const char *const *s = extra; s && *s && n < 31; s++)
         settings[n++] = *s;
     settings[n] = NULL;
-    dh.disp = spawn(binary, settings, dh.log_path);
-    cr_assert(dh_wait(dispatcher_ready, NULL, 45000), "the dispatcher did not become ready; see %s",
-              dh.log_path);
+    snprintf(dh.log_path, sizeof dh.log_path, "%s/tests/dispatcher-%s-%d.log", itest_build_dir(),
+             test_name, ++dispatcher_starts);
+    dh.disp = itest_service_spawn("dispatcher", settings, dh.log_path);
+    cr_assert(itest_http_wait_ready(DH_ADMIN_PORT, 45000),
+              "the dispatcher did not become ready; see %s", dh.log_path);
 }
 
 static bool probe_seen(void *ctx)
@@ -271,8 +249,7 @@ void dh_dispatcher_wait_consuming(void)
         if (dh_wait(probe_seen, NULL, 700))
             return;
     }
-    cr_assert_fail("the dispatcher never consumed a probe from %s; see %s", DH_TOPIC,
-                   dh.log_path);
+    cr_assert_fail("the dispatcher never consumed a probe from %s; see %s", DH_TOPIC, dh.log_path);
 }
 
 void dh_dispatcher_kill9(void)
@@ -282,7 +259,8 @@ void dh_dispatcher_kill9(void)
 
 void dh_dispatcher_stop(void)
 {
-    stop_pid(&dh.disp, SIGTERM);
+    /* Drains and exits 0 within 10 s, or the test fails. */
+    itest_service_stop(&dh.disp, dh.log_path);
 }
 
 /* --- Kafka -------------------------------------------------------------------- */
@@ -348,12 +326,12 @@ void dh_flush(void)
 static void publish_channel(long long version, bool deleted)
 {
     uint8_t key[CRYPTO_KEY_LEN];
-    cr_assert_eq(crypto_key_from_hex(env_required("KIZUNA_DATA_KEY"), key), 0);
+    cr_assert_eq(crypto_key_from_hex(itest_env("KIZUNA_DATA_KEY"), key), 0);
     char aad[160];
     int aadlen = snprintf(aad, sizeof aad, "%s/%s", DH_TENANT, dh.channel);
     uint8_t sealed[256];
-    long n = crypto_seal(key, aad, (size_t)aadlen, dh.token, strlen(dh.token), sealed,
-                         sizeof sealed);
+    long n =
+        crypto_seal(key, aad, (size_t)aadlen, dh.token, strlen(dh.token), sealed, sizeof sealed);
     cr_assert_gt(n, 0);
     Kizuna__V1__ChannelConfig cfg = KIZUNA__V1__CHANNEL_CONFIG__INIT;
     Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
@@ -378,9 +356,8 @@ static void publish_channel(long long version, bool deleted)
     uint8_t *buf = malloc(len);
     cr_assert_not_null(buf);
     kizuna__v1__channel_config__pack(&cfg, buf);
-    cr_assert_eq(kafka_produce(producer, "channels", dh.channel, strlen(dh.channel), buf, len,
-                               NULL),
-                 0);
+    cr_assert_eq(
+        kafka_produce(producer, "channels", dh.channel, strlen(dh.channel), buf, len, NULL), 0);
     free(buf);
     dh_flush();
 }
@@ -389,34 +366,32 @@ static void publish_channel(long long version, bool deleted)
 
 void dh_setup(const char *name)
 {
-    env_required("KAFKA_BROKERS");
-    env_required("DISPATCHER_DATABASE_URL");
-    const char *jwt_key = env_required("KIZUNA_JWT_KEY");
+    itest_env("KAFKA_BROKERS");
+    itest_env("DISPATCHER_DATABASE_URL");
+    const char *jwt_key = itest_env("KIZUNA_JWT_KEY");
     char errstr[512];
 
-    dispatcher_seq++;
-    snprintf(dh.channel, sizeof dh.channel, "7%09ld%05d%02d", (long)(time(NULL) % 1000000000),
-             (int)(getpid() % 100000), ++channel_seq % 100);
+    snprintf(test_name, sizeof test_name, "%s", name);
+    dispatcher_starts = 0;
+    itest_unique_digits(dh.channel, sizeof dh.channel, '7');
     snprintf(dh.token, sizeof dh.token, "itest-token-%s", dh.channel);
     snprintf(dh.group, sizeof dh.group, "itest-dispatcher-%s", dh.channel);
     snprintf(dh.instance, sizeof dh.instance, "itest-%s", dh.channel);
-    snprintf(dh.log_path, sizeof dh.log_path, "%s/tests/dispatcher-%s.log", build_dir(), name);
-    unlink(dh.log_path);
 
     /* The test topic, created once and reused (an hour of retention). */
-    struct topic_spec spec = {.name = DH_TOPIC, .partitions = 4, .retention_ms = 3600000,
-                              .cleanup = "delete"};
-    cr_assert_geq(kafka_topics_apply(getenv("KAFKA_BROKERS"), &spec, 1, 10000, errstr,
-                                     sizeof errstr),
-                  0, "%s", errstr);
-    producer = kafka_producer_new(getenv("KAFKA_BROKERS"), "itest-dispatcher", errstr,
-                                  sizeof errstr);
+    struct topic_spec spec = {
+        .name = DH_TOPIC, .partitions = 4, .retention_ms = 3600000, .cleanup = "delete"};
+    cr_assert_geq(
+        kafka_topics_apply(getenv("KAFKA_BROKERS"), &spec, 1, 10000, errstr, sizeof errstr), 0,
+        "%s", errstr);
+    producer =
+        kafka_producer_new(getenv("KAFKA_BROKERS"), "itest-dispatcher", errstr, sizeof errstr);
     cr_assert_not_null(producer, "%s", errstr);
 
-    char binary[512], port[64], sim_log[256];
-    snprintf(binary, sizeof binary, "%s/bin/line-sim", build_dir());
+    char binary[512], port[64];
+    snprintf(binary, sizeof binary, "%s/bin/line-sim", itest_build_dir());
     snprintf(port, sizeof port, "LINESIM_PORT=%d", DH_SIM_PORT);
-    snprintf(sim_log, sizeof sim_log, "%s/tests/line-sim-%s.log", build_dir(), name);
+    snprintf(sim_log, sizeof sim_log, "%s/tests/line-sim-%s.log", itest_build_dir(), name);
     unlink(sim_log);
     const char *sim_settings[] = {port, "LINESIM_THREADS=16", "LINESIM_CHANNELS=", NULL};
     dh.sim = spawn(binary, sim_settings, sim_log);
@@ -432,8 +407,8 @@ void dh_setup(const char *name)
 
     publish_channel(1, false);
 
-    char *jwt = auth_token_issue(jwt_key, strlen(jwt_key), DH_TENANT, "itest", "admin", 3600,
-                                 time(NULL));
+    char *jwt =
+        auth_token_issue(jwt_key, strlen(jwt_key), DH_TENANT, "itest", "admin", 3600, time(NULL));
     cr_assert_not_null(jwt);
     snprintf(dh.jwt, sizeof dh.jwt, "%s", jwt);
     free(jwt);
@@ -441,8 +416,19 @@ void dh_setup(const char *name)
 
 void dh_teardown(void)
 {
-    dh_dispatcher_stop();
+    if (dh.disp > 0)
+        dh_dispatcher_stop();
     stop_pid(&dh.sim, SIGTERM);
+    /* No sanitizer report, and never the access token, in any log. */
+    const char *forbidden[] = {dh.token, NULL};
+    for (int i = 1; i <= dispatcher_starts; i++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/tests/dispatcher-%s-%d.log", itest_build_dir(), test_name,
+                 i);
+        itest_log_expect_clean(path, forbidden);
+    }
+    if (sim_log[0])
+        itest_log_expect_clean(sim_log, NULL);
     if (producer) {
         publish_channel(2, true);
         kafka_producer_free(&producer);
