@@ -21,6 +21,9 @@
 #ifndef KAFKA_LINGER_MS
 #define KAFKA_LINGER_MS "5"
 #endif
+#ifndef KAFKA_NAGLE_DISABLE
+#define KAFKA_NAGLE_DISABLE "false"
+#endif
 /* Topics come from the manifest before any client starts, so a topic absent
  * from metadata this long is missing, not still propagating. */
 #define KAFKA_TOPIC_PROPAGATION_MS "5000"
@@ -248,6 +251,7 @@ struct kafka_producer *kafka_producer_new(const char *brokers, const char *clien
     if (kafka_conf_set(conf, "enable.idempotence", "true", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "acks", "all", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "linger.ms", KAFKA_LINGER_MS, errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "socket.nagle.disable", KAFKA_NAGLE_DISABLE, errstr, errcap) < 0 ||
         kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);

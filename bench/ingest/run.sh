@@ -8,16 +8,25 @@
 # signed (gen_bodies.py); a 200 means the event is durable (broker ack, or
 # spool commit past the budget). It reports req/s, p50, p99, the CPU used by
 # ingest, the broker and the whole machine, and how the events became
-# durable (ingest's time-to-ack metric). It starts PostgreSQL and Kafka if
-# they are not running (deploy/local/stack.sh with-stack, which stops again
-# only what it started), starts its own kizuna-ingest on its own ports,
-# registers a fresh channel, and stops ingest at the end.
+# durable (ingest's time-to-ack metric). It starts its own kizuna-ingest on
+# its own ports, registers a fresh channel, and stops ingest at the end.
 #
-# Settings (environment): BUILD (build), BENCH_SECONDS (30), BENCH_RATE
+# The infra: by default a private PostgreSQL + Kafka, started through
+# deploy/local/stack.sh with-stack with KIZUNA_LOCAL_DIR under $BUILD and
+# ports of their own, and removed afterwards. A run writes millions of
+# records to line.webhook, and the integration tests read that topic from
+# the beginning: on the shared stack (.local/) every run would slow them
+# down (and disturb whoever is using it). BENCH_STACK=shared uses the
+# shared stack instead (starting it if needed, as `make test` does).
+#
+# Settings (environment): BUILD (build), BENCH_SECONDS (30),
+# BENCH_WARMUP_SECONDS (30), BENCH_RATE
 # (5000), BENCH_CONNECTIONS (wrk's, one max run for each: "64 256"),
 # BENCH_RATE_CONNECTIONS (64),
 # BENCH_WRK_THREADS (2), BENCH_BODIES (50000), BENCH_PUBLIC_PORT (18380),
-# BENCH_ADMIN_PORT (18381), BENCH_RUNS ("max rate"; "outage" stops the
+# BENCH_ADMIN_PORT (18381), BENCH_STACK (private; or shared), BENCH_PG_PORT
+# (54349), BENCH_KAFKA_PORT (19292), BENCH_KAFKA_CONTROLLER_PORT (19293)
+# for the private stack, BENCH_RUNS ("max rate"; "outage" stops the
 # shared broker during a fixed-rate run: BENCH_OUTAGE_RATE (500),
 # BENCH_OUTAGE_SECONDS (10), BENCH_OUTAGE_CONNECTIONS (800)), and ingest's own
 # variables (INGEST_PUBLIC_THREADS, INGEST_ACK_BUDGET_MS...), passed through.
@@ -39,10 +48,30 @@ if [ "${1:-}" != "--inner" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
     export BUILD
+    if [ "${BENCH_STACK:-private}" = private ]; then
+        # The broker's jars are shared with the main stack (deps.sh fetches
+        # them); data, logs and secrets are the bench's own.
+        private="$BUILD/bench/ingest/stack"
+        rm -rf "$private"
+        mkdir -p "$private/kafka"
+        [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
+        ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
+        export KIZUNA_LOCAL_DIR="$private"
+        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54349}"
+        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19292}"
+        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19293}"
+        rc=0
+        env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner || rc=$?
+        # with-stack stopped the private PostgreSQL and Kafka: their data
+        # (gigabytes of bench events) goes too. The summary stays.
+        rm -rf "$private"
+        exit "$rc"
+    fi
     exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner
 fi
 
 SECONDS_RUN="${BENCH_SECONDS:-30}"
+WARMUP="${BENCH_WARMUP_SECONDS:-30}"
 RATE="${BENCH_RATE:-5000}"
 CONNS_LIST="${BENCH_CONNECTIONS:-64 256}"
 RATE_CONNS="${BENCH_RATE_CONNECTIONS:-64}"
@@ -107,8 +136,14 @@ children_seconds() {
         for (i = 1; i <= n; i++) { split(f[i], ms, "m"); sub("s", "", ms[2]); s += ms[1] * 60 + ms[2] }
         print s }' "$WORK/times.txt")"
 }
+# Context switches of all of ingest's threads so far.
+ingest_switches() {
+    cat /proc/"$INGEST_PID"/task/*/status 2>/dev/null |
+        awk '/^(voluntary|nonvoluntary)_ctxt_switches/ { s += $2 } END { print s + 0 }'
+}
 KAFKA_PID="$(cat "$LOCAL/run/kafka.pid" 2>/dev/null || true)"
 cpu_begin() {
+    S0="$(ingest_switches)"
     children_seconds C0
     T0="$(date +%s.%N)"
     I0="$(proc_ticks "$INGEST_PID")"
@@ -121,6 +156,7 @@ cpu_begin() {
 cpu_end() {
     local t1 i1 k1 mb1 mt1 c1
     children_seconds c1
+    SWITCHES=$(($(ingest_switches) - S0))
     t1="$(date +%s.%N)"
     i1="$(proc_ticks "$INGEST_PID")"
     k1="$(proc_ticks "${KAFKA_PID:-0}")"
@@ -172,8 +208,28 @@ status="$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$URL$WEBHOOK_PATH" \
 [ "$status" = 200 ] || { echo "bench: a signed webhook got $status" >&2; tail -20 "$LOG"; exit 1; }
 
 export BENCH_BODIES="$BODIES" BENCH_PATH="$WEBHOOK_PATH" BENCH_THREADS="$WRK_THREADS"
-say "warming up (5 s)"
-wrk -t"$WRK_THREADS" -c16 -d5s -s "$HERE/webhook.lua" "$URL" >/dev/null
+# A broker just started runs its JIT compiler for a while: without this,
+# its first half-minute's stalls would be the p99.
+say "warming up (${WARMUP}s at about 5,000 req/s)"
+"$WORK/ratebench" -p "$PUBLIC_PORT" -P "$WEBHOOK_PATH" -b "$BODIES" -r 5000 -d "$WARMUP" \
+    -c 64 >"$WORK/warmup.txt"
+
+# The acked requests' time-to-ack histogram (ingest's own clock, arrival to
+# the last ack), as "le count" lines.
+ack_buckets() {
+    curl -fsS "http://127.0.0.1:$PUBLIC_PORT/metrics" |
+        sed -n 's/^kizuna_ingest_time_to_ack_seconds_bucket{outcome="acked",le="\([^"]*\)"} \(.*\)$/\1 \2/p'
+}
+# Between two ack_buckets snapshots: the share of requests durable within
+# 10, 25 and 50 ms, and ingest's own p99 bucket.
+ack_share() {
+    awk 'NR == FNR { before[$1] = $2; next }
+         { d[$1] = $2 - before[$1]; order[++n] = $1 }
+         END { total = d["+Inf"]; if (!total) { print "no acked requests"; exit }
+               for (i = 1; i <= n; i++) if (d[order[i]] >= 0.99 * total) { p99 = order[i]; break }
+               printf "ingest-side time to ack: %.2f%% within 10 ms, %.2f%% within 25 ms, %.2f%% within 50 ms; p99 <= %s s",
+                   100 * d["0.01"] / total, 100 * d["0.025"] / total, 100 * d["0.05"] / total, p99 }' "$1" "$2"
+}
 
 outcomes() {
     printf 'acked %s, spooled %s, failed %s' \
@@ -184,6 +240,7 @@ outcomes() {
 
 report "== ingest webhook benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 report "machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load generator, ingest, broker and PostgreSQL on this one machine"
+report "stack: ${BENCH_STACK:-private} (Kafka $KAFKA_BROKERS, PostgreSQL port ${KIZUNA_PG_PORT:-54329})"
 report "ingest: INGEST_PUBLIC_THREADS=${INGEST_PUBLIC_THREADS:-default} INGEST_ACK_BUDGET_MS=${INGEST_ACK_BUDGET_MS:-default}; bodies: one text message event, $(head -1 "$BODIES" | wc -c) bytes per line"
 report "before the runs: $(outcomes)"
 
@@ -193,6 +250,7 @@ for run in $RUNS; do
         for CONNS in $CONNS_LIST; do
             report ""
             report "-- max throughput: wrk -t$WRK_THREADS -c$CONNS -d${SECONDS_RUN}s --latency -s bench/ingest/webhook.lua $URL"
+            ack_buckets >"$WORK/buckets0.txt"
             cpu_begin
             wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --latency -s "$HERE/webhook.lua" "$URL" >"$WORK/wrk.txt"
             cpu_end
@@ -203,6 +261,8 @@ for run in $RUNS; do
             non2xx="$(awk '/Non-2xx/ { print $NF }' "$WORK/wrk.txt")"
             errs="$(awk '/Socket errors/ { print }' "$WORK/wrk.txt")"
             report "   $rps req/s, p50 $p50, p99 $p99, non-2xx ${non2xx:-0}${errs:+, $errs}"
+            ack_buckets >"$WORK/buckets1.txt"
+            report "   $(ack_share "$WORK/buckets0.txt" "$WORK/buckets1.txt")"
             report "   cpu: $cpu"
             report "   after: $(outcomes)"
             sed 's/^/   | /' "$WORK/wrk.txt" >>"$SUMMARY"
@@ -211,6 +271,7 @@ for run in $RUNS; do
     rate)
         report ""
         report "-- fixed rate: ratebench -r $RATE -d $SECONDS_RUN -c $RATE_CONNS (bench/ingest/ratebench.c, open loop)"
+        ack_buckets >"$WORK/buckets0.txt"
         cpu_begin
         "$WORK/ratebench" -p "$PUBLIC_PORT" -P "$WEBHOOK_PATH" -b "$BODIES" -r "$RATE" \
             -d "$SECONDS_RUN" -c "$RATE_CONNS" >"$WORK/ratebench.txt"
@@ -219,13 +280,15 @@ for run in $RUNS; do
         line="$(grep '^RESULT' "$WORK/ratebench.txt")"
         val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
         report "   $(val rate) req/s answered of $RATE due, p50 $(val p50_ms) ms, p99 $(val p99_ms) ms, p99.9 $(val p999_ms) ms, max $(val max_ms) ms; non-200 $(val non200), errors $(val errors), unanswered $(val unanswered)"
-        report "   cpu: $cpu"
+        ack_buckets >"$WORK/buckets1.txt"
+        report "   $(ack_share "$WORK/buckets0.txt" "$WORK/buckets1.txt")"
+        report "   cpu: $cpu; ingest context switches per request: $(awk -v s="$SWITCHES" -v n="$(val answered)" 'BEGIN { printf "%.1f", n ? s / n : 0 }')"
         report "   after: $(outcomes)"
         grep -v '^RESULT' "$WORK/ratebench.txt" | sed 's/^/   | /' >>"$SUMMARY"
         ;;
     outage)
-        # Opt-in (BENCH_RUNS="outage"): stops the shared broker for the run,
-        # which disturbs anything else using the local stack.
+        # Opt-in (BENCH_RUNS="outage"): stops the broker for the run; with
+        # BENCH_STACK=shared that disturbs anything else using the stack.
         orate="${BENCH_OUTAGE_RATE:-500}"
         osecs="${BENCH_OUTAGE_SECONDS:-10}"
         oconns="${BENCH_OUTAGE_CONNECTIONS:-800}"
