@@ -52,6 +52,8 @@ STOP_TIMEOUT="${KIZUNA_STOP_TIMEOUT:-10}"
 
 DEMO_CHANNEL="${KIZUNA_DEMO_CHANNEL:-1660000000}"
 DEMO_TOKEN="${KIZUNA_DEMO_ACCESS_TOKEN:-demo-access-token}"
+DEMO_SECRET="${KIZUNA_DEMO_CHANNEL_SECRET:-0123456789abcdef0123456789abcdef}"
+DEMO_BOT_USER="${KIZUNA_DEMO_BOT_USER_ID:-U0123456789abcdef0123456789abcdef}"
 
 SERVICES=(ingest segmentation scheduler dispatcher)
 
@@ -545,6 +547,24 @@ sim_register_demo() {
     fi
 }
 
+# The same demo channel in ingest's registry (tenant demo), so the printed
+# webhook URL answers signed requests at once. 409 means it is there already.
+ingest_register_demo() {
+    local token code
+    token="$(KIZUNA_JWT_KEY="$KIZUNA_JWT_KEY" "$(kizunactl_path)" token issue --tenant demo --role admin --ttl 5m 2>/dev/null)" || {
+        warn "could not issue a token to register the demo channel in ingest"
+        return 0
+    }
+    code="$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
+        -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d "{\"channel_id\":\"$DEMO_CHANNEL\",\"name\":\"Demo channel\",\"channel_secret\":\"$DEMO_SECRET\",\"access_token\":\"$DEMO_TOKEN\",\"bot_user_id\":\"$DEMO_BOT_USER\",\"timezone\":\"Asia/Tokyo\",\"monthly_quota\":1000}" \
+        "http://127.0.0.1:$INGEST_ADMIN_PORT/v1/channels" 2>/dev/null)" || code=000
+    case "$code" in
+    201 | 409) ;;
+    *) warn "could not register demo channel $DEMO_CHANNEL in ingest (HTTP $code)" ;;
+    esac
+}
+
 service_start() {
     local svc="$1" name="kizuna-$1" bin="$BIN/kizuna-$1" port
     port="$(admin_port "$svc")"
@@ -586,6 +606,7 @@ apps_up() {
     for svc in "${SERVICES[@]}"; do service_start "$svc"; done
     for svc in "${SERVICES[@]}"; do service_wait_ready "$svc"; done
     say "all services ready"
+    ingest_register_demo
 }
 
 print_endpoints() {
@@ -595,7 +616,7 @@ print_endpoints() {
     cat <<EOF
 
   Kizuna is running.
-  LINE webhook      http://127.0.0.1:$INGEST_PUBLIC_PORT/line/webhook/$DEMO_CHANNEL
+  LINE webhook      http://127.0.0.1:$INGEST_PUBLIC_PORT/line/webhook/$DEMO_CHANNEL  (channel secret $DEMO_SECRET)
   admin APIs        ingest http://127.0.0.1:$INGEST_ADMIN_PORT   segmentation http://127.0.0.1:$SEGMENTATION_ADMIN_PORT
                     scheduler http://127.0.0.1:$SCHEDULER_ADMIN_PORT   dispatcher http://127.0.0.1:$DISPATCHER_ADMIN_PORT
                     (each serves /healthz /readyz /metrics and /v1/...)
@@ -605,7 +626,11 @@ print_endpoints() {
   logs              $(rel "$LOGS")/
   admin token (tenant demo, 24 h):
     $token
-  try:  curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$INGEST_ADMIN_PORT/v1/whoami
+  try:  curl -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:$INGEST_ADMIN_PORT/v1/channels
+  a signed webhook (LINE's "Verify"):
+    body='{"destination":"$DEMO_BOT_USER","events":[]}'
+    sig=\$(printf %s "\$body" | openssl dgst -sha256 -hmac $DEMO_SECRET -binary | base64)
+    curl -i -H "x-line-signature: \$sig" -H 'Content-Type: application/json' -d "\$body" http://127.0.0.1:$INGEST_PUBLIC_PORT/line/webhook/$DEMO_CHANNEL
 
 EOF
 }
