@@ -18,11 +18,12 @@
 /* A message that is not acknowledged within this time fails for good; the
  * caller decides what to do with it (ingest spools it). */
 #define KAFKA_MESSAGE_TIMEOUT_MS "30000"
+/* How long the producer gathers messages into one request. Every ack waits
+ * this long, but 1 ms cost the broker a third more CPU and gave ingest
+ * a worse p99 at 5,000 req/s on the 2-core box (docs/benchmarks.md); a
+ * -DKAFKA_LINGER_MS='"1"' build repeats the experiment. */
 #ifndef KAFKA_LINGER_MS
 #define KAFKA_LINGER_MS "5"
-#endif
-#ifndef KAFKA_NAGLE_DISABLE
-#define KAFKA_NAGLE_DISABLE "false"
 #endif
 /* Topics come from the manifest before any client starts, so a topic absent
  * from metadata this long is missing, not still propagating. */
@@ -251,7 +252,6 @@ struct kafka_producer *kafka_producer_new(const char *brokers, const char *clien
     if (kafka_conf_set(conf, "enable.idempotence", "true", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "acks", "all", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "linger.ms", KAFKA_LINGER_MS, errstr, errcap) < 0 ||
-        kafka_conf_set(conf, "socket.nagle.disable", KAFKA_NAGLE_DISABLE, errstr, errcap) < 0 ||
         kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0)
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);

@@ -7,8 +7,8 @@
 # Every request is one LINE webhook with one text message event, correctly
 # signed (gen_bodies.py); a 200 means the event is durable (broker ack, or
 # spool commit past the budget). It reports req/s, p50, p99, the CPU used by
-# ingest, the broker and the whole machine, and how the events became
-# durable (ingest's time-to-ack metric). It starts its own kizuna-ingest on
+# ingest, the broker, the load generator and the rest of the machine, and
+# how the events became durable (ingest's time-to-ack metric). It starts its own kizuna-ingest on
 # its own ports, registers a fresh channel, and stops ingest at the end.
 #
 # The infra: by default a private PostgreSQL + Kafka, started through
@@ -19,17 +19,14 @@
 # down (and disturb whoever is using it). BENCH_STACK=shared uses the
 # shared stack instead (starting it if needed, as `make test` does).
 #
-# Settings (environment): BUILD (build), BENCH_SECONDS (30),
-# BENCH_WARMUP_SECONDS (30), BENCH_RATE
-# (5000), BENCH_CONNECTIONS (wrk's, one max run for each: "64 256"),
-# BENCH_RATE_CONNECTIONS (64),
-# BENCH_WRK_THREADS (2), BENCH_BODIES (50000), BENCH_PUBLIC_PORT (18380),
-# BENCH_ADMIN_PORT (18381), BENCH_STACK (private; or shared), BENCH_PG_PORT
-# (54349), BENCH_KAFKA_PORT (19292), BENCH_KAFKA_CONTROLLER_PORT (19293)
-# for the private stack, BENCH_RUNS ("max rate"; "outage" stops the
-# shared broker during a fixed-rate run: BENCH_OUTAGE_RATE (500),
-# BENCH_OUTAGE_SECONDS (10), BENCH_OUTAGE_CONNECTIONS (800)), and ingest's own
-# variables (INGEST_PUBLIC_THREADS, INGEST_ACK_BUDGET_MS...), passed through.
+# Settings (environment; bench/ingest/README.md has the table): BUILD,
+# BENCH_RUNS ("max rate"; "outage" stops the broker during a fixed-rate
+# run), BENCH_SECONDS, BENCH_WARMUP_SECONDS, BENCH_RATE, BENCH_CONNECTIONS,
+# BENCH_RATE_CONNECTIONS, BENCH_WRK_THREADS, BENCH_BODIES, BENCH_PUBLIC_PORT,
+# BENCH_ADMIN_PORT, BENCH_STACK, BENCH_PG_PORT, BENCH_KAFKA_PORT,
+# BENCH_KAFKA_CONTROLLER_PORT, BENCH_OUTAGE_RATE, BENCH_OUTAGE_SECONDS,
+# BENCH_OUTAGE_CONNECTIONS, and ingest's own variables
+# (INGEST_PUBLIC_THREADS, INGEST_ACK_BUDGET_MS...), passed through.
 # docs/benchmarks.md records runs.
 set -euo pipefail
 
@@ -161,7 +158,9 @@ cpu_end() {
     i1="$(proc_ticks "$INGEST_PID")"
     k1="$(proc_ticks "${KAFKA_PID:-0}")"
     read -r mb1 mt1 <<<"$(machine_ticks)"
-    CPU="$(awk -v t1="$t1" -v t0="$T0" -v i=$((i1 - I0)) -v k=$((k1 - K0)) \
+    # A broker stopped and started again during the run (outage) is a new
+    # process: its CPU is not comparable, so it counts as 0 then.
+    CPU="$(awk -v t1="$t1" -v t0="$T0" -v i=$((i1 - I0)) -v k=$((k1 >= K0 ? k1 - K0 : 0)) \
         -v mb=$((mb1 - MB0)) -v mt=$((mt1 - MT0)) -v tck="$TCK" -v n="$(nproc)" \
         -v c="$(awk -v a="$C0" -v b="$c1" 'BEGIN { print b - a }')" \
         'BEGIN { t = t1 - t0; busy = mt ? mb / mt : 0
@@ -303,6 +302,7 @@ for run in $RUNS; do
         cpu="$CPU"
         "$ROOT/deploy/local/stack.sh" kafka-start >>"$WORK/outage-stack.log" 2>&1
         KAFKA_DOWN=""
+        KAFKA_PID="$(cat "$LOCAL/run/kafka.pid" 2>/dev/null || true)"
         line="$(grep '^RESULT' "$WORK/ratebench-outage.txt" || true)"
         val() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
         report "   $(val rate) req/s answered of $orate due, p50 $(val p50_ms) ms, p99 $(val p99_ms) ms, max $(val max_ms) ms; 200 x $(val ok), non-200 $(val non200), errors $(val errors), unanswered $(val unanswered)"
