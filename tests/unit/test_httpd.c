@@ -704,25 +704,6 @@ Test(httpd, chunked_body_growing_past_the_cap_gets_413_before_it_ends)
     free(r);
 }
 
-/* The same through a real client: curl reads the early 413 while it is
- * still uploading, and gets no connection error. */
-Test(httpd, curl_chunked_upload_past_the_cap_gets_413)
-{
-    size_t len = 4u << 20;
-    char *body = malloc(len);
-    cr_assert_not_null(body);
-    memset(body, 'x', len);
-    const char *headers[] = {"Transfer-Encoding: chunked", NULL};
-    for (int i = 0; i < 5; i++) {
-        struct http_result *r = http_do("POST", "/echo", headers, body, len);
-        cr_expect_eq(r->status, 413, "%s", r->body);
-        cr_expect_not_null(strstr(r->body, "\"code\":\"body_too_large\""), "%s", r->body);
-        free(r);
-    }
-    free(body);
-    expect_healthy();
-}
-
 Test(httpd, start_refuses_a_bad_bind_address)
 {
     char err[256];
