@@ -25,18 +25,54 @@ static void env_name(char *out, size_t cap, const char *svc, const char *suffix)
     snprintf(out + o, cap - o, "_%s", suffix);
 }
 
+/* Logs one config error the way config_load_or_exit does, with the entry's
+ * help when the name is one of the table's. */
+static void config_error_log(const struct config_entry *table, size_t n, const char *name,
+                             const char *reason)
+{
+    const char *help = "";
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(table[i].name, name) == 0)
+            help = table[i].help;
+    log_error("invalid configuration", "name", name, "error", reason, "help", help);
+}
+
+/* Logs each "NAME: reason" line of config_load's error buffer. */
+static void config_errors_log(const struct config_entry *table, size_t n, char *errbuf)
+{
+    for (char *line = errbuf; *line;) {
+        char *end = strchr(line, '\n');
+        if (end)
+            *end = '\0';
+        char *sep = strstr(line, ": ");
+        if (sep) {
+            *sep = '\0';
+            config_error_log(table, n, line, sep + 2);
+        } else if (*line) {
+            config_error_log(table, n, "", line);
+        }
+        if (!end)
+            break;
+        line = end + 1;
+    }
+}
+
+/* Reads the table, then checks what the table cannot (LOG_LEVEL's words,
+ * the data key's hex), and reports every error before exiting, so that an
+ * operator fixes them all in one restart. */
 static void load_config(struct service *svc, const struct service_def *def)
 {
     static const char *const suffixes[ENV_NAMES] = {"DATABASE_URL", "ADMIN_PORT", "BIND",
                                                     "MIGRATIONS_DIR"};
     static char default_port[16];
     static char default_migrations[128];
+    const char *data_key_hex = NULL;
     for (int i = 0; i < ENV_NAMES; i++)
         env_name(svc->env_names[i], sizeof svc->env_names[i], def->name, suffixes[i]);
     snprintf(default_port, sizeof default_port, "%ld", def->admin_port);
     snprintf(default_migrations, sizeof default_migrations, "services/%s/migrations", def->name);
 
-    struct config_entry table[8 + SERVICE_EXTRA_MAX] = {
+    struct config_entry table[9 + SERVICE_EXTRA_MAX] = {
         {svc->env_names[ENV_DATABASE_URL], CONFIG_SECRET, NULL, &svc->database_url, 0, 0,
          "libpq URI of this service's role and schema"},
         {"KAFKA_BROKERS", CONFIG_STRING, "127.0.0.1:19092", &svc->brokers, 0, 0,
@@ -54,13 +90,47 @@ static void load_config(struct service *svc, const struct service_def *def)
          "how long to wait for PostgreSQL at start-up"},
     };
     size_t n = 8;
-    for (size_t i = 0; i < def->nextra && i < SERVICE_EXTRA_MAX; i++)
+    if (def->nextra > SERVICE_EXTRA_MAX) {
+        /* A programmer's error, but one that would silently drop settings. */
+        log_error("service defines more config entries than SERVICE_EXTRA_MAX");
+        exit(CONFIG_EXIT);
+    }
+    if (def->needs_data_key)
+        table[n++] = (struct config_entry){
+            "KIZUNA_DATA_KEY",
+            CONFIG_SECRET,
+            NULL,
+            &data_key_hex,
+            0,
+            0,
+            "64 hex chars: AES-256-GCM key of the secrets this service keeps sealed"};
+    for (size_t i = 0; i < def->nextra; i++)
         table[n++] = def->extra[i];
 
-    config_load_or_exit(table, n);
-    int level = log_level_parse(svc->log_level);
+    char errbuf[4096];
+    int errors = config_load(table, n, errbuf, sizeof errbuf);
+    config_errors_log(table, n, errbuf);
+    /* Unset values were reported above; a value that is set is checked here. */
+    int level = svc->log_level ? log_level_parse(svc->log_level) : (int)LOG_INFO;
     if (level < 0) {
-        log_error("config error", "error", "LOG_LEVEL: must be debug, info, warn or error");
+        config_error_log(table, n, "LOG_LEVEL", "must be debug, info, warn or error");
+        errors++;
+    }
+    if (data_key_hex && crypto_key_from_hex(data_key_hex, svc->data_key) != 0) {
+        /* The value is a secret: its length is said, never the value. */
+        char reason[96];
+        size_t len = strlen(data_key_hex);
+        if (len != 2 * CRYPTO_KEY_LEN)
+            snprintf(reason, sizeof reason, "must be 64 hex characters (got %zu characters)", len);
+        else
+            snprintf(reason, sizeof reason, "must be 64 hex characters (got a non-hex character)");
+        config_error_log(table, n, "KIZUNA_DATA_KEY", reason);
+        errors++;
+    }
+    if (errors > 0) {
+        char count[24];
+        snprintf(count, sizeof count, "%d", errors);
+        log_error("configuration has errors, exiting", "errors", count);
         exit(CONFIG_EXIT);
     }
     log_init(def->name, (enum log_level)level);
@@ -157,6 +227,9 @@ static void step_close_db(void *ctx)
 static void step_free(void *ctx)
 {
     struct service *svc = ctx;
+    volatile uint8_t *key = svc->data_key; /* volatile: the wipe is not optimised away */
+    for (size_t i = 0; i < sizeof svc->data_key; i++)
+        key[i] = 0;
     kafka_producer_free(&svc->producer);
     metrics_free_all();
 }

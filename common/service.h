@@ -8,8 +8,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "httpd.h"
 
 struct auth_claims;
@@ -22,7 +24,7 @@ struct kafka_producer;
 typedef void (*service_api_handler)(void *ctx, const struct auth_claims *claims,
                                     const struct httpd_request *req, struct httpd_response *resp);
 
-#define SERVICE_EXTRA_MAX 16
+#define SERVICE_EXTRA_MAX 32
 
 struct service_def {
     const char *name;                 /* "ingest": env prefix INGEST_, schema ingest */
@@ -35,6 +37,10 @@ struct service_def {
      * admin server accepts requests, so that whatever `api` uses is in place
      * by then. Returns 0, or the exit code to stop with (1, or CONFIG_EXIT). */
     int (*setup)(struct service *svc);
+    /* KIZUNA_DATA_KEY is required and parsed into service.data_key, checked
+     * with the rest of the config so that a bad key is reported with every
+     * other config error at once. */
+    bool needs_data_key;
 };
 
 struct service {
@@ -48,6 +54,9 @@ struct service {
     const char *log_level;
     long admin_port;
     long startup_timeout_s;
+    /* KIZUNA_DATA_KEY when def->needs_data_key, else zeros. Wiped by the
+     * drain's last step; copy it into whatever keeps using it. */
+    uint8_t data_key[CRYPTO_KEY_LEN];
     /* Owned by the service; valid between service_start and service_stop. */
     struct db *db; /* the main thread's connection */
     struct kafka_producer *producer;
@@ -56,7 +65,8 @@ struct service {
     char env_names[6][64]; /* INGEST_DATABASE_URL, ... */
 };
 
-/* Loads config (exits CONFIG_EXIT on any error, listing all of them),
+/* Loads config (exits CONFIG_EXIT on any error, listing all of them: the
+ * table's, LOG_LEVEL's and KIZUNA_DATA_KEY's),
  * installs signal handlers, connects to PostgreSQL (retrying until
  * startup_timeout_s), applies migrations, creates the producer, runs
  * def->setup, and starts the admin server. Returns 0, or the process exit

@@ -38,7 +38,6 @@
 #define RELAY_STOP_MS 3000
 
 static const char *line_api_base;
-static const char *data_key_hex;
 static const char *instance_opt;
 static const char *group;
 static const char *requests_topic;
@@ -57,8 +56,6 @@ static long session_timeout_ms;
 static const struct config_entry dispatcher_config[] = {
     {"DISPATCHER_LINE_API_BASE", CONFIG_STRING, "https://api.line.me", &line_api_base, 0, 0,
      "LINE Messaging API base URL (the simulator locally)"},
-    {"KIZUNA_DATA_KEY", CONFIG_SECRET, NULL, &data_key_hex, 0, 0,
-     "64 hex chars: opens the sealed channel access tokens"},
     {"DISPATCHER_INSTANCE_ID", CONFIG_STRING, "", &instance_opt, 0, 0,
      "this replica's stable id (default hostname:admin-port); its pending sends are "
      "resumed when it restarts"},
@@ -347,7 +344,6 @@ static int instance_id(char *out, size_t cap, long port)
 /* service_def.setup: everything the admin API needs, before it opens. */
 static int dispatcher_setup(struct service *svc)
 {
-    (void)svc; /* app.svc */
     shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop sending, write outcomes, relay results",
                       step_stop_sending, &app);
     shutdown_register(SHUTDOWN_STORE_OFFSETS, "commit send.requests offsets", step_store_offsets,
@@ -356,11 +352,6 @@ static int dispatcher_setup(struct service *svc)
     shutdown_register(SHUTDOWN_CLOSE_DB, "close the API's database", step_close_api_db, &app);
     shutdown_register(SHUTDOWN_FREE, "free the dispatcher", step_free, &app);
 
-    uint8_t key[CRYPTO_KEY_LEN];
-    if (crypto_key_from_hex(data_key_hex, key) != 0) {
-        log_error("config error", "error", "KIZUNA_DATA_KEY: must be 64 hex characters");
-        return CONFIG_EXIT;
-    }
     int rc = 0;
     if (strcmp(intake_from, "earliest") != 0 && strcmp(intake_from, "latest") != 0) {
         log_error("config error", "error", "DISPATCHER_INTAKE_FROM: must be earliest or latest");
@@ -374,12 +365,9 @@ static int dispatcher_setup(struct service *svc)
             strncmp(line_api_base, "http://localhost", 16) != 0)
             log_warn("DISPATCHER_LINE_API_BASE is neither https nor loopback", "base",
                      line_api_base);
-        if (start_parts(&app, key) != 0)
+        if (start_parts(&app, svc->data_key) != 0)
             rc = 1;
     }
-    volatile uint8_t *k = key;
-    for (size_t i = 0; i < sizeof key; i++)
-        k[i] = 0;
     return rc;
 }
 
@@ -393,6 +381,7 @@ int main(void)
         .api = api_route,
         .api_ctx = &app,
         .setup = dispatcher_setup,
+        .needs_data_key = true,
     };
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "curl_global_init failed\n");

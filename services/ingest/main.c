@@ -26,7 +26,6 @@
 /* Spool writes happen only while the broker is slow or away. */
 #define INGEST_SPOOL_CONNECTIONS 4
 
-static const char *data_key_hex;
 static const char *link_key_hex;
 static long public_port;
 static long public_threads;
@@ -39,8 +38,6 @@ static const struct config_entry ingest_config[] = {
      "public server worker threads; a webhook request holds one only while it is parsed"},
     {"INGEST_ACK_BUDGET_MS", CONFIG_INT, "1000", &ack_budget_ms, 10, 1900,
      "how long a webhook waits for the broker's acks before spooling (LINE times out at 2 s)"},
-    {"KIZUNA_DATA_KEY", CONFIG_SECRET, NULL, &data_key_hex, 0, 0,
-     "64 hex chars: AES-256-GCM key for channel secrets at rest"},
     {"KIZUNA_LINK_KEY", CONFIG_SECRET, "", &link_key_hex, 0, 0,
      "64 hex chars: key of tracked-link tokens (default: derived from KIZUNA_DATA_KEY)"},
 };
@@ -124,16 +121,12 @@ static int link_key_load(const uint8_t data_key[CRYPTO_KEY_LEN], uint8_t out[CRY
 }
 
 /* Keys, and the registry the admin API needs, before the admin server opens. */
-static uint8_t data_key[CRYPTO_KEY_LEN], link_key[CRYPTO_KEY_LEN];
+static uint8_t link_key[CRYPTO_KEY_LEN];
 
 static int ingest_setup(struct service *svc)
 {
     char errstr[512];
-    if (crypto_key_from_hex(data_key_hex, data_key) != 0) {
-        log_error("config error", "error", "KIZUNA_DATA_KEY: must be 64 hex characters");
-        return CONFIG_EXIT;
-    }
-    if (link_key_load(data_key, link_key) != 0) {
+    if (link_key_load(svc->data_key, link_key) != 0) {
         log_error("config error", "error", "KIZUNA_LINK_KEY: must be 64 hex characters");
         return CONFIG_EXIT;
     }
@@ -142,7 +135,7 @@ static int ingest_setup(struct service *svc)
     shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relay", step_stop_relay, NULL);
     shutdown_register(SHUTDOWN_CLOSE_DB, "close registry and spool", step_close_db, NULL);
     shutdown_register(SHUTDOWN_FREE, "free webhook", step_free, NULL);
-    registry = registry_new(svc->database_url, data_key, errstr, sizeof errstr);
+    registry = registry_new(svc->database_url, svc->data_key, errstr, sizeof errstr);
     if (!registry) {
         log_error("cannot open the channel registry", "error", errstr);
         return 1;
@@ -160,6 +153,7 @@ int main(void)
         .nextra = sizeof ingest_config / sizeof ingest_config[0],
         .api = ingest_api,
         .setup = ingest_setup,
+        .needs_data_key = true,
     };
     char errstr[512];
 
@@ -214,7 +208,6 @@ int main(void)
     service_run(&svc);
     rc = 0;
 out:
-    memset(data_key, 0, sizeof data_key);
     memset(link_key, 0, sizeof link_key);
     if (rc != 0)
         shutdown_request(); /* so the relay thread, if started, stops */

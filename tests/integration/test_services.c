@@ -147,3 +147,68 @@ Test(services, bad_config_exits_2_naming_the_variable)
         }
     }
 }
+
+/* Errors the config table cannot see by itself (LOG_LEVEL's words, the data
+ * key's hex) are still reported in the same run as every other error. */
+struct bad_configs_together {
+    const char *name;
+    const char *service;
+    const char *settings[4];
+    const char *expect_in_log[4];
+};
+
+#define SECRET_LOOKING_KEY "not-hex-but-secret-0123456789"
+
+static const struct bad_configs_together bad_together[] = {
+    {"bad data key and bad port (dispatcher)",
+     "dispatcher",
+     {"KIZUNA_DATA_KEY=" SECRET_LOOKING_KEY, "DISPATCHER_ADMIN_PORT=eighty", NULL},
+     {"KIZUNA_DATA_KEY", "must be 64 hex characters", "DISPATCHER_ADMIN_PORT", NULL}},
+    {"bad data key and bad int (ingest)",
+     "ingest",
+     {"KIZUNA_DATA_KEY=abcd", "INGEST_ACK_BUDGET_MS=5000", NULL},
+     {"KIZUNA_DATA_KEY", "got 4 characters", "INGEST_ACK_BUDGET_MS", NULL}},
+    {"missing data key and missing jwt key",
+     "dispatcher",
+     {"KIZUNA_DATA_KEY", "KIZUNA_JWT_KEY", NULL},
+     {"KIZUNA_DATA_KEY", "KIZUNA_JWT_KEY", "\"errors\":\"2\"", NULL}},
+    {"bad log level and bad data key",
+     "dispatcher",
+     {"LOG_LEVEL=loud", "KIZUNA_DATA_KEY=" SECRET_LOOKING_KEY, NULL},
+     {"LOG_LEVEL", "KIZUNA_DATA_KEY", "\"errors\":\"2\"", NULL}},
+};
+
+Test(services, config_errors_including_the_data_key_are_reported_together)
+{
+    require_stack();
+    for (size_t i = 0; i < sizeof bad_together / sizeof bad_together[0]; i++) {
+        const struct bad_configs_together *c = &bad_together[i];
+        char log_path[256];
+        snprintf(log_path, sizeof log_path, "%s/tests/badconfig-together-%zu.log",
+                 itest_build_dir(), i);
+        const char *settings[6] = {"INGEST_PUBLIC_PORT=18080", "DISPATCHER_ADMIN_PORT=18084",
+                                   "INGEST_ADMIN_PORT=18081"};
+        size_t ns = 3;
+        for (size_t k = 0; c->settings[k]; k++)
+            settings[ns++] = c->settings[k];
+        pid_t pid = itest_service_spawn(c->service, settings, log_path);
+        int status = itest_process_wait(pid, 10000);
+        cr_assert_neq(status, -1, "%s: did not exit", c->name);
+        cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: exit status %d", c->name,
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        FILE *f = fopen(log_path, "r");
+        cr_assert_not_null(f);
+        char log[16384];
+        size_t n = fread(log, 1, sizeof log - 1, f);
+        log[n] = '\0';
+        fclose(f);
+        for (size_t k = 0; c->expect_in_log[k]; k++)
+            cr_expect(strstr(log, c->expect_in_log[k]) != NULL, "%s: log lacks %s: %s", c->name,
+                      c->expect_in_log[k], log);
+        cr_expect(strstr(log, SECRET_LOOKING_KEY) == NULL, "%s: the log shows the data key",
+                  c->name);
+        /* Reported at start-up, before any connection is tried. */
+        cr_expect(strstr(log, "schema up to date") == NULL, "%s: got past config: %s", c->name,
+                  log);
+    }
+}
