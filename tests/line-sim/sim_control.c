@@ -166,6 +166,47 @@ done:
     json_decref(body);
 }
 
+/* POST registers rich menus that exist on a channel; GET shows them and
+ * which menu each user has, for tests that check links. */
+static void richmenus(struct sim_state *st, const char *method, const struct httpd_request *req,
+                      struct httpd_response *resp)
+{
+    if (strcmp(method, "GET") == 0) {
+        const char *id = httpd_request_query(req, "channel_id");
+        if (!id || !*id) {
+            bad_request(resp, "channel_id is required", "channel_id");
+            return;
+        }
+        struct sim_channel *ch = sim_state_acquire_id(st, id);
+        if (!ch) {
+            httpd_respond_error(resp, 404, "not_found", "no such channel", "channel_id");
+            return;
+        }
+        sim_respond_json(resp, 200, sim_channel_richmenus_json(st, ch));
+        sim_state_release(st);
+        return;
+    }
+    if (strcmp(method, "POST") != 0) {
+        httpd_respond_error(resp, 405, "method_not_allowed", "use GET or POST", NULL);
+        return;
+    }
+    json_t *body = control_body(req, resp);
+    if (!body)
+        return;
+    struct sim_channel *ch = control_channel(st, body, resp);
+    if (ch) {
+        char err[160];
+        long n = sim_channel_richmenus_add(st, ch, json_object_get(body, "rich_menu_ids"), err,
+                                           sizeof err);
+        sim_state_release(st);
+        if (n < 0)
+            bad_request(resp, err, "rich_menu_ids");
+        else
+            sim_respond_json(resp, 200, json_pack("{s:I}", "registered", (json_int_t)n));
+    }
+    json_decref(body);
+}
+
 /* /_sim/channels/{id}/limits */
 static void channel_limits(struct sim_state *st, const char *method, const char *id,
                            const struct httpd_request *req, struct httpd_response *resp)
@@ -297,6 +338,8 @@ void sim_control_handle(struct sim_state *st, const struct httpd_request *req,
         post_reply_token(st, req, resp);
     else if (strcmp(path, "/_sim/users") == 0 && post)
         post_users(st, req, resp);
+    else if (strcmp(path, "/_sim/richmenus") == 0)
+        richmenus(st, method, req, resp);
     else if (strcmp(path, "/_sim/faults") == 0)
         faults(st, method, req, resp);
     else if (strcmp(path, "/_sim/settings") == 0)

@@ -40,6 +40,9 @@
 #define MSG_QUOTA "You have reached your monthly limit."
 #define MSG_CONFLICT "The retry key is already accepted"
 #define MSG_REPLY_TOKEN "Invalid reply token"
+/* LINE's OpenAPI document lists no error bodies for the rich-menu links;
+ * this renders LINE's 404 for a rich menu id the channel does not have. */
+#define MSG_NO_RICHMENU "richmenu not found"
 
 /* A matched /v2 route and its path parameters. */
 struct route {
@@ -88,6 +91,7 @@ static const struct {
     {"/v2/bot/message/quota", "GET", SIM_EP_QUOTA},
     {"/v2/bot/message/quota/consumption", "GET", SIM_EP_QUOTA_CONSUMPTION},
     {"/v2/bot/richmenu/bulk/link", "POST", SIM_EP_RICHMENU_BULK_LINK},
+    {"/v2/bot/richmenu/bulk/unlink", "POST", SIM_EP_RICHMENU_BULK_UNLINK},
 };
 
 /* Returns 0 with r filled, 404 for an unknown path, 405 for a known path
@@ -307,21 +311,42 @@ done:
     json_decref(root);
 }
 
-static void handle_bulk_link(struct sim_state *st, struct sim_channel *ch,
-                             const struct httpd_request *req, struct httpd_response *resp)
+/* Answers a rich-menu change as LINE does: ok_status, or 404 for a rich
+ * menu the channel does not have (counted as rejected). */
+static void respond_richmenu(struct sim_state *st, struct sim_channel *ch, enum sim_endpoint ep,
+                             int rc, int ok_status, struct httpd_response *resp)
 {
-    json_t *root = read_body(st, ch, SIM_EP_RICHMENU_BULK_LINK, req, resp);
+    if (rc == -2) {
+        sim_respond_line_error(resp, 404, MSG_NO_RICHMENU);
+        sim_state_count(st, ch, ep, SIM_COUNT_REJECTED);
+    } else if (rc != 0) {
+        sim_respond_line_error(resp, 500, "Internal server error");
+    } else {
+        sim_respond_json(resp, ok_status, json_object());
+    }
+}
+
+/* Bulk link and unlink: 202, applied at once (LINE applies them later). */
+static void handle_bulk(struct sim_state *st, struct sim_channel *ch, enum sim_endpoint ep,
+                        const struct httpd_request *req, struct httpd_response *resp)
+{
+    json_t *root = read_body(st, ch, ep, req, resp);
     if (!root)
         return;
-    const char *menu = json_string_value(json_object_get(root, "richMenuId"));
+    const char *menu = ep == SIM_EP_RICHMENU_BULK_LINK
+                           ? json_string_value(json_object_get(root, "richMenuId"))
+                           : NULL;
     const json_t *ids = json_object_get(root, "userIds");
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < json_array_size(ids); i++)
-        rc = sim_channel_richmenu_link(st, ch, json_string_value(json_array_get(ids, i)), menu);
-    if (rc != 0)
-        sim_respond_line_error(resp, 500, "Internal server error");
-    else
-        sim_respond_json(resp, 202, json_object());
+    size_t n = json_array_size(ids);
+    const char **users = calloc(n ? n : 1, sizeof *users);
+    int rc = -1;
+    if (users) {
+        for (size_t i = 0; i < n; i++)
+            users[i] = json_string_value(json_array_get(ids, i));
+        rc = sim_channel_richmenu_bulk(st, ch, menu, users, n);
+    }
+    respond_richmenu(st, ch, ep, rc, 202, resp);
+    free(users);
     json_decref(root);
 }
 
@@ -364,10 +389,8 @@ static void handle_endpoint(struct sim_state *st, struct sim_channel *ch, const 
         obj = sim_channel_profile(st, ch, rt->user_id);
         break;
     case SIM_EP_RICHMENU_LINK:
-        if (sim_channel_richmenu_link(st, ch, rt->user_id, rt->menu_id) != 0)
-            sim_respond_line_error(resp, 500, "Internal server error");
-        else
-            sim_respond_json(resp, 200, json_object());
+        respond_richmenu(st, ch, rt->ep,
+                         sim_channel_richmenu_link(st, ch, rt->user_id, rt->menu_id), 200, resp);
         return;
     case SIM_EP_RICHMENU_UNLINK:
         sim_channel_richmenu_unlink(st, ch, rt->user_id);
@@ -384,7 +407,8 @@ static void handle_endpoint(struct sim_state *st, struct sim_channel *ch, const 
         free(menu);
         return;
     case SIM_EP_RICHMENU_BULK_LINK:
-        handle_bulk_link(st, ch, req, resp);
+    case SIM_EP_RICHMENU_BULK_UNLINK:
+        handle_bulk(st, ch, rt->ep, req, resp);
         return;
     default:
         sim_respond_line_error(resp, 404, MSG_NOT_FOUND);

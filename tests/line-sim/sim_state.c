@@ -71,6 +71,7 @@ struct sim_channel {
     struct sim_map *users;        /* user id -> struct sim_user */
     struct sim_map *inboxes;      /* recipient -> struct sim_inbox */
     struct sim_map *richmenus;    /* user id -> char * */
+    struct sim_map *menus;        /* rich menus that exist -> &menu_exists (none: any id) */
     struct sim_map *narrowcasts;  /* request id -> struct sim_narrowcast */
     struct sim_fpset fps;
 };
@@ -93,6 +94,9 @@ struct sim_state {
     atomic_bool truncated;
     struct sim_counters c;
 };
+
+/* The value of every entry of sim_channel.menus: only the keys matter. */
+static char menu_exists;
 
 /* --- small helpers ----------------------------------------------------- */
 
@@ -212,6 +216,7 @@ static void channel_free(void *p)
     sim_retrykeys_free(&ch->retrykeys);
     sim_map_free(&ch->reply_tokens, reply_token_free);
     sim_map_free(&ch->users, user_free);
+    sim_map_free(&ch->menus, NULL);
     sim_map_free(&ch->inboxes, inbox_free);
     sim_map_free(&ch->richmenus, free);
     sim_map_free(&ch->narrowcasts, free);
@@ -236,11 +241,12 @@ static struct sim_channel *channel_new(const char *id, int64_t now_ns)
     }
     ch->id = strdup(id);
     ch->users = sim_map_new();
+    ch->menus = sim_map_new();
     ch->reply_token_ttl_s = SIM_REPLY_TOKEN_TTL_S;
     ch->retry_key_ttl_s = SIM_RETRY_KEY_TTL_S;
     for (int i = 0; i < SIM_EP_COUNT; i++)
         ch->ep[i].bucket.rate = sim_state_default_rate((enum sim_endpoint)i);
-    if (!ch->id || !ch->users || channel_clear_traffic(ch, now_ns) != 0) {
+    if (!ch->id || !ch->users || !ch->menus || channel_clear_traffic(ch, now_ns) != 0) {
         channel_free(ch);
         return NULL;
     }
@@ -667,30 +673,111 @@ json_t *sim_channel_profile(struct sim_state *st, struct sim_channel *ch, const 
     return p;
 }
 
+/* Whether menu_id may be linked: any id until the test registers the
+ * channel's rich menus, then only those. Channel lock held. */
+static bool menu_known(const struct sim_channel *ch, const char *menu_id)
+{
+    return sim_map_count(ch->menus) == 0 || sim_map_get(ch->menus, menu_id) != NULL;
+}
+
+/* Links (menu_id) or unlinks (NULL) one user. Channel lock held. */
+static int richmenu_set(struct sim_channel *ch, const char *user_id, const char *menu_id)
+{
+    if (!menu_id) {
+        free(sim_map_remove(ch->richmenus, user_id));
+        return 0;
+    }
+    char *copy = strdup(menu_id);
+    void *old = NULL;
+    if (!copy || sim_map_put(ch->richmenus, user_id, copy, &old) != 0) {
+        free(copy);
+        return -1;
+    }
+    free(old);
+    return 0;
+}
+
 int sim_channel_richmenu_link(struct sim_state *st, struct sim_channel *ch, const char *user_id,
                               const char *menu_id)
 {
-    (void)st;
-    char *copy = strdup(menu_id);
-    if (!copy)
-        return -1;
-    void *old = NULL;
-    pthread_mutex_lock(&ch->lock);
-    int rc = sim_map_put(ch->richmenus, user_id, copy, &old);
-    pthread_mutex_unlock(&ch->lock);
-    if (rc != 0)
-        free(copy);
-    free(old);
-    return rc;
+    return sim_channel_richmenu_bulk(st, ch, menu_id, &user_id, 1);
 }
 
 void sim_channel_richmenu_unlink(struct sim_state *st, struct sim_channel *ch, const char *user_id)
 {
+    sim_channel_richmenu_bulk(st, ch, NULL, &user_id, 1);
+}
+
+int sim_channel_richmenu_bulk(struct sim_state *st, struct sim_channel *ch, const char *menu_id,
+                              const char *const *user_ids, size_t n)
+{
     (void)st;
+    int rc = 0;
     pthread_mutex_lock(&ch->lock);
-    void *old = sim_map_remove(ch->richmenus, user_id);
+    if (menu_id && !menu_known(ch, menu_id))
+        rc = -2;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = richmenu_set(ch, user_ids[i], menu_id);
     pthread_mutex_unlock(&ch->lock);
-    free(old);
+    return rc;
+}
+
+long sim_channel_richmenus_add(struct sim_state *st, struct sim_channel *ch, const json_t *ids,
+                               char *err, size_t errcap)
+{
+    (void)st;
+    size_t i;
+    const json_t *id;
+    if (!json_is_array(ids) || json_array_size(ids) == 0) {
+        snprintf(err, errcap, "rich_menu_ids must be a non-empty array of strings");
+        return -1;
+    }
+    json_array_foreach(ids, i, id)
+    {
+        if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 128) {
+            snprintf(err, errcap, "rich_menu_ids[%zu] must be a string of 1 to 128 bytes", i);
+            return -1;
+        }
+    }
+    long added = 0;
+    pthread_mutex_lock(&ch->lock);
+    json_array_foreach(ids, i, id)
+    {
+        if (sim_map_put(ch->menus, json_string_value(id), &menu_exists, NULL) != 0) {
+            snprintf(err, errcap, "out of memory");
+            added = -1;
+            break;
+        }
+        added++;
+    }
+    pthread_mutex_unlock(&ch->lock);
+    return added;
+}
+
+static void menu_list_one(const char *key, void *value, void *ctx)
+{
+    (void)value;
+    json_array_append_new(ctx, json_string(key));
+}
+
+static void link_list_one(const char *key, void *value, void *ctx)
+{
+    json_object_set_new(ctx, key, json_string(value));
+}
+
+json_t *sim_channel_richmenus_json(struct sim_state *st, struct sim_channel *ch)
+{
+    (void)st;
+    json_t *menus = json_array(), *links = json_object();
+    pthread_mutex_lock(&ch->lock);
+    if (menus && links) {
+        sim_map_each(ch->menus, menu_list_one, menus);
+        sim_map_each(ch->richmenus, link_list_one, links);
+    }
+    json_t *out =
+        json_pack("{s:s, s:o, s:o}", "channel_id", ch->id, "rich_menus", menus, "links", links);
+    pthread_mutex_unlock(&ch->lock);
+    return out;
 }
 
 char *sim_channel_richmenu_get(struct sim_state *st, struct sim_channel *ch, const char *user_id)

@@ -118,10 +118,17 @@ void sim_channel_send(struct sim_state *st, struct sim_channel *ch, const struct
 /* LINE's profile object, or NULL when the user is unknown or blocked the
  * channel (LINE answers 404 for both). Caller owns the result. */
 json_t *sim_channel_profile(struct sim_state *st, struct sim_channel *ch, const char *user_id);
-/* Rich menus per user. Return 0, or -1 on allocation failure. */
+/* Rich menus per user. Linking returns 0, -1 on allocation failure, or -2
+ * when the channel has registered rich menus (sim_channel_richmenus_add)
+ * and menu_id is not one of them (LINE: 404); with none registered any id
+ * links. */
 int sim_channel_richmenu_link(struct sim_state *st, struct sim_channel *ch, const char *user_id,
                               const char *menu_id);
 void sim_channel_richmenu_unlink(struct sim_state *st, struct sim_channel *ch, const char *user_id);
+/* Links menu_id to every user, or unlinks them all when menu_id is NULL,
+ * atomically: an unknown menu (-2) changes nothing. Returns as link. */
+int sim_channel_richmenu_bulk(struct sim_state *st, struct sim_channel *ch, const char *menu_id,
+                              const char *const *user_ids, size_t n);
 /* The linked rich menu id (malloc'd), or NULL when none. */
 char *sim_channel_richmenu_get(struct sim_state *st, struct sim_channel *ch, const char *user_id);
 /* {"type":"none"} or {"type":"limited","value":N}. */
@@ -150,6 +157,14 @@ int sim_channel_limits_update(struct sim_state *st, struct sim_channel *ch, cons
                               int64_t now_ns, char *err, size_t errcap);
 json_t *sim_channel_limits_json(struct sim_state *st, struct sim_channel *ch);
 
+/* Registers rich menu ids (a JSON array of strings) as existing on the
+ * channel. Returns how many, or -1 with err filled (nothing changed on bad
+ * input). Kept by a reset with keep_channels, like friends. */
+long sim_channel_richmenus_add(struct sim_state *st, struct sim_channel *ch, const json_t *ids,
+                               char *err, size_t errcap);
+/* {"channel_id", "rich_menus": [registered ids], "links": {"<user>": "<menu>"}}. */
+json_t *sim_channel_richmenus_json(struct sim_state *st, struct sim_channel *ch);
+
 /* Every channel id with its token count (never the tokens). */
 json_t *sim_state_channels_json(struct sim_state *st);
 /* Messages received by `to` (optionally on one channel only); with to NULL,
@@ -158,7 +173,8 @@ json_t *sim_state_messages_json(struct sim_state *st, const char *to, const char
 /* The counters; see README for each one. */
 json_t *sim_state_stats_json(struct sim_state *st, int64_t now_ns);
 /* Clears messages, counters, retry keys, reply tokens, usage and faults.
- * keep_channels keeps channels, tokens, friends and limits; otherwise the
+ * keep_channels keeps channels, tokens, friends, registered rich menus and
+ * limits (not which user has which menu); otherwise the
  * simulator is as freshly started. */
 void sim_state_reset(struct sim_state *st, bool keep_channels, int64_t now_ns);
 

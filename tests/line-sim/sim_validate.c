@@ -593,6 +593,9 @@ static void v_body(struct vctx *v, enum sim_endpoint ep, const json_t *body)
         v_string(v, body, "richMenuId", true, 1, 0);
         v_user_ids(v, body, "userIds", 500);
         return; /* no messages */
+    case SIM_EP_RICHMENU_BULK_UNLINK:
+        v_user_ids(v, body, "userIds", 500);
+        return;
     default:
         break;
     }

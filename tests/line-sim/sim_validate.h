@@ -38,7 +38,7 @@ struct sim_verr {
 size_t sim_utf16_len(const char *s, size_t len);
 
 /* Parses body and validates it for ep (a send endpoint or bulk rich-menu
- * link). On success returns 0 and *out holds the parsed object (caller owns,
+ * link or unlink). On success returns 0 and *out holds the parsed object (caller owns,
  * json_decref). On failure returns -1, *out is NULL and err is filled; the
  * answer is then 400 with sim_verr_json(err). */
 int sim_validate_body(enum sim_endpoint ep, const char *body, size_t len, json_t **out,

@@ -3,7 +3,7 @@
  * retry-key form and store, token buckets and the one-second rate meter,
  * the monthly quota, duplicate fingerprints, fault decisions, and the
  * channel state that ties them together (409 on a repeated key, single-use
- * reply tokens, the quota boundary, blocked friends).
+ * reply tokens, the quota boundary, blocked friends, rich-menu links).
  *
  * The unit binary links common/ and the services, not the simulator, so
  * the simulator's pure modules are compiled into this file directly. If the
@@ -108,6 +108,19 @@ static char *bulk_link_501(void)
     cr_assert_not_null(body);
     snprintf(body, cap, "{\"richMenuId\":\"r\",\"userIds\":%.*s}", (int)(end - ids + 1), ids);
     free(mc);
+    return body;
+}
+
+/* The same 501 user ids for bulk unlink, which has no richMenuId. */
+static char *bulk_unlink_501(void)
+{
+    char *link = bulk_link_501();
+    const char *ids = strstr(link, "\"userIds\"");
+    size_t cap = strlen(link) + 8;
+    char *body = malloc(cap);
+    cr_assert_not_null(body);
+    snprintf(body, cap, "{%s", ids);
+    free(link);
     return body;
 }
 
@@ -224,6 +237,7 @@ static const struct good_case good_cases[] = {
      "\"couponId\":\"c1\"}]}"},
     {"rich menu bulk link", SIM_EP_RICHMENU_BULK_LINK,
      "{\"richMenuId\":\"richmenu-1\",\"userIds\":[\"U1\",\"U2\"]}"},
+    {"rich menu bulk unlink", SIM_EP_RICHMENU_BULK_UNLINK, "{\"userIds\":[\"U1\",\"U2\"]}"},
 };
 
 Test(linesim, validate_accepts_every_documented_message_type)
@@ -336,6 +350,14 @@ static const struct bad_case bad_cases[] = {
     {"body that is an array", SIM_EP_PUSH, "[]", NULL, "must be a JSON object", NULL, NULL},
     {"bulk link of 501 users", SIM_EP_RICHMENU_BULK_LINK, NULL, bulk_link_501, "1 error(s)",
      "userIds", "Size must be between 1 and 500"},
+    {"bulk link without richMenuId", SIM_EP_RICHMENU_BULK_LINK, "{\"userIds\":[\"U1\"]}", NULL,
+     "1 error(s)", "richMenuId", "Must be specified"},
+    {"bulk unlink of 501 users", SIM_EP_RICHMENU_BULK_UNLINK, NULL, bulk_unlink_501, "1 error(s)",
+     "userIds", "Size must be between 1 and 500"},
+    {"bulk unlink of no users", SIM_EP_RICHMENU_BULK_UNLINK, "{\"userIds\":[]}", NULL, "1 error(s)",
+     "userIds", "Size must be between 1 and 500"},
+    {"bulk unlink without userIds", SIM_EP_RICHMENU_BULK_UNLINK, "{}", NULL, "1 error(s)",
+     "userIds", "Must be specified"},
 };
 
 Test(linesim, validate_rejects_bad_input_with_line_detail)
@@ -800,5 +822,76 @@ Test(linesim, reset_keeps_channels_only_when_asked)
         sim_state_release(fx.st);
     sim_state_reset(fx.st, false, 3 * SEC);
     cr_expect_null(sim_state_acquire_token(fx.st, "tok-1001"));
+    sim_state_free(&fx.st);
+}
+
+/* The links a test reads back through GET /_sim/richmenus. */
+static const char *linked_menu(struct fixture *fx, const char *user)
+{
+    static char menu[64];
+    json_t *j = sim_channel_richmenus_json(fx->st, fx->ch);
+    const char *m = json_string_value(json_object_get(json_object_get(j, "links"), user));
+    snprintf(menu, sizeof menu, "%s", m ? m : "");
+    json_decref(j);
+    return menu;
+}
+
+Test(linesim, rich_menus_link_per_user_and_in_bulk_and_refuse_an_unknown_menu)
+{
+    struct fixture fx = state_setup();
+    /* Before any menu is registered, any id links (benchmarks need no setup). */
+    cr_expect_eq(sim_channel_richmenu_link(fx.st, fx.ch, "U1", "rm-any"), 0);
+    cr_expect_str_eq(linked_menu(&fx, "U1"), "rm-any");
+
+    char err[160];
+    json_t *menus = json_loads("[\"rm-a\",\"rm-b\"]", 0, NULL);
+    cr_assert_eq(sim_channel_richmenus_add(fx.st, fx.ch, menus, err, sizeof err), 2, "%s", err);
+    json_decref(menus);
+    cr_expect_eq(sim_channel_richmenu_link(fx.st, fx.ch, "U2", "rm-x"), -2, "unknown menu");
+    cr_expect_str_eq(linked_menu(&fx, "U2"), "");
+
+    const char *users[] = {"U2", "U3", "U4"};
+    cr_expect_eq(sim_channel_richmenu_bulk(fx.st, fx.ch, "rm-x", users, 3), -2);
+    cr_expect_str_eq(linked_menu(&fx, "U3"), "", "a refused bulk link changes nothing");
+    cr_expect_eq(sim_channel_richmenu_bulk(fx.st, fx.ch, "rm-a", users, 3), 0);
+    for (size_t i = 0; i < 3; i++)
+        cr_expect_str_eq(linked_menu(&fx, users[i]), "rm-a");
+    cr_expect_eq(sim_channel_richmenu_link(fx.st, fx.ch, "U3", "rm-b"), 0, "relinking replaces");
+    cr_expect_str_eq(linked_menu(&fx, "U3"), "rm-b");
+
+    cr_expect_eq(sim_channel_richmenu_bulk(fx.st, fx.ch, NULL, users, 2), 0, "bulk unlink");
+    cr_expect_str_eq(linked_menu(&fx, "U2"), "");
+    cr_expect_str_eq(linked_menu(&fx, "U3"), "");
+    cr_expect_str_eq(linked_menu(&fx, "U4"), "rm-a");
+    sim_channel_richmenu_unlink(fx.st, fx.ch, "U4");
+    cr_expect_str_eq(linked_menu(&fx, "U4"), "");
+    sim_channel_richmenu_unlink(fx.st, fx.ch, "U-never-linked"); /* harmless */
+
+    /* A reset keeps the registered menus (channel setup) but not the links. */
+    sim_state_reset(fx.st, true, 2 * SEC);
+    fx.ch = sim_state_acquire_id(fx.st, "1001");
+    cr_assert_not_null(fx.ch);
+    sim_state_release(fx.st);
+    cr_expect_str_eq(linked_menu(&fx, "U1"), "");
+    cr_expect_eq(sim_channel_richmenu_link(fx.st, fx.ch, "U1", "rm-x"), -2);
+    sim_state_free(&fx.st);
+}
+
+static const char *const bad_menu_lists[] = {"[]", "{}", "[\"\"]", "[\"ok\",5]"};
+
+Test(linesim, rich_menu_registration_rejects_bad_lists_and_changes_nothing)
+{
+    struct fixture fx = state_setup();
+    char err[160];
+    for (size_t i = 0; i < sizeof bad_menu_lists / sizeof bad_menu_lists[0]; i++) {
+        json_t *j = json_loads(bad_menu_lists[i], 0, NULL);
+        cr_assert_not_null(j, "%s", bad_menu_lists[i]);
+        cr_expect_eq(sim_channel_richmenus_add(fx.st, fx.ch, j, err, sizeof err), -1, "%s",
+                     bad_menu_lists[i]);
+        json_decref(j);
+    }
+    /* Still none registered: any id links. */
+    cr_expect_eq(sim_channel_richmenu_link(fx.st, fx.ch, "U1", "ok"), 0);
+    cr_expect_eq(sim_channel_richmenu_link(fx.st, fx.ch, "U1", "anything"), 0);
     sim_state_free(&fx.st);
 }
