@@ -11,17 +11,18 @@
 #include "httpd.h"
 
 struct links;
-struct spool;
+struct ackwait;
 
-/* key (the link key) is copied; spool is borrowed and must outlive links.
- * Main thread, at startup. Returns NULL + errstr. */
-struct links *links_new(const uint8_t key[CRYPTO_KEY_LEN], struct spool *spool, int ack_budget_ms,
-                        char *errstr, size_t errcap);
+/* key (the link key) is copied. Main thread, at startup. Returns NULL +
+ * errstr. */
+struct links *links_new(const uint8_t key[CRYPTO_KEY_LEN], char *errstr, size_t errcap);
 void links_free(struct links **l);
 
 /* Answers one request for /r/{token}; token points into the request path.
- * Any worker thread. */
-void links_handle(struct links *l, const struct httpd_request *req, const char *token,
-                  struct httpd_response *resp);
+ * A valid click's redirect is deferred (httpd_defer) until its event is
+ * durable through aw (acked, or spooled past the ack budget), and comes even
+ * if it is not. Any worker thread; never blocks on the broker. */
+void links_handle(struct links *l, struct ackwait *aw, const struct httpd_request *req,
+                  const char *token, struct httpd_response *resp);
 
 #endif

@@ -166,7 +166,7 @@ int main(void)
         log_error("cannot open the spool", "error", errstr);
         goto out;
     }
-    links = links_new(link_key, spool, (int)ack_budget_ms, errstr, sizeof errstr);
+    links = links_new(link_key, errstr, sizeof errstr);
     if (!links) {
         log_error("cannot set up tracked links", "error", errstr);
         goto out;

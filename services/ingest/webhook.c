@@ -370,7 +370,7 @@ void webhook_route(void *ctx, const struct httpd_request *req, struct httpd_resp
         return;
     }
     if (wh->links && strncmp(path, LINKS_PREFIX, sizeof LINKS_PREFIX - 1) == 0) {
-        links_handle(wh->links, req, path + sizeof LINKS_PREFIX - 1, resp);
+        links_handle(wh->links, wh->ackwait, req, path + sizeof LINKS_PREFIX - 1, resp);
         return;
     }
     httpd_respond_error(resp, 404, "not_found", "no such route", NULL);

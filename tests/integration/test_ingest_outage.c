@@ -3,13 +3,17 @@
  * budget because their events are committed to ingest.spool; with
  * PostgreSQL stopped as well the answer is 503 (LINE redelivers); once both
  * are back, the relay republishes every spooled event to line.webhook
- * exactly as it was sent and the spool empties.
+ * exactly as it was sent and the spool empties. Tracked-link clicks during
+ * the broker outage still redirect within the budget, without holding the
+ * public server's worker threads, and their LinkClicked events arrive on
+ * `inbound` once the broker is back.
  *
  * This suite stops and starts the shared infra (deploy/local/stack.sh
  * kafka-stop / pg-stop / pg-start / kafka-start), so it keeps the outage
  * short and restores both parts whatever happens (.fini). kizuna-ingest runs
  * on its own ports (public 18190, admin 18191). */
 #include <criterion/criterion.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "db.h"
 #include "itest.h"
 #include "kafka.h"
+#include "kizuna/v1/inbound.pb-c.h"
 #include "kizuna/v1/webhook.pb-c.h"
+#include "link_token.h"
 #include "log.h"
 
 #define PUBLIC_PORT 18190
@@ -31,6 +38,10 @@
 #define ANSWER_LIMIT_MS 1800
 #define BOT_USER "U8e742f61d673b39c7fff3cecb7536ef0"
 #define NREQ 3
+/* Few public worker threads, so that clicks that each held one for the
+ * budget (as they once did) would queue up for several budgets. */
+#define PUBLIC_THREADS 2
+#define NCLICKS (3 * PUBLIC_THREADS)
 
 static pid_t ingest_pid;
 static char ingest_log[256];
@@ -76,11 +87,12 @@ static void outage_start(void)
     snprintf(tenant, sizeof tenant, "t-outage-%ld", (long)getpid());
     snprintf(ingest_log, sizeof ingest_log, "%s/tests/ingest-outage-%ld.log", itest_build_dir(),
              (long)getpid());
-    char public_port[48], admin_port[48], budget[48];
+    char public_port[48], admin_port[48], budget[48], threads[48];
     snprintf(public_port, sizeof public_port, "INGEST_PUBLIC_PORT=%d", PUBLIC_PORT);
     snprintf(admin_port, sizeof admin_port, "INGEST_ADMIN_PORT=%d", ADMIN_PORT);
     snprintf(budget, sizeof budget, "INGEST_ACK_BUDGET_MS=%d", ACK_BUDGET_MS);
-    const char *settings[] = {public_port, admin_port, budget, "LOG_LEVEL=info", NULL};
+    snprintf(threads, sizeof threads, "INGEST_PUBLIC_THREADS=%d", PUBLIC_THREADS);
+    const char *settings[] = {public_port, admin_port, budget, threads, "LOG_LEVEL=info", NULL};
     ingest_pid = itest_service_spawn("ingest", settings, ingest_log);
     cr_assert(itest_http_wait_ready(ADMIN_PORT, 45000),
               "kizuna-ingest did not become ready; see %s", ingest_log);
@@ -295,4 +307,176 @@ Test(ingest_outage, broker_down_spools_and_relays_both_down_answers_503)
     cr_log_info("outage: %ld ms with infra parts down, spool drained %ld ms after both were back, "
                 "whole test %ld ms",
                 outage_ms, drained_ms, itest_now_ms() - t0);
+}
+
+/* --- tracked links ------------------------------------------------------------ */
+
+static void link_key(uint8_t out[CRYPTO_KEY_LEN])
+{
+    uint8_t data[CRYPTO_KEY_LEN];
+    const char *lk = getenv("KIZUNA_LINK_KEY");
+    if (lk && *lk) {
+        cr_assert_eq(crypto_key_from_hex(lk, out), 0);
+        return;
+    }
+    cr_assert_eq(crypto_key_from_hex(itest_env("KIZUNA_DATA_KEY"), data), 0);
+    link_token_key_derive(data, out);
+}
+
+struct click {
+    struct link_token t;
+    char url[LINK_TOKEN_TEXT_MAX + 64];
+    long status;
+    long took_ms;
+    char location[LINK_TOKEN_URL_MAX];
+    int seen; /* LinkClicked records on inbound */
+};
+
+static void click_make(struct click *c, const uint8_t key[CRYPTO_KEY_LEN])
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->t.tenant_id, sizeof c->t.tenant_id, "%s", tenant);
+    snprintf(c->t.channel_id, sizeof c->t.channel_id, "%s", channel);
+    itest_unique_digits(c->t.link_id, sizeof c->t.link_id, '6');
+    snprintf(c->t.friend_user_id, sizeof c->t.friend_user_id, "U");
+    itest_random_hex(c->t.friend_user_id + 1, 16);
+    snprintf(c->t.target_url, sizeof c->t.target_url, "https://example.com/outage?l=%s",
+             c->t.link_id);
+    c->t.expires_at = (int64_t)time(NULL) + 3600;
+    char tok[LINK_TOKEN_TEXT_MAX];
+    cr_assert_gt(link_token_sign(key, &c->t, tok, sizeof tok), 0);
+    snprintf(c->url, sizeof c->url, "http://127.0.0.1:%d/r/%s", PUBLIC_PORT, tok);
+}
+
+static size_t discard_body(char *p, size_t size, size_t n, void *ctx)
+{
+    (void)p;
+    (void)ctx;
+    return size * n;
+}
+
+/* GETs every click's URL at once (one connection each, no redirects
+ * followed) and fills status, took_ms and location. */
+static void clicks_get_at_once(struct click *clicks, size_t n)
+{
+    CURLM *multi = curl_multi_init();
+    cr_assert_not_null(multi);
+    CURL *easy[NCLICKS + 1];
+    cr_assert_leq(n, sizeof easy / sizeof easy[0]);
+    for (size_t i = 0; i < n; i++) {
+        easy[i] = curl_easy_init();
+        cr_assert_not_null(easy[i]);
+        curl_easy_setopt(easy[i], CURLOPT_URL, clicks[i].url);
+        curl_easy_setopt(easy[i], CURLOPT_TIMEOUT_MS, 10000L);
+        curl_easy_setopt(easy[i], CURLOPT_USERAGENT, "kizuna-test/1");
+        curl_easy_setopt(easy[i], CURLOPT_WRITEFUNCTION, discard_body);
+        curl_easy_setopt(easy[i], CURLOPT_FORBID_REUSE, 1L);
+        curl_multi_add_handle(multi, easy[i]);
+    }
+    int running = 1;
+    while (running) {
+        cr_assert_eq(curl_multi_perform(multi, &running), CURLM_OK);
+        if (running)
+            curl_multi_poll(multi, NULL, 0, 100, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        double total = 0;
+        char *location = NULL;
+        curl_easy_getinfo(easy[i], CURLINFO_RESPONSE_CODE, &clicks[i].status);
+        curl_easy_getinfo(easy[i], CURLINFO_TOTAL_TIME, &total);
+        curl_easy_getinfo(easy[i], CURLINFO_REDIRECT_URL, &location);
+        clicks[i].took_ms = (long)(total * 1000);
+        snprintf(clicks[i].location, sizeof clicks[i].location, "%s", location ? location : "");
+        curl_multi_remove_handle(multi, easy[i]);
+        curl_easy_cleanup(easy[i]);
+    }
+    curl_multi_cleanup(multi);
+}
+
+struct click_collect {
+    struct click *clicks;
+    size_t n;
+    size_t wrong;
+};
+
+static enum kafka_handled click_collect_handle(void *ctx, const struct kafka_message *msg)
+{
+    struct click_collect *cc = ctx;
+    Kizuna__V1__InboundEvent *ev = kizuna__v1__inbound_event__unpack(NULL, msg->len, msg->value);
+    if (!ev)
+        return KAFKA_DONE;
+    if (ev->event_case == KIZUNA__V1__INBOUND_EVENT__EVENT_LINK_CLICKED && ev->envelope &&
+        strcmp(ev->envelope->channel_id, channel) == 0) {
+        for (size_t i = 0; i < cc->n; i++) {
+            struct click *c = &cc->clicks[i];
+            if (strcmp(ev->link_clicked->link_id, c->t.link_id) != 0)
+                continue;
+            c->seen++;
+            if (strcmp(ev->link_clicked->friend_user_id, c->t.friend_user_id) != 0 ||
+                strcmp(ev->link_clicked->target_url, c->t.target_url) != 0 ||
+                strcmp(ev->envelope->tenant_id, tenant) != 0)
+                cc->wrong++;
+        }
+    }
+    kizuna__v1__inbound_event__free_unpacked(ev, NULL);
+    return KAFKA_DONE;
+}
+
+static bool click_collect_done(void *ctx)
+{
+    const struct click_collect *cc = ctx;
+    for (size_t i = 0; i < cc->n; i++)
+        if (cc->clicks[i].seen == 0)
+            return false;
+    return true;
+}
+
+Test(ingest_outage, link_clicks_with_broker_down_redirect_within_budget_and_arrive_later)
+{
+    uint8_t key[CRYPTO_KEY_LEN];
+    link_key(key);
+    static struct click clicks[NCLICKS + 1];
+
+    /* Warm: the broker is up, the click is acked. */
+    click_make(&clicks[0], key);
+    clicks_get_at_once(clicks, 1);
+    cr_assert_eq(clicks[0].status, 302, "click with the broker up: %ld", clicks[0].status);
+
+    cr_assert_eq(stack("kafka-stop"), 0, "kafka-stop failed; see %s", stack_log);
+    /* More clicks at once than the server has worker threads: each waits
+     * out the budget, and if one held a worker the last would wait
+     * NCLICKS / PUBLIC_THREADS budgets. */
+    for (size_t i = 1; i <= NCLICKS; i++)
+        click_make(&clicks[i], key);
+    long t0 = itest_now_ms();
+    clicks_get_at_once(clicks + 1, NCLICKS);
+    long all_ms = itest_now_ms() - t0;
+    for (size_t i = 1; i <= NCLICKS; i++) {
+        cr_expect_eq(clicks[i].status, 302, "click %zu with the broker down: %ld", i,
+                     clicks[i].status);
+        cr_expect_str_eq(clicks[i].location, clicks[i].t.target_url, "click %zu", i);
+        cr_expect_lt(clicks[i].took_ms, ANSWER_LIMIT_MS, "click %zu answered in %ld ms", i,
+                     clicks[i].took_ms);
+    }
+    cr_expect_lt(all_ms, ANSWER_LIMIT_MS, "%d clicks on %d worker threads took %ld ms", NCLICKS,
+                 PUBLIC_THREADS, all_ms);
+    long spooled = spool_rows();
+    cr_expect_eq(spooled, NCLICKS, "spool rows for the channel: %ld, want %d", spooled, NCLICKS);
+
+    cr_assert_eq(stack("kafka-start"), 0, "kafka-start failed; see %s", stack_log);
+    struct click_collect cc = {.clicks = clicks, .n = NCLICKS + 1};
+    itest_topic_read("inbound", click_collect_handle, click_collect_done, &cc, 45000);
+    for (size_t i = 0; i <= NCLICKS; i++)
+        cr_expect_geq(clicks[i].seen, 1, "click %zu (%s) never arrived on inbound", i,
+                      clicks[i].t.link_id);
+    cr_expect_eq(cc.wrong, 0, "%zu LinkClicked records differ from their token", cc.wrong);
+
+    long left = -1;
+    for (long start = itest_now_ms(); itest_now_ms() - start < 20000; usleep(200 * 1000)) {
+        left = spool_rows();
+        if (left == 0)
+            break;
+    }
+    cr_expect_eq(left, 0, "the spool did not empty: %ld rows left", left);
+    cr_log_info("link clicks: %d at once with the broker down answered in %ld ms", NCLICKS, all_ms);
 }
