@@ -6,7 +6,16 @@
  *   handler comment in microhttpd.h), and returning MHD_NO alone closes the
  *   connection with no answer at all. So once the cap is passed we write a
  *   small, complete 413 on the socket ourselves, shut down our side, and
- *   return MHD_NO so that MHD closes the connection without reading more;
+ *   return MHD_NO so that MHD closes the connection without reading more.
+ *   Closing a socket with unread input makes the kernel send a reset, which
+ *   can reach a client still uploading before it has read the 413 (curl
+ *   then reports "connection reset" and never sees the status). So the 413
+ *   path keeps a duplicate of the socket and lingers: a short-lived thread
+ *   reads and discards what the client still sends, for at most
+ *   HTTPD_LINGER_MS or HTTPD_LINGER_BYTES, until the client closes, and only
+ *   then closes it. MHD's own close of its descriptor does not end the
+ *   socket while the duplicate is open (MHD removes it from its epoll set
+ *   first), and the lingering thread never touches MHD;
  * - the built-in /healthz, /readyz and /metrics routes, request metrics, and
  *   the project's JSON error form;
  * - deferred answers (httpd_defer / httpd_complete), on MHD's suspend and
@@ -34,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +66,12 @@
 #define HTTPD_DRAIN_MAX_MS 60000
 /* After the deferred requests got their 503, the wait for it to be sent. */
 #define HTTPD_CANCEL_MS 1000
+/* A lingering close after an early 413 (see the top of the file): how long
+ * and how much input it discards at most, and how many sockets linger at
+ * once (past that, the close is immediate, as without lingering). */
+#define HTTPD_LINGER_MS 1000
+#define HTTPD_LINGER_BYTES ((size_t)8 << 20)
+#define HTTPD_LINGER_MAX 16
 /* The first body allocation; a declared length is not trusted further. */
 #define HTTPD_BODY_INITIAL ((size_t)64 << 10)
 
@@ -406,6 +423,71 @@ static enum MHD_Result request_begin(struct httpd_request *req)
     return MHD_YES;
 }
 
+/* --- lingering close ------------------------------------------------------ */
+
+static atomic_int httpd_lingering;
+
+static int64_t httpd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Discards input until the client closes, or the time or byte bound is
+ * reached, then closes our duplicate: the last reference to the socket. */
+static void *httpd_linger_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[16384];
+    size_t drained = 0;
+    int64_t deadline = httpd_now_ms() + HTTPD_LINGER_MS;
+    for (;;) {
+        int64_t left = deadline - httpd_now_ms();
+        if (left <= 0 || drained >= HTTPD_LINGER_BYTES)
+            break;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (n <= 0)
+            break; /* the client closed (it has read the answer), or reset */
+        drained += (size_t)n;
+    }
+    close(fd);
+    atomic_fetch_sub(&httpd_lingering, 1);
+    return NULL;
+}
+
+/* Keeps the connection's socket open past MHD's close and lets a detached
+ * thread drain it. Nothing happens when too many linger already. */
+static void httpd_linger(int fd)
+{
+    if (atomic_fetch_add(&httpd_lingering, 1) >= HTTPD_LINGER_MAX) {
+        atomic_fetch_sub(&httpd_lingering, 1);
+        return;
+    }
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    pthread_attr_t attr;
+    pthread_t thread;
+    bool started = false;
+    if (dup_fd >= 0 && pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&thread, &attr, httpd_linger_main, (void *)(intptr_t)dup_fd) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        atomic_fetch_sub(&httpd_lingering, 1);
+    }
+}
+
 /* MHD 0.9.75 cannot queue a response here (see the top of the file), so
  * the 413 goes out on the socket directly. Nothing else has been written on
  * this connection for this request: 100 Continue, if any, was sent before
@@ -442,9 +524,11 @@ static enum MHD_Result request_reject_upload(struct httpd_request *req)
                 off += (size_t)n;
             }
             free(msg);
-            /* FIN after the answer, even if MHD's close below finds unread
-             * data and resets the connection. */
+            /* FIN after the answer; the input still coming is drained, so
+             * that the close sends no reset before the client has read it. */
             shutdown(info->connect_fd, SHUT_WR);
+            if (off == total)
+                httpd_linger(info->connect_fd);
         }
     }
     response_clear(&resp);

@@ -37,10 +37,9 @@ BIN="$BUILD/bin"
 HERE="$ROOT/bench/ingest"
 
 if [ "${1:-}" != "--inner" ]; then
-    if ! command -v wrk >/dev/null 2>&1; then
-        echo "bench: installing wrk"
-        apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-    fi
+    # The project's one installer (apt only when it is missing; sudo when
+    # not root), as tests/fuzz/run.sh does.
+    command -v wrk >/dev/null 2>&1 || "$ROOT/deploy/local/deps.sh" --packages wrk
     if [ ! -x "$BIN/kizuna-ingest" ] || [ ! -x "$BIN/kizunactl" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
