@@ -13,8 +13,10 @@
  * Bodies come from gen_bodies.py ("<signature> <body>" per line) and are
  * sent in turn. One thread, epoll, a timerfd at the request interval.
  *
- * usage: ratebench -p PORT -P PATH -b BODIES -r RATE -d SECONDS [-c CONNS] [-H HOST]
- * Prints a summary, then one "RESULT key=value ..." line for scripts. */
+ * usage: ratebench -p PORT -P PATH -b BODIES -r RATE -d SECONDS [-c CONNS] [-H HOST] [-T FILE]
+ * Prints a summary, then one "RESULT key=value ..." line for scripts. -T
+ * also writes every answer as "<due, Unix ms> <latency, us>", so slow
+ * answers can be lined up with the broker's GC log (bench/ingest/gcslow.py). */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,6 +65,7 @@ static size_t rb_next_body;
 static int64_t *rb_backlog;
 static size_t rb_bl_head, rb_bl_tail, rb_bl_cap;
 static int64_t *rb_lat_us;
+static int64_t *rb_due_ns; /* per answer, for -T */
 static size_t rb_nlat;
 static long rb_status[600];
 static long rb_errors, rb_reconnects;
@@ -244,6 +247,7 @@ static void conn_read(struct rb_conn *c)
             rb_errors++; /* an answer nobody asked for */
         } else {
             rb_last_answer_ns = now_ns();
+            rb_due_ns[rb_nlat] = c->due_ns;
             rb_lat_us[rb_nlat++] = (rb_last_answer_ns - c->due_ns) / 1000;
             if (status > 0 && status < 600)
                 rb_status[status]++;
@@ -257,6 +261,21 @@ static void conn_read(struct rb_conn *c)
         dispatch();
         return;
     }
+}
+
+/* Monotonic due times as Unix milliseconds, next to each latency (before the
+ * latencies are sorted). */
+static void write_timeline(const char *file)
+{
+    FILE *f = fopen(file, "w");
+    if (!f)
+        die(file);
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    int64_t offset = (int64_t)rt.tv_sec * 1000000000LL + rt.tv_nsec - now_ns();
+    for (size_t i = 0; i < rb_nlat; i++)
+        fprintf(f, "%.3f %lld\n", (double)(rb_due_ns[i] + offset) / 1e6, (long long)rb_lat_us[i]);
+    fclose(f);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -275,11 +294,11 @@ static double pct_ms(double p)
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *path = NULL, *bodies = NULL;
+    const char *host = "127.0.0.1", *path = NULL, *bodies = NULL, *timeline = NULL;
     int port = 0, conns = 64;
     double rate = 0, seconds = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "H:p:P:b:r:d:c:")) != -1) {
+    while ((opt = getopt(argc, argv, "H:p:P:b:r:d:c:T:")) != -1) {
         switch (opt) {
         case 'H':
             host = optarg;
@@ -302,6 +321,9 @@ int main(int argc, char **argv)
         case 'c':
             conns = (int)strtol(optarg, NULL, 10);
             break;
+        case 'T':
+            timeline = optarg;
+            break;
         default:
             goto usage;
         }
@@ -319,11 +341,12 @@ int main(int argc, char **argv)
     load_bodies(bodies, host, port, path);
     size_t total = (size_t)(rate * seconds);
     rb_lat_us = calloc(total + 1, sizeof *rb_lat_us);
+    rb_due_ns = calloc(total + 1, sizeof *rb_due_ns);
     rb_bl_cap = total + 1;
     rb_backlog = calloc(rb_bl_cap, sizeof *rb_backlog);
     rb_conns = calloc((size_t)conns, sizeof *rb_conns);
     rb_idle = calloc((size_t)conns, sizeof *rb_idle);
-    if (!rb_lat_us || !rb_backlog || !rb_conns || !rb_idle)
+    if (!rb_lat_us || !rb_due_ns || !rb_backlog || !rb_conns || !rb_idle)
         die("calloc");
     rb_epfd = epoll_create1(EPOLL_CLOEXEC);
     if (rb_epfd < 0)
@@ -421,6 +444,8 @@ int main(int argc, char **argv)
         }
     }
     double elapsed = (double)((rb_last_answer_ns ? rb_last_answer_ns : now_ns()) - t0) / 1e9;
+    if (timeline)
+        write_timeline(timeline);
     long outstanding = (long)total - (long)rb_nlat - rb_errors;
     qsort(rb_lat_us, rb_nlat, sizeof *rb_lat_us, cmp_i64);
     long ok = rb_status[200];
@@ -445,6 +470,6 @@ int main(int argc, char **argv)
     return 0;
 usage:
     fprintf(stderr, "usage: ratebench -p PORT -P PATH -b BODIES -r RATE -d SECONDS [-c CONNS] "
-                    "[-H HOST]\n");
+                    "[-H HOST] [-T FILE]\n");
     return 2;
 }

@@ -44,6 +44,7 @@ if [ "${1:-}" != "--inner" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
     export BUILD
+    rm -f "$BUILD/bench/ingest/kafka-gc.log"
     if [ "${BENCH_STACK:-private}" = private ]; then
         # The broker's jars are shared with the main stack (deps.sh fetches
         # them); data, logs and secrets are the bench's own.
@@ -53,6 +54,10 @@ if [ "${1:-}" != "--inner" ]; then
         [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
         ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
         export KIZUNA_LOCAL_DIR="$private"
+        # The broker's GC and safepoint log, kept after the stack is gone:
+        # gcslow.py lines its pauses up with ratebench's slow answers.
+        mkdir -p "$BUILD/bench/ingest"
+        export KIZUNA_KAFKA_JVM_OPTS="${KIZUNA_KAFKA_JVM_OPTS:-} -Xlog:gc*,safepoint:file=$BUILD/bench/ingest/kafka-gc.log:time,uptime,level,tags"
         export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54349}"
         export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19292}"
         export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19293}"
@@ -272,7 +277,7 @@ for run in $RUNS; do
         ack_buckets >"$WORK/buckets0.txt"
         cpu_begin
         "$WORK/ratebench" -p "$PUBLIC_PORT" -P "$WEBHOOK_PATH" -b "$BODIES" -r "$RATE" \
-            -d "$SECONDS_RUN" -c "$RATE_CONNS" >"$WORK/ratebench.txt"
+            -d "$SECONDS_RUN" -c "$RATE_CONNS" -T "$WORK/ratebench-timeline.txt" >"$WORK/ratebench.txt"
         cpu_end
         cpu="$CPU"
         line="$(grep '^RESULT' "$WORK/ratebench.txt")"
@@ -282,6 +287,12 @@ for run in $RUNS; do
         report "   $(ack_share "$WORK/buckets0.txt" "$WORK/buckets1.txt")"
         report "   cpu: $cpu; ingest context switches per request: $(awk -v s="$SWITCHES" -v n="$(val answered)" 'BEGIN { printf "%.1f", n ? s / n : 0 }')"
         report "   after: $(outcomes)"
+        if [ -s "$WORK/kafka-gc.log" ]; then
+            python3 "$HERE/gcslow.py" "$WORK/ratebench-timeline.txt" "$WORK/kafka-gc.log" >"$WORK/gcslow.txt" 2>&1 || true
+            grep -E '^(broker safepoint|slow answers in flight|  =>)' "$WORK/gcslow.txt" |
+                sed 's/^ */   broker GC: /' | tee -a "$SUMMARY"
+            sed 's/^/   | /' "$WORK/gcslow.txt" >>"$SUMMARY"
+        fi
         grep -v '^RESULT' "$WORK/ratebench.txt" | sed 's/^/   | /' >>"$SUMMARY"
         ;;
     outage)

@@ -36,6 +36,9 @@ KAFKA_HOST="${KIZUNA_KAFKA_HOST:-127.0.0.1}"
 KAFKA_PORT="${KIZUNA_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KIZUNA_KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_HEAP="${KIZUNA_KAFKA_HEAP:--Xms512m -Xmx768m}"
+KAFKA_GC="${KIZUNA_KAFKA_GC:--XX:+UseG1GC -XX:MaxGCPauseMillis=20}"
+# More JVM options for the broker, e.g. GC logging (bench/ingest/run.sh).
+KAFKA_JVM_EXTRA="${KIZUNA_KAFKA_JVM_OPTS:-}"
 
 SIM_HOST="${KIZUNA_SIM_HOST:-127.0.0.1}"
 SIM_PORT="${KIZUNA_SIM_PORT:-8090}"
@@ -387,9 +390,11 @@ kafka_pid() { running_pid kafka "$KAFKA_PROPS"; }
 
 # The JVM's command line, shared by the storage tool and the broker.
 kafka_java_argv() {
-    local -a heap
+    local -a heap gc extra
     read -r -a heap <<<"$KAFKA_HEAP"
-    KAFKA_JAVA=(java "${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+    read -r -a gc <<<"$KAFKA_GC"
+    read -r -a extra <<<"$KAFKA_JVM_EXTRA"
+    KAFKA_JAVA=(java "${heap[@]}" "${gc[@]}" "${extra[@]}" -Djava.awt.headless=true
         -Dlog4j2.configurationFile="$ROOT/deploy/local/kafka-log4j2.properties"
         -Dkizuna.kafka.log="$LOGS/kafka.log"
         -cp "$KAFKA_LIBS/*")
