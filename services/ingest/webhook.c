@@ -19,6 +19,7 @@
 
 #include "ackwait.h"
 #include "crypto.h"
+#include "dedup.h"
 #include "kizuna/v1/webhook.pb-c.h"
 #include "links.h"
 #include "log.h"
@@ -41,7 +42,9 @@ struct webhook {
     struct links *links;
     int ack_budget_ms;
     struct ackwait *ackwait;
+    struct dedup *dedup; /* NULL (out of memory at start): nothing suppressed */
     struct metric *events;
+    struct metric *duplicates;
     struct metric *unknown_types;
     struct metric *signature_failures;
     struct metric *time_to_ack;
@@ -105,6 +108,12 @@ struct webhook *webhook_new(const struct webhook_options *opts, char *errstr, si
         "kizuna_ingest_time_to_ack_seconds",
         "From a webhook request's arrival until all its events were durable (or not), by outcome.",
         "outcome", webhook_ack_buckets, sizeof webhook_ack_buckets / sizeof webhook_ack_buckets[0]);
+    wh->dedup = dedup_new(0);
+    wh->duplicates = metrics_counter(
+        "kizuna_ingest_duplicates_suppressed_total",
+        "Webhook events not produced again because their webhookEventId was made durable "
+        "recently (LINE's redeliveries); the request is still answered 200.",
+        NULL);
     wh->refused = metrics_counter("kizuna_ingest_webhook_refused_total",
                                   "Webhook requests answered with an error, by reason.", "reason");
     return wh;
@@ -121,6 +130,7 @@ void webhook_free(struct webhook **wh)
     if (!wh || !*wh)
         return;
     ackwait_free(&(*wh)->ackwait);
+    dedup_free(&(*wh)->dedup);
     free(*wh);
     *wh = NULL;
 }
@@ -211,6 +221,9 @@ static void webhook_durable(void *arg, struct spool_record *recs, size_t n, bool
         switch (recs[i].state) {
         case SPOOL_ACKED:
         case SPOOL_SPOOLED:
+            /* On the broker or in the spool: a redelivery need not be
+             * produced again, even if another event of the request failed. */
+            dedup_record(wh->dedup, p->channel_id, r->webhook_event_id);
             if (durable) {
                 if (record_is_unknown(r)) {
                     metrics_add(wh->events, 1, "unknown");
@@ -250,6 +263,26 @@ static void webhook_durable(void *arg, struct spool_record *recs, size_t n, bool
     pending_free(p);
 }
 
+/* Removes the events whose webhookEventId was made durable recently (a
+ * redelivery), keeping the others in order. */
+static void webhook_drop_seen(struct webhook *wh, const char *channel_id,
+                              struct webhook_batch *batch)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < batch->n; i++) {
+        struct webhook_record *r = &batch->records[i];
+        if (dedup_seen(wh->dedup, channel_id, r->webhook_event_id)) {
+            metrics_add(wh->duplicates, 1);
+            log_info("webhook event suppressed: made durable recently", "channel", channel_id,
+                     "webhook_event_id", r->webhook_event_id);
+            free(r->payload);
+            continue;
+        }
+        batch->records[kept++] = *r;
+    }
+    batch->n = kept;
+}
+
 /* Everything after the signature: parse, hand the events to ackwait, and
  * defer the answer until they are durable. */
 static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
@@ -273,8 +306,10 @@ static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
         webhook_refuse(wh, resp, 400, "bad_request", err[0] ? err : "invalid webhook body", "body");
         return;
     }
+    webhook_drop_seen(wh, ch->channel_id, &p->batch);
     if (p->batch.n == 0) {
-        /* LINE's "Verify" button, or a delivery with nothing in it. */
+        /* LINE's "Verify" button, a delivery with nothing in it, or one
+         * whose events were all made durable recently. */
         pending_free(p);
         httpd_respond_json(resp, 200, "{}");
         return;

@@ -273,6 +273,73 @@ Test(ingest_webhook, signed_message_event_arrives_on_line_webhook_with_its_key)
     itest_http_free(&r);
 }
 
+/* LINE redelivers an event it is unsure about (deliveryContext.isRedelivery,
+ * same webhookEventId). One ingest made durable recently is answered 200
+ * and not produced again; the new events of the same request are. */
+Test(ingest_webhook, redelivered_event_is_answered_200_and_produced_once)
+{
+    char first_id[64], new_id[64], last_id[64], user[40];
+    char first[1024], again[1024], fresh[1024], last[1024], list[2200], body[4096], sig[64];
+    snprintf(user, sizeof user, "U");
+    itest_random_hex(user + 1, 16);
+    const char *ids[] = {first_id, new_id, last_id};
+    for (size_t i = 0; i < 3; i++) {
+        char *id = (char *)ids[i];
+        snprintf(id, 64, "01DUP%zu", i);
+        itest_unique_digits(id + strlen(id), 64 - strlen(id), '7');
+    }
+    /* One user, so that all records share a partition and come in order. */
+    message_event(first, sizeof first, first_id, user, "first");
+    message_event(again, sizeof again, first_id, user, "first");
+    char *flag = strstr(again, "\"isRedelivery\":false");
+    cr_assert_not_null(flag);
+    memcpy(flag, "\"isRedelivery\":true ", strlen("\"isRedelivery\":false"));
+    message_event(fresh, sizeof fresh, new_id, user, "new");
+    message_event(last, sizeof last, last_id, user, "last");
+
+    const char *requests[][2] = {{first, NULL}, {again, fresh}, {again, NULL}, {last, NULL}};
+    for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
+        if (requests[i][1])
+            snprintf(list, sizeof list, "%s,%s", requests[i][0], requests[i][1]);
+        else
+            snprintf(list, sizeof list, "%s", requests[i][0]);
+        webhook_body(body, sizeof body, list);
+        itest_line_sign(secret, body, strlen(body), sig);
+        struct itest_http r;
+        long status = post_webhook(channel, NULL, sig, body, strlen(body), &r);
+        cr_assert_eq(status, 200, "request %zu: %ld %s", i, status, r.body);
+        itest_http_free(&r);
+    }
+
+    struct found f = {.stop_id = last_id};
+    snprintf(f.prefix, sizeof f.prefix, "%s:", channel);
+    consume_until("line.webhook", &f, CONSUME_TIMEOUT_MS);
+    cr_assert(f.stopped, "the last event did not arrive on line.webhook");
+    int seen_first = 0, seen_new = 0;
+    for (size_t i = 0; i < f.n; i++) {
+        Kizuna__V1__WebhookEvent *ev =
+            kizuna__v1__webhook_event__unpack(NULL, f.recs[i].len, f.recs[i].value);
+        cr_assert_not_null(ev);
+        seen_first += strcmp(ev->webhook_event_id, first_id) == 0;
+        seen_new += strcmp(ev->webhook_event_id, new_id) == 0;
+        kizuna__v1__webhook_event__free_unpacked(ev, NULL);
+    }
+    cr_expect_eq(seen_first, 1, "the redelivered event was produced %d times", seen_first);
+    cr_expect_eq(seen_new, 1, "the new event of the redelivery was produced %d times", seen_new);
+    cr_expect_eq(f.n, 3, "records for the channel: %zu, want 3", f.n);
+    found_free(&f);
+
+    char url[128];
+    struct itest_http r;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", ADMIN_PORT);
+    cr_assert_eq(itest_http_do("GET", url, NULL, NULL, 0, &r), 200);
+    cr_expect(strstr(r.body, "kizuna_ingest_duplicates_suppressed_total 2") != NULL,
+              "two suppressed duplicates counted");
+    cr_expect(strstr(r.body, "kizuna_ingest_events_total{type=\"message\"} 3") != NULL,
+              "each event counted once");
+    itest_http_free(&r);
+}
+
 /* --- bad input ---------------------------------------------------------------- */
 
 enum body_kind { B_VALID, B_TRUNCATED, B_BAD_UTF8, B_EMPTY, B_ARRAY, B_PRETTY, B_2MIB, B_CHUNKED };
