@@ -318,3 +318,8 @@ fail:
     EVP_CIPHER_CTX_free(ctx);
     return rc;
 }
+
+void crypto_wipe(void *buf, size_t len)
+{
+    OPENSSL_cleanse(buf, len);
+}

@@ -49,4 +49,7 @@ long crypto_open(const uint8_t key[CRYPTO_KEY_LEN], const void *aad, size_t aadl
 /* Fills buf with cryptographically random bytes. Returns 0 or -1. */
 int crypto_random(void *buf, size_t len);
 
+/* Zeroes len bytes of a secret in a way the compiler cannot drop. */
+void crypto_wipe(void *buf, size_t len);
+
 #endif

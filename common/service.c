@@ -57,8 +57,22 @@ static void config_errors_log(const struct config_entry *table, size_t n, char *
     }
 }
 
+/* What def->validate reports into: logged like every other config error. */
+struct validate_ctx {
+    const struct config_entry *table;
+    size_t n;
+    int errors;
+};
+
+static void validate_report(void *rctx, const char *name, const char *reason)
+{
+    struct validate_ctx *v = rctx;
+    config_error_log(v->table, v->n, name, reason);
+    v->errors++;
+}
+
 /* Reads the table, then checks what the table cannot (LOG_LEVEL's words,
- * the data key's hex), and reports every error before exiting, so that an
+ * the data key's hex, the service's own validate), and reports every error before exiting, so that an
  * operator fixes them all in one restart. */
 static void load_config(struct service *svc, const struct service_def *def)
 {
@@ -126,6 +140,11 @@ static void load_config(struct service *svc, const struct service_def *def)
             snprintf(reason, sizeof reason, "must be 64 hex characters (got a non-hex character)");
         config_error_log(table, n, "KIZUNA_DATA_KEY", reason);
         errors++;
+    }
+    if (def->validate) {
+        struct validate_ctx v = {table, n, 0};
+        def->validate(validate_report, &v);
+        errors += v.errors;
     }
     if (errors > 0) {
         char count[24];
@@ -227,9 +246,7 @@ static void step_close_db(void *ctx)
 static void step_free(void *ctx)
 {
     struct service *svc = ctx;
-    volatile uint8_t *key = svc->data_key; /* volatile: the wipe is not optimised away */
-    for (size_t i = 0; i < sizeof svc->data_key; i++)
-        key[i] = 0;
+    crypto_wipe(svc->data_key, sizeof svc->data_key);
     kafka_producer_free(&svc->producer);
     metrics_free_all();
 }

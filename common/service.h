@@ -41,6 +41,11 @@ struct service_def {
      * with the rest of the config so that a bad key is reported with every
      * other config error at once. */
     bool needs_data_key;
+    /* Checks what the service's own entries cannot express (a word list, a
+     * hex key), calling report once per error. It runs with the shared
+     * checks, before anything connects, so that every config error is
+     * reported at once. NULL: nothing more to check. */
+    void (*validate)(void (*report)(void *rctx, const char *name, const char *reason), void *rctx);
 };
 
 struct service {
@@ -66,7 +71,7 @@ struct service {
 };
 
 /* Loads config (exits CONFIG_EXIT on any error, listing all of them: the
- * table's, LOG_LEVEL's and KIZUNA_DATA_KEY's),
+ * table's, LOG_LEVEL's, KIZUNA_DATA_KEY's and def->validate's),
  * installs signal handlers, connects to PostgreSQL (retrying until
  * startup_timeout_s), applies migrations, creates the producer, runs
  * def->setup, and starts the admin server. Returns 0, or the process exit

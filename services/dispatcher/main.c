@@ -341,6 +341,19 @@ static int instance_id(char *out, size_t cap, long port)
     return 0;
 }
 
+/* service_def.validate: the checks the config table cannot express. */
+static void dispatcher_validate(void (*report)(void *rctx, const char *name, const char *reason),
+                                void *rctx)
+{
+    if (intake_from && strcmp(intake_from, "earliest") != 0 && strcmp(intake_from, "latest") != 0)
+        report(rctx, "DISPATCHER_INTAKE_FROM", "must be earliest or latest");
+    if (instance_opt && strlen(instance_opt) > DELIVERY_INSTANCE_MAX) {
+        char reason[64];
+        snprintf(reason, sizeof reason, "too long (at most %d characters)", DELIVERY_INSTANCE_MAX);
+        report(rctx, "DISPATCHER_INSTANCE_ID", reason);
+    }
+}
+
 /* service_def.setup: everything the admin API needs, before it opens. */
 static int dispatcher_setup(struct service *svc)
 {
@@ -353,12 +366,8 @@ static int dispatcher_setup(struct service *svc)
     shutdown_register(SHUTDOWN_FREE, "free the dispatcher", step_free, &app);
 
     int rc = 0;
-    if (strcmp(intake_from, "earliest") != 0 && strcmp(intake_from, "latest") != 0) {
-        log_error("config error", "error", "DISPATCHER_INTAKE_FROM: must be earliest or latest");
-        rc = CONFIG_EXIT;
-    } else if (instance_id(app.instance, sizeof app.instance, app.svc.admin_port) != 0) {
-        log_error("config error", "error", "DISPATCHER_INSTANCE_ID: too long");
-        rc = CONFIG_EXIT;
+    if (instance_id(app.instance, sizeof app.instance, app.svc.admin_port) != 0) {
+        rc = CONFIG_EXIT; /* dispatcher_validate reported it */
     } else {
         if (strncmp(line_api_base, "https://", 8) != 0 &&
             strncmp(line_api_base, "http://127.", 11) != 0 &&
@@ -382,6 +391,7 @@ int main(void)
         .api_ctx = &app,
         .setup = dispatcher_setup,
         .needs_data_key = true,
+        .validate = dispatcher_validate,
     };
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "curl_global_init failed\n");

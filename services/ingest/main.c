@@ -120,16 +120,24 @@ static int link_key_load(const uint8_t data_key[CRYPTO_KEY_LEN], uint8_t out[CRY
     return 0;
 }
 
+/* service_def.validate: KIZUNA_LINK_KEY, when set, must be a key. */
+static void ingest_validate(void (*report)(void *rctx, const char *name, const char *reason),
+                            void *rctx)
+{
+    uint8_t key[CRYPTO_KEY_LEN];
+    if (link_key_hex && link_key_hex[0] && crypto_key_from_hex(link_key_hex, key) != 0)
+        report(rctx, "KIZUNA_LINK_KEY", "must be 64 hex characters");
+    crypto_wipe(key, sizeof key);
+}
+
 /* Keys, and the registry the admin API needs, before the admin server opens. */
 static uint8_t link_key[CRYPTO_KEY_LEN];
 
 static int ingest_setup(struct service *svc)
 {
     char errstr[512];
-    if (link_key_load(svc->data_key, link_key) != 0) {
-        log_error("config error", "error", "KIZUNA_LINK_KEY: must be 64 hex characters");
-        return CONFIG_EXIT;
-    }
+    if (link_key_load(svc->data_key, link_key) != 0)
+        return CONFIG_EXIT; /* ingest_validate reported it */
     producer = svc->producer;
     shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop public server", step_stop_public, NULL);
     shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relay", step_stop_relay, NULL);
@@ -154,6 +162,7 @@ int main(void)
         .api = ingest_api,
         .setup = ingest_setup,
         .needs_data_key = true,
+        .validate = ingest_validate,
     };
     char errstr[512];
 

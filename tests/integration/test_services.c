@@ -149,7 +149,7 @@ Test(services, bad_config_exits_2_naming_the_variable)
 }
 
 /* Errors the config table cannot see by itself (LOG_LEVEL's words, the data
- * key's hex) are still reported in the same run as every other error. */
+ * key's hex, each service's validate hook) are still reported in the same run as every other error. */
 struct bad_configs_together {
     const char *name;
     const char *service;
@@ -176,6 +176,19 @@ static const struct bad_configs_together bad_together[] = {
      "dispatcher",
      {"LOG_LEVEL=loud", "KIZUNA_DATA_KEY=" SECRET_LOOKING_KEY, NULL},
      {"LOG_LEVEL", "KIZUNA_DATA_KEY", "\"errors\":\"2\"", NULL}},
+    /* The services' own checks (service_def.validate) join the same report. */
+    {"bad intake start and bad instance id and bad port (dispatcher)",
+     "dispatcher",
+     {"DISPATCHER_INTAKE_FROM=middle",
+      "DISPATCHER_INSTANCE_ID="
+      "i-am-far-too-long-for-an-instance-id-i-am-far-too-long-for-an-instance-id-i-am-far-too-"
+      "long-for-an-instance-id-0123456789-0123456789-0123456789",
+      "DISPATCHER_ADMIN_PORT=eighty", NULL},
+     {"DISPATCHER_INTAKE_FROM", "DISPATCHER_INSTANCE_ID", "\"errors\":\"3\"", NULL}},
+    {"bad link key and bad data key (ingest)",
+     "ingest",
+     {"KIZUNA_LINK_KEY=" SECRET_LOOKING_KEY, "KIZUNA_DATA_KEY=abcd", NULL},
+     {"KIZUNA_LINK_KEY", "KIZUNA_DATA_KEY", "\"errors\":\"2\"", NULL}},
 };
 
 Test(services, config_errors_including_the_data_key_are_reported_together)
@@ -186,8 +199,8 @@ Test(services, config_errors_including_the_data_key_are_reported_together)
         char log_path[256];
         snprintf(log_path, sizeof log_path, "%s/tests/badconfig-together-%zu.log",
                  itest_build_dir(), i);
-        const char *settings[6] = {"INGEST_PUBLIC_PORT=18080", "DISPATCHER_ADMIN_PORT=18084",
-                                   "INGEST_ADMIN_PORT=18081"};
+        const char *settings[8] = {"INGEST_PUBLIC_PORT=18080", "DISPATCHER_ADMIN_PORT=18084",
+                                   "INGEST_ADMIN_PORT=18081"}; /* + settings[4], NULL */
         size_t ns = 3;
         for (size_t k = 0; c->settings[k]; k++)
             settings[ns++] = c->settings[k];
