@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# The dispatcher benchmark (issue 4; not a test). One channel at LINE's push
-# limit (2,000 requests/s) for BENCH_SECONDS: a real kizuna-dispatcher sends
-# to a real line-sim (recording off), both started here on their own ports,
-# with the local stack's PostgreSQL and Kafka. loadgen.c publishes the
-# channel (token sealed as ingest seals it), produces the pushes to the
-# benchmark topic and reads the simulator's counters once a second. It
-# reports the achieved rate (mean over the best BENCH_SECONDS window), the
-# highest count in any sliding second, 429s, duplicates, and the
-# dispatcher's CPU and RSS. PostgreSQL and Kafka are started if they are not
+# The dispatcher benchmark (issue 4; not a test). For each mode a real
+# kizuna-dispatcher sends to a real line-sim, both started here on their own
+# ports (fresh for every mode), with the local stack's PostgreSQL and Kafka.
+# loadgen.c sets the channels up (simulator, ChannelConfig with the token
+# sealed as ingest seals it, limits through the admin API), produces the
+# requests to the benchmark topic and reads the simulator's counters once a
+# second. It reports the achieved rate (mean over the best BENCH_SECONDS
+# window), the highest count in any sliding second on one channel, 429s,
+# duplicates, CPU of the dispatcher, line-sim, PostgreSQL (postmaster and
+# backends: every database's) and Kafka, what the rest of the machine used
+# ("other"), and RSS. PostgreSQL and Kafka are started if they are not
 # running (deploy/local/stack.sh with-stack stops again only what it
 # started).
 #
+# Modes (BENCH_MODES, default "one eight multicast"; issue 4's three targets):
+#   one        one channel, push at LINE's limit (2,000/s): >= 98 %, no 429
+#   eight      BENCH_CHANNELS (8) channels, push, limit raised to
+#              BENCH_CHANNEL_LIMIT (2,000/s each) in simulator and dispatcher:
+#              >= 8,000 req/s in total
+#   multicast  one channel, multicast of 500 recipients at LINE's 200 req/s:
+#              100,000 recipients/s
+#
 # Settings (environment): BUILD (build), BENCH_SECONDS (30), BENCH_COUNT
-# (2000 * (BENCH_SECONDS + 10)), BENCH_SIM_PORT (18290), BENCH_ADMIN_PORT
-# (18284), BENCH_SIM_THREADS (4), and the dispatcher's own variables
-# (DISPATCHER_MAX_INFLIGHT...), passed through. docs/benchmarks.md records
+# (requests per mode; default: the mode's target rate * (BENCH_SECONDS + 10)),
+# BENCH_CHANNELS (8), BENCH_CHANNEL_LIMIT (2000), BENCH_BURST (0: the
+# dispatcher's default burst; else set per channel), BENCH_RECORD (1: the
+# simulator keeps messages and detects duplicates; multicast always 0),
+# BENCH_SIM_PORT (18290), BENCH_ADMIN_PORT (18284), BENCH_SIM_THREADS (4), and
+# the dispatcher's own variables (DISPATCHER_MAX_INFLIGHT,
+# DISPATCHER_RATE_MARGIN_MS...), passed through. docs/benchmarks.md records
 # runs.
 set -euo pipefail
 
@@ -33,7 +47,10 @@ if [ "${1:-}" != "--inner" ]; then
 fi
 
 SECONDS_RUN="${BENCH_SECONDS:-30}"
-COUNT="${BENCH_COUNT:-$((2000 * (SECONDS_RUN + 10)))}"
+MODES="${BENCH_MODES:-one eight multicast}"
+NCHANNELS="${BENCH_CHANNELS:-8}"
+CHANNEL_LIMIT="${BENCH_CHANNEL_LIMIT:-2000}"
+RECORD="${BENCH_RECORD:-1}"
 SIM_PORT="${BENCH_SIM_PORT:-18290}"
 ADMIN_PORT="${BENCH_ADMIN_PORT:-18284}"
 SIM_THREADS="${BENCH_SIM_THREADS:-4}"
@@ -61,9 +78,16 @@ stop() { # pid: SIGTERM, then SIGKILL after 30 s
 }
 cleanup() {
     stop "$DISP_PID"
+    DISP_PID=""
     stop "$SIM_PID"
+    SIM_PID=""
 }
 trap cleanup EXIT
+
+# The pid listening on a local TCP port (PostgreSQL's postmaster, Kafka), or 0.
+listener_pid() {
+    ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1 | grep . || echo 0
+}
 
 # --- the driver ----------------------------------------------------------------
 say "building loadgen"
@@ -76,49 +100,85 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -pthread -I"$ROOT/common" -I"$BUILD/
     "$BUILD/lib/libkizuna_common.a" "$BUILD/lib/libkizuna_proto.a" \
     $(pkg-config --libs $PKGS) -lm
 "$WORK/loadgen" -C -T "$TOPIC"
+PG_PID="$(listener_pid "${KIZUNA_PG_PORT:-54329}")"
+KAFKA_PID="$(listener_pid "${KIZUNA_KAFKA_PORT:-19092}")"
 
-# --- the simulator and a channel ---------------------------------------------------
-CHANNEL="8$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')$(date +%s)"
-TOKEN="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-say "starting line-sim on 127.0.0.1:$SIM_PORT ($SIM_THREADS threads), log $WORK/line-sim.log"
-LINESIM_PORT="$SIM_PORT" LINESIM_THREADS="$SIM_THREADS" LINESIM_LOG_LEVEL=warn \
-    "$BIN/line-sim" >"$WORK/line-sim.log" 2>&1 &
-SIM_PID=$!
-for _ in $(seq 1 100); do
-    curl -fsS "http://127.0.0.1:$SIM_PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fsS -XPOST "http://127.0.0.1:$SIM_PORT/_sim/channels" -H 'Content-Type: application/json' \
-    -d "{\"channel_id\":\"$CHANNEL\",\"access_token\":\"$TOKEN\"}" >/dev/null
-curl -fsS -XPOST "http://127.0.0.1:$SIM_PORT/_sim/users" -H 'Content-Type: application/json' \
-    -d "{\"channel_id\":\"$CHANNEL\",\"user_id\":\"Uprobe\",\"display_name\":\"Probe\"}" >/dev/null
-curl -fsS -XPUT "http://127.0.0.1:$SIM_PORT/_sim/settings" -H 'Content-Type: application/json' \
-    -d '{"record": false}' >/dev/null
+# Starts line-sim and the dispatcher for one mode (log names carry the mode).
+start_pair() {
+    local mode="$1" record="$2"
+    CHANNEL="8$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')$(date +%s)"
+    TOKEN="bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    say "starting line-sim on 127.0.0.1:$SIM_PORT ($SIM_THREADS threads), log $WORK/line-sim-$mode.log"
+    LINESIM_PORT="$SIM_PORT" LINESIM_THREADS="$SIM_THREADS" LINESIM_LOG_LEVEL=warn \
+        LINESIM_MAX_RECORDED=0 "$BIN/line-sim" >"$WORK/line-sim-$mode.log" 2>&1 &
+    SIM_PID=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$SIM_PORT/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    local rec=false
+    [ "$record" = 1 ] && rec=true
+    curl -fsS -XPUT "http://127.0.0.1:$SIM_PORT/_sim/settings" -H 'Content-Type: application/json' \
+        -d "{\"record\": $rec}" >/dev/null
+    say "starting kizuna-dispatcher (admin 127.0.0.1:$ADMIN_PORT), log $WORK/dispatcher-$mode.log"
+    DISPATCHER_ADMIN_PORT="$ADMIN_PORT" DISPATCHER_LINE_API_BASE="http://127.0.0.1:$SIM_PORT" \
+        DISPATCHER_INSTANCE_ID="bench-$CHANNEL" DISPATCHER_GROUP="bench-$CHANNEL" \
+        DISPATCHER_REQUESTS_TOPIC="$TOPIC" DISPATCHER_INTAKE_FROM=latest \
+        LOG_LEVEL="${LOG_LEVEL:-warn}" "$BIN/kizuna-dispatcher" >"$WORK/dispatcher-$mode.log" 2>&1 &
+    DISP_PID=$!
+    for _ in $(seq 1 300); do
+        curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+        kill -0 "$DISP_PID" 2>/dev/null || {
+            tail -20 "$WORK/dispatcher-$mode.log"
+            echo "bench: the dispatcher exited" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
+}
 
-# --- the dispatcher -------------------------------------------------------------------
-say "starting kizuna-dispatcher (admin 127.0.0.1:$ADMIN_PORT), log $WORK/dispatcher.log"
-DISPATCHER_ADMIN_PORT="$ADMIN_PORT" DISPATCHER_LINE_API_BASE="http://127.0.0.1:$SIM_PORT" \
-    DISPATCHER_INSTANCE_ID="bench-$CHANNEL" DISPATCHER_GROUP="bench-$CHANNEL" \
-    DISPATCHER_REQUESTS_TOPIC="$TOPIC" DISPATCHER_INTAKE_FROM=latest \
-    LOG_LEVEL="${LOG_LEVEL:-warn}" "$BIN/kizuna-dispatcher" >"$WORK/dispatcher.log" 2>&1 &
-DISP_PID=$!
-for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$DISP_PID" 2>/dev/null || { tail -20 "$WORK/dispatcher.log"; echo "bench: the dispatcher exited" >&2; exit 1; }
-    sleep 0.1
-done
-
-say "one channel, push, LINE's limit 2000/s: $COUNT pushes, best ${SECONDS_RUN}s window"
-"$WORK/loadgen" -c "$CHANNEL" -t "$TOKEN" -n "$COUNT" -p "$SIM_PORT" -T "$TOPIC" \
-    -w "$SECONDS_RUN" -P "$DISP_PID" -Q "$SIM_PID" | tee "$WORK/loadgen.txt"
+run_mode() {
+    local mode="$1" k=1 limit=0 recipients=0 rate=2000 record="$RECORD" what
+    case "$mode" in
+    one) what="one channel, push at LINE's limit (2000/s)" ;;
+    eight)
+        k="$NCHANNELS"
+        limit="$CHANNEL_LIMIT"
+        rate=$((NCHANNELS * CHANNEL_LIMIT))
+        what="$k channels, push, limit $limit/s each"
+        ;;
+    multicast)
+        recipients=500
+        rate=200
+        record=0 # 500 recipients x 200/s would fill the simulator's memory
+        what="one channel, multicast x 500 at LINE's limit (200/s)"
+        ;;
+    *)
+        echo "bench: unknown mode $mode (one, eight, multicast)" >&2
+        exit 2
+        ;;
+    esac
+    local count="${BENCH_COUNT:-$((rate * (SECONDS_RUN + 10)))}"
+    start_pair "$mode" "$record"
+    say "$mode: $what: $count requests, best ${SECONDS_RUN}s window; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$WORK/loadgen" -c "$CHANNEL" -t "$TOKEN" -n "$count" -p "$SIM_PORT" -a "$ADMIN_PORT" \
+        -T "$TOPIC" -k "$k" -L "$limit" -B "${BENCH_BURST:-0}" -M "$recipients" -w "$SECONDS_RUN" -P "$DISP_PID" \
+        -Q "$SIM_PID" -G "$PG_PID" -K "$KAFKA_PID" | tee "$WORK/loadgen-$mode.txt"
+    {
+        echo "== $mode: $what, $count requests, record=$record, burst=${BENCH_BURST:-default}, margin=${DISPATCHER_RATE_MARGIN_MS:-default} ms"
+        grep '^RESULT' "$WORK/loadgen-$mode.txt"
+        curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
+            grep -E '^kizuna_dispatcher_(line_calls_total|results_total|requests_total|intake_commit_seconds_(sum|count))' || true
+    } >>"$SUMMARY"
+    cleanup
+}
 
 {
-    echo "dispatcher benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
-    echo "one channel, push at LINE's limit (2000/s), $COUNT pushes"
-    grep '^RESULT' "$WORK/loadgen.txt"
-    echo "dispatcher metrics:"
-    curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
-        grep -E '^kizuna_dispatcher_(line_calls_total|results_total|requests_total|intake_commit_seconds_(sum|count))' || true
+    echo "dispatcher benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, modes: $MODES"
+    echo "load average before: $(cat /proc/loadavg)"
 } >"$SUMMARY"
+for mode in $MODES; do
+    run_mode "$mode"
+done
 say "summary in $SUMMARY"
 cat "$SUMMARY"

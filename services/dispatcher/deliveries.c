@@ -15,8 +15,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "pgarray.h"
+#include "strmap.h"
 
-#define WRITER_BATCH_MAX 256
+#define WRITER_BATCH_MAX 1000
 #define WRITER_RETRY_MS 500
 #define TAKEOVER_BATCH "1000"
 #define INBOX_CONSUMER "send.requests"
@@ -176,54 +178,98 @@ static int recipient_count(const Kizuna__V1__SendRequest *req)
     }
 }
 
-int deliveries_intake(struct db *db, const char *instance, const struct delivery *d,
-                      const void *bytes, size_t len)
+/* The inbox claims and the rows of a whole batch in one statement: one
+ * round trip, one parse and plan, whatever the batch size. The claim comes
+ * first and only a new claim inserts its row (inbox_claim's contract,
+ * inbox.h, written into the statement); ON CONFLICT on the row covers one
+ * whose inbox entry was pruned. Rows are inserted in batch order, so seq
+ * (the recovery order) follows the topic's. Returns the claimed request ids
+ * through claimed[] (1 new, 0 seen before). */
+int deliveries_intake_batch(struct db *db, const char *instance, struct delivery *const *ds,
+                            const void *const *bytes, const size_t *lens, size_t n, int *claimed)
 {
-    const Kizuna__V1__SendRequest *req = d->req;
-    char count[16], requested[24], received[24];
-    snprintf(count, sizeof count, "%d", recipient_count(req));
-    snprintf(requested, sizeof requested, "%lld",
-             (long long)(req->envelope ? req->envelope->occurred_at : 0));
-    snprintf(received, sizeof received, "%lld", (long long)d->received_ms);
-    const char *values[] = {d->request_id,
-                            d->tenant_id,
-                            d->channel_id,
-                            delivery_kind_name(req->kind),
-                            req->to ? req->to : "",
-                            count,
-                            req->origin_type ? req->origin_type : "",
-                            req->origin_id ? req->origin_id : "",
-                            bytes,
-                            instance,
-                            requested,
-                            received,
-                            INBOX_CONSUMER};
-    int lengths[13] = {0};
-    int binary[13] = {0};
-    lengths[8] = (int)len;
-    binary[8] = 1;
-
-    /* The inbox claim and the row in one statement (so one round trip and
-     * one commit per request): the insert runs only if the claim was new,
-     * and ON CONFLICT covers a row whose inbox entry was pruned. This is
-     * inbox_claim's contract (inbox.h) written into the same statement. */
+    enum { COLS = 11 };
+    struct pgarray col[COLS];
+    for (int c = 0; c < COLS; c++)
+        pgarray_init(&col[c], c == 8 ? PGARRAY_BYTEA_OID : PGARRAY_TEXT_OID);
+    struct strmap *index = strmap_new();
+    int rc = DB_FATAL;
+    size_t rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        claimed[i] = 0;
+        const struct delivery *d = ds[i];
+        /* A request_id twice in one batch: the first copy is the claim, the
+         * second is "seen before". */
+        if (!d || !index || strmap_get(index, d->request_id))
+            continue;
+        if (strmap_put(index, d->request_id, &claimed[i]) != 0)
+            goto out;
+        const Kizuna__V1__SendRequest *req = d->req;
+        pgarray_add_text(&col[0], d->request_id);
+        pgarray_add_text(&col[1], d->tenant_id);
+        pgarray_add_text(&col[2], d->channel_id);
+        pgarray_add_text(&col[3], delivery_kind_name(req->kind));
+        pgarray_add_text(&col[4], req->to ? req->to : "");
+        pgarray_add_ll(&col[5], recipient_count(req));
+        pgarray_add_text(&col[6], req->origin_type ? req->origin_type : "");
+        pgarray_add_text(&col[7], req->origin_id ? req->origin_id : "");
+        pgarray_add(&col[8], bytes[i], lens[i]);
+        pgarray_add_ll(&col[9], req->envelope ? req->envelope->occurred_at : 0);
+        pgarray_add_ll(&col[10], d->received_ms);
+        rows++;
+    }
+    if (!index)
+        goto out;
+    if (rows == 0) {
+        rc = DB_OK;
+        goto out;
+    }
+    const char *values[COLS + 2];
+    int lengths[COLS + 2] = {0}, binary[COLS + 2] = {0};
+    for (int c = 0; c < COLS; c++) {
+        values[c] = pgarray_finish(&col[c], &lengths[c]);
+        binary[c] = 1;
+        if (!values[c])
+            goto out;
+    }
+    values[COLS] = instance;
+    values[COLS + 1] = INBOX_CONSUMER;
     struct db_result *r = NULL;
     enum db_status st = db_execv(
         db,
-        "WITH claim AS (INSERT INTO inbox (consumer, event_id) VALUES ($13, $1) "
-        "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING 1) "
-        "INSERT INTO deliveries (request_id, tenant_id, channel_id, kind, status, recipient, "
-        "recipient_count, origin_type, origin_id, request, owner, requested_at, received_at) "
-        "SELECT $1, $2, $3, $4, 'queued', $5, $6::int, $7, $8, $9::bytea, $10, "
-        "CASE WHEN $11::bigint > 0 THEN to_timestamp($11::bigint / 1000.0) END, "
-        "to_timestamp($12::bigint / 1000.0) FROM claim "
-        "ON CONFLICT (request_id) DO NOTHING",
-        13, values, lengths, binary, false, &r);
-    if (st != DB_OK)
-        return st;
-    int claimed = db_result_affected(r) == 1 ? 1 : 0;
+        "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+        "  $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[], $11::text[]) "
+        "  WITH ORDINALITY AS t(request_id, tenant_id, channel_id, kind, recipient, "
+        "  recipient_count, origin_type, origin_id, request, requested, received, ord)), "
+        "claim AS (INSERT INTO inbox (consumer, event_id) SELECT $13, request_id FROM input "
+        "  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id), "
+        "ins AS (INSERT INTO deliveries (request_id, tenant_id, channel_id, kind, status, "
+        "  recipient, recipient_count, origin_type, origin_id, request, owner, requested_at, "
+        "  received_at) "
+        "  SELECT i.request_id, i.tenant_id, i.channel_id, i.kind, 'queued', i.recipient, "
+        "  i.recipient_count::int, i.origin_type, i.origin_id, i.request, $12, "
+        "  CASE WHEN i.requested::bigint > 0 THEN to_timestamp(i.requested::bigint / 1000.0) END, "
+        "  to_timestamp(i.received::bigint / 1000.0) "
+        "  FROM input i JOIN claim c ON c.event_id = i.request_id ORDER BY i.ord "
+        "  ON CONFLICT (request_id) DO NOTHING RETURNING request_id) "
+        "SELECT request_id FROM ins",
+        COLS + 2, values, lengths, binary, false, &r);
+    if (st != DB_OK) {
+        rc = st;
+        goto out;
+    }
+    for (int i = 0; i < db_result_rows(r); i++) {
+        int *slot = strmap_get(index, db_result_value(r, i, 0));
+        if (slot)
+            *slot = 1;
+    }
     db_result_free(&r);
-    return claimed;
+    rc = DB_OK;
+out:
+    strmap_free(&index, NULL);
+    for (int c = 0; c < COLS; c++)
+        pgarray_free(&col[c]);
+    return rc;
 }
 
 #define PENDING_COLUMNS                                                          \
@@ -465,80 +511,137 @@ static enum db_status usage_write(struct deliveries_writer *w, const struct usag
                    3, qv, NULL);
 }
 
-/* Returns 1 if the row was ours and is now final (the outbox row written),
- * 0 if it was not ours any more, or a db_status. */
-static int writer_final(struct deliveries_writer *w, const struct delivery_record *r)
+/* Every final record of the batch in one statement: the rows are updated
+ * (only those still pending and ours) and, for exactly the rows updated,
+ * the DeliveryResults go into the outbox in the batch's order. Sets
+ * done[k] to 1 for the k-th final record whose row was ours. Returns a
+ * db_status. */
+static enum db_status writer_finals(struct deliveries_writer *w, struct delivery_record *batch,
+                                    int nfinal, int *done)
 {
-    char attempts[16], http[16], first[24], finished[24], last[16];
-    snprintf(attempts, sizeof attempts, "%d", r->attempts);
-    snprintf(http, sizeof http, "%d", r->http_status);
-    snprintf(first, sizeof first, "%lld", (long long)r->first_attempt_ms);
-    snprintf(finished, sizeof finished, "%lld", (long long)r->finished_ms);
-    snprintf(last, sizeof last, "%d", r->last_attempt_ms);
-    const char *values[] = {r->request_id,
-                            delivery_status_name(r->status),
-                            attempts,
-                            http,
-                            r->line_request_id ? r->line_request_id : "",
-                            r->accepted_request_id ? r->accepted_request_id : "",
-                            r->error_message ? r->error_message : "",
-                            r->error_details_json,
-                            r->fell_back ? "true" : "false",
-                            first,
-                            finished,
-                            last,
-                            w->instance};
+    enum { COLS = 14 };
+    struct pgarray col[COLS];
+    for (int c = 0; c < COLS; c++)
+        pgarray_init(&col[c], c >= 12 ? PGARRAY_BYTEA_OID : PGARRAY_TEXT_OID);
+    for (struct delivery_record *r = batch; r; r = r->next) {
+        if (r->type != DELIVERY_RECORD_FINAL)
+            continue;
+        pgarray_add_text(&col[0], r->request_id);
+        pgarray_add_text(&col[1], delivery_status_name(r->status));
+        pgarray_add_ll(&col[2], r->attempts);
+        pgarray_add_ll(&col[3], r->http_status);
+        pgarray_add_text(&col[4], r->line_request_id ? r->line_request_id : "");
+        pgarray_add_text(&col[5], r->accepted_request_id ? r->accepted_request_id : "");
+        pgarray_add_text(&col[6], r->error_message ? r->error_message : "");
+        pgarray_add_text(&col[7], r->error_details_json); /* NULL stays NULL */
+        pgarray_add_text(&col[8], r->fell_back ? "true" : "false");
+        pgarray_add_ll(&col[9], r->first_attempt_ms);
+        pgarray_add_ll(&col[10], r->finished_ms);
+        pgarray_add_ll(&col[11], r->last_attempt_ms);
+        pgarray_add(&col[12], r->key, r->key ? strlen(r->key) : 0);
+        pgarray_add(&col[13], r->payload ? (const void *)r->payload : "", r->len);
+    }
+    enum db_status st = DB_FATAL;
+    const char *values[COLS + 2];
+    int lengths[COLS + 2] = {0}, binary[COLS + 2] = {0};
+    for (int c = 0; c < COLS; c++) {
+        values[c] = pgarray_finish(&col[c], &lengths[c]);
+        binary[c] = 1;
+        if (!values[c])
+            goto out;
+    }
+    values[COLS] = w->instance;
+    values[COLS + 1] = w->topic;
     struct db_result *res = NULL;
-    enum db_status st =
-        db_exec(w->db,
-                "UPDATE deliveries SET status = $2, attempts = $3::int, http_status = $4::int, "
-                "line_request_id = $5, accepted_request_id = $6, error_message = $7, "
-                "error_details = $8::jsonb, fell_back_to_push = $9::boolean, "
-                "first_attempt_at = COALESCE(CASE WHEN $10::bigint > 0 THEN "
-                "to_timestamp($10::bigint / 1000.0) END, first_attempt_at), "
-                "finished_at = to_timestamp($11::bigint / 1000.0), last_attempt_ms = $12::int, "
-                "next_attempt_at = NULL, request = NULL, owner = NULL "
-                "WHERE request_id = $1 AND owner = $13 AND " PENDING,
-                13, values, &res);
+    st = db_execv(
+        w->db,
+        "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+        "  $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], "
+        "  $12::text[], $13::bytea[], $14::bytea[]) WITH ORDINALITY AS t(request_id, status, "
+        "  attempts, http_status, line_request_id, accepted_request_id, error_message, "
+        "  error_details, fell_back, first_ms, finished_ms, last_ms, key, payload, ord)), "
+        "upd AS (UPDATE deliveries d SET status = i.status, attempts = i.attempts::int, "
+        "  http_status = i.http_status::int, line_request_id = i.line_request_id, "
+        "  accepted_request_id = i.accepted_request_id, error_message = i.error_message, "
+        "  error_details = i.error_details::jsonb, fell_back_to_push = i.fell_back::boolean, "
+        "  first_attempt_at = COALESCE(CASE WHEN i.first_ms::bigint > 0 THEN "
+        "  to_timestamp(i.first_ms::bigint / 1000.0) END, d.first_attempt_at), "
+        "  finished_at = to_timestamp(i.finished_ms::bigint / 1000.0), "
+        "  last_attempt_ms = i.last_ms::int, next_attempt_at = NULL, request = NULL, "
+        "  owner = NULL "
+        "  FROM input i WHERE d.request_id = i.request_id AND d.owner = $15 AND "
+        "  d." PENDING " RETURNING i.ord), "
+        "ob AS (INSERT INTO outbox (topic, key, payload) SELECT $16, i.key, i.payload "
+        "  FROM input i JOIN upd u ON u.ord = i.ord ORDER BY i.ord RETURNING 1) "
+        "SELECT ord::text FROM upd",
+        COLS + 2, values, lengths, binary, false, &res);
     if (st != DB_OK)
-        return st;
-    long affected = db_result_affected(res);
+        goto out;
+    for (int i = 0; i < db_result_rows(res); i++) {
+        long k = strtol(db_result_value(res, i, 0), NULL, 10) - 1;
+        if (k >= 0 && k < nfinal)
+            done[k] = 1;
+    }
     db_result_free(&res);
-    if (affected != 1)
-        return 0;
-    st = outbox_enqueue(w->db, w->topic, r->key, r->key ? strlen(r->key) : 0, r->payload, r->len);
-    if (st != DB_OK)
-        return st;
-    return 1;
+out:
+    for (int c = 0; c < COLS; c++)
+        pgarray_free(&col[c]);
+    return st;
 }
 
-/* One transaction for the batch. Returns DB_OK with *finals set, or the
- * failing status (rolled back). */
+/* One transaction for the batch: the retries one by one (rare; each before
+ * its request's final, which comes later in the queue), then every final in
+ * one statement, then the quota usage summed per channel and month. Returns
+ * DB_OK with *finals set, or the failing status (rolled back). */
 static enum db_status writer_batch(struct deliveries_writer *w, struct delivery_record *batch,
                                    int *finals)
 {
     *finals = 0;
     struct usage_sum sums[WRITER_BATCH_MAX];
-    int nsums = 0;
+    int nsums = 0, nfinal = 0;
+    int done[WRITER_BATCH_MAX] = {0};
     enum db_status st = db_begin(w->db);
     if (st != DB_OK)
         return st;
     for (struct delivery_record *r = batch; r; r = r->next) {
-        int rc = r->type == DELIVERY_RECORD_RETRY ? writer_retry(w, r) : writer_final(w, r);
-        if (rc == 1 && r->quota_cost > 0)
-            usage_add(sums, &nsums, r);
-        if (rc < 0) {
+        if (r->type == DELIVERY_RECORD_FINAL) {
+            nfinal++;
+            continue;
+        }
+        st = writer_retry(w, r);
+        if (st != DB_OK) {
             char sqlstate[8];
             snprintf(sqlstate, sizeof sqlstate, "%s", db_error_sqlstate(w->db));
             db_rollback(w->db);
             log_warn("delivery log write failed", "request_id", r->request_id, "sqlstate",
                      sqlstate);
-            return (enum db_status)rc;
+            return st;
         }
-        if (r->type == DELIVERY_RECORD_FINAL && rc == 0)
+    }
+    if (nfinal > 0) {
+        st = writer_finals(w, batch, nfinal, done);
+        if (st != DB_OK) {
+            char sqlstate[8];
+            snprintf(sqlstate, sizeof sqlstate, "%s", db_error_sqlstate(w->db));
+            db_rollback(w->db);
+            log_warn("delivery log write failed", "request_id",
+                     batch->next ? "(a batch)" : batch->request_id, "sqlstate", sqlstate);
+            return st;
+        }
+    }
+    int k = 0;
+    for (struct delivery_record *r = batch; r; r = r->next) {
+        if (r->type != DELIVERY_RECORD_FINAL)
+            continue;
+        if (done[k]) {
+            (*finals)++;
+            if (r->quota_cost > 0)
+                usage_add(sums, &nsums, r);
+        } else {
             log_warn("delivery taken over by another replica; its result is theirs", "request_id",
                      r->request_id, "channel", r->channel_id);
-        *finals += rc;
+        }
+        k++;
     }
     for (int i = 0; i < nsums; i++) {
         st = usage_write(w, &sums[i]);

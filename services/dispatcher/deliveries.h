@@ -74,12 +74,14 @@ const char *delivery_kind_name(Kizuna__V1__SendKind k);
 /* True for a status name the table accepts (queued, retrying, and finals). */
 bool delivery_status_valid(const char *name);
 
-/* Takes a request: claims request_id in the inbox and inserts the queued
- * row owned by instance, in one statement (atomic on its own, or part of
- * the caller's transaction). Returns 1 when new, 0 when the request_id was
- * seen before (nothing to do), or a db_status. */
-int deliveries_intake(struct db *db, const char *instance, const struct delivery *d,
-                      const void *bytes, size_t len);
+/* Takes a batch of requests: claims each request_id in the inbox and
+ * inserts its queued row owned by instance, all in one statement (atomic on
+ * its own, or part of the caller's transaction). ds[i] NULL is skipped;
+ * bytes[i]/lens[i] is ds[i]'s packed SendRequest. Sets claimed[i] to 1 when
+ * new, 0 when its request_id was seen before (or earlier in the batch).
+ * Returns DB_OK or a db_status. */
+int deliveries_intake_batch(struct db *db, const char *instance, struct delivery *const *ds,
+                            const void *const *bytes, const size_t *lens, size_t n, int *claimed);
 
 /* Loads the pending rows owned by instance (a restart), calling
  * fn(ctx, delivery) for each with ownership. Returns the count or a

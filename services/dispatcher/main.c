@@ -52,6 +52,7 @@ static long quota_sync_s;
 static long unknown_channel_grace_s;
 static long retry_deadline_s;
 static long session_timeout_ms;
+static long rate_margin_ms;
 
 static const struct config_entry dispatcher_config[] = {
     {"DISPATCHER_LINE_API_BASE", CONFIG_STRING, "https://api.line.me", &line_api_base, 0, 0,
@@ -85,6 +86,9 @@ static const struct config_entry dispatcher_config[] = {
      "no retry starts later than this after the first attempt (LINE keeps retry keys 24 h)"},
     {"DISPATCHER_SESSION_TIMEOUT_MS", CONFIG_INT, "10000", &session_timeout_ms, 6000, 300000,
      "a replica that died without leaving loses its send.requests partitions after this"},
+    {"DISPATCHER_RATE_MARGIN_MS", CONFIG_INT, "5", &rate_margin_ms, 0, 1000,
+     "rate limits hold over every window of period + this, so arrivals at LINE stay within "
+     "them despite jitter (docs/decisions/0004)"},
 };
 
 /* Everything main wires, for the drain steps. */
@@ -216,6 +220,7 @@ static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
         .quota_sync_s = quota_sync_s,
         .quota_warn_percent = (int)quota_warn_percent,
         .drain_ms = 5000,
+        .rate_margin_ms = rate_margin_ms,
         .backoff = backoff_policy_default(),
     };
     cfg.backoff.deadline_ns = retry_deadline_s * BACKOFF_NS_PER_S;

@@ -20,6 +20,7 @@ struct rl_channel {
 
 struct ratelimit {
     struct ratelimit_rate defaults[RATELIMIT_CLASS_COUNT];
+    int64_t margin_ns;      /* every bucket's: see ratelimit_set_margin */
     struct rl_channel **ch; /* sorted by id */
     size_t n, cap;
 };
@@ -102,23 +103,34 @@ int ratelimit_rate_check(const struct ratelimit_rate *rate, char *errstr, size_t
     return 0;
 }
 
-int ratelimit_bucket_init(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
-                          char *errstr, size_t errcap)
+int ratelimit_bucket_init_margin(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
+                                 int64_t margin_ns, char *errstr, size_t errcap)
 {
     if (!b || ratelimit_rate_check(rate, errstr, errcap) != 0)
         return -1;
+    if (margin_ns < 0 || margin_ns > RATELIMIT_MARGIN_MAX_NS) {
+        errstr_set(errstr, errcap, "margin: %lld ns is outside 0..%lld", (long long)margin_ns,
+                   (long long)RATELIMIT_MARGIN_MAX_NS);
+        return -1;
+    }
     memset(b, 0, sizeof *b);
     if (rate->limit == 0)
         return 0;
     long burst = rate->burst ? rate->burst : rate->limit / 100;
     if (burst < 1)
         burst = 1;
-    /* limit + 1 "go"s span >= (limit - burst + 1) * T >= period: ceil. */
-    int64_t period_ns = (int64_t)rate->period_s * RATELIMIT_NS_PER_S;
+    /* limit + 1 "go"s span >= (limit - burst + 1) * T >= period + margin: ceil. */
+    int64_t span_ns = (int64_t)rate->period_s * RATELIMIT_NS_PER_S + margin_ns;
     int64_t slots = (int64_t)(rate->limit - burst + 1);
-    b->interval_ns = (period_ns + slots - 1) / slots;
+    b->interval_ns = (span_ns + slots - 1) / slots;
     b->tolerance_ns = (int64_t)(burst - 1) * b->interval_ns;
     return 0;
+}
+
+int ratelimit_bucket_init(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
+                          char *errstr, size_t errcap)
+{
+    return ratelimit_bucket_init_margin(b, rate, 0, errstr, errcap);
 }
 
 int64_t ratelimit_bucket_take(struct ratelimit_bucket *b, int64_t now_ns)
@@ -219,8 +231,8 @@ static struct rl_channel *channel_get(struct ratelimit *rl, const char *channel_
     memcpy(c->id, channel_id, idlen + 1);
     for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++) {
         c->rate[i] = rl->defaults[i];
-        /* The defaults were checked in ratelimit_new: this cannot fail. */
-        ratelimit_bucket_init(&c->bucket[i], &c->rate[i], NULL, 0);
+        /* The defaults and the margin were checked: this cannot fail. */
+        ratelimit_bucket_init_margin(&c->bucket[i], &c->rate[i], rl->margin_ns, NULL, 0);
     }
     memmove(rl->ch + pos + 1, rl->ch + pos, (rl->n - pos) * sizeof *rl->ch);
     rl->ch[pos] = c;
@@ -248,7 +260,7 @@ int ratelimit_set(struct ratelimit *rl, const char *channel_id, enum ratelimit_c
     }
     const struct ratelimit_rate *want = rate ? rate : &rl->defaults[cls];
     struct ratelimit_bucket fresh;
-    if (ratelimit_bucket_init(&fresh, want, errstr, errcap) != 0)
+    if (ratelimit_bucket_init_margin(&fresh, want, rl->margin_ns, errstr, errcap) != 0)
         return -1;
     struct rl_channel *c = channel_get(rl, channel_id);
     if (!c) {
@@ -265,6 +277,20 @@ int ratelimit_set(struct ratelimit *rl, const char *channel_id, enum ratelimit_c
     c->bucket[cls] = fresh;
     c->rate[cls] = *want;
     c->overridden[cls] = rate != NULL;
+    return 0;
+}
+
+int ratelimit_set_margin(struct ratelimit *rl, int64_t margin_ns, char *errstr, size_t errcap)
+{
+    if (!rl) {
+        errstr_set(errstr, errcap, "bad argument");
+        return -1;
+    }
+    struct ratelimit_rate probe = {1, 1, 1};
+    struct ratelimit_bucket b;
+    if (ratelimit_bucket_init_margin(&b, &probe, margin_ns, errstr, errcap) != 0)
+        return -1;
+    rl->margin_ns = margin_ns;
     return 0;
 }
 

@@ -79,7 +79,7 @@ struct transfer {
     char accepted_request_id[SENDER_HEADER_MAX];
     char retry_after[SENDER_HEADER_MAX];
     char *body;
-    size_t body_len;
+    size_t body_len, body_cap;
     int64_t started_ns;
 };
 
@@ -501,10 +501,19 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ctx)
     size_t room = SENDER_BODY_CAP - t->body_len;
     size_t take = len < room ? len : room;
     if (take > 0) {
-        if (!t->body) {
-            t->body = malloc(SENDER_BODY_CAP + 1);
-            if (!t->body)
-                return len; /* classified without a body */
+        /* Grown as needed: answers are usually a few hundred bytes, and a
+         * 64 KiB block per call was a visible share of the sender's CPU. */
+        if (t->body_len + take + 1 > t->body_cap) {
+            size_t cap = t->body_cap ? t->body_cap : 1024;
+            while (cap < t->body_len + take + 1)
+                cap *= 2;
+            if (cap > SENDER_BODY_CAP + 1)
+                cap = SENDER_BODY_CAP + 1;
+            char *b = realloc(t->body, cap);
+            if (!b)
+                return len; /* classified with what arrived so far */
+            t->body = b;
+            t->body_cap = cap;
         }
         memcpy(t->body + t->body_len, buf, take);
         t->body_len += take;
@@ -1202,6 +1211,11 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
     s->zones = strmap_new();
     s->held_ids = strmap_new();
     s->rl = ratelimit_new(NULL, errstr, errcap);
+    if (s->rl &&
+        ratelimit_set_margin(s->rl, s->cfg.rate_margin_ms * NS_PER_MS, errstr, errcap) != 0) {
+        sender_free(&s);
+        return NULL;
+    }
     s->multi = curl_multi_init();
     if (!s->idle || !s->chans || !s->zones || !s->held_ids || !s->rl || !s->multi) {
         if (!errstr[0])

@@ -36,7 +36,8 @@ struct sender_config {
     long reply_max_age_ms;        /* older reply tokens are not tried */
     long quota_sync_s;            /* ask LINE for quota and usage this often; 0: never */
     int quota_warn_percent;
-    long drain_ms; /* at shutdown, wait this long for calls in flight */
+    long drain_ms;       /* at shutdown, wait this long for calls in flight */
+    long rate_margin_ms; /* ratelimit.h's margin: arrivals stay within limits despite jitter */
     struct backoff_policy backoff;
 };
 

@@ -254,6 +254,114 @@ Test(dispatcher_ratelimit, a_greedy_caller_sustains_at_least_98_percent_of_the_l
     }
 }
 
+/* With a margin M, no window of period + M holds more than the limit, so
+ * "go"s delayed by anything between 0 and M on their way still arrive at
+ * most `limit` to any window of one period. */
+Test(dispatcher_ratelimit, with_a_margin_jittered_arrivals_stay_within_the_limit)
+{
+    static const struct rate_case cases[] = {
+        {2000, 1, 0}, {2000, 1, 5}, {2000, 1, 20}, {200, 1, 0}, {50, 1, 0}, {8000, 1, 0},
+    };
+    static const int64_t margins[] = {5 * MS, 10 * MS};
+    uint64_t seed = 99;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (size_t m = 0; m < sizeof margins / sizeof margins[0]; m++) {
+            struct ratelimit_rate rate = {cases[c].limit, cases[c].period_s, cases[c].burst};
+            struct ratelimit_bucket b;
+            cr_assert_eq(ratelimit_bucket_init_margin(&b, &rate, margins[m], NULL, 0), 0);
+            int64_t period = rate.period_s * SEC;
+            size_t cap = (size_t)rate.limit * 12 + 16, n = 0;
+            int64_t *arr = malloc(cap * sizeof *arr);
+            cr_assert_not_null(arr);
+            int64_t t = 3 * SEC;
+            while (t < 13 * SEC && n < cap) {
+                int64_t w = ratelimit_bucket_take(&b, t);
+                if (w == 0)
+                    arr[n++] = t + rng_below(&seed, margins[m] + 1); /* its arrival */
+                t += w + rng_below(&seed, 20000);
+            }
+            /* Arrivals, sorted (insertion sort: nearly sorted already). */
+            for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && arr[j - 1] > arr[j]; j--) {
+                    int64_t x = arr[j];
+                    arr[j] = arr[j - 1];
+                    arr[j - 1] = x;
+                }
+            cr_expect_leq(max_in_window(arr, n, period), (size_t)rate.limit,
+                          "limit %ld burst %ld margin %lld ms", rate.limit, rate.burst,
+                          (long long)(margins[m] / MS));
+            free(arr);
+        }
+}
+
+/* What the margin costs: the sustained rate falls by period / (period + M)
+ * and no more, so LINE's 2,000/s with 5 ms keeps at least 98%. */
+Test(dispatcher_ratelimit, a_margin_costs_only_its_share_of_the_period)
+{
+    struct ratelimit_rate rate = {2000, 1, 0};
+    struct ratelimit_bucket plain, wide;
+    cr_assert_eq(ratelimit_bucket_init(&plain, &rate, NULL, 0), 0);
+    cr_assert_eq(ratelimit_bucket_init_margin(&wide, &rate, 5 * MS, NULL, 0), 0);
+    /* 1981 slots per second without; per 1.005 s with. */
+    cr_expect_eq(plain.interval_ns, (SEC + 1980) / 1981);
+    cr_expect_eq(wide.interval_ns, (SEC + 5 * MS + 1980) / 1981);
+    double sustained = (double)SEC / (double)wide.interval_ns;
+    cr_expect_geq(sustained, 0.98 * 2000, "%.1f/s", sustained);
+    /* An hour's limit does not notice 5 ms. */
+    struct ratelimit_rate hourly = {60, 3600, 0};
+    cr_assert_eq(ratelimit_bucket_init_margin(&wide, &hourly, 5 * MS, NULL, 0), 0);
+    cr_expect_eq(wide.interval_ns, (3600 * SEC + 5 * MS + 59) / 60);
+}
+
+Test(dispatcher_ratelimit, a_table_margin_applies_to_new_channels_and_overrides)
+{
+    struct ratelimit *rl = ratelimit_new(NULL, NULL, 0);
+    cr_assert_not_null(rl);
+    char err[128] = "";
+    cr_assert_eq(ratelimit_set_margin(rl, 100 * MS, err, sizeof err), 0, "%s", err);
+    struct ratelimit_rate raised = {300, 1, 0};
+    cr_assert_eq(ratelimit_set(rl, "raised", RATELIMIT_MULTICAST, &raised, 0, err, sizeof err), 0,
+                 "%s", err);
+    /* Drain each bucket greedily for 1.1 s: no more than the limit goes,
+     * and not much less. */
+    static const struct {
+        const char *channel;
+        int limit;
+    } cases[] = {{"default", 200}, {"raised", 300}};
+    int64_t now = 10 * SEC;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int64_t t = now;
+        int n = 0;
+        while (t < now + 1100 * MS) {
+            int64_t w = ratelimit_take(rl, cases[c].channel, RATELIMIT_MULTICAST, t);
+            if (w == 0)
+                n++;
+            else
+                t += w;
+        }
+        cr_expect_leq(n, cases[c].limit, "%s: %d", cases[c].channel, n);
+        cr_expect_geq(n, cases[c].limit * 97 / 100, "%s: %d", cases[c].channel, n);
+    }
+    ratelimit_free(&rl);
+}
+
+Test(dispatcher_ratelimit, bad_margins_are_refused)
+{
+    struct ratelimit *rl = ratelimit_new(NULL, NULL, 0);
+    cr_assert_not_null(rl);
+    static const int64_t bad[] = {-1, RATELIMIT_MARGIN_MAX_NS + 1, INT64_MIN};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[128] = "";
+        cr_expect_eq(ratelimit_set_margin(rl, bad[i], err, sizeof err), -1);
+        cr_expect(strstr(err, "margin") != NULL, "%s", err);
+        struct ratelimit_bucket b;
+        struct ratelimit_rate rate = {2000, 1, 0};
+        cr_expect_eq(ratelimit_bucket_init_margin(&b, &rate, bad[i], NULL, 0), -1);
+    }
+    cr_expect_eq(ratelimit_set_margin(NULL, 0, NULL, 0), -1);
+    ratelimit_free(&rl);
+}
+
 /* --- the channel table ---------------------------------------------------------- */
 
 Test(dispatcher_ratelimit, channels_and_classes_have_separate_buckets)
