@@ -8,10 +8,12 @@
 # second. It reports the achieved rate (mean over the best BENCH_SECONDS
 # window), the highest count in any sliding second on one channel, 429s,
 # duplicates, CPU of the dispatcher, line-sim, PostgreSQL (postmaster and
-# backends: every database's) and Kafka, what the rest of the machine used
-# ("other"), and RSS. PostgreSQL and Kafka are started if they are not
-# running (deploy/local/stack.sh with-stack stops again only what it
-# started).
+# backends) and Kafka, what the rest of the machine used ("other"), and RSS.
+# By default (BENCH_STACK=private) PostgreSQL and Kafka are a private pair
+# started for the run (ports BENCH_PG_PORT 54359, BENCH_KAFKA_PORT 19392,
+# BENCH_KAFKA_CONTROLLER_PORT 19393) and removed after it; BENCH_STACK=shared
+# uses the local stack (deploy/local/stack.sh with-stack starts it if it is
+# not running and stops again only what it started).
 #
 # Modes (BENCH_MODES, default "one eight multicast"; issue 4's three targets):
 #   one        one channel, push at LINE's limit (2,000/s): >= 98 %, no 429
@@ -23,7 +25,8 @@
 #
 # Settings (environment): BUILD (build), BENCH_SECONDS (30), BENCH_COUNT
 # (requests per mode; default: the mode's target rate * (BENCH_SECONDS + 10)),
-# BENCH_CHANNELS (8), BENCH_CHANNEL_LIMIT (2000), BENCH_BURST (0: the
+# BENCH_CHANNELS (8), BENCH_CHANNEL_LIMIT (2000), BENCH_MULTICAST_LIMIT (0:
+# LINE's 200/s; else raised in both), BENCH_BURST (0: the
 # dispatcher's default burst; else set per channel), BENCH_RECORD (1: the
 # simulator keeps messages and detects duplicates; multicast always 0),
 # BENCH_SIM_PORT (18290), BENCH_ADMIN_PORT (18284), BENCH_SIM_THREADS (4), and
@@ -43,6 +46,24 @@ if [ "${1:-}" != "--inner" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
     export BUILD
+    if [ "${BENCH_STACK:-private}" = private ]; then
+        # A PostgreSQL and a Kafka of the bench's own (the broker's jars are
+        # the main stack's): fresh tables every time, and no other work on
+        # the same servers, so their CPU is the dispatcher's doing.
+        private="$BUILD/bench/dispatcher/stack"
+        rm -rf "$private"
+        mkdir -p "$private/kafka"
+        [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
+        ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
+        export KIZUNA_LOCAL_DIR="$private"
+        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54359}"
+        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19392}"
+        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19393}"
+        rc=0
+        env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner || rc=$?
+        rm -rf "$private" # with-stack stopped them; their data goes too
+        exit "$rc"
+    fi
     exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner
 fi
 
@@ -144,14 +165,16 @@ run_mode() {
     eight)
         k="$NCHANNELS"
         limit="$CHANNEL_LIMIT"
-        rate=$((NCHANNELS * CHANNEL_LIMIT))
+        rate=8000 # the target, not the sum of the limits: keeps the run short
         what="$k channels, push, limit $limit/s each"
         ;;
     multicast)
         recipients=500
+        limit="${BENCH_MULTICAST_LIMIT:-0}"
         rate=200
+        [ "$limit" -gt 0 ] && rate="$limit"
         record=0 # 500 recipients x 200/s would fill the simulator's memory
-        what="one channel, multicast x 500 at LINE's limit (200/s)"
+        what="one channel, multicast x 500 at $rate/s"
         ;;
     *)
         echo "bench: unknown mode $mode (one, eight, multicast)" >&2

@@ -86,7 +86,7 @@ static const struct config_entry dispatcher_config[] = {
      "no retry starts later than this after the first attempt (LINE keeps retry keys 24 h)"},
     {"DISPATCHER_SESSION_TIMEOUT_MS", CONFIG_INT, "10000", &session_timeout_ms, 6000, 300000,
      "a replica that died without leaving loses its send.requests partitions after this"},
-    {"DISPATCHER_RATE_MARGIN_MS", CONFIG_INT, "5", &rate_margin_ms, 0, 1000,
+    {"DISPATCHER_RATE_MARGIN_MS", CONFIG_INT, "10", &rate_margin_ms, 0, 1000,
      "rate limits hold over every window of period + this, so arrivals at LINE stay within "
      "them despite jitter (docs/decisions/0004)"},
 };

@@ -11,11 +11,22 @@
 
 #include "errstr.h"
 
+/* The times of the last `limit` "go"s of one bucket (a ring), so that a
+ * request goes only if the go `limit` places back is at least period +
+ * margin old: the window bound holds exactly, and the bucket's burst no
+ * longer has to be paid for in sustained rate. Allocated on first use. */
+struct rl_log {
+    int64_t *t;
+    long cap, n, head; /* head: the oldest */
+    int64_t window_ns; /* period + margin */
+};
+
 struct rl_channel {
     char *id;
     struct ratelimit_rate rate[RATELIMIT_CLASS_COUNT];
     bool overridden[RATELIMIT_CLASS_COUNT];
     struct ratelimit_bucket bucket[RATELIMIT_CLASS_COUNT];
+    struct rl_log log[RATELIMIT_CLASS_COUNT];
 };
 
 struct ratelimit {
@@ -103,8 +114,16 @@ int ratelimit_rate_check(const struct ratelimit_rate *rate, char *errstr, size_t
     return 0;
 }
 
-int ratelimit_bucket_init_margin(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
-                                 int64_t margin_ns, char *errstr, size_t errcap)
+static long burst_of(const struct ratelimit_rate *rate)
+{
+    long burst = rate->burst ? rate->burst : rate->limit / 100;
+    return burst < 1 ? 1 : burst;
+}
+
+/* T spreads `slots` requests over period + margin (rounded up: never
+ * faster), and the tolerance lets burst - 1 go early. */
+static int bucket_init(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
+                       int64_t margin_ns, bool windowed, char *errstr, size_t errcap)
 {
     if (!b || ratelimit_rate_check(rate, errstr, errcap) != 0)
         return -1;
@@ -116,15 +135,21 @@ int ratelimit_bucket_init_margin(struct ratelimit_bucket *b, const struct rateli
     memset(b, 0, sizeof *b);
     if (rate->limit == 0)
         return 0;
-    long burst = rate->burst ? rate->burst : rate->limit / 100;
-    if (burst < 1)
-        burst = 1;
-    /* limit + 1 "go"s span >= (limit - burst + 1) * T >= period + margin: ceil. */
+    long burst = burst_of(rate);
+    /* Alone, limit + 1 "go"s must span >= (limit - burst + 1) * T >= period
+     * + margin. With the window log enforcing that bound, T only sets the
+     * pace: limit per period + margin. */
     int64_t span_ns = (int64_t)rate->period_s * RATELIMIT_NS_PER_S + margin_ns;
-    int64_t slots = (int64_t)(rate->limit - burst + 1);
+    int64_t slots = windowed ? (int64_t)rate->limit : (int64_t)(rate->limit - burst + 1);
     b->interval_ns = (span_ns + slots - 1) / slots;
     b->tolerance_ns = (int64_t)(burst - 1) * b->interval_ns;
     return 0;
+}
+
+int ratelimit_bucket_init_margin(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
+                                 int64_t margin_ns, char *errstr, size_t errcap)
+{
+    return bucket_init(b, rate, margin_ns, false, errstr, errcap);
 }
 
 int ratelimit_bucket_init(struct ratelimit_bucket *b, const struct ratelimit_rate *rate,
@@ -171,9 +196,68 @@ struct ratelimit *ratelimit_new(const struct ratelimit_rate *defaults, char *err
 static void channel_free(struct rl_channel *c)
 {
     if (c) {
+        for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++)
+            free(c->log[i].t);
         free(c->id);
         free(c);
     }
+}
+
+static bool windowed(const struct ratelimit_rate *rate)
+{
+    return rate->limit > 0 && rate->limit <= RATELIMIT_WINDOW_LOG_MAX;
+}
+
+/* Sizes a log for rate, keeping the most recent go's that fit. Returns 0,
+ * or -2 when memory runs out (the log is then left as it was). */
+static int log_resize(struct rl_log *lg, const struct ratelimit_rate *rate, int64_t margin_ns)
+{
+    long cap = windowed(rate) ? rate->limit : 0;
+    int64_t *t = NULL;
+    if (cap > 0 && lg->t) {
+        t = malloc((size_t)cap * sizeof *t);
+        if (!t)
+            return -2;
+    }
+    long keep = lg->n < cap ? lg->n : cap, n = 0;
+    for (long i = lg->n - keep; t && i < lg->n; i++)
+        t[n++] = lg->t[(lg->head + i) % lg->cap];
+    free(lg->t);
+    lg->t = t; /* NULL until first use when there was no log yet */
+    lg->cap = cap;
+    lg->n = t ? n : 0;
+    lg->head = 0;
+    lg->window_ns = (int64_t)rate->period_s * RATELIMIT_NS_PER_S + margin_ns;
+    return 0;
+}
+
+/* 0 if the log lets a request go at now_ns, else ns to wait. */
+static int64_t log_wait(const struct rl_log *lg, int64_t now_ns)
+{
+    if (lg->cap == 0 || lg->n < lg->cap)
+        return 0;
+    int64_t free_at = lg->t[lg->head] + lg->window_ns;
+    return now_ns >= free_at ? 0 : free_at - now_ns;
+}
+
+static int log_record(struct rl_log *lg, int64_t now_ns)
+{
+    if (lg->cap == 0)
+        return 0;
+    if (!lg->t) {
+        lg->t = malloc((size_t)lg->cap * sizeof *lg->t);
+        if (!lg->t)
+            return -2;
+        lg->n = lg->head = 0;
+    }
+    if (lg->n < lg->cap) {
+        lg->t[(lg->head + lg->n) % lg->cap] = now_ns;
+        lg->n++;
+    } else {
+        lg->t[lg->head] = now_ns;
+        lg->head = (lg->head + 1) % lg->cap;
+    }
+    return 0;
 }
 
 void ratelimit_free(struct ratelimit **rl)
@@ -232,7 +316,8 @@ static struct rl_channel *channel_get(struct ratelimit *rl, const char *channel_
     for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++) {
         c->rate[i] = rl->defaults[i];
         /* The defaults and the margin were checked: this cannot fail. */
-        ratelimit_bucket_init_margin(&c->bucket[i], &c->rate[i], rl->margin_ns, NULL, 0);
+        bucket_init(&c->bucket[i], &c->rate[i], rl->margin_ns, windowed(&c->rate[i]), NULL, 0);
+        log_resize(&c->log[i], &c->rate[i], rl->margin_ns); /* no log yet: cannot fail */
     }
     memmove(rl->ch + pos + 1, rl->ch + pos, (rl->n - pos) * sizeof *rl->ch);
     rl->ch[pos] = c;
@@ -248,7 +333,17 @@ int64_t ratelimit_take(struct ratelimit *rl, const char *channel_id, enum rateli
     struct rl_channel *c = channel_get(rl, channel_id);
     if (!c)
         return -2;
-    return ratelimit_bucket_take(&c->bucket[cls], now_ns);
+    struct rl_log *lg = &c->log[cls];
+    int64_t w = log_wait(lg, now_ns);
+    if (w > 0)
+        return w;
+    struct ratelimit_bucket saved = c->bucket[cls];
+    w = ratelimit_bucket_take(&c->bucket[cls], now_ns);
+    if (w == 0 && log_record(lg, now_ns) != 0) {
+        c->bucket[cls] = saved; /* not counted: nothing went */
+        return -2;
+    }
+    return w;
 }
 
 int ratelimit_set(struct ratelimit *rl, const char *channel_id, enum ratelimit_class cls,
@@ -260,10 +355,10 @@ int ratelimit_set(struct ratelimit *rl, const char *channel_id, enum ratelimit_c
     }
     const struct ratelimit_rate *want = rate ? rate : &rl->defaults[cls];
     struct ratelimit_bucket fresh;
-    if (ratelimit_bucket_init_margin(&fresh, want, rl->margin_ns, errstr, errcap) != 0)
+    if (bucket_init(&fresh, want, rl->margin_ns, windowed(want), errstr, errcap) != 0)
         return -1;
     struct rl_channel *c = channel_get(rl, channel_id);
-    if (!c) {
+    if (!c || log_resize(&c->log[cls], want, rl->margin_ns) != 0) {
         errstr_set(errstr, errcap, "out of memory");
         return -2;
     }

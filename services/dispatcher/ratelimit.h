@@ -23,6 +23,16 @@
  * period / (period + M): 0.5 % for 5 ms at one second, nothing measurable
  * at an hour. docs/decisions/0004-rate-limit-arrival-margin.md.
  *
+ * The table (struct ratelimit) adds a window log for limits up to
+ * RATELIMIT_WINDOW_LOG_MAX: the times of the last `limit` "go"s, and a
+ * request goes only when the one `limit` places back is period + margin
+ * old. The bound is then exact by construction, so the bucket no longer
+ * has to pay for its burst: T = (period + margin) / limit, and the
+ * sustained rate is limit per (period + margin) (2,000/s with 10 ms: 1,980)
+ * instead of limit - burst + 1. The burst still lets a late caller catch
+ * up, within the log's bound. Memory: 8 bytes per unit of limit per class
+ * in use (16 KB for 2,000/s).
+ *
  * Classes follow LINE's rule that each endpoint (path and method) has its own
  * per-channel limit. Defaults (LINE's Messaging API reference, "Rate
  * limits"): broadcast and narrowcast 60/hour; every endpoint used here that
@@ -46,6 +56,7 @@
 #define RATELIMIT_LIMIT_MAX 10000000L        /* per period: far above LINE's */
 #define RATELIMIT_PERIOD_MAX 86400L          /* one day */
 #define RATELIMIT_MARGIN_MAX_NS 1000000000LL /* one second */
+#define RATELIMIT_WINDOW_LOG_MAX 20000L      /* limits up to this keep a window log */
 
 /* One LINE endpoint (path and method) the dispatcher calls. */
 enum ratelimit_class {
