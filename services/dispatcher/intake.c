@@ -19,6 +19,9 @@
 #include "metrics.h"
 #include "sender.h"
 
+/* The most request bytes in one statement (a whole batch of pushes fits). */
+#define INTAKE_CHUNK_BYTES (8 * 1024 * 1024)
+
 void intake_init(struct intake *in)
 {
     in->taken = metrics_counter("kizuna_dispatcher_requests_total",
@@ -109,15 +112,26 @@ void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
         if (!ds[i])
             results[i] = KAFKA_SKIP;
     }
-    if (intake_commit(in, msgs, ds, n, claimed) != DB_OK) {
-        log_warn("delivery log unavailable; the requests will be read again", "error",
-                 db_error_message(in->db));
-        for (size_t i = 0; i < n; i++)
-            if (ds[i])
-                metrics_add(in->taken, 1, "retry");
-        goto out;
+    /* Statements of at most INTAKE_CHUNK_BYTES of requests (multicasts are
+     * large); each is durable on its own, so a failure leaves the chunks
+     * before it done and the rest to come again. */
+    size_t durable = 0;
+    while (durable < n) {
+        size_t end = durable, bytes = 0;
+        while (end < n && (end == durable || bytes + msgs[end].len <= INTAKE_CHUNK_BYTES))
+            bytes += msgs[end++].len;
+        if (intake_commit(in, msgs + durable, ds + durable, end - durable, claimed + durable) !=
+            DB_OK) {
+            log_warn("delivery log unavailable; the requests will be read again", "error",
+                     db_error_message(in->db));
+            break;
+        }
+        durable = end;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = durable; i < n; i++)
+        if (ds[i])
+            metrics_add(in->taken, 1, "retry");
+    for (size_t i = 0; i < durable; i++) {
         struct delivery *d = ds[i];
         if (!d)
             continue;
