@@ -88,20 +88,25 @@ static enum db_status intake_commit(struct intake *in, const struct kafka_messag
     return st;
 }
 
+bool intake_full(struct intake *in)
+{
+    /* Backpressure: past the sender's cap, the messages wait in Kafka. */
+    bool full =
+        sender_full(in->sender) || (long)deliveries_writer_backlog(in->writer) > in->max_backlog;
+    if (full && !in->paused)
+        log_warn("sender full: intake paused until deliveries drain");
+    else if (!full && in->paused)
+        log_info("intake resumed");
+    in->paused = full;
+    return full;
+}
+
 void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
                    enum kafka_handled *results)
 {
     struct intake *in = ctx;
-    /* Backpressure: past the sender's cap, the messages wait in Kafka. */
-    if (sender_full(in->sender) || (long)deliveries_writer_backlog(in->writer) > in->max_backlog) {
-        if (!in->paused)
-            log_warn("sender full: intake paused until deliveries drain");
-        in->paused = true;
-        return; /* every result is KAFKA_RETRY */
-    }
-    if (in->paused)
-        log_info("intake resumed");
-    in->paused = false;
+    if (intake_full(in))
+        return; /* every result is KAFKA_RETRY: the messages wait in Kafka */
 
     struct delivery **ds = calloc(n, sizeof *ds);
     int *claimed = calloc(n, sizeof *claimed);

@@ -31,6 +31,9 @@ struct intake {
 
 /* Sets up the metric; the caller fills the borrowed fields. */
 void intake_init(struct intake *in);
+/* True while the sender (or the writer's backlog) is full: the intake
+ * takes nothing (logs the change both ways). */
+bool intake_full(struct intake *in);
 /* kafka_batch_handler for send.requests; ctx is a struct intake. */
 void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
                    enum kafka_handled *results);

@@ -34,6 +34,7 @@
  * channels went from about 4,000 to 6,300 pushes/s between 500 and 5,000
  * (docs/benchmarks.md), for at most one statement's time of added latency. */
 #define INTAKE_BATCH 5000
+#define INTAKE_FULL_POLL_MS 5000 /* while the sender is full, poll this often */
 #define READY_EVERY_MS 1000
 #define TAKEOVER_EVERY_MS 5000
 #define PRUNE_EVERY_MS (3600L * 1000)
@@ -322,11 +323,25 @@ static int run(struct app *a)
     int64_t next_ready = 0, next_beat = 0, next_takeover = 0, next_prune = 0;
     bool was_ready = false;
     int rc = 0;
+    int64_t last_poll = 0;
     while (!shutdown_requested()) {
-        if (kafka_consumer_poll_batch(a->intake, POLL_MS, INTAKE_BATCH, intake_handle, &in) < 0) {
-            log_error("send.requests consumer failed for good; exiting to be restarted");
-            rc = 1;
-            break;
+        /* While the sender is full, leave the messages in the consumer's
+         * queue instead of taking them only to rewind every partition on
+         * each poll (a seek that can time out on a busy machine, which
+         * ends the consumer). Poll now and then all the same, so the group
+         * keeps the member during a long stall. */
+        int64_t now = mono_ms();
+        if (intake_full(&in) && now - last_poll < INTAKE_FULL_POLL_MS) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
+            nanosleep(&ts, NULL);
+        } else {
+            last_poll = now;
+            if (kafka_consumer_poll_batch(a->intake, POLL_MS, INTAKE_BATCH, intake_handle, &in) <
+                0) {
+                log_error("send.requests consumer failed for good; exiting to be restarted");
+                rc = 1;
+                break;
+            }
         }
         housekeeping(a, mono_ms(), &next_ready, &next_beat, &next_takeover, &next_prune,
                      &was_ready);
