@@ -105,8 +105,9 @@ void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
                    enum kafka_handled *results)
 {
     struct intake *in = ctx;
-    if (intake_full(in))
-        return; /* every result is KAFKA_RETRY: the messages wait in Kafka */
+    /* Backpressure is the caller's (intake_full before it polls): a batch
+     * taken is made durable, not handed back, because handing back means a
+     * seek per partition, and a seek that times out ends the consumer. */
 
     struct delivery **ds = calloc(n, sizeof *ds);
     int *claimed = calloc(n, sizeof *claimed);

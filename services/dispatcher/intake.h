@@ -31,8 +31,9 @@ struct intake {
 
 /* Sets up the metric; the caller fills the borrowed fields. */
 void intake_init(struct intake *in);
-/* True while the sender (or the writer's backlog) is full: the intake
- * takes nothing (logs the change both ways). */
+/* True while the sender (or the writer's backlog) is full: the caller
+ * should not poll (logs the change both ways). The cap is soft: a batch
+ * polled before it filled up is still taken whole. */
 bool intake_full(struct intake *in);
 /* kafka_batch_handler for send.requests; ctx is a struct intake. */
 void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,

@@ -34,7 +34,7 @@
  * channels went from about 4,000 to 6,300 pushes/s between 500 and 5,000
  * (docs/benchmarks.md), for at most one statement's time of added latency. */
 #define INTAKE_BATCH 5000
-#define INTAKE_FULL_POLL_MS 5000 /* while the sender is full, poll this often */
+#define INTAKE_FULL_POLL_MS 10000 /* while the sender is full, poll this often */
 #define READY_EVERY_MS 1000
 #define TAKEOVER_EVERY_MS 5000
 #define PRUNE_EVERY_MS (3600L * 1000)
@@ -326,18 +326,20 @@ static int run(struct app *a)
     int64_t last_poll = 0;
     while (!shutdown_requested()) {
         /* While the sender is full, leave the messages in the consumer's
-         * queue instead of taking them only to rewind every partition on
-         * each poll (a seek that can time out on a busy machine, which
-         * ends the consumer). Poll now and then all the same, so the group
-         * keeps the member during a long stall. */
+         * queue instead of taking them only to rewind every partition (a
+         * seek, which can time out on a busy machine and then ends the
+         * consumer). Every INTAKE_FULL_POLL_MS take one message all the
+         * same, so that the group keeps this member through a long stall
+         * (max.poll.interval.ms) while memory grows by one request only. */
         int64_t now = mono_ms();
-        if (intake_full(&in) && now - last_poll < INTAKE_FULL_POLL_MS) {
+        bool full = intake_full(&in);
+        if (full && now - last_poll < INTAKE_FULL_POLL_MS) {
             struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
             nanosleep(&ts, NULL);
         } else {
             last_poll = now;
-            if (kafka_consumer_poll_batch(a->intake, POLL_MS, INTAKE_BATCH, intake_handle, &in) <
-                0) {
+            if (kafka_consumer_poll_batch(a->intake, POLL_MS, full ? 1 : INTAKE_BATCH,
+                                          intake_handle, &in) < 0) {
                 log_error("send.requests consumer failed for good; exiting to be restarted");
                 rc = 1;
                 break;
