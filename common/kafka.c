@@ -34,10 +34,29 @@
 #define KAFKA_RETRY_BACKOFF_MIN_MS 100
 #define KAFKA_RETRY_BACKOFF_MAX_MS 1000
 
-struct kafka_producer {
+/* The producer is a small pool of librdkafka instances, each with its own
+ * connection to the broker and its own poll thread. librdkafka sends one
+ * ProduceRequest per partition, an idempotent producer keeps at most 5 in
+ * flight per connection, and the broker handles one request per connection
+ * at a time: with line.webhook's 48 partitions at 5,000 records/s that is
+ * some 2,600 requests/s through one connection, whose queue then grows
+ * into tens of milliseconds at the least hiccup (docs/benchmarks.md). A
+ * record goes to instance crc32(key) % n, the hash librdkafka's default
+ * partitioner uses, so one key always takes one instance (its order is
+ * kept), and with a partition count that n divides, each partition is fed
+ * by one instance only. Keyless records take instance 0. */
+#define KAFKA_PRODUCER_CONNECTIONS_MAX 8
+
+struct kafka_producer_conn {
     rd_kafka_t *rk;
     pthread_t thread;
+    bool thread_started;
     atomic_bool stop;
+};
+
+struct kafka_producer {
+    int n;
+    struct kafka_producer_conn conns[KAFKA_PRODUCER_CONNECTIONS_MAX];
 };
 
 /* A message's opaque is one of the two structs below; the delivery report
@@ -236,48 +255,93 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 static void *kafka_producer_thread(void *arg)
 {
-    struct kafka_producer *p = arg;
-    while (!atomic_load(&p->stop))
-        rd_kafka_poll(p->rk, KAFKA_POLL_INTERVAL_MS);
+    struct kafka_producer_conn *c = arg;
+    while (!atomic_load(&c->stop))
+        rd_kafka_poll(c->rk, KAFKA_POLL_INTERVAL_MS);
     return NULL;
 }
 
-struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id, char *errstr,
-                                          size_t errcap)
+/* KAFKA_PRODUCER_CONNECTIONS from the environment (1..8), else 1. */
+static int kafka_producer_connections(char *errstr, size_t errcap)
 {
-    struct kafka_producer *p = NULL;
+    const char *v = getenv("KAFKA_PRODUCER_CONNECTIONS");
+    if (!v || !*v)
+        return 1;
+    char *end = NULL;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 1 || n > KAFKA_PRODUCER_CONNECTIONS_MAX) {
+        snprintf(errstr, errcap, "KAFKA_PRODUCER_CONNECTIONS=%s: want 1 to %d", v,
+                 KAFKA_PRODUCER_CONNECTIONS_MAX);
+        return -1;
+    }
+    return (int)n;
+}
+
+static rd_kafka_t *kafka_producer_instance(const char *brokers, const char *client_id, char *errstr,
+                                           size_t errcap)
+{
     rd_kafka_conf_t *conf = kafka_conf_base(brokers, client_id, errstr, errcap);
     if (!conf)
         return NULL;
     if (kafka_conf_set(conf, "enable.idempotence", "true", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "acks", "all", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "linger.ms", KAFKA_LINGER_MS, errstr, errcap) < 0 ||
-        kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0)
-        goto fail;
+        kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_conf_set_dr_msg_cb(conf, kafka_dr_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errcap);
+    if (!rk)
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it only on success */
+    return rk;
+}
 
-    p = calloc(1, sizeof *p);
+struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id, char *errstr,
+                                          size_t errcap)
+{
+    int n = kafka_producer_connections(errstr, errcap);
+    if (n < 0)
+        return NULL;
+    struct kafka_producer *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(errstr, errcap, "out of memory");
-        goto fail;
+        return NULL;
     }
-    atomic_init(&p->stop, false);
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errcap);
-    if (!p->rk)
-        goto fail;
-    conf = NULL; /* rd_kafka_new took ownership */
-    if (pthread_create(&p->thread, NULL, kafka_producer_thread, p) != 0) {
-        snprintf(errstr, errcap, "cannot start the kafka poll thread");
-        rd_kafka_destroy(p->rk);
-        goto fail;
+    for (int i = 0; i < n; i++) {
+        struct kafka_producer_conn *c = &p->conns[i];
+        atomic_init(&c->stop, false);
+        c->rk = kafka_producer_instance(brokers, client_id, errstr, errcap);
+        if (!c->rk)
+            goto fail;
+        p->n = i + 1;
+        if (pthread_create(&c->thread, NULL, kafka_producer_thread, c) != 0) {
+            snprintf(errstr, errcap, "cannot start the kafka poll thread");
+            goto fail;
+        }
+        c->thread_started = true;
     }
     return p;
 
 fail:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
+    for (int i = 0; i < p->n; i++) {
+        struct kafka_producer_conn *c = &p->conns[i];
+        if (c->thread_started) {
+            atomic_store(&c->stop, true);
+            pthread_join(c->thread, NULL);
+        }
+        rd_kafka_destroy(c->rk);
+    }
     free(p);
     return NULL;
+}
+
+/* The instance for key: see struct kafka_producer. */
+static rd_kafka_t *kafka_producer_pick(struct kafka_producer *p, const void *key, size_t keylen)
+{
+    if (p->n == 1 || !key || keylen == 0)
+        return p->conns[0].rk;
+    return p->conns[rd_kafka_msg_partitioner_consistent(NULL, key, keylen, p->n, NULL, NULL)].rk;
 }
 
 int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
@@ -290,12 +354,13 @@ int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, 
         if (!a)
             return -1;
     }
+    rd_kafka_t *rk = kafka_producer_pick(p, key, keylen);
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(a), RD_KAFKA_V_END);
     if (err) {
-        log_warn("kafka produce refused", "client", rd_kafka_name(p->rk), "topic", topic, "error",
+        log_warn("kafka produce refused", "client", rd_kafka_name(rk), "topic", topic, "error",
                  rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
         if (a) {
             /* No delivery report will come: drop both references. */
@@ -319,12 +384,13 @@ int kafka_produce_notify(struct kafka_producer *p, const char *topic, const void
     if (!n)
         return -1;
     *n = (struct kafka_notify){.kind = KAFKA_OPAQUE_NOTIFY, .fn = fn, .arg = arg};
+    rd_kafka_t *rk = kafka_producer_pick(p, key, keylen);
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(n), RD_KAFKA_V_END);
     if (err) {
-        log_warn("kafka produce refused", "client", rd_kafka_name(p->rk), "topic", topic, "error",
+        log_warn("kafka produce refused", "client", rd_kafka_name(rk), "topic", topic, "error",
                  rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
         free(n); /* no delivery report will come */
         return -1;
@@ -332,18 +398,39 @@ int kafka_produce_notify(struct kafka_producer *p, const char *topic, const void
     return 0;
 }
 
+static int64_t kafka_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Flushes every instance within one deadline. */
+static int kafka_producer_flush_all(struct kafka_producer *p, int timeout_ms)
+{
+    int64_t deadline = kafka_now_ms() + timeout_ms;
+    int rc = 0;
+    for (int i = 0; i < p->n; i++) {
+        int64_t left = deadline - kafka_now_ms();
+        if (rd_kafka_flush(p->conns[i].rk, left > 0 ? (int)left : 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            rc = -1;
+    }
+    return rc;
+}
+
 int kafka_producer_flush(struct kafka_producer *p, int timeout_ms)
 {
-    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+    return kafka_producer_flush_all(p, timeout_ms);
 }
 
 bool kafka_producer_ready(struct kafka_producer *p, int timeout_ms)
 {
     char detail[256];
-    if (rd_kafka_fatal_error(p->rk, detail, sizeof detail))
-        return false;
+    for (int i = 0; i < p->n; i++)
+        if (rd_kafka_fatal_error(p->conns[i].rk, detail, sizeof detail))
+            return false;
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->conns[0].rk, 0, NULL, &md, timeout_ms);
     if (md)
         rd_kafka_metadata_destroy(md);
     return err == RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -354,18 +441,26 @@ void kafka_producer_free(struct kafka_producer **pp)
     if (!pp || !*pp)
         return;
     struct kafka_producer *p = *pp;
-    if (rd_kafka_flush(p->rk, KAFKA_FREE_FLUSH_MS) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        char left[16];
-        snprintf(left, sizeof left, "%d", rd_kafka_outq_len(p->rk));
+    if (kafka_producer_flush_all(p, KAFKA_FREE_FLUSH_MS) != 0) {
+        int left = 0;
+        for (int i = 0; i < p->n; i++)
+            left += rd_kafka_outq_len(p->conns[i].rk);
+        char count[16];
+        snprintf(count, sizeof count, "%d", left);
         log_error("kafka producer closing with undelivered messages", "client",
-                  rd_kafka_name(p->rk), "messages", left);
+                  rd_kafka_name(p->conns[0].rk), "messages", count);
         /* Fail what is left, so every ack is completed and freed. */
-        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_flush(p->rk, 1000);
+        for (int i = 0; i < p->n; i++) {
+            rd_kafka_purge(p->conns[i].rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_flush(p->conns[i].rk, 1000);
+        }
     }
-    atomic_store(&p->stop, true);
-    pthread_join(p->thread, NULL);
-    rd_kafka_destroy(p->rk);
+    for (int i = 0; i < p->n; i++) {
+        struct kafka_producer_conn *c = &p->conns[i];
+        atomic_store(&c->stop, true);
+        pthread_join(c->thread, NULL);
+        rd_kafka_destroy(c->rk);
+    }
     free(p);
     *pp = NULL;
 }

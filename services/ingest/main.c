@@ -23,6 +23,9 @@
 /* The relay's period: a spooled event waits at most about this long once
  * the broker is back, and a channel change about this long to be published. */
 #define INGEST_RELAY_PERIOD_MS 200
+/* The producer's connections to the broker (KAFKA_PRODUCER_CONNECTIONS
+ * overrides it); docs/benchmarks.md has the runs behind the number. */
+#define INGEST_PRODUCER_CONNECTIONS "4"
 /* Spool writes happen only while the broker is slow or away. */
 #define INGEST_SPOOL_CONNECTIONS 4
 
@@ -166,6 +169,11 @@ int main(void)
     };
     char errstr[512];
 
+    /* Ingest produces to line.webhook's 48 partitions at thousands of
+     * records a second: through one connection, librdkafka's one request
+     * per partition queues up behind the broker's one-at-a-time handling
+     * (common/kafka.c), so ingest's producer uses 4 unless told otherwise. */
+    setenv("KAFKA_PRODUCER_CONNECTIONS", INGEST_PRODUCER_CONNECTIONS, 0);
     int rc = service_start(&svc, &def);
     if (rc != 0)
         goto out;
