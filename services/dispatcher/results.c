@@ -20,6 +20,7 @@
 #define RELAY_BATCH 500
 #define RELAY_ACK_MS 5000
 #define RELAY_IDLE_MS 100
+#define RELAY_LINGER_MS 20 /* after a part batch, before the next round */
 
 /* The namespace of DeliveryResult event ids (a random, fixed UUID). */
 static const uuid_t results_ns = {0x6b, 0x69, 0x7a, 0x75, 0x6e, 0x61, 0x4d, 0x8e,
@@ -225,8 +226,15 @@ static void *relay_main(void *arg)
             continue;
         }
         warned = false;
-        if (n > 0 && (!stopping || relay_now_ms() < deadline))
+        if (n > 0 && (!stopping || relay_now_ms() < deadline)) {
+            /* A part batch: let a few more results gather before the next
+             * round (a round is a transaction and a wait for acks). */
+            if (n < RELAY_BATCH && !stopping) {
+                struct timespec linger = {.tv_sec = 0, .tv_nsec = RELAY_LINGER_MS * 1000000L};
+                nanosleep(&linger, NULL);
+            }
             continue;
+        }
         if (stopping)
             break;
         relay_wait(rl, RELAY_IDLE_MS);
