@@ -25,14 +25,7 @@ struct spool_record {
     size_t keylen;
     const void *payload;
     size_t len;
-    enum spool_state state; /* set by spool_deliver */
-};
-
-/* How a delivery went, for the caller's answer, logs and metrics. */
-struct spool_outcome {
-    size_t acked;   /* confirmed by the broker within the budget */
-    size_t spooled; /* committed to ingest.spool instead */
-    size_t lost;    /* neither: the caller must not answer 200 */
+    enum spool_state state; /* set by ackwait.c and spool_store */
 };
 
 /* Opens connections lazily, up to `connections` for spool writes (any
@@ -43,21 +36,11 @@ struct spool *spool_new(const char *database_url, struct kafka_producer *produce
 /* Call after every thread using it has stopped. Accepts NULL. */
 void spool_free(struct spool **sp);
 
-/* Produces every record, waits up to budget_ms (one deadline for all) for
- * the acks, and writes the records still unconfirmed to the spool in one
- * transaction. A record may be confirmed after it was spooled; consumers
- * absorb the duplicate by event id. Each record's state says where it went.
- * Returns 0 when every record is durable,
- * -1 when some are neither acked nor spooled (out->lost > 0: answer 503 so
- * the sender retries). Any thread; blocks up to budget_ms plus the write. */
-int spool_deliver(struct spool *sp, struct spool_record *recs, size_t n, int budget_ms,
-                  struct spool_outcome *out);
-
 /* Writes every record whose state is SPOOL_PENDING to the spool in one
  * transaction, producing nothing: for a caller that produced the records
  * itself and collected the acks its own way (webhook.c's async path). Sets
  * those records to SPOOL_SPOOLED, or to SPOOL_LOST if the write failed, and
- * counts them as spool_deliver does. Returns 0 when every pending record is
+ * counts them (kizuna_ingest_spooled_events_total, or the write failures). Returns 0 when every pending record is
  * written (or none was pending), -1 otherwise. Any thread; blocks for the
  * write. */
 int spool_store(struct spool *sp, struct spool_record *recs, size_t n);
