@@ -334,8 +334,8 @@ static const char *endpoint(void)
 static void sim_setup(int i)
 {
     char body[512], path[160];
-    snprintf(body, sizeof body, "{\"channel_id\":\"%s\",\"access_token\":\"%s\"}", channels[i],
-             tokens[i]);
+    snprintf(body, sizeof body, "{\"channel_id\":\"%.71s\",\"access_token\":\"%.127s\"}",
+             channels[i], tokens[i]);
     long st = http("POST", sim_port, "/_sim/channels", body, NULL);
     if (st != 201 && st != 200)
         die("the simulator refused a channel");
@@ -344,11 +344,11 @@ static void sim_setup(int i)
         snprintf(rate, sizeof rate, "\"rate_limits\":{\"%s\":%ld},", endpoint(), limit);
     snprintf(body, sizeof body, "{%s\"quota\":{\"type\":\"limited\",\"value\":%lld}}", rate,
              QUOTA_BIG);
-    snprintf(path, sizeof path, "/_sim/channels/%s/limits", channels[i]);
+    snprintf(path, sizeof path, "/_sim/channels/%.71s/limits", channels[i]);
     if (http("PUT", sim_port, path, body, NULL) != 200)
         die("the simulator refused the limits");
     snprintf(body, sizeof body,
-             "{\"channel_id\":\"%s\",\"user_id\":\"Uprobe\",\"display_name\":\"Probe\"}",
+             "{\"channel_id\":\"%.71s\",\"user_id\":\"Uprobe\",\"display_name\":\"Probe\"}",
              channels[i]);
     if (http("POST", sim_port, "/_sim/users", body, NULL) / 100 != 2)
         die("the simulator refused the probe user");
@@ -366,7 +366,7 @@ static void dispatcher_limits(int i)
                  endpoint(), lim, burst);
     else
         snprintf(body, sizeof body, "{\"%s\":%ld}", endpoint(), lim);
-    snprintf(path, sizeof path, "/v1/channels/%s/limits", channels[i]);
+    snprintf(path, sizeof path, "/v1/channels/%.71s/limits", channels[i]);
     long long t0 = now_ms();
     for (;;) {
         char *out = NULL;
@@ -568,6 +568,8 @@ int main(int argc, char **argv)
         first++;
     double seconds = (double)(end - first);
     double best = 0;
+    if (end - first < window && end > first)
+        window = end - first; /* a run shorter than the window: all of it */
     for (long i = first; i + window <= end; i++) {
         double r = (double)(acc[i + window] - acc[i]) / (double)window;
         if (r > best)
