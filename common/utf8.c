@@ -37,3 +37,15 @@ size_t utf8_seq_len(const unsigned char *s, size_t avail)
         return 0;
     return n;
 }
+
+bool utf8_valid(const void *s, size_t len)
+{
+    const unsigned char *p = s;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq_len(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}

@@ -17,6 +17,7 @@
 #include "outbox.h"
 #include "pgarray.h"
 #include "strmap.h"
+#include "utf8.h"
 
 #define WRITER_BATCH_MAX 1000
 #define WRITER_RETRY_MS 500
@@ -119,6 +120,23 @@ struct delivery *delivery_from_bytes(const void *bytes, size_t len, const char *
         snprintf(errstr, errcap, "request_id missing or longer than %d bytes", DELIVERY_ID_MAX);
         goto fail;
     }
+    /* Every string that becomes a text column must be UTF-8: PostgreSQL
+     * refuses anything else, and one refused row would fail its whole intake
+     * batch again on every retry. Such a request is malformed, like one
+     * without a request_id (its id may not even be printable). */
+    if (!utf8_valid(rid, strlen(rid))) {
+        snprintf(errstr, errcap, "request_id is not valid UTF-8");
+        goto fail;
+    }
+    const char *texts[] = {channel, tenant, req->to, req->origin_type, req->origin_id};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (texts[i] && !utf8_valid(texts[i], strlen(texts[i]))) {
+            snprintf(errstr, errcap,
+                     "request %s: channel_id, tenant_id, to, origin_type or origin_id is not "
+                     "valid UTF-8",
+                     rid);
+            goto fail;
+        }
     if (strlen(channel) > CHANNEL_ID_MAX || strlen(tenant) >= AUTH_FIELD_MAX) {
         snprintf(errstr, errcap, "request %s: channel_id or tenant_id too long", rid);
         goto fail;

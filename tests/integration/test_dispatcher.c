@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "itest.h"
 #include "kafka.h"
 #include "kizuna/v1/delivery.pb-c.h"
 #include "test_dispatcher_harness.h"
@@ -297,6 +298,73 @@ Test(dispatcher, an_invalid_message_fails_fast_with_lines_detail_and_is_not_retr
     cr_expect_eq(dh_sim_stat("push", "requests"), 1);
     cr_expect_eq(dh_sim_stat("push", "rejected"), 1);
     cr_expect_eq(dh_sim_stat(NULL, "accepted"), 0);
+}
+
+/* Requests whose text PostgreSQL would refuse, produced between good ones:
+ * each is dropped as malformed (logged, counted), and the good requests of
+ * the same intake batch are all still sent. Before, one such request failed
+ * its whole batch on every retry and nothing behind it was ever sent. */
+static const struct {
+    const char *name;
+    const char *request_id; /* NULL: a fresh one */
+    const char *to;
+} poison_cases[] = {
+    {"request_id not UTF-8", "poison-\xff\xfe", "Upoison1"},
+    {"recipient not UTF-8", NULL, "U\xc0\xaf"},
+    {"recipient with a surrogate", NULL, "U\xed\xa0\x80"},
+};
+
+static bool all_pushes_accepted(void *ctx)
+{
+    return dh_sim_stat("push", "accepted") >= *(long long *)ctx;
+}
+
+Test(dispatcher, malformed_text_in_a_request_drops_only_that_request)
+{
+    dh_setup("poison");
+    dh_dispatcher_start(NULL);
+    dh_dispatcher_wait_consuming();
+    long long before = dh_sim_stat("push", "accepted");
+    long long requests_before = dh_sim_stat("push", "requests");
+    size_t npoison = sizeof poison_cases / sizeof poison_cases[0];
+    char good[8][37];
+    size_t ngood = 0;
+    for (size_t i = 0; i < npoison; i++) {
+        char to[32];
+        snprintf(to, sizeof to, "Ugood%zu", i);
+        dh_produce_push(to, "before the poison", good[ngood++]);
+        Kizuna__V1__SendRequest req;
+        Kizuna__V1__Envelope env;
+        char rid[37];
+        dh_request_init(&req, &env, KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH, rid);
+        if (poison_cases[i].request_id)
+            req.request_id = (char *)poison_cases[i].request_id;
+        req.to = (char *)poison_cases[i].to;
+        char *msgs[] = {"{\"type\":\"text\",\"text\":\"poison\"}"};
+        req.n_messages_json = 1;
+        req.messages_json = msgs;
+        dh_produce(&req);
+    }
+    dh_produce_push("Ugood-last", "after the poison", good[ngood++]);
+    dh_flush();
+    long long want = before + (long long)ngood;
+    cr_assert(dh_wait(all_pushes_accepted, &want, 30000),
+              "good pushes behind malformed ones: %lld of %zu sent",
+              dh_sim_stat("push", "accepted") - before, ngood);
+    for (size_t i = 0; i < ngood; i++) {
+        cr_assert(dh_wait(delivery_final, good[i], 20000), "good request %zu: no final status", i);
+        json_t *d = dh_delivery(good[i]);
+        cr_assert_not_null(d, "good request %zu has no delivery", i);
+        cr_expect_str_eq(json_string_value(json_object_get(d, "status")), "sent");
+        json_decref(d);
+    }
+    /* Nothing malformed reached LINE, and the dispatcher is still ready. */
+    sleep(1);
+    cr_expect_eq(dh_sim_stat("push", "accepted"), want);
+    cr_expect_eq(dh_sim_stat("push", "requests"), requests_before + (long long)ngood);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", DH_ADMIN_PORT);
+    cr_expect_eq(itest_http_get_status(url, NULL), 200);
 }
 
 /* --- replies ------------------------------------------------------------------ */

@@ -157,31 +157,58 @@ Test(dispatcher_results, a_retry_record_carries_the_next_time)
     delivery_free(d);
 }
 
+/* Requests no result can be produced for, or whose text PostgreSQL would
+ * refuse (which would fail their whole intake batch on every retry). */
 struct bad_request {
     const char *name;
     const char *request_id;
+    const char *to;
+    const char *tenant;
+    const char *origin_id;
 };
+
+#define GOOD_ID "22222222-2222-5222-8222-222222222222"
 
 static const struct bad_request bad_requests[] = {
-    {"no request_id", ""},
+    {"no request_id", "", "U1", "acme", "o"},
     {"request_id over 64 bytes",
-     "0123456789012345678901234567890123456789012345678901234567890123456789"},
+     "0123456789012345678901234567890123456789012345678901234567890123456789", "U1", "acme", "o"},
+    {"request_id not UTF-8", "req-\xff\xfe", "U1", "acme", "o"},
+    {"request_id with a truncated sequence", "req-\xe3\x81", "U1", "acme", "o"},
+    {"to not UTF-8", GOOD_ID, "U\xc0\xaf", "acme", "o"},
+    {"tenant with a surrogate", GOOD_ID, "U1", "acme\xed\xa0\x80", "o"},
+    {"origin_id not UTF-8", GOOD_ID, "U1", "acme", "step-\x80"},
 };
 
-Test(dispatcher_results, a_request_without_a_usable_request_id_is_refused)
+Test(dispatcher_results, a_request_without_a_usable_request_id_or_text_is_refused)
 {
     for (size_t i = 0; i < sizeof bad_requests / sizeof bad_requests[0]; i++) {
+        const struct bad_request *b = &bad_requests[i];
         Kizuna__V1__SendRequest req = KIZUNA__V1__SEND_REQUEST__INIT;
-        req.request_id = (char *)bad_requests[i].request_id;
+        Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
+        env.tenant_id = (char *)b->tenant;
+        req.envelope = &env;
+        req.request_id = (char *)b->request_id;
+        req.to = (char *)b->to;
+        req.origin_id = (char *)b->origin_id;
         req.kind = KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH;
         uint8_t buf[256];
         size_t len = kizuna__v1__send_request__pack(&req, buf);
-        char errstr[128] = "";
-        cr_expect_null(delivery_from_bytes(buf, len, "1", errstr, sizeof errstr), "%s",
-                       bad_requests[i].name);
-        cr_expect(errstr[0], "%s: a reason", bad_requests[i].name);
+        char errstr[256] = "";
+        cr_expect_null(delivery_from_bytes(buf, len, "1", errstr, sizeof errstr), "%s", b->name);
+        cr_expect(errstr[0], "%s: a reason", b->name);
     }
+    /* The same request with good text is taken. */
+    Kizuna__V1__SendRequest req = KIZUNA__V1__SEND_REQUEST__INIT;
+    req.request_id = GOOD_ID;
+    req.to = "U\xe3\x81\x82";
+    req.kind = KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH;
+    uint8_t buf[256];
+    size_t len = kizuna__v1__send_request__pack(&req, buf);
+    char errstr[256] = "";
+    struct delivery *d = delivery_from_bytes(buf, len, "1", errstr, sizeof errstr);
+    cr_expect_not_null(d, "%s", errstr);
+    delivery_free(d);
     static const uint8_t garbage[] = {0xff, 0xff, 0xff};
-    char errstr[128] = "";
     cr_expect_null(delivery_from_bytes(garbage, sizeof garbage, "1", errstr, sizeof errstr));
 }
