@@ -23,8 +23,6 @@
 #define WRITER_RETRY_MS 500
 #define WRITER_LINGER_MS 5 /* gather outcomes this long before a transaction */
 #define TAKEOVER_BATCH "1000"
-#define INBOX_CONSUMER "send.requests"
-#define PENDING "status IN ('queued', 'retrying')"
 
 /* --- names ------------------------------------------------------------------ */
 
@@ -197,13 +195,13 @@ static int recipient_count(const Kizuna__V1__SendRequest *req)
     }
 }
 
-/* The inbox claims and the rows of a whole batch in one statement: one
- * round trip, one parse and plan, whatever the batch size. The claim comes
- * first and only a new claim inserts its row (inbox_claim's contract,
- * inbox.h, written into the statement); ON CONFLICT on the row covers one
- * whose inbox entry was pruned. Rows are inserted in batch order, so seq
- * (the recovery order) follows the topic's. Returns the claimed request ids
- * through claimed[] (1 new, 0 seen before). */
+/* The rows of a whole batch in one statement: one round trip, one parse
+ * and plan, whatever the batch size. The primary key (request_id) is the
+ * claim: a request seen before conflicts and inserts nothing, and only a
+ * new row gets its `pending` row (this replica as owner). Rows are
+ * inserted in batch order, so seq (the recovery order) follows the topic's.
+ * Returns the claimed request ids through claimed[] (1 new, 0 seen
+ * before). */
 int deliveries_intake_batch(struct db *db, const char *instance, struct delivery *const *ds,
                             const void *const *bytes, const size_t *lens, size_t n, int *claimed)
 {
@@ -243,8 +241,8 @@ int deliveries_intake_batch(struct db *db, const char *instance, struct delivery
         rc = DB_OK;
         goto out;
     }
-    const char *values[COLS + 2];
-    int lengths[COLS + 2] = {0}, binary[COLS + 2] = {0};
+    const char *values[COLS + 1];
+    int lengths[COLS + 1] = {0}, binary[COLS + 1] = {0};
     for (int c = 0; c < COLS; c++) {
         values[c] = pgarray_finish(&col[c], &lengths[c]);
         binary[c] = 1;
@@ -252,7 +250,6 @@ int deliveries_intake_batch(struct db *db, const char *instance, struct delivery
             goto out;
     }
     values[COLS] = instance;
-    values[COLS + 1] = INBOX_CONSUMER;
     struct db_result *r = NULL;
     enum db_status st = db_execv(
         db,
@@ -260,19 +257,18 @@ int deliveries_intake_batch(struct db *db, const char *instance, struct delivery
         "  $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::text[], $11::text[]) "
         "  WITH ORDINALITY AS t(request_id, tenant_id, channel_id, kind, recipient, "
         "  recipient_count, origin_type, origin_id, request, requested, received, ord)), "
-        "claim AS (INSERT INTO inbox (consumer, event_id) SELECT $13, request_id FROM input "
-        "  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id), "
         "ins AS (INSERT INTO deliveries (request_id, tenant_id, channel_id, kind, status, "
-        "  recipient, recipient_count, origin_type, origin_id, request, owner, requested_at, "
+        "  recipient, recipient_count, origin_type, origin_id, request, requested_at, "
         "  received_at) "
         "  SELECT i.request_id, i.tenant_id, i.channel_id, i.kind, 'queued', i.recipient, "
-        "  i.recipient_count::int, i.origin_type, i.origin_id, i.request, $12, "
+        "  i.recipient_count::int, i.origin_type, i.origin_id, i.request, "
         "  CASE WHEN i.requested::bigint > 0 THEN to_timestamp(i.requested::bigint / 1000.0) END, "
         "  to_timestamp(i.received::bigint / 1000.0) "
-        "  FROM input i JOIN claim c ON c.event_id = i.request_id ORDER BY i.ord "
-        "  ON CONFLICT (request_id) DO NOTHING RETURNING request_id) "
+        "  FROM input i ORDER BY i.ord "
+        "  ON CONFLICT (request_id) DO NOTHING RETURNING request_id), "
+        "own AS (INSERT INTO pending (request_id, owner) SELECT request_id, $12 FROM ins) "
         "SELECT request_id FROM ins",
-        COLS + 2, values, lengths, binary, false, &r);
+        COLS + 1, values, lengths, binary, false, &r);
     if (st != DB_OK) {
         rc = st;
         goto out;
@@ -339,8 +335,9 @@ long deliveries_recover(struct db *db, const char *instance,
     const char *values[] = {instance};
     struct db_result *r = NULL;
     enum db_status st = db_execv(db,
-                                 "SELECT " PENDING_COLUMNS " FROM deliveries "
-                                 "WHERE owner = $1 AND " PENDING " ORDER BY seq",
+                                 "SELECT " PENDING_COLUMNS " FROM deliveries d "
+                                 "JOIN pending p USING (request_id) "
+                                 "WHERE p.owner = $1 ORDER BY d.seq",
                                  1, values, NULL, NULL, true, &r);
     if (st != DB_OK)
         return st;
@@ -355,8 +352,9 @@ long deliveries_reload(struct db *db, const char *instance, const char *request_
     const char *values[] = {instance, request_id};
     struct db_result *r = NULL;
     enum db_status st = db_execv(db,
-                                 "SELECT " PENDING_COLUMNS " FROM deliveries "
-                                 "WHERE owner = $1 AND request_id = $2 AND " PENDING,
+                                 "SELECT " PENDING_COLUMNS " FROM deliveries d "
+                                 "JOIN pending p USING (request_id) "
+                                 "WHERE p.owner = $1 AND p.request_id = $2",
                                  2, values, NULL, NULL, true, &r);
     if (st != DB_OK)
         return st;
@@ -376,13 +374,16 @@ long deliveries_take_over(struct db *db, const char *instance, long lease_s,
         db,
         "WITH dead AS (SELECT instance_id FROM instances WHERE instance_id <> $1 "
         "  AND heartbeat_at < now() - make_interval(secs => $2::bigint)), "
-        "moved AS (SELECT request_id FROM deliveries WHERE owner IN (SELECT instance_id FROM "
-        "  dead) AND " PENDING " ORDER BY seq LIMIT " TAKEOVER_BATCH " FOR UPDATE SKIP LOCKED) "
-        "UPDATE deliveries d SET owner = $1 FROM moved WHERE d.request_id = moved.request_id "
-        "RETURNING d.request_id, d.channel_id, d.request, d.attempts::text, "
-        "COALESCE((extract(epoch FROM d.first_attempt_at) * 1000)::bigint, 0)::text, "
-        "COALESCE((extract(epoch FROM d.next_attempt_at) * 1000)::bigint, 0)::text, "
-        "((extract(epoch FROM d.received_at) * 1000)::bigint)::text",
+        "moved AS (SELECT p.request_id FROM pending p JOIN deliveries d USING (request_id) "
+        "  WHERE p.owner IN (SELECT instance_id FROM dead) ORDER BY d.seq "
+        "  LIMIT " TAKEOVER_BATCH " FOR UPDATE OF p SKIP LOCKED), "
+        "upd AS (UPDATE pending p SET owner = $1 FROM moved "
+        "  WHERE p.request_id = moved.request_id RETURNING p.request_id) "
+        /* The delivery rows as this statement's snapshot sees them: only the
+         * final outcome changes them, and that needs the pending rows
+         * locked here. */
+        "SELECT " PENDING_COLUMNS " FROM deliveries d JOIN upd USING (request_id) "
+        "ORDER BY d.seq",
         2, values, NULL, NULL, true, &r);
     if (st != DB_OK)
         return st;
@@ -392,8 +393,7 @@ long deliveries_take_over(struct db *db, const char *instance, long lease_s,
         st = db_exec(db,
                      "DELETE FROM instances i WHERE instance_id <> $1 "
                      "AND heartbeat_at < now() - make_interval(secs => $2::bigint) "
-                     "AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.owner = i.instance_id "
-                     "AND d." PENDING ")",
+                     "AND NOT EXISTS (SELECT 1 FROM pending p WHERE p.owner = i.instance_id)",
                      2, values, NULL);
         if (st != DB_OK)
             return st;
@@ -414,8 +414,8 @@ long deliveries_pending_count(struct db *db, const char *instance)
 {
     const char *values[] = {instance};
     struct db_result *r = NULL;
-    enum db_status st = db_exec(
-        db, "SELECT count(*)::text FROM deliveries WHERE owner = $1 AND " PENDING, 1, values, &r);
+    enum db_status st =
+        db_exec(db, "SELECT count(*)::text FROM pending WHERE owner = $1", 1, values, &r);
     if (st != DB_OK)
         return st;
     long n = (long)text_ll(r, 0, 0);
@@ -484,14 +484,18 @@ static enum db_status writer_retry(struct deliveries_writer *w, const struct del
                             next,
                             last,
                             w->instance};
+    /* The pending row locked first: a takeover changing its owner waits,
+     * or has already moved it and nothing is written. */
     return db_exec(w->db,
-                   "UPDATE deliveries SET status = 'retrying', attempts = $2::int, "
+                   "WITH mine AS (SELECT request_id FROM pending WHERE request_id = $1 "
+                   "  AND owner = $9 FOR UPDATE) "
+                   "UPDATE deliveries d SET status = 'retrying', attempts = $2::int, "
                    "http_status = $3::int, line_request_id = $4, error_message = $5, "
                    "first_attempt_at = COALESCE(CASE WHEN $6::bigint > 0 THEN "
                    "to_timestamp($6::bigint / 1000.0) END, first_attempt_at), "
                    "next_attempt_at = to_timestamp($7::bigint / 1000.0), "
                    "last_attempt_ms = $8::int "
-                   "WHERE request_id = $1 AND owner = $9 AND " PENDING,
+                   "FROM mine WHERE d.request_id = mine.request_id",
                    9, values, NULL);
 }
 
@@ -579,6 +583,11 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
         "  $12::text[], $13::bytea[], $14::bytea[]) WITH ORDINALITY AS t(request_id, status, "
         "  attempts, http_status, line_request_id, accepted_request_id, error_message, "
         "  error_details, fell_back, first_ms, finished_ms, last_ms, key, payload, ord)), "
+        /* Deleting the pending row is the owner check: a row taken over by
+         * another replica is no longer ours and is left alone. No index of
+         * deliveries covers a column set here, so the update is HOT. */
+        "mine AS (DELETE FROM pending p USING input i WHERE p.request_id = i.request_id "
+        "  AND p.owner = $15 RETURNING p.request_id), "
         "upd AS (UPDATE deliveries d SET status = i.status, attempts = i.attempts::int, "
         "  http_status = i.http_status::int, line_request_id = i.line_request_id, "
         "  accepted_request_id = i.accepted_request_id, error_message = i.error_message, "
@@ -586,10 +595,9 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
         "  first_attempt_at = COALESCE(CASE WHEN i.first_ms::bigint > 0 THEN "
         "  to_timestamp(i.first_ms::bigint / 1000.0) END, d.first_attempt_at), "
         "  finished_at = to_timestamp(i.finished_ms::bigint / 1000.0), "
-        "  last_attempt_ms = i.last_ms::int, next_attempt_at = NULL, request = NULL, "
-        "  owner = NULL "
-        "  FROM input i WHERE d.request_id = i.request_id AND d.owner = $15 AND "
-        "  d." PENDING " RETURNING i.ord), "
+        "  last_attempt_ms = i.last_ms::int, next_attempt_at = NULL, request = NULL "
+        "  FROM input i JOIN mine m ON m.request_id = i.request_id "
+        "  WHERE d.request_id = i.request_id RETURNING i.ord), "
         "ob AS (INSERT INTO outbox (topic, key, payload) SELECT $16, i.key, i.payload "
         "  FROM input i JOIN upd u ON u.ord = i.ord ORDER BY i.ord RETURNING 1) "
         "SELECT ord::text FROM upd",

@@ -1,18 +1,20 @@
 /* The delivery log (table `deliveries`): one row per SendRequest, the
  * durable state of every request between Kafka and LINE.
  *
- * Life of a row: the intake writes it `queued` (with the request and this
- * replica as owner) together with the inbox claim, and only then is the
+ * Life of a row: the intake writes it `queued` (with the request; its
+ * request_id primary key refuses a request seen before) and a `pending`
+ * row naming this replica as owner, and only then is the
  * Kafka offset stored; so a stored offset always means "durable here".
  * The sender's outcomes reach the table through the writer thread: a retry
- * becomes `retrying` with its next time; a final status clears request and
- * owner and, in the same transaction, puts the DeliveryResult into the
+ * becomes `retrying` with its next time; a final status clears the request
+ * and deletes the pending row and, in the same transaction, puts the DeliveryResult into the
  * outbox and adds the messages counted against the month's quota. Rows
  * still pending when a replica dies are taken over by a live replica (or by
  * the same instance id when it restarts) and sent again with the same
  * X-Line-Retry-Key, which LINE answers 409 if the first send got through.
  *
- * Every update of a pending row is guarded by owner = this instance, so a
+ * Every update of a pending row is guarded by its pending row's owner = this
+ * instance (locked or deleted in the same statement), so a
  * replica whose rows were taken over never publishes a second result.
  * Functions taking a struct db follow db.h's threading rules. */
 #ifndef KIZUNA_DISPATCHER_DELIVERIES_H
@@ -74,8 +76,9 @@ const char *delivery_kind_name(Kizuna__V1__SendKind k);
 /* True for a status name the table accepts (queued, retrying, and finals). */
 bool delivery_status_valid(const char *name);
 
-/* Takes a batch of requests: claims each request_id in the inbox and
- * inserts its queued row owned by instance, all in one statement (atomic on
+/* Takes a batch of requests: inserts each one's queued row (the primary
+ * key request_id is the claim) and its `pending` row owned by instance,
+ * all in one statement (atomic on
  * its own, or part of the caller's transaction). ds[i] NULL is skipped;
  * bytes[i]/lens[i] is ds[i]'s packed SendRequest. Sets claimed[i] to 1 when
  * new, 0 when its request_id was seen before (or earlier in the batch).

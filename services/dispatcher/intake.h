@@ -1,6 +1,6 @@
 /* The intake: the `send.requests` consumer's batch handler. It decodes each
- * SendRequest, makes the batch durable in the delivery log (inbox claim by
- * request_id and the queued row, one transaction for the batch) and hands
+ * SendRequest, makes the batch durable in the delivery log (the queued row,
+ * claimed by its request_id primary key, one statement for the batch) and hands
  * the requests to the sender; only then does it report them done, so their
  * offsets are stored after the commit and a crash replays rather than
  * loses. A request_id seen before is done at once and never sent again.

@@ -4,7 +4,7 @@
  * sender (sender.c), the admin API (api.c), and on this thread the
  * `send.requests` intake (intake.c) plus housekeeping: readiness, the
  * replica heartbeat, takeover of dead replicas' pending rows, rate-limit
- * overrides made on other replicas, and inbox pruning. */
+ * overrides made on other replicas. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,6 @@
 #include "crypto.h"
 #include "db.h"
 #include "deliveries.h"
-#include "inbox.h"
 #include "intake.h"
 #include "kafka.h"
 #include "limits.h"
@@ -37,8 +36,6 @@
 #define INTAKE_FULL_POLL_MS 10000 /* while the sender is full, poll this often */
 #define READY_EVERY_MS 1000
 #define TAKEOVER_EVERY_MS 5000
-#define PRUNE_EVERY_MS (3600L * 1000)
-#define INBOX_KEEP_S (8L * 86400) /* longer than send.requests' 7-day retention */
 #define WRITER_STOP_MS 5000
 #define RELAY_STOP_MS 3000
 
@@ -274,7 +271,7 @@ fail:
 /* --- the main loop --------------------------------------------------------------- */
 
 static void housekeeping(struct app *a, int64_t now, int64_t *next_ready, int64_t *next_beat,
-                         int64_t *next_takeover, int64_t *next_prune, bool *was_ready)
+                         int64_t *next_takeover, bool *was_ready)
 {
     struct service *svc = &a->svc;
     if (now >= *next_ready) {
@@ -304,12 +301,6 @@ static void housekeeping(struct app *a, int64_t now, int64_t *next_ready, int64_
         sync_limits(a);
         *next_takeover = now + TAKEOVER_EVERY_MS;
     }
-    if (now >= *next_prune) {
-        long n = inbox_prune(svc->db, INBOX_KEEP_S);
-        if (n < 0)
-            log_warn("inbox prune failed", "error", db_error_message(svc->db));
-        *next_prune = now + PRUNE_EVERY_MS;
-    }
 }
 
 static int run(struct app *a)
@@ -320,7 +311,7 @@ static int run(struct app *a)
                         .writer = a->writer,
                         .max_backlog = max_queued};
     intake_init(&in);
-    int64_t next_ready = 0, next_beat = 0, next_takeover = 0, next_prune = 0;
+    int64_t next_ready = 0, next_beat = 0, next_takeover = 0;
     bool was_ready = false;
     int rc = 0;
     int64_t last_poll = 0;
@@ -345,8 +336,7 @@ static int run(struct app *a)
                 break;
             }
         }
-        housekeeping(a, mono_ms(), &next_ready, &next_beat, &next_takeover, &next_prune,
-                     &was_ready);
+        housekeeping(a, mono_ms(), &next_ready, &next_beat, &next_takeover, &was_ready);
     }
     log_info("shutdown requested; draining");
     return rc;
