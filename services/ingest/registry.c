@@ -122,7 +122,7 @@ void registry_free(struct registry **regp)
     registry_cache_free(&reg->cache);
     pthread_mutex_destroy(&reg->api_lock);
     pthread_mutex_destroy(&reg->lookup_lock);
-    registry_wipe(reg->key, sizeof reg->key);
+    crypto_wipe(reg->key, sizeof reg->key);
     free(reg);
     *regp = NULL;
 }
@@ -177,7 +177,7 @@ static int lookup_fetch(struct registry *reg, const char *channel_id, struct cha
     goto out;
 
 bad_row:
-    registry_wipe(view, sizeof *view);
+    crypto_wipe(view, sizeof *view);
     log_error("channel secret does not open (wrong KIZUNA_DATA_KEY or a tampered row)", "tenant",
               tlen < AUTH_FIELD_MAX ? tenant : "", "channel", channel_id);
 out:
@@ -228,7 +228,7 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
 
     if (rc == 0) {
         *out = view;
-        registry_wipe(&view, sizeof view);
+        crypto_wipe(&view, sizeof view);
         lookup_count(reg, "found");
         return 0;
     }
@@ -236,7 +236,7 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
         lookup_count(reg, "stale");
         return 0; /* out was filled from the expired entry */
     }
-    registry_wipe(out, sizeof *out); /* no stale secret left behind */
+    crypto_wipe(out, sizeof *out); /* no stale secret left behind */
     lookup_count(reg, rc == 1 ? "unknown" : "error");
     return rc;
 }

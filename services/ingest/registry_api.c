@@ -379,7 +379,7 @@ static void channel_create(struct registry *reg, const struct auth_claims *claim
     }
 out:
     registry_input_wipe(&in);
-    registry_wipe(&sealed, sizeof sealed);
+    crypto_wipe(&sealed, sizeof sealed);
 }
 
 static void channel_update(struct registry *reg, const struct auth_claims *claims,
@@ -449,7 +449,7 @@ static void channel_update(struct registry *reg, const struct auth_claims *claim
     }
 out:
     registry_input_wipe(&in);
-    registry_wipe(&sealed, sizeof sealed);
+    crypto_wipe(&sealed, sizeof sealed);
 }
 
 static void channel_delete(struct registry *reg, const struct auth_claims *claims,

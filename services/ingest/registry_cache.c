@@ -37,7 +37,7 @@ static size_t cache_hash(const char *s)
 
 static void entry_free(struct cache_entry *e)
 {
-    registry_wipe(e, sizeof *e);
+    crypto_wipe(e, sizeof *e);
     free(e);
 }
 
@@ -145,7 +145,7 @@ void registry_cache_put(struct registry_cache *cache, const char *channel_id,
     if (view)
         e->view = *view;
     else
-        registry_wipe(&e->view, sizeof e->view);
+        crypto_wipe(&e->view, sizeof e->view);
     e->expires_at_ms = now_ms + ttl_ms;
 out:
     pthread_rwlock_unlock(&cache->lock);

@@ -19,31 +19,10 @@
 
 #define FINGERPRINT_KEY "kizuna-fingerprint-v1"
 
-void registry_wipe(void *p, size_t n)
-{
-    volatile unsigned char *v = p;
-    while (n--)
-        *v++ = 0;
-}
-
 void registry_input_wipe(struct registry_input *in)
 {
     if (in)
-        registry_wipe(in, sizeof *in);
-}
-
-/* The whole body, before jansson sees it, so that bad bytes get their own
- * error code rather than a generic parse error. */
-static bool body_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq_len(p + i, len - i);
-        if (n == 0)
-            return false;
-        i += n;
-    }
-    return true;
+        crypto_wipe(in, sizeof *in);
 }
 
 bool registry_channel_id_valid(const char *s)
@@ -122,7 +101,7 @@ void registry_fingerprint(const void *secret, size_t len, char out[REGISTRY_FING
         out[2 * i + 1] = digits[mac[i] & 0x0f];
     }
     out[REGISTRY_FINGERPRINT_LEN] = '\0';
-    registry_wipe(mac, sizeof mac);
+    crypto_wipe(mac, sizeof mac);
 }
 
 static int input_fail(struct registry_input_error *err, const char *code, const char *field,
@@ -326,7 +305,9 @@ int registry_input_parse(const char *body, size_t len, enum registry_input_mode 
     memset(err, 0, sizeof *err);
     if (!body || len == 0)
         return input_fail(err, "invalid_json", NULL, "the body is empty; send a JSON object");
-    if (!body_utf8_valid(body, len))
+    /* The whole body, before jansson sees it, so that bad bytes get their
+     * own error code rather than a generic parse error. */
+    if (!utf8_valid(body, len))
         return input_fail(err, "invalid_utf8", NULL, "the body is not valid UTF-8");
     json_error_t jerr;
     /* Duplicate keys are refused: which of two "access_token"s wins would

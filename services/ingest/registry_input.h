@@ -81,7 +81,4 @@ bool registry_timezone_valid(const char *name, const char *zoneinfo_dir);
  * of HMAC-SHA256 keyed "kizuna-fingerprint-v1" over the secret's bytes. */
 void registry_fingerprint(const void *secret, size_t len, char out[REGISTRY_FINGERPRINT_LEN + 1]);
 
-/* Overwrites n bytes in a way the compiler may not drop. */
-void registry_wipe(void *p, size_t n);
-
 #endif
