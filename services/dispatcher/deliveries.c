@@ -258,15 +258,15 @@ int deliveries_intake_batch(struct db *db, const char *instance, struct delivery
         "  WITH ORDINALITY AS t(request_id, tenant_id, channel_id, kind, recipient, "
         "  recipient_count, origin_type, origin_id, request, requested, received, ord)), "
         "ins AS (INSERT INTO deliveries (request_id, tenant_id, channel_id, kind, status, "
-        "  recipient, recipient_count, origin_type, origin_id, request, requested_at, "
-        "  received_at) "
+        "  recipient, recipient_count, origin_type, origin_id, requested_at, received_at) "
         "  SELECT i.request_id, i.tenant_id, i.channel_id, i.kind, 'queued', i.recipient, "
-        "  i.recipient_count::int, i.origin_type, i.origin_id, i.request, "
+        "  i.recipient_count::int, i.origin_type, i.origin_id, "
         "  CASE WHEN i.requested::bigint > 0 THEN to_timestamp(i.requested::bigint / 1000.0) END, "
         "  to_timestamp(i.received::bigint / 1000.0) "
         "  FROM input i ORDER BY i.ord "
         "  ON CONFLICT (request_id) DO NOTHING RETURNING request_id), "
-        "own AS (INSERT INTO pending (request_id, owner) SELECT request_id, $12 FROM ins) "
+        "own AS (INSERT INTO pending (request_id, owner, request) "
+        "  SELECT i.request_id, $12, i.request FROM input i JOIN ins USING (request_id)) "
         "SELECT request_id FROM ins",
         COLS + 1, values, lengths, binary, false, &r);
     if (st != DB_OK) {
@@ -288,7 +288,7 @@ out:
 }
 
 #define PENDING_COLUMNS                                                          \
-    "request_id, channel_id, request, attempts::text, "                          \
+    "request_id, channel_id, p.request, attempts::text, "                        \
     "COALESCE((extract(epoch FROM first_attempt_at) * 1000)::bigint, 0)::text, " \
     "COALESCE((extract(epoch FROM next_attempt_at) * 1000)::bigint, 0)::text, "  \
     "((extract(epoch FROM received_at) * 1000)::bigint)::text"
@@ -374,16 +374,17 @@ long deliveries_take_over(struct db *db, const char *instance, long lease_s,
         db,
         "WITH dead AS (SELECT instance_id FROM instances WHERE instance_id <> $1 "
         "  AND heartbeat_at < now() - make_interval(secs => $2::bigint)), "
-        "moved AS (SELECT p.request_id FROM pending p JOIN deliveries d USING (request_id) "
+        /* Both rows locked: the delivery row as its latest version (a retry
+         * of the old owner committed meanwhile is seen, one in progress is
+         * skipped and taken next time), the pending row to move it. */
+        "moved AS (SELECT p.request_id, p.request, d.channel_id, d.attempts, "
+        "  d.first_attempt_at, d.next_attempt_at, d.received_at, d.seq "
+        "  FROM pending p JOIN deliveries d USING (request_id) "
         "  WHERE p.owner IN (SELECT instance_id FROM dead) ORDER BY d.seq "
-        "  LIMIT " TAKEOVER_BATCH " FOR UPDATE OF p SKIP LOCKED), "
+        "  LIMIT " TAKEOVER_BATCH " FOR UPDATE OF p, d SKIP LOCKED), "
         "upd AS (UPDATE pending p SET owner = $1 FROM moved "
         "  WHERE p.request_id = moved.request_id RETURNING p.request_id) "
-        /* The delivery rows as this statement's snapshot sees them: only the
-         * final outcome changes them, and that needs the pending rows
-         * locked here. */
-        "SELECT " PENDING_COLUMNS " FROM deliveries d JOIN upd USING (request_id) "
-        "ORDER BY d.seq",
+        "SELECT " PENDING_COLUMNS " FROM moved p JOIN upd USING (request_id) ORDER BY p.seq",
         2, values, NULL, NULL, true, &r);
     if (st != DB_OK)
         return st;
@@ -595,7 +596,7 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
         "  first_attempt_at = COALESCE(CASE WHEN i.first_ms::bigint > 0 THEN "
         "  to_timestamp(i.first_ms::bigint / 1000.0) END, d.first_attempt_at), "
         "  finished_at = to_timestamp(i.finished_ms::bigint / 1000.0), "
-        "  last_attempt_ms = i.last_ms::int, next_attempt_at = NULL, request = NULL "
+        "  last_attempt_ms = i.last_ms::int, next_attempt_at = NULL "
         "  FROM input i JOIN mine m ON m.request_id = i.request_id "
         "  WHERE d.request_id = i.request_id RETURNING i.ord), "
         "ob AS (INSERT INTO outbox (topic, key, payload) SELECT $16, i.key, i.payload "
