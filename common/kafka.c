@@ -610,16 +610,11 @@ static int kafka_message_error(struct kafka_consumer *c, rd_kafka_message_t *m)
     return rc;
 }
 
-int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler, void *ctx)
+/* What a handler sees of m: borrowed pointers, valid until m is destroyed. */
+static struct kafka_message kafka_message_view(const rd_kafka_message_t *m)
 {
-    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
-    if (!m)
-        return 0;
-    if (m->err)
-        return kafka_message_error(c, m);
-
     rd_kafka_timestamp_type_t tstype;
-    struct kafka_message msg = {
+    return (struct kafka_message){
         .topic = rd_kafka_topic_name(m->rkt),
         .partition = m->partition,
         .offset = m->offset,
@@ -629,6 +624,17 @@ int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler 
         .len = m->len,
         .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
     };
+}
+
+int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler handler, void *ctx)
+{
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (!m)
+        return 0;
+    if (m->err)
+        return kafka_message_error(c, m);
+
+    struct kafka_message msg = kafka_message_view(m);
     enum kafka_handled handled = handler(ctx, &msg);
     int rc = 1;
     if (handled == KAFKA_RETRY) {
@@ -679,18 +685,8 @@ int kafka_consumer_poll_batch(struct kafka_consumer *c, int timeout_ms, size_t m
             }
             continue;
         }
-        rd_kafka_timestamp_type_t tstype;
         ms[n] = m;
-        msgs[n] = (struct kafka_message){
-            .topic = rd_kafka_topic_name(m->rkt),
-            .partition = m->partition,
-            .offset = m->offset,
-            .key = m->key,
-            .keylen = m->key_len,
-            .value = m->payload,
-            .len = m->len,
-            .timestamp_ms = rd_kafka_message_timestamp(m, &tstype),
-        };
+        msgs[n] = kafka_message_view(m);
         results[n] = KAFKA_RETRY;
         n++;
     }

@@ -106,26 +106,6 @@ static enum kafka_handled on_result(void *ctx, const struct kafka_message *msg)
     return KAFKA_DONE;
 }
 
-/* A result of our own making, keyed to the test channel, to learn when the
- * results consumer (starting at "latest") holds its partitions. */
-static void produce_result_probe(struct kafka_producer *p)
-{
-    Kizuna__V1__DeliveryResult r = KIZUNA__V1__DELIVERY_RESULT__INIT;
-    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
-    char id[64];
-    snprintf(id, sizeof id, "probe-%ld", dh_monotonic_ms());
-    env.event_id = id;
-    env.tenant_id = DH_TENANT;
-    env.channel_id = dh.channel;
-    r.envelope = &env;
-    r.request_id = id;
-    uint8_t buf[512];
-    size_t len = kizuna__v1__delivery_result__pack(&r, buf);
-    cr_assert_eq(
-        kafka_produce(p, "delivery.results", dh.channel, strlen(dh.channel), buf, len, NULL), 0);
-    kafka_producer_flush(p, 5000);
-}
-
 Test(dispatcher, delivers_every_request_exactly_once_and_reports_each_result_once)
 {
     enum { N = 200 };
@@ -146,7 +126,7 @@ Test(dispatcher, delivers_every_request_exactly_once_and_reports_each_result_onc
     cr_assert_not_null(p, "%s", errstr);
     struct results_seen rs = {.ids = calloc(N, 40), .count = calloc(N, sizeof(int)), .n = N};
     for (long start = dh_monotonic_ms(); rs.probes == 0 && dh_monotonic_ms() - start < 40000;) {
-        produce_result_probe(p);
+        dh_result_probe(p);
         for (int i = 0; i < 10 && rs.probes == 0; i++)
             kafka_consumer_poll(results, 100, on_result, &rs);
     }

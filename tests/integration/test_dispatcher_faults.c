@@ -126,10 +126,9 @@ Test(dispatcher_faults, kill_9_mid_stream_repeatedly_still_delivers_exactly_once
     dh_dispatcher_start(NULL);
     /* A slower channel keeps the stream going across the kills; the
      * override is stored, so every restart keeps it. */
-    char path[128], body[64];
-    snprintf(path, sizeof path, "/v1/channels/%s/limits", dh.channel);
+    char body[64];
     snprintf(body, sizeof body, "{\"push\": %d}", RATE);
-    cr_assert_eq(dh_api("PATCH", path, body, NULL), 200);
+    dh_limits_set(body);
     /* Calls in flight when the process dies: some accepted, unanswered. */
     cr_assert_eq(dh_sim("PUT", "/_sim/faults", "{\"latency_ms\":20}", NULL), 200);
     dh_dispatcher_wait_consuming();
@@ -186,10 +185,9 @@ Test(dispatcher_faults, a_live_replica_takes_over_a_dead_ones_pending_deliveries
     enum { N = 600, RATE = 100 };
     dh_setup("takeover");
     dh_dispatcher_start(NULL);
-    char path[128], body[64];
-    snprintf(path, sizeof path, "/v1/channels/%s/limits", dh.channel);
+    char body[64];
     snprintf(body, sizeof body, "{\"push\": %d}", RATE);
-    cr_assert_eq(dh_api("PATCH", path, body, NULL), 200);
+    dh_limits_set(body);
     cr_assert_eq(dh_sim("PUT", "/_sim/faults", "{\"latency_ms\":20}", NULL), 200);
     dh_dispatcher_wait_consuming();
     sleep(6); /* the partition's offset stored once (see the crash test) */

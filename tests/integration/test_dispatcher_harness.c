@@ -20,6 +20,7 @@
 #include "itest.h"
 #include "kafka.h"
 #include "kizuna/v1/channel.pb-c.h"
+#include "kizuna/v1/delivery.pb-c.h"
 #include "topics.h"
 
 struct dh dh;
@@ -500,4 +501,29 @@ json_t *dh_delivery(const char *request_id)
     }
     json_decref(body);
     return found;
+}
+
+void dh_result_probe(struct kafka_producer *p)
+{
+    Kizuna__V1__DeliveryResult r = KIZUNA__V1__DELIVERY_RESULT__INIT;
+    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
+    char id[64];
+    snprintf(id, sizeof id, "probe-%ld", dh_monotonic_ms());
+    env.event_id = id;
+    env.tenant_id = DH_TENANT;
+    env.channel_id = dh.channel;
+    r.envelope = &env;
+    r.request_id = id;
+    uint8_t buf[512];
+    size_t len = kizuna__v1__delivery_result__pack(&r, buf);
+    cr_assert_eq(
+        kafka_produce(p, "delivery.results", dh.channel, strlen(dh.channel), buf, len, NULL), 0);
+    kafka_producer_flush(p, 5000);
+}
+
+void dh_limits_set(const char *body)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/channels/%s/limits", dh.channel);
+    cr_assert_eq(dh_api("PATCH", path, body, NULL), 200, "PATCH %s %s", path, body);
 }

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "kafka.h"
 #include "kizuna/v1/send.pb-c.h"
 
 #define DH_SIM_PORT 18190
@@ -61,6 +62,14 @@ void dh_produce(const Kizuna__V1__SendRequest *req);
 /* A push of one text message to `to`. */
 void dh_produce_push(const char *to, const char *text, char *request_id);
 void dh_flush(void);
+
+/* Produces a DeliveryResult of the test's own making, keyed to the test
+ * channel, on delivery.results and flushes: a results consumer that starts
+ * at "latest" knows it holds its partitions once it reads one (its
+ * request_id starts with "probe-"). */
+void dh_result_probe(struct kafka_producer *p);
+/* PATCH /v1/channels/<test channel>/limits with body (JSON); asserts 200. */
+void dh_limits_set(const char *body);
 
 /* HTTP to the simulator (path under http://127.0.0.1:DH_SIM_PORT). Returns
  * the status; *out (may be NULL) gets the parsed JSON body. */

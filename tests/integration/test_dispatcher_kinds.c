@@ -77,21 +77,7 @@ static void results_open(struct results *rs)
         kafka_producer_new(getenv("KAFKA_BROKERS"), "itest-kinds-probe", errstr, sizeof errstr);
     cr_assert_not_null(p, "%s", errstr);
     for (long start = dh_monotonic_ms(); !rs->probe_seen && dh_monotonic_ms() - start < 40000;) {
-        Kizuna__V1__DeliveryResult r = KIZUNA__V1__DELIVERY_RESULT__INIT;
-        Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
-        char id[64];
-        snprintf(id, sizeof id, "probe-%ld", dh_monotonic_ms());
-        env.event_id = id;
-        env.tenant_id = DH_TENANT;
-        env.channel_id = dh.channel;
-        r.envelope = &env;
-        r.request_id = id;
-        uint8_t buf[512];
-        size_t len = kizuna__v1__delivery_result__pack(&r, buf);
-        cr_assert_eq(
-            kafka_produce(p, "delivery.results", dh.channel, strlen(dh.channel), buf, len, NULL),
-            0);
-        kafka_producer_flush(p, 5000);
+        dh_result_probe(p);
         for (int i = 0; i < 10 && !rs->probe_seen; i++)
             kafka_consumer_poll(rs->consumer, 100, results_keep, rs);
     }
@@ -574,10 +560,9 @@ Test(dispatcher_kinds, profile_and_rich_menu_calls_keep_to_the_channels_rate_lim
     dh_dispatcher_start(settings);
     dh_dispatcher_wait_consuming();
     sim_reset_counters();
-    char path[128], body[128];
-    snprintf(path, sizeof path, "/v1/channels/%s/limits", dh.channel);
+    char body[128];
     snprintf(body, sizeof body, "{\"profile\":%d,\"richmenu_link\":%d}", RATE, RATE);
-    cr_assert_eq(dh_api("PATCH", path, body, NULL), 200);
+    dh_limits_set(body);
     char **users = user_ids("Ulimit", 0, N);
     char users_json[N * 40 + 8];
     size_t o = 0;
@@ -703,9 +688,7 @@ Test(dispatcher_kinds, bad_input_for_these_kinds_fails_for_good_with_the_reason_
     stage("kinds-bad");
     /* Two narrowcasts and a broadcast within a second: lift the hourly
      * limits so that the bucket does not hold the second one back. */
-    char path[128];
-    snprintf(path, sizeof path, "/v1/channels/%s/limits", dh.channel);
-    cr_assert_eq(dh_api("PATCH", path, "{\"narrowcast\":100,\"broadcast\":100}", NULL), 200);
+    dh_limits_set("{\"narrowcast\":100,\"broadcast\":100}");
     sim_register_menus("[\"richmenu-real\"]");
     sim_register_users("[{\"user_id\":\"Ubadblocker\",\"blocked\":true}]");
     struct results rs;
