@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "crypto.h"
 #include "log.h"
 
 /* Longest value echoed back in an error message; enough to recognise it. */
@@ -53,6 +54,30 @@ static int bool_parse(const char *text, int *out)
     return -1;
 }
 
+/* The allowed words of an enum as "a, b or c" for its error line. */
+static void words_list(char *out, size_t cap, const char *const *words)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; words && words[i] && o + 1 < cap; i++) {
+        const char *sep = i == 0 ? "" : words[i + 1] ? ", " : " or ";
+        int w = snprintf(out + o, cap - o, "%s%s", sep, words[i]);
+        if (w < 0)
+            break;
+        o += (size_t)w < cap - o ? (size_t)w : cap - o - 1;
+    }
+}
+
+static int enum_parse(const char *text, const char *const *words, int *out)
+{
+    for (int i = 0; words && words[i]; i++)
+        if (strcmp(text, words[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    return -1;
+}
+
 /* A short, printable copy of a bad value for the error line, so that one
  * error stays one line whatever the environment held. */
 static void echo_copy(char out[CONFIG_ECHO_MAX + 4], const char *text)
@@ -78,6 +103,10 @@ static int entry_load(const struct config_entry *e, char *reason, size_t cap)
     long v;
     int b;
 
+    if (e->type == CONFIG_KEY && (!text || !*text) && e->def && !*e->def) {
+        ((struct config_key *)e->dest)->set = false; /* optional and unset */
+        return 0;
+    }
     if (!text || !*text) {
         text = e->def;
         origin = "default ";
@@ -120,6 +149,36 @@ static int entry_load(const struct config_entry *e, char *reason, size_t cap)
         }
         *(int *)e->dest = b;
         return 0;
+    case CONFIG_ENUM: {
+        if (enum_parse(text, e->words, &b) != 0) {
+            char words[CONFIG_REASON_MAX / 2];
+            words_list(words, sizeof words, e->words);
+            snprintf(reason, cap, "%snot one of %s (got \"%s\")", origin, words, echo);
+            return -1;
+        }
+        *(int *)e->dest = b;
+        return 0;
+    }
+    case CONFIG_KEY: {
+        /* The value is a secret: its length is said, never the value. */
+        struct config_key *key = e->dest;
+        uint8_t bytes[CONFIG_KEY_LEN];
+        size_t len = strlen(text);
+        if (len != 2 * CONFIG_KEY_LEN) {
+            snprintf(reason, cap, "must be %d hex characters (got %zu characters)",
+                     2 * CONFIG_KEY_LEN, len);
+            return -1;
+        }
+        if (crypto_key_from_hex(text, bytes) != 0) {
+            snprintf(reason, cap, "must be %d hex characters (got a non-hex character)",
+                     2 * CONFIG_KEY_LEN);
+            return -1;
+        }
+        memcpy(key->bytes, bytes, sizeof key->bytes);
+        key->set = true;
+        crypto_wipe(bytes, sizeof bytes);
+        return 0;
+    }
     }
     snprintf(reason, cap, "unknown config type %d", (int)e->type);
     return -1;
@@ -206,6 +265,15 @@ void config_log(const struct config_entry *table, size_t n)
             str = *(const char **)e->dest;
             snprintf(value, sizeof value, "%s", str && *str ? "[redacted]" : "");
             break;
+        case CONFIG_KEY:
+            snprintf(value, sizeof value, "%s",
+                     ((const struct config_key *)e->dest)->set ? "[redacted]" : "");
+            break;
+        case CONFIG_ENUM: {
+            int word = *(const int *)e->dest;
+            snprintf(value, sizeof value, "%s", e->words && word >= 0 ? e->words[word] : "?");
+            break;
+        }
         case CONFIG_INT:
         case CONFIG_PORT:
             snprintf(value, sizeof value, "%ld", *(const long *)e->dest);

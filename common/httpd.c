@@ -49,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -122,8 +123,8 @@ struct httpd_request {
     char *body; /* NUL-terminated, at most body_cap bytes before the NUL */
     size_t body_len;
     size_t body_alloc;
-    int status; /* answered with this status; 0 until then */
-    struct timespec start;
+    int status;                      /* answered with this status; 0 until then */
+    int64_t start_ns;                /* clock_mono_ns() when the request began */
     struct httpd_deferred *deferred; /* set by httpd_defer */
 };
 
@@ -278,11 +279,9 @@ const char *httpd_request_body(const struct httpd_request *req, size_t *len)
 
 /* --- serving ------------------------------------------------------------ */
 
-static double seconds_since(const struct timespec *start)
+static double seconds_since(int64_t start_ns)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+    return (double)(clock_mono_ns() - start_ns) / 1e9;
 }
 
 /* Counted when the answer is decided, so a client that reads its response
@@ -293,7 +292,7 @@ static void request_count(struct httpd_request *req, int status)
     req->status = status;
     snprintf(code, sizeof code, "%d", status);
     metrics_add(req->h->requests, 1, req->h->name, code);
-    metrics_observe(req->h->duration, seconds_since(&req->start), req->h->name);
+    metrics_observe(req->h->duration, seconds_since(req->start_ns), req->h->name);
     log_debug("http request", "server", req->h->name, "method", req->method, "path", req->path,
               "status", code);
 }
@@ -427,13 +426,6 @@ static enum MHD_Result request_begin(struct httpd_request *req)
 
 static atomic_int httpd_lingering;
 
-static int64_t httpd_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Discards input until the client closes, or the time or byte bound is
  * reached, then closes our duplicate: the last reference to the socket. */
 static void *httpd_linger_main(void *arg)
@@ -441,9 +433,9 @@ static void *httpd_linger_main(void *arg)
     int fd = (int)(intptr_t)arg;
     char buf[16384];
     size_t drained = 0;
-    int64_t deadline = httpd_now_ms() + HTTPD_LINGER_MS;
+    int64_t deadline = clock_mono_ms() + HTTPD_LINGER_MS;
     for (;;) {
-        int64_t left = deadline - httpd_now_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0 || drained >= HTTPD_LINGER_BYTES)
             break;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -806,7 +798,7 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, cons
         req->conn = conn;
         req->method = method;
         req->path = url;
-        clock_gettime(CLOCK_MONOTONIC, &req->start);
+        req->start_ns = clock_mono_ns();
         *con_cls = req;
         atomic_fetch_add(&h->inflight, 1);
         return request_begin(req);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* A message that is not acknowledged within this time fails for good; the
@@ -45,7 +46,6 @@
  * partitioner uses, so one key always takes one instance (its order is
  * kept), and with a partition count that n divides, each partition is fed
  * by one instance only. Keyless records take instance 0. */
-#define KAFKA_PRODUCER_CONNECTIONS_MAX 8
 
 struct kafka_producer_conn {
     rd_kafka_t *rk;
@@ -202,14 +202,7 @@ static void kafka_ack_complete(struct kafka_ack *ack, int state)
 
 int kafka_ack_wait(struct kafka_ack *ack, int timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = clock_mono_deadline(timeout_ms);
     pthread_mutex_lock(&ack->mu);
     while (ack->state == 1) {
         if (pthread_cond_timedwait(&ack->cond, &ack->mu, &deadline) != 0)
@@ -261,22 +254,6 @@ static void *kafka_producer_thread(void *arg)
     return NULL;
 }
 
-/* KAFKA_PRODUCER_CONNECTIONS from the environment (1..8), else 1. */
-static int kafka_producer_connections(char *errstr, size_t errcap)
-{
-    const char *v = getenv("KAFKA_PRODUCER_CONNECTIONS");
-    if (!v || !*v)
-        return 1;
-    char *end = NULL;
-    long n = strtol(v, &end, 10);
-    if (*end || n < 1 || n > KAFKA_PRODUCER_CONNECTIONS_MAX) {
-        snprintf(errstr, errcap, "KAFKA_PRODUCER_CONNECTIONS=%s: want 1 to %d", v,
-                 KAFKA_PRODUCER_CONNECTIONS_MAX);
-        return -1;
-    }
-    return (int)n;
-}
-
 static rd_kafka_t *kafka_producer_instance(const char *brokers, const char *client_id, char *errstr,
                                            size_t errcap)
 {
@@ -300,9 +277,17 @@ static rd_kafka_t *kafka_producer_instance(const char *brokers, const char *clie
 struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id, char *errstr,
                                           size_t errcap)
 {
-    int n = kafka_producer_connections(errstr, errcap);
-    if (n < 0)
+    return kafka_producer_new_pool(brokers, client_id, 1, errstr, errcap);
+}
+
+struct kafka_producer *kafka_producer_new_pool(const char *brokers, const char *client_id, int n,
+                                               char *errstr, size_t errcap)
+{
+    if (n < 1 || n > KAFKA_PRODUCER_CONNECTIONS_MAX) {
+        snprintf(errstr, errcap, "producer connections: want 1 to %d, got %d",
+                 KAFKA_PRODUCER_CONNECTIONS_MAX, n);
         return NULL;
+    }
     struct kafka_producer *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(errstr, errcap, "out of memory");
@@ -398,20 +383,13 @@ int kafka_produce_notify(struct kafka_producer *p, const char *topic, const void
     return 0;
 }
 
-static int64_t kafka_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Flushes every instance within one deadline. */
 static int kafka_producer_flush_all(struct kafka_producer *p, int timeout_ms)
 {
-    int64_t deadline = kafka_now_ms() + timeout_ms;
+    int64_t deadline = clock_mono_ms() + timeout_ms;
     int rc = 0;
     for (int i = 0; i < p->n; i++) {
-        int64_t left = deadline - kafka_now_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (rd_kafka_flush(p->conns[i].rk, left > 0 ? (int)left : 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
             rc = -1;
     }

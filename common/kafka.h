@@ -17,9 +17,18 @@ struct kafka_consumer;
 struct kafka_ack;
 
 /* Creates a producer with a background thread that serves delivery reports.
- * Returns NULL and fills errstr on failure. */
+ * Returns NULL and fills errstr on failure. One connection to each broker. */
 struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id, char *errstr,
                                           size_t errcap);
+
+/* The same with n (1..KAFKA_PRODUCER_CONNECTIONS_MAX) librdkafka instances,
+ * each its own connection: librdkafka sends one ProduceRequest per partition
+ * and the broker serves one request per connection at a time, so a producer
+ * to many partitions at a high rate queues up behind one connection. A
+ * record goes to the instance its key hashes to, so a key keeps its order. */
+#define KAFKA_PRODUCER_CONNECTIONS_MAX 8
+struct kafka_producer *kafka_producer_new_pool(const char *brokers, const char *client_id, int n,
+                                               char *errstr, size_t errcap);
 
 /* Queues one message; key and value are copied. If ack is not NULL, *ack
  * receives a new ack object that the caller must release with

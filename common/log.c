@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "utf8.h"
 
 #define LOG_LINE_MAX 8192
@@ -106,12 +107,12 @@ void log_write(enum log_level level, const char *msg, ...)
         return;
     char line[LOG_LINE_MAX];
     char ts[40];
-    struct timespec now;
     struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
+    int64_t now_ms = clock_wall_ms();
+    time_t now_s = (time_t)(now_ms / 1000);
+    gmtime_r(&now_s, &tm);
     size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    snprintf(ts + n, sizeof ts - n, ".%03ldZ", (long)(now_ms % 1000));
 
     size_t o = append_raw(line, 0, "{\"ts\":\"");
     o = append_raw(line, o, ts);

@@ -9,11 +9,15 @@
 #include <time.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
 #include "shutdown.h"
+
+/* How often readiness is re-checked. */
+#define SERVICE_READY_EVERY_MS 1000
 
 enum { ENV_DATABASE_URL, ENV_ADMIN_PORT, ENV_BIND, ENV_MIGRATIONS_DIR, ENV_NAMES };
 
@@ -78,15 +82,19 @@ static void load_config(struct service *svc, const struct service_def *def)
 {
     static const char *const suffixes[ENV_NAMES] = {"DATABASE_URL", "ADMIN_PORT", "BIND",
                                                     "MIGRATIONS_DIR"};
+    static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
     static char default_port[16];
     static char default_migrations[128];
-    const char *data_key_hex = NULL;
+    static char default_connections[16];
+    static struct config_key data_key;
     for (int i = 0; i < ENV_NAMES; i++)
         env_name(svc->env_names[i], sizeof svc->env_names[i], def->name, suffixes[i]);
     snprintf(default_port, sizeof default_port, "%ld", def->admin_port);
     snprintf(default_migrations, sizeof default_migrations, "services/%s/migrations", def->name);
+    snprintf(default_connections, sizeof default_connections, "%d",
+             def->producer_connections > 0 ? def->producer_connections : 1);
 
-    struct config_entry table[9 + SERVICE_EXTRA_MAX] = {
+    struct config_entry table[10 + SERVICE_EXTRA_MAX] = {
         {svc->env_names[ENV_DATABASE_URL], CONFIG_SECRET, NULL, &svc->database_url, 0, 0,
          "libpq URI of this service's role and schema"},
         {"KAFKA_BROKERS", CONFIG_STRING, "127.0.0.1:19092", &svc->brokers, 0, 0,
@@ -99,11 +107,15 @@ static void load_config(struct service *svc, const struct service_def *def)
          &svc->migrations_dir, 0, 0, "folder of this service's *.sql migrations"},
         {"KIZUNA_JWT_KEY", CONFIG_SECRET, NULL, &svc->jwt_key, 0, 0,
          "HS256 key that signs admin tokens"},
-        {"LOG_LEVEL", CONFIG_STRING, "info", &svc->log_level, 0, 0, "debug, info, warn, error"},
+        {"LOG_LEVEL", CONFIG_ENUM, "info", &svc->log_level, 0, 0, "debug, info, warn, error",
+         log_levels},
         {"KIZUNA_STARTUP_TIMEOUT_S", CONFIG_INT, "30", &svc->startup_timeout_s, 1, 600,
          "how long to wait for PostgreSQL at start-up"},
+        {"KAFKA_PRODUCER_CONNECTIONS", CONFIG_INT, default_connections, &svc->producer_connections,
+         1, KAFKA_PRODUCER_CONNECTIONS_MAX,
+         "the producer's connections to the broker (librdkafka instances)"},
     };
-    size_t n = 8;
+    size_t n = 9;
     if (def->nextra > SERVICE_EXTRA_MAX) {
         /* A programmer's error, but one that would silently drop settings. */
         log_error("service defines more config entries than SERVICE_EXTRA_MAX");
@@ -112,9 +124,9 @@ static void load_config(struct service *svc, const struct service_def *def)
     if (def->needs_data_key)
         table[n++] = (struct config_entry){
             "KIZUNA_DATA_KEY",
-            CONFIG_SECRET,
+            CONFIG_KEY,
             NULL,
-            &data_key_hex,
+            &data_key,
             0,
             0,
             "64 hex chars: AES-256-GCM key of the secrets this service keeps sealed"};
@@ -124,22 +136,9 @@ static void load_config(struct service *svc, const struct service_def *def)
     char errbuf[4096];
     int errors = config_load(table, n, errbuf, sizeof errbuf);
     config_errors_log(table, n, errbuf);
-    /* Unset values were reported above; a value that is set is checked here. */
-    int level = svc->log_level ? log_level_parse(svc->log_level) : (int)LOG_INFO;
-    if (level < 0) {
-        config_error_log(table, n, "LOG_LEVEL", "must be debug, info, warn or error");
-        errors++;
-    }
-    if (data_key_hex && crypto_key_from_hex(data_key_hex, svc->data_key) != 0) {
-        /* The value is a secret: its length is said, never the value. */
-        char reason[96];
-        size_t len = strlen(data_key_hex);
-        if (len != 2 * CRYPTO_KEY_LEN)
-            snprintf(reason, sizeof reason, "must be 64 hex characters (got %zu characters)", len);
-        else
-            snprintf(reason, sizeof reason, "must be 64 hex characters (got a non-hex character)");
-        config_error_log(table, n, "KIZUNA_DATA_KEY", reason);
-        errors++;
+    if (data_key.set) {
+        memcpy(svc->data_key, data_key.bytes, sizeof svc->data_key);
+        crypto_wipe(&data_key, sizeof data_key);
     }
     if (def->validate) {
         struct validate_ctx v = {table, n, 0};
@@ -152,7 +151,7 @@ static void load_config(struct service *svc, const struct service_def *def)
         log_error("configuration has errors, exiting", "errors", count);
         exit(CONFIG_EXIT);
     }
-    log_init(def->name, (enum log_level)level);
+    log_init(def->name, (enum log_level)svc->log_level);
     config_log(table, n);
 }
 
@@ -280,7 +279,8 @@ int service_start(struct service *svc, const struct service_def *def)
     snprintf(count, sizeof count, "%d", applied);
     log_info("schema up to date", "schema", def->name, "applied", count);
 
-    svc->producer = kafka_producer_new(svc->brokers, def->name, errstr, sizeof errstr);
+    svc->producer = kafka_producer_new_pool(svc->brokers, def->name, (int)svc->producer_connections,
+                                            errstr, sizeof errstr);
     if (!svc->producer) {
         log_error("cannot create Kafka producer", "error", errstr);
         return 1;
@@ -311,16 +311,52 @@ int service_start(struct service *svc, const struct service_def *def)
     return 0;
 }
 
+/* The name of the first check that fails, or NULL when the service is
+ * ready: the database, the brokers, then the service's own. */
+static const char *service_failing_check(struct service *svc)
+{
+    if (!db_ping(svc->db))
+        return "database";
+    if (!kafka_producer_ready(svc->producer, 500))
+        return "brokers";
+    for (size_t i = 0; i < svc->def->nchecks; i++)
+        if (!svc->def->checks[i].ok(svc))
+            return svc->def->checks[i].name;
+    return NULL;
+}
+
 void service_run(struct service *svc)
 {
+    const struct service_def *def = svc->def;
+    long tick_ms = def->tick_ms > 0 ? def->tick_ms : 1000;
+    int64_t next_ready = 0, next_tick = 0;
     bool was_ready = false;
+    const char *was_failing = "";
     while (!shutdown_requested()) {
-        bool ready = db_ping(svc->db) && kafka_producer_ready(svc->producer, 500);
-        atomic_store(&svc->ready, ready);
-        if (ready != was_ready)
-            log_info(ready ? "ready" : "not ready");
-        was_ready = ready;
-        shutdown_sleep_ms(1000);
+        int64_t now = clock_mono_ms();
+        if (now >= next_ready) {
+            const char *failing = service_failing_check(svc);
+            bool ready = failing == NULL;
+            atomic_store(&svc->ready, ready);
+            /* Logged on a change of state, or of the check that fails. */
+            if (ready != was_ready || (failing && strcmp(failing, was_failing) != 0)) {
+                if (ready)
+                    log_info("ready");
+                else
+                    log_info("not ready", "check", failing);
+            }
+            was_ready = ready;
+            was_failing = failing ? failing : "";
+            next_ready = now + SERVICE_READY_EVERY_MS;
+        }
+        if (def->tick && now >= next_tick) {
+            def->tick(svc, now);
+            next_tick = now + tick_ms;
+        }
+        int64_t next = def->tick && next_tick < next_ready ? next_tick : next_ready;
+        int64_t wait = next - clock_mono_ms();
+        if (wait > 0)
+            shutdown_sleep_ms((long)wait);
     }
     log_info("shutdown requested; draining");
 }

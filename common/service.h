@@ -26,6 +26,15 @@ typedef void (*service_api_handler)(void *ctx, const struct auth_claims *claims,
 
 #define SERVICE_EXTRA_MAX 32
 
+/* One extra readiness check: /readyz answers 503 while ok() is false, and
+ * the log names the check when readiness changes. ok() runs on the main
+ * thread about once a second, after the database and broker checks pass;
+ * it must answer quickly (it may read svc->db). */
+struct service_check {
+    const char *name; /* "channels caught up": shown in the log */
+    bool (*ok)(struct service *svc);
+};
+
 struct service_def {
     const char *name;                 /* "ingest": env prefix INGEST_, schema ingest */
     long admin_port;                  /* default admin port */
@@ -46,6 +55,18 @@ struct service_def {
      * checks, before anything connects, so that every config error is
      * reported at once. NULL: nothing more to check. */
     void (*validate)(void (*report)(void *rctx, const char *name, const char *reason), void *rctx);
+    /* Readiness beyond the database and the brokers; NULL/0: none. */
+    const struct service_check *checks;
+    size_t nchecks;
+    /* Periodic housekeeping (heartbeats, leases, pruning) run by service_run
+     * on the main thread every tick_ms (1000 when 0), with svc->db. now_ms
+     * is clock_mono_ms(). NULL: none. */
+    void (*tick)(struct service *svc, int64_t now_ms);
+    long tick_ms;
+    /* The producer's connections to the broker (KAFKA_PRODUCER_CONNECTIONS'
+     * default; 0 means 1). A service producing to many partitions at a high
+     * rate wants more (common/kafka.h). */
+    int producer_connections;
 };
 
 struct service {
@@ -56,9 +77,10 @@ struct service {
     const char *bind;
     const char *migrations_dir;
     const char *jwt_key;
-    const char *log_level;
+    int log_level; /* enum log_level */
     long admin_port;
     long startup_timeout_s;
+    long producer_connections;
     /* KIZUNA_DATA_KEY when def->needs_data_key, else zeros. Wiped by the
      * drain's last step; copy it into whatever keeps using it. */
     uint8_t data_key[CRYPTO_KEY_LEN];
@@ -78,8 +100,9 @@ struct service {
  * code after logging why (1, or what setup returned). */
 int service_start(struct service *svc, const struct service_def *def);
 
-/* Re-checks the database and the brokers about once a second and publishes
- * the result to /readyz, until shutdown is requested. */
+/* Until shutdown is requested: re-checks the database, the brokers and
+ * def->checks about once a second and publishes the result to /readyz, and
+ * runs def->tick every def->tick_ms. Main thread. */
 void service_run(struct service *svc);
 
 /* Drains in the documented order: stop accepting, flush the producer, close

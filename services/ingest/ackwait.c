@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -97,13 +98,6 @@ struct ackwait {
     pthread_t workers[ACKWAIT_SPOOL_WORKERS_MAX];
     int nworkers;
 };
-
-static int64_t ackwait_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- lists (under aw->mu) --------------------------------------------------- */
 
@@ -241,7 +235,7 @@ static void *ackwait_deadline_main(void *arg)
             pthread_cond_wait(&aw->deadline_cond, &aw->mu);
             continue;
         }
-        int64_t now = ackwait_now_ms();
+        int64_t now = clock_mono_ms();
         if (job->deadline_ms > now) {
             struct timespec until;
             until.tv_sec = (time_t)(job->deadline_ms / 1000);
@@ -381,7 +375,7 @@ int ackwait_submit(struct ackwait *aw, struct spool_record *recs, size_t n, ackw
     job->n = n;
     job->done = done;
     job->arg = arg;
-    job->deadline_ms = ackwait_now_ms() + aw->budget_ms;
+    job->deadline_ms = clock_mono_ms() + aw->budget_ms;
     atomic_init(&job->refs, 1);
     atomic_init(&job->outstanding, n + 1);
     atomic_fetch_add(&aw->refs, 1);

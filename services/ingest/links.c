@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "ackwait.h"
+#include "clock.h"
 #include "kizuna/v1/envelope.pb-c.h"
 #include "kizuna/v1/inbound.pb-c.h"
 #include "link_token.h"
@@ -62,13 +63,6 @@ void links_free(struct links **l)
     memset((*l)->key, 0, sizeof(*l)->key);
     free(*l);
     *l = NULL;
-}
-
-static int64_t links_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A random (version 4) UUID in canonical lower-case form. */
@@ -145,7 +139,7 @@ static int links_pack(struct links_click *c, const struct link_token *t, const c
     env.event_id = c->event_id;
     env.tenant_id = (char *)t->tenant_id;
     env.channel_id = (char *)t->channel_id;
-    env.occurred_at = links_now_ms();
+    env.occurred_at = clock_wall_ms();
     Kizuna__V1__LinkClicked click = KIZUNA__V1__LINK_CLICKED__INIT;
     click.link_id = (char *)t->link_id;
     click.friend_user_id = (char *)t->friend_user_id;

@@ -24,12 +24,15 @@
  * the broker is back, and a channel change about this long to be published. */
 #define INGEST_RELAY_PERIOD_MS 200
 /* The producer's connections to the broker (KAFKA_PRODUCER_CONNECTIONS
- * overrides it); docs/benchmarks.md has the runs behind the number. */
-#define INGEST_PRODUCER_CONNECTIONS "4"
+ * overrides it): ingest produces to line.webhook's 48 partitions at
+ * thousands of records a second, and through one connection librdkafka's
+ * one request per partition queues up behind the broker's one-at-a-time
+ * handling (common/kafka.h). docs/benchmarks.md has the runs behind it. */
+#define INGEST_PRODUCER_CONNECTIONS 4
 /* Spool writes happen only while the broker is slow or away. */
 #define INGEST_SPOOL_CONNECTIONS 4
 
-static const char *link_key_hex;
+static struct config_key link_key_opt;
 static long public_port;
 static long public_threads;
 static long ack_budget_ms;
@@ -41,7 +44,7 @@ static const struct config_entry ingest_config[] = {
      "public server worker threads; a webhook request holds one only while it is parsed"},
     {"INGEST_ACK_BUDGET_MS", CONFIG_INT, "1000", &ack_budget_ms, 10, 1900,
      "how long a webhook waits for the broker's acks before spooling (LINE times out at 2 s)"},
-    {"KIZUNA_LINK_KEY", CONFIG_SECRET, "", &link_key_hex, 0, 0,
+    {"KIZUNA_LINK_KEY", CONFIG_KEY, "", &link_key_opt, 0, 0,
      "64 hex chars: key of tracked-link tokens (default: derived from KIZUNA_DATA_KEY)"},
 };
 
@@ -115,22 +118,13 @@ static void step_free(void *ctx)
 
 /* The link key: KIZUNA_LINK_KEY when set (so that a service minting links
  * needs no data key), else derived from the data key. */
-static int link_key_load(const uint8_t data_key[CRYPTO_KEY_LEN], uint8_t out[CRYPTO_KEY_LEN])
+static void link_key_load(const uint8_t data_key[CRYPTO_KEY_LEN], uint8_t out[CRYPTO_KEY_LEN])
 {
-    if (link_key_hex && link_key_hex[0])
-        return crypto_key_from_hex(link_key_hex, out);
-    link_token_key_derive(data_key, out);
-    return 0;
-}
-
-/* service_def.validate: KIZUNA_LINK_KEY, when set, must be a key. */
-static void ingest_validate(void (*report)(void *rctx, const char *name, const char *reason),
-                            void *rctx)
-{
-    uint8_t key[CRYPTO_KEY_LEN];
-    if (link_key_hex && link_key_hex[0] && crypto_key_from_hex(link_key_hex, key) != 0)
-        report(rctx, "KIZUNA_LINK_KEY", "must be 64 hex characters");
-    crypto_wipe(key, sizeof key);
+    if (link_key_opt.set)
+        memcpy(out, link_key_opt.bytes, CRYPTO_KEY_LEN);
+    else
+        link_token_key_derive(data_key, out);
+    crypto_wipe(&link_key_opt, sizeof link_key_opt);
 }
 
 /* Keys, and the registry the admin API needs, before the admin server opens. */
@@ -139,8 +133,7 @@ static uint8_t link_key[CRYPTO_KEY_LEN];
 static int ingest_setup(struct service *svc)
 {
     char errstr[512];
-    if (link_key_load(svc->data_key, link_key) != 0)
-        return CONFIG_EXIT; /* ingest_validate reported it */
+    link_key_load(svc->data_key, link_key);
     producer = svc->producer;
     shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop public server", step_stop_public, NULL);
     shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relay", step_stop_relay, NULL);
@@ -165,15 +158,10 @@ int main(void)
         .api = ingest_api,
         .setup = ingest_setup,
         .needs_data_key = true,
-        .validate = ingest_validate,
+        .producer_connections = INGEST_PRODUCER_CONNECTIONS,
     };
     char errstr[512];
 
-    /* Ingest produces to line.webhook's 48 partitions at thousands of
-     * records a second: through one connection, librdkafka's one request
-     * per partition queues up behind the broker's one-at-a-time handling
-     * (common/kafka.c), so ingest's producer uses 4 unless told otherwise. */
-    setenv("KAFKA_PRODUCER_CONNECTIONS", INGEST_PRODUCER_CONNECTIONS, 0);
     int rc = service_start(&svc, &def);
     if (rc != 0)
         goto out;

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -42,13 +43,6 @@
 #define REGISTRY_DB_BACKOFF_MS 1000
 #define REGISTRY_RELAY_BATCH 100
 #define REGISTRY_RELAY_ACK_MS 2000
-
-static int64_t registry_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* $TZDIR if set (as the C library does), else the usual folder; a host
  * without one gets the pattern check only, said once at start. */
@@ -194,8 +188,8 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
         return 1;
     }
     bool found = false;
-    enum registry_cache_result cached = registry_cache_get(
-        reg->cache, channel_id, registry_now_ms(), REGISTRY_STALE_MS, &found, out);
+    enum registry_cache_result cached =
+        registry_cache_get(reg->cache, channel_id, clock_mono_ms(), REGISTRY_STALE_MS, &found, out);
     if (cached == REGISTRY_CACHE_FRESH) {
         lookup_count(reg, found ? "hit" : "hit_unknown");
         return found ? 0 : 1;
@@ -204,7 +198,7 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
     struct channel_view view;
     pthread_mutex_lock(&reg->lookup_lock);
     /* Another thread may have refilled the entry while this one waited. */
-    int64_t now = registry_now_ms();
+    int64_t now = clock_mono_ms();
     cached = registry_cache_get(reg->cache, channel_id, now, REGISTRY_STALE_MS, &found, out);
     if (cached == REGISTRY_CACHE_FRESH) {
         pthread_mutex_unlock(&reg->lookup_lock);

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "ackwait.h"
+#include "clock.h"
 #include "crypto.h"
 #include "dedup.h"
 #include "kizuna/v1/webhook.pb-c.h"
@@ -58,7 +59,7 @@ struct webhook_pending {
     struct httpd_deferred *deferred;
     struct webhook_batch batch;
     struct spool_record *recs;
-    struct timespec start;
+    int64_t start_ns; /* clock_mono_ns() when the request arrived */
     char channel_id[WEBHOOK_CHANNEL_MAX + 1];
 };
 
@@ -135,18 +136,9 @@ void webhook_free(struct webhook **wh)
     *wh = NULL;
 }
 
-static double seconds_since(const struct timespec *start)
+static double seconds_since(int64_t start_ns)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
-
-static int64_t realtime_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (double)(clock_mono_ns() - start_ns) / 1e9;
 }
 
 static bool channel_id_ok(const char *id)
@@ -211,7 +203,7 @@ static void webhook_durable(void *arg, struct spool_record *recs, size_t n, bool
     size_t spooled = 0;
     for (size_t i = 0; i < n; i++)
         spooled += recs[i].state == SPOOL_SPOOLED;
-    metrics_observe(wh->time_to_ack, seconds_since(&p->start),
+    metrics_observe(wh->time_to_ack, seconds_since(p->start_ns),
                     !durable      ? "failed"
                     : spooled > 0 ? "spooled"
                                   : "acked");
@@ -287,12 +279,12 @@ static void webhook_drop_seen(struct webhook *wh, const char *channel_id,
  * defer the answer until they are durable. */
 static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
                            const struct channel_view *ch, const char *body, size_t len,
-                           const struct timespec *start, struct httpd_response *resp)
+                           int64_t start_ns, struct httpd_response *resp)
 {
     struct webhook_context ctx = {
         .tenant_id = ch->tenant_id,
         .channel_id = ch->channel_id,
-        .received_at_ms = realtime_ms(),
+        .received_at_ms = clock_wall_ms(),
     };
     struct webhook_pending *p = calloc(1, sizeof *p);
     if (!p) {
@@ -316,7 +308,7 @@ static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
     }
 
     p->wh = wh;
-    p->start = *start;
+    p->start_ns = start_ns;
     snprintf(p->channel_id, sizeof p->channel_id, "%s", ch->channel_id);
     p->recs = calloc(p->batch.n, sizeof *p->recs);
     if (!p->recs) {
@@ -354,8 +346,7 @@ static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
 static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
                            const char *channel_id, struct httpd_response *resp)
 {
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    int64_t start_ns = clock_mono_ns();
     if (strcmp(httpd_request_method(req), "POST") != 0) {
         httpd_response_header(resp, "Allow", "POST");
         webhook_refuse(wh, resp, 405, "method_not_allowed", "use POST", NULL);
@@ -393,7 +384,7 @@ static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
         return;
     }
     memset(ch.secret, 0, sizeof ch.secret);
-    webhook_accept(wh, req, &ch, body, len, &start, resp);
+    webhook_accept(wh, req, &ch, body, len, start_ns, resp);
 }
 
 void webhook_route(void *ctx, const struct httpd_request *req, struct httpd_response *resp)

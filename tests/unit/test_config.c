@@ -418,3 +418,131 @@ Test(config, load_or_exit_logs_every_error)
     }
     cr_expect_eq(errors, 3, "%s", out);
 }
+
+/* --- enums and keys ------------------------------------------------------------- */
+
+static const char *const kzt_modes[] = {"earliest", "latest", NULL};
+
+Test(config, enum_stores_the_index_of_the_word)
+{
+    const struct {
+        const char *env, *def;
+        int want;
+    } cases[] = {
+        {"earliest", NULL, 0},
+        {"latest", NULL, 1},
+        {NULL, "latest", 1},
+        {"", "earliest", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int mode = -1;
+        const struct config_entry e = {"KZT_MODE", CONFIG_ENUM, cases[i].def, &mode,
+                                       0,          0,           NULL,         kzt_modes};
+        if (cases[i].env)
+            setenv("KZT_MODE", cases[i].env, 1);
+        else
+            unsetenv("KZT_MODE");
+        char err[256];
+        cr_expect_eq(config_load(&e, 1, err, sizeof err), 0, "case %zu: %s", i, err);
+        cr_expect_eq(mode, cases[i].want, "case %zu", i);
+    }
+}
+
+#define KZT_HEX_KEY "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+Test(config, key_reads_64_hex_characters_into_32_bytes)
+{
+    struct config_key key;
+    memset(&key, 0, sizeof key);
+    const struct config_entry e = {"KZT_KEY", CONFIG_KEY, NULL, &key, 0, 0, NULL};
+    setenv("KZT_KEY", KZT_HEX_KEY, 1);
+    cr_assert_eq(config_load(&e, 1, NULL, 0), 0);
+    cr_assert(key.set);
+    for (int i = 0; i < CONFIG_KEY_LEN; i++)
+        cr_expect_eq(key.bytes[i], i);
+}
+
+Test(config, key_with_empty_default_is_optional)
+{
+    struct config_key key;
+    memset(&key, 0x5a, sizeof key);
+    const struct config_entry e = {"KZT_KEY", CONFIG_KEY, "", &key, 0, 0, NULL};
+    unsetenv("KZT_KEY");
+    cr_assert_eq(config_load(&e, 1, NULL, 0), 0);
+    cr_expect(!key.set);
+    setenv("KZT_KEY", "", 1);
+    cr_assert_eq(config_load(&e, 1, NULL, 0), 0);
+    cr_expect(!key.set, "an empty value counts as unset");
+}
+
+struct config_bad_typed {
+    const char *case_name;
+    enum config_type type;
+    const char *env; /* NULL: unset */
+    const char *def;
+    const char *reason;
+};
+
+static const struct config_bad_typed config_bad_typed_cases[] = {
+    {"enum word not allowed", CONFIG_ENUM, "newest", NULL,
+     "not one of earliest or latest (got \"newest\")"},
+    {"enum is case-sensitive", CONFIG_ENUM, "Latest", NULL, "not one of earliest or latest"},
+    {"enum with a space", CONFIG_ENUM, "latest ", NULL, "not one of"},
+    {"enum bad default", CONFIG_ENUM, NULL, "first", "default not one of"},
+    {"enum required", CONFIG_ENUM, NULL, NULL, "required"},
+    {"key required", CONFIG_KEY, NULL, NULL, "required"},
+    {"key too short", CONFIG_KEY, "abcd", NULL, "must be 64 hex characters (got 4 characters)"},
+    {"key too long", CONFIG_KEY, KZT_HEX_KEY "00", NULL, "(got 66 characters)"},
+    {"key not hex", CONFIG_KEY, "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+     NULL, "got a non-hex character"},
+    {"optional key set but bad", CONFIG_KEY, "secret-looking-value", "", "(got 20 characters)"},
+};
+
+Test(config, enum_and_key_reject_bad_input_without_echoing_keys)
+{
+    for (size_t i = 0; i < sizeof config_bad_typed_cases / sizeof config_bad_typed_cases[0]; i++) {
+        const struct config_bad_typed *c = &config_bad_typed_cases[i];
+        union {
+            int index;
+            struct config_key key;
+        } dest;
+        memset(&dest, 0x5a, sizeof dest);
+        const struct config_entry e = {"KZT_BAD", c->type, c->def, &dest, 0, 0, NULL, kzt_modes};
+        if (c->env)
+            setenv("KZT_BAD", c->env, 1);
+        else
+            unsetenv("KZT_BAD");
+        char err[512];
+        cr_expect_eq(config_load(&e, 1, err, sizeof err), 1, "%s", c->case_name);
+        cr_expect(strstr(err, c->reason) != NULL, "%s: want \"%s\" in %s", c->case_name, c->reason,
+                  err);
+        if (c->type == CONFIG_KEY && c->env)
+            cr_expect(strstr(err, c->env) == NULL, "%s: the key was echoed: %s", c->case_name, err);
+        unsigned char *raw = (unsigned char *)&dest;
+        for (size_t k = 0; k < sizeof dest; k++)
+            cr_expect_eq(raw[k], 0x5a, "%s: dest written", c->case_name);
+    }
+}
+
+static void log_enum_and_key(void *arg)
+{
+    (void)arg;
+    int mode = 1;
+    struct config_key key = {.set = true};
+    memset(key.bytes, 0xab, sizeof key.bytes);
+    const struct config_entry table[] = {
+        {"KZT_MODE", CONFIG_ENUM, "earliest", &mode, 0, 0, NULL, kzt_modes},
+        {"KZT_KEY", CONFIG_KEY, NULL, &key, 0, 0, NULL},
+    };
+    config_log(table, 2);
+}
+
+Test(config, log_shows_the_enum_word_and_redacts_keys)
+{
+    log_init("test", LOG_INFO);
+    char *out = utest_stderr_capture(log_enum_and_key, NULL);
+    cr_expect(strstr(out, "\"value\":\"latest\"") != NULL, "%s", out);
+    cr_expect(strstr(out, "\"value\":\"[redacted]\"") != NULL, "%s", out);
+    cr_expect(strstr(out, "abab") == NULL && strstr(out, "ABAB") == NULL, "%s", out);
+    free(out);
+}

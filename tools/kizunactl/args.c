@@ -44,10 +44,3 @@ int ctl_manifest_load(const char *path, struct topic_spec *specs)
         fprintf(stderr, "kizunactl: bad manifest:\n%s\n", err);
     return n;
 }
-
-long ctl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

@@ -36,7 +36,4 @@ int ctl_usage_error(const char *usage, const char *what);
  * stderr. */
 int ctl_manifest_load(const char *path, struct topic_spec *specs);
 
-/* Milliseconds of CLOCK_MONOTONIC, for deadlines and idle timeouts. */
-long ctl_now_ms(void);
-
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kafka.h"
+#include "clock.h"
 #include "kizunactl.h"
 #include "log.h"
 #include "pbjson.h"
@@ -225,7 +226,7 @@ int ctl_topics_tail(int argc, char **argv)
 
     struct tail_state state = {.type = spec->message};
     int rc = CTL_EXIT_OK;
-    long last = ctl_now_ms();
+    long last = clock_mono_ms();
     while (!shutdown_requested() && !state.write_failed) {
         int polled = kafka_consumer_poll(consumer, TAIL_POLL_MS, tail_record_print, &state);
         if (polled < 0) {
@@ -234,10 +235,10 @@ int ctl_topics_tail(int argc, char **argv)
             break;
         }
         if (polled > 0)
-            last = ctl_now_ms();
+            last = clock_mono_ms();
         if (max > 0 && state.count >= max)
             break;
-        if (timeout_s > 0 && ctl_now_ms() - last >= timeout_s * 1000)
+        if (timeout_s > 0 && clock_mono_ms() - last >= timeout_s * 1000)
             break;
     }
     kafka_consumer_close(consumer);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "kafka.h"
+#include "clock.h"
 #include "kizunactl.h"
 #include "topics.h"
 
@@ -85,10 +86,10 @@ int ctl_topics_apply(int argc, char **argv)
         return rc;
     char err[2048];
 
-    long deadline = ctl_now_ms() + args.timeout_s * 1000;
+    long deadline = clock_mono_ms() + args.timeout_s * 1000;
     int attempt = 0;
     for (;;) {
-        long left = deadline - ctl_now_ms();
+        long left = deadline - clock_mono_ms();
         if (left < 1000)
             left = 1000;
         int created =
@@ -99,7 +100,7 @@ int ctl_topics_apply(int argc, char **argv)
                    args.brokers, args.manifest);
             return CTL_EXIT_OK;
         }
-        if (ctl_now_ms() + 1000 >= deadline) {
+        if (clock_mono_ms() + 1000 >= deadline) {
             fprintf(stderr, "kizunactl: topics apply failed after %d attempts in %ld s: %s\n",
                     attempt, args.timeout_s, err);
             return CTL_EXIT_FAIL;
