@@ -1,5 +1,5 @@
 /* Filling a caller's errstr buffer, the dispatcher's one way to say why a
- * call failed (STYLE.md, Errors). */
+ * call failed (docs/style.md, Errors). */
 #ifndef KIZUNA_DISPATCHER_ERRSTR_H
 #define KIZUNA_DISPATCHER_ERRSTR_H
 

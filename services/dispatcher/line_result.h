@@ -14,7 +14,8 @@
  *   anything else (3xx, nonsense)                           -> FINAL
  *
  * 408 is retried although it is a 4xx: the server gave up waiting for our
- * request, which is a timeout, and DESIGN.md retries timeouts. A reply
+ * request, which is a timeout, and docs/architecture.md (Guarantee 5) retries
+ * timeouts. A reply
  * answered 400 "Invalid reply token" is FINAL with status
  * REPLY_TOKEN_EXPIRED and reply_token_invalid set, so the caller may fall
  * back to a push; that is only safe if no earlier attempt of the reply was

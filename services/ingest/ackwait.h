@@ -1,5 +1,5 @@
 /* Makes a webhook request's records durable without holding a thread while
- * the broker answers (DESIGN.md, Guarantee 1, as spool.h states it): the
+ * the broker answers (docs/architecture.md, Guarantee 1, as spool.h states it): the
  * records are produced with delivery callbacks; the request is done when
  * the last ack comes in, or, at the ack budget's deadline, once the records
  * still unconfirmed are committed to ingest.spool by a spool worker. */

@@ -1,5 +1,5 @@
 /* Durability for ingest's events: the broker's ack within the budget, else a
- * committed spool row, else a refusal (DESIGN.md, Guarantee 1).
+ * committed spool row, else a refusal (docs/architecture.md, Guarantee 1).
  *
  * Spool writes come from the public server's worker threads, so they get a
  * small pool of connections, each guarded by its own mutex; they happen

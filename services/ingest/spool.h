@@ -1,4 +1,4 @@
-/* "Never lose an accepted event" (DESIGN.md, Guarantee 1): an event is
+/* "Never lose an accepted event" (docs/architecture.md, Guarantee 1): an event is
  * durable once the broker acknowledged it, or, when the broker has not
  * within the ack budget, once it is a committed row in ingest.spool. The
  * relay later republishes spooled rows in id order and deletes each after

@@ -1,4 +1,4 @@
-/* The inbox and the outbox (DESIGN.md, Guarantees 2 and 3) against the real
+/* The inbox and the outbox (docs/architecture.md, Guarantees 2 and 3) against the real
  * PostgreSQL and Kafka of the local stack. The inbox makes a redelivered
  * event a no-op and leaves a rolled-back one claimable; the outbox publishes
  * exactly what committed, in order, deletes only what the broker
