@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "kafka.h"
 #include "log.h"
+#include "worker.h"
 
 #define ACKWAIT_SPOOL_WORKERS_DEFAULT 2
 #define ACKWAIT_SPOOL_WORKERS_MAX 8
@@ -93,9 +94,11 @@ struct ackwait {
     bool stopping;
     bool stopped;
 
-    pthread_t deadline_thread;
-    bool deadline_started;
-    pthread_t workers[ACKWAIT_SPOOL_WORKERS_MAX];
+    /* Started and joined through common/worker.h, which names them; they
+     * wait on the condition variables above, not worker_wait, because they
+     * share the job lists (and their mutex) with the webhook's threads. */
+    struct worker *deadline_thread;
+    struct worker *workers[ACKWAIT_SPOOL_WORKERS_MAX];
     int nworkers;
 };
 
@@ -225,8 +228,9 @@ static void ackwait_delivered(void *arg, bool acked)
 
 /* --- the deadline thread --------------------------------------------------------- */
 
-static void *ackwait_deadline_main(void *arg)
+static void ackwait_deadline_main(struct worker *w, void *arg)
 {
+    (void)w; /* ends on aw->stopping, which ackwait_stop sets first */
     struct ackwait *aw = arg;
     pthread_mutex_lock(&aw->mu);
     while (!aw->stopping) {
@@ -250,7 +254,6 @@ static void *ackwait_deadline_main(void *arg)
         pthread_cond_signal(&aw->spool_cond);
     }
     pthread_mutex_unlock(&aw->mu);
-    return NULL;
 }
 
 /* --- spool workers ----------------------------------------------------------------- */
@@ -289,8 +292,9 @@ static void ackwait_spool_write(struct ackwait *aw, struct ackwait_job **jobs, i
     free(all);
 }
 
-static void *ackwait_worker_main(void *arg)
+static void ackwait_worker_main(struct worker *w, void *arg)
 {
+    (void)w; /* ends on aw->stopping, which ackwait_stop sets first */
     struct ackwait *aw = arg;
     struct ackwait_job *jobs[ACKWAIT_SPOOL_BATCH];
     pthread_mutex_lock(&aw->mu);
@@ -317,7 +321,6 @@ static void *ackwait_worker_main(void *arg)
             pthread_cond_broadcast(&aw->idle_cond);
     }
     pthread_mutex_unlock(&aw->mu);
-    return NULL;
 }
 
 /* --- the API ------------------------------------------------------------------------- */
@@ -349,15 +352,19 @@ struct ackwait *ackwait_new(const struct ackwait_options *opts, char *errstr, si
     pthread_cond_init(&aw->idle_cond, NULL);
 
     int want = opts->spool_workers ? opts->spool_workers : ACKWAIT_SPOOL_WORKERS_DEFAULT;
-    if (pthread_create(&aw->deadline_thread, NULL, ackwait_deadline_main, aw) != 0)
+    aw->deadline_thread =
+        worker_start("ackwait-deadline", ackwait_deadline_main, aw, errstr, errcap);
+    if (!aw->deadline_thread)
         goto fail;
-    aw->deadline_started = true;
-    for (; aw->nworkers < want; aw->nworkers++)
-        if (pthread_create(&aw->workers[aw->nworkers], NULL, ackwait_worker_main, aw) != 0)
+    for (; aw->nworkers < want; aw->nworkers++) {
+        char name[32];
+        snprintf(name, sizeof name, "ackwait-spool-%d", aw->nworkers);
+        aw->workers[aw->nworkers] = worker_start(name, ackwait_worker_main, aw, errstr, errcap);
+        if (!aw->workers[aw->nworkers])
             goto fail;
+    }
     return aw;
 fail:
-    snprintf(errstr, errcap, "cannot start the ack-wait threads");
     ackwait_free(&aw);
     return NULL;
 }
@@ -466,11 +473,10 @@ void ackwait_stop(struct ackwait *aw)
         log_warn("webhook requests still waiting for acks at shutdown ended as not durable",
                  "requests", count);
     }
-    if (aw->deadline_started)
-        pthread_join(aw->deadline_thread, NULL);
-    aw->deadline_started = false;
+    /* Each thread has seen aw->stopping by now or will at its next check. */
+    worker_stop(&aw->deadline_thread, 0);
     for (int i = 0; i < aw->nworkers; i++)
-        pthread_join(aw->workers[i], NULL);
+        worker_stop(&aw->workers[i], 0);
     aw->nworkers = 0;
 }
 
