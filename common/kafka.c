@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "worker.h"
 
 /* A message that is not acknowledged within this time fails for good; the
  * caller decides what to do with it (ingest spools it). */
@@ -49,9 +50,7 @@
 
 struct kafka_producer_conn {
     rd_kafka_t *rk;
-    pthread_t thread;
-    bool thread_started;
-    atomic_bool stop;
+    struct worker *poller; /* serves delivery reports (common/worker.h) */
 };
 
 struct kafka_producer {
@@ -246,12 +245,12 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     kafka_ack_complete(m->_private, m->err ? -1 : 0);
 }
 
-static void *kafka_producer_thread(void *arg)
+/* rd_kafka_poll blocks up to its interval, so a stop is seen within that. */
+static void kafka_producer_poller(struct worker *w, void *arg)
 {
     struct kafka_producer_conn *c = arg;
-    while (!atomic_load(&c->stop))
+    while (!worker_stopping(w))
         rd_kafka_poll(c->rk, KAFKA_POLL_INTERVAL_MS);
-    return NULL;
 }
 
 static rd_kafka_t *kafka_producer_instance(const char *brokers, const char *client_id, char *errstr,
@@ -295,26 +294,22 @@ struct kafka_producer *kafka_producer_new_pool(const char *brokers, const char *
     }
     for (int i = 0; i < n; i++) {
         struct kafka_producer_conn *c = &p->conns[i];
-        atomic_init(&c->stop, false);
         c->rk = kafka_producer_instance(brokers, client_id, errstr, errcap);
         if (!c->rk)
             goto fail;
         p->n = i + 1;
-        if (pthread_create(&c->thread, NULL, kafka_producer_thread, c) != 0) {
-            snprintf(errstr, errcap, "cannot start the kafka poll thread");
+        char name[32];
+        snprintf(name, sizeof name, "kafka-produce-%d", i);
+        c->poller = worker_start(name, kafka_producer_poller, c, errstr, errcap);
+        if (!c->poller)
             goto fail;
-        }
-        c->thread_started = true;
     }
     return p;
 
 fail:
     for (int i = 0; i < p->n; i++) {
         struct kafka_producer_conn *c = &p->conns[i];
-        if (c->thread_started) {
-            atomic_store(&c->stop, true);
-            pthread_join(c->thread, NULL);
-        }
+        worker_stop(&c->poller, KAFKA_POLL_INTERVAL_MS);
         rd_kafka_destroy(c->rk);
     }
     free(p);
@@ -435,8 +430,7 @@ void kafka_producer_free(struct kafka_producer **pp)
     }
     for (int i = 0; i < p->n; i++) {
         struct kafka_producer_conn *c = &p->conns[i];
-        atomic_store(&c->stop, true);
-        pthread_join(c->thread, NULL);
+        worker_stop(&c->poller, KAFKA_POLL_INTERVAL_MS);
         rd_kafka_destroy(c->rk);
     }
     free(p);
