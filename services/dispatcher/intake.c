@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "deliveries.h"
+#include "deliveries_writer.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"

@@ -18,6 +18,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "deliveries.h"
+#include "deliveries_writer.h"
 #include "intake.h"
 #include "kafka.h"
 #include "limits.h"

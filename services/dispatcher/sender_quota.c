@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "db.h"
+#include "deliveries.h"
 #include "log.h"
 #include "metrics.h"
 #include "strmap.h"

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deliveries_writer.h"
 #include "line_request.h"
 #include "line_result.h"
 #include "log.h"
