@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "utf8.h"
 
 /* --- names ------------------------------------------------------------------ */
@@ -140,10 +141,67 @@ fail:
     return NULL;
 }
 
+/* --- state ------------------------------------------------------------------ */
+
+#define TO(s) (1u << (s))
+
+/* The moves each state allows. A delivery goes back to its queue when the
+ * timer heap cannot grow (out of memory), and back to the heap when its
+ * channel's state cannot be created; both are rare, and legal. */
+static const unsigned delivery_moves[DELIVERY_STATE_COUNT] = {
+    [DELIVERY_NEW] = TO(DELIVERY_MAILBOX) | TO(DELIVERY_DROPPED),
+    [DELIVERY_MAILBOX] = TO(DELIVERY_QUEUED) | TO(DELIVERY_WAITING) | TO(DELIVERY_DROPPED),
+    [DELIVERY_QUEUED] = TO(DELIVERY_QUEUED) | TO(DELIVERY_WAITING) | TO(DELIVERY_IN_FLIGHT) |
+                        TO(DELIVERY_FINAL) | TO(DELIVERY_DROPPED),
+    [DELIVERY_WAITING] = TO(DELIVERY_QUEUED) | TO(DELIVERY_WAITING) | TO(DELIVERY_DROPPED),
+    [DELIVERY_IN_FLIGHT] =
+        TO(DELIVERY_QUEUED) | TO(DELIVERY_WAITING) | TO(DELIVERY_FINAL) | TO(DELIVERY_DROPPED),
+    [DELIVERY_FINAL] = 0,
+    [DELIVERY_DROPPED] = 0,
+};
+
+const char *delivery_state_name(enum delivery_state s)
+{
+    static const char *const names[DELIVERY_STATE_COUNT] = {
+        [DELIVERY_NEW] = "new",
+        [DELIVERY_MAILBOX] = "mailbox",
+        [DELIVERY_QUEUED] = "queued",
+        [DELIVERY_WAITING] = "waiting",
+        [DELIVERY_IN_FLIGHT] = "in_flight",
+        [DELIVERY_FINAL] = "final",
+        [DELIVERY_DROPPED] = "dropped",
+    };
+    return (unsigned)s < DELIVERY_STATE_COUNT ? names[s] : "invalid";
+}
+
+bool delivery_move_legal(enum delivery_state from, enum delivery_state to)
+{
+    if ((unsigned)from >= DELIVERY_STATE_COUNT || (unsigned)to >= DELIVERY_STATE_COUNT)
+        return false;
+    return (delivery_moves[from] & TO(to)) != 0;
+}
+
+void delivery_move(struct delivery *d, enum delivery_state to)
+{
+    if (!delivery_move_legal(d->state, to)) {
+        log_error("impossible delivery move", "request_id", d->request_id, "from",
+                  delivery_state_name(d->state), "to", delivery_state_name(to));
+        abort();
+    }
+    d->state = to;
+}
+
+/* --- in memory, continued ----------------------------------------------------- */
+
 void delivery_free(struct delivery *d)
 {
     if (!d)
         return;
+    if (d->state != DELIVERY_NEW && d->state != DELIVERY_FINAL && d->state != DELIVERY_DROPPED) {
+        log_error("delivery freed while still held", "request_id", d->request_id, "state",
+                  delivery_state_name(d->state));
+        abort();
+    }
     line_request_clear(&d->call);
     if (d->req)
         kizuna__v1__send_request__free_unpacked(d->req, NULL);

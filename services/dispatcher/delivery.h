@@ -18,10 +18,27 @@
 #define DELIVERY_ID_MAX 64 /* request ids are UUIDs; longer ones are refused */
 #define DELIVERY_INSTANCE_MAX 128
 
+/* Where a delivery lives, from the intake to the end of its life in memory.
+ * The sender moves it between its structures only through delivery_move,
+ * which checks each move (as PgBouncer's change_client_state does), so a
+ * delivery can never sit in two places or leave memory from the middle of
+ * a queue unnoticed. */
+enum delivery_state {
+    DELIVERY_NEW,       /* decoded or loaded from the log; nobody holds it yet */
+    DELIVERY_MAILBOX,   /* submitted; waits for the sender's thread */
+    DELIVERY_QUEUED,    /* in its channel's queue for its endpoint */
+    DELIVERY_WAITING,   /* on the timer heap until not_before_ms */
+    DELIVERY_IN_FLIGHT, /* a call to LINE is out */
+    DELIVERY_FINAL,     /* its final record went to the writer; freed next */
+    DELIVERY_DROPPED,   /* leaves memory without an outcome: its row stays pending */
+};
+#define DELIVERY_STATE_COUNT (DELIVERY_DROPPED + 1)
+
 /* One SendRequest in memory, from intake (or recovery) to its final record.
  * Owned by the sender once submitted. */
 struct delivery {
     struct delivery *next;        /* queue link (whichever queue holds it) */
+    enum delivery_state state;    /* moved only by delivery_move */
     Kizuna__V1__SendRequest *req; /* owned */
     char request_id[DELIVERY_ID_MAX + 1];
     char channel_id[CHANNEL_ID_MAX + 1];
@@ -50,8 +67,19 @@ struct delivery {
  * from fallback_channel (the record key). */
 struct delivery *delivery_from_bytes(const void *bytes, size_t len, const char *fallback_channel,
                                      char *errstr, size_t errcap);
-/* Frees d and everything it owns; accepts NULL. */
+/* Frees d and everything it owns; accepts NULL. d must be NEW, FINAL or
+ * DROPPED: freeing a delivery that a queue, the heap or a call still holds
+ * stops the process. */
 void delivery_free(struct delivery *d);
+
+/* Moves d to state to. A move that cannot happen (see delivery_move_legal)
+ * is a programmer's error: it is logged and the process aborts. Called by
+ * whichever thread owns d (the submitter, then the sender's thread). */
+void delivery_move(struct delivery *d, enum delivery_state to);
+/* True when a delivery may move from one state to the other. Pure. */
+bool delivery_move_legal(enum delivery_state from, enum delivery_state to);
+/* The state's name ("queued", "in_flight"), for logs and tests. */
+const char *delivery_state_name(enum delivery_state s);
 
 /* The text of a status or kind as stored and served ("sent", "push"). */
 const char *delivery_status_name(Kizuna__V1__DeliveryStatus s);

@@ -200,12 +200,14 @@ void sender_submit(struct sender *s, struct delivery *d)
         /* Already here (a takeover or a reload raced): one copy is enough. */
         pthread_mutex_unlock(&s->mailbox_mu);
         log_debug("delivery already held", "request_id", d->request_id);
+        delivery_move(d, DELIVERY_DROPPED);
         delivery_free(d);
         return;
     }
     if (strmap_put(s->held_ids, d->request_id, s) != 0)
         log_warn("out of memory tracking a delivery", "request_id", d->request_id);
     atomic_fetch_add(&s->held, 1);
+    delivery_move(d, DELIVERY_MAILBOX);
     if (s->mailbox_tail)
         s->mailbox_tail->next = d;
     else
@@ -243,13 +245,22 @@ void sender_stop(struct sender *s)
     s->running = false;
 }
 
+/* At shutdown: d leaves memory without an outcome (its row stays pending). */
+static void drop(struct delivery *d)
+{
+    if (!d)
+        return;
+    delivery_move(d, DELIVERY_DROPPED);
+    delivery_free(d);
+}
+
 static void chan_free(void *p)
 {
     struct chan *c = p;
     for (int i = 0; i < RATELIMIT_CLASS_COUNT; i++) {
         struct delivery *d;
         while ((d = sender_dq_pop(&c->q[i])))
-            delivery_free(d);
+            drop(d);
     }
     free(c);
 }
@@ -267,7 +278,7 @@ static void abandon_transfers(struct sender *s)
     /* Every call still in flight: its row stays pending. */
     while (s->transfers) {
         struct transfer *t = s->transfers;
-        delivery_free(t->d);
+        drop(t->d);
         sender_transfer_free(s, t);
     }
 }
@@ -282,11 +293,11 @@ void sender_free(struct sender **sp)
     struct delivery *d = s->mailbox_head;
     while (d) {
         struct delivery *next = d->next;
-        delivery_free(d);
+        drop(d);
         d = next;
     }
     for (size_t i = 0; i < s->nheap; i++)
-        delivery_free(s->heap[i]);
+        drop(s->heap[i]);
     free(s->heap);
     strmap_free(&s->chans, chan_free);
     strmap_free(&s->zones, zone_free);

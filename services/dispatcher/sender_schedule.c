@@ -22,6 +22,7 @@
 
 void sender_dq_push(struct dq *q, struct delivery *d)
 {
+    delivery_move(d, DELIVERY_QUEUED);
     d->next = NULL;
     if (q->tail)
         q->tail->next = d;
@@ -61,6 +62,7 @@ static int heap_push(struct sender *s, struct delivery *d)
         s->heap = p;
         s->heap_cap = cap;
     }
+    delivery_move(d, DELIVERY_WAITING);
     size_t i = s->nheap++;
     s->heap[i] = d;
     d->heap_index = i;
@@ -183,6 +185,7 @@ void sender_place(struct sender *s, struct delivery *d, int64_t now_ms)
         if (heap_push(s, d) != 0) {
             log_error("out of memory: delivery dropped from memory (its row stays pending)",
                       "request_id", d->request_id);
+            delivery_move(d, DELIVERY_DROPPED);
             sender_forget(s, d);
             delivery_free(d);
         }
@@ -221,6 +224,7 @@ void sender_finish(struct sender *s, struct delivery *d, Kizuna__V1__DeliverySta
     } else {
         deliveries_writer_submit(s->writer, r);
     }
+    delivery_move(d, DELIVERY_FINAL);
     sender_forget(s, d);
     delivery_free(d);
 }
@@ -399,6 +403,7 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
     t->cls = d->call.rl_class;
     sender_dq_pop(&c->q[class_of(d->req->kind)]);
     c->queued--;
+    delivery_move(d, DELIVERY_IN_FLIGHT);
     d->attempts++;
     if (d->first_attempt_ms == 0)
         d->first_attempt_ms = now_ms;
