@@ -9,7 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "../../services/dispatcher/delivery.h"
+#include "dispatcher/delivery.h"
 
 struct move {
     enum delivery_state from, to;
