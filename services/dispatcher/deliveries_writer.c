@@ -15,9 +15,11 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "pgarray.h"
+#include "worker.h"
 
 #define WRITER_BATCH_MAX 1000
 #define WRITER_RETRY_MS 500
+#define WRITER_IDLE_MS 200 /* an idle writer looks at its queue this often */
 #define WRITER_LINGER_MS 5 /* gather outcomes this long before a transaction */
 
 /* --- the writer --------------------------------------------------------------- */
@@ -28,23 +30,13 @@ struct deliveries_writer {
     char topic[128];
     void (*notify)(void *ctx);
     void *notify_ctx;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
+    struct worker *worker;
+    pthread_mutex_t mu; /* the queue */
     struct delivery_record *head, *tail;
     size_t backlog;
-    bool stop;
-    int64_t stop_deadline_ms;
     struct metric *written;
     struct metric *lost;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static enum db_status writer_retry(struct deliveries_writer *w, const struct delivery_record *r)
 {
@@ -264,10 +256,7 @@ static enum db_status writer_batch(struct deliveries_writer *w, struct delivery_
 
 static bool writer_giving_up(struct deliveries_writer *w)
 {
-    pthread_mutex_lock(&w->mu);
-    bool give_up = w->stop && mono_ms() >= w->stop_deadline_ms;
-    pthread_mutex_unlock(&w->mu);
-    return give_up;
+    return worker_stopping(w->worker) && worker_budget_left_ms(w->worker) == 0;
 }
 
 static void writer_drop(struct deliveries_writer *w, struct delivery_record *batch, const char *why)
@@ -324,26 +313,22 @@ static void writer_process(struct deliveries_writer *w, struct delivery_record *
     }
 }
 
-static void *writer_main(void *arg)
+/* The worker's body: write what is queued, sleep until a submit wakes it,
+ * and once stopping, write what is left (see writer_giving_up) and end. */
+static void writer_main(struct worker *wk, void *ctx)
 {
-    struct deliveries_writer *w = arg;
+    struct deliveries_writer *w = ctx;
     for (;;) {
+        bool stopping = worker_stopping(wk);
         pthread_mutex_lock(&w->mu);
-        while (!w->head && !w->stop) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_nsec += 200 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&w->cond, &w->mu, &ts);
-        }
-        if (!w->head && w->stop) {
+        if (!w->head) {
             pthread_mutex_unlock(&w->mu);
-            break;
+            if (stopping)
+                break;
+            worker_wait(wk, WRITER_IDLE_MS);
+            continue;
         }
-        if (w->backlog < WRITER_BATCH_MAX && !w->stop) {
+        if (w->backlog < WRITER_BATCH_MAX && !stopping) {
             /* A short linger gathers more outcomes per transaction: at a
              * steady 2,000/s, committing each few records cost PostgreSQL
              * (and the relay after every commit) more than the records. */
@@ -366,7 +351,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         writer_process(w, batch);
     }
-    return NULL;
 }
 
 struct deliveries_writer *deliveries_writer_start(const char *dsn, const char *instance,
@@ -394,15 +378,9 @@ struct deliveries_writer *deliveries_writer_start(const char *dsn, const char *i
                               "outcomes not written (the row stays pending and is resent "
                               "with its retry key after a restart)",
                               NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &attr);
-    pthread_condattr_destroy(&attr);
     pthread_mutex_init(&w->mu, NULL);
-    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
-        snprintf(errstr, errcap, "cannot start the delivery log writer");
-        pthread_cond_destroy(&w->cond);
+    w->worker = worker_start("delivery-writer", writer_main, w, errstr, errcap);
+    if (!w->worker) {
         pthread_mutex_destroy(&w->mu);
         db_free(&w->db);
         free(w);
@@ -421,8 +399,8 @@ void deliveries_writer_submit(struct deliveries_writer *w, struct delivery_recor
         w->head = r;
     w->tail = r;
     w->backlog++;
-    pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->mu);
+    worker_wake(w->worker);
 }
 
 size_t deliveries_writer_backlog(struct deliveries_writer *w)
@@ -438,13 +416,7 @@ void deliveries_writer_stop(struct deliveries_writer **wp, long budget_ms)
     if (!wp || !*wp)
         return;
     struct deliveries_writer *w = *wp;
-    pthread_mutex_lock(&w->mu);
-    w->stop = true;
-    w->stop_deadline_ms = mono_ms() + budget_ms;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->cond);
+    worker_stop(&w->worker, budget_ms);
     pthread_mutex_destroy(&w->mu);
     db_free(&w->db);
     free(w);

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -78,13 +78,6 @@ bool delivery_status_valid(const char *name)
 
 /* --- in memory -------------------------------------------------------------- */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct delivery *delivery_from_bytes(const void *bytes, size_t len, const char *fallback_channel,
                                      char *errstr, size_t errcap)
 {
@@ -134,7 +127,7 @@ struct delivery *delivery_from_bytes(const void *bytes, size_t len, const char *
     snprintf(d->request_id, sizeof d->request_id, "%s", rid);
     snprintf(d->channel_id, sizeof d->channel_id, "%s", channel);
     snprintf(d->tenant_id, sizeof d->tenant_id, "%s", tenant);
-    d->received_ms = wall_ms();
+    d->received_ms = clock_wall_ms();
     return d;
 fail:
     kizuna__v1__send_request__free_unpacked(req, NULL);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "strmap.h"
+#include "worker.h"
 
 /* --- the thread ------------------------------------------------------------------ */
 
@@ -33,7 +34,7 @@ static void take_mailbox(struct sender *s)
     struct delivery *d = s->mailbox_head;
     s->mailbox_head = s->mailbox_tail = NULL;
     pthread_mutex_unlock(&s->mailbox_mu);
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     while (d) {
         struct delivery *next = d->next;
         d->next = NULL;
@@ -44,7 +45,7 @@ static void take_mailbox(struct sender *s)
 
 static void gauges(struct sender *s)
 {
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     if (now - s->gauges_at_ms < SENDER_GAUGE_MS)
         return;
     s->gauges_at_ms = now;
@@ -52,16 +53,15 @@ static void gauges(struct sender *s)
     metrics_set(s->m_held, (double)atomic_load(&s->held));
 }
 
-static void *sender_main(void *arg)
+/* The worker's body. Once stopping it starts nothing new and waits for the
+ * calls in flight, up to the stop budget (drain_ms). */
+static void sender_main(struct worker *wk, void *ctx)
 {
-    struct sender *s = arg;
-    int64_t drain_deadline_ns = 0;
+    struct sender *s = ctx;
     for (;;) {
         bool stopping = atomic_load(&s->stop);
         long wait_ms = SENDER_IDLE_MS;
         pthread_mutex_lock(&s->mu);
-        if (stopping && drain_deadline_ns == 0)
-            drain_deadline_ns = mono_ns() + s->cfg.drain_ms * NS_PER_MS;
         if (!stopping) {
             take_mailbox(s);
             long t = sender_fire_timers(s);
@@ -76,7 +76,7 @@ static void *sender_main(void *arg)
         gauges(s);
         long inflight = s->inflight;
         pthread_mutex_unlock(&s->mu);
-        if (stopping && (inflight == 0 || mono_ns() >= drain_deadline_ns))
+        if (stopping && (inflight == 0 || worker_budget_left_ms(wk) == 0))
             break;
         if (wait_ms < 0)
             wait_ms = 0;
@@ -94,7 +94,6 @@ static void *sender_main(void *arg)
                  "are resent with the same retry key",
                  "calls", n);
     }
-    return NULL;
 }
 
 /* --- lifecycle ------------------------------------------------------------------- */
@@ -130,7 +129,7 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
     atomic_init(&s->stop, false);
     atomic_init(&s->held, 0);
     if (crypto_random(&s->rng_state, sizeof s->rng_state) != 0)
-        s->rng_state = (uint64_t)mono_ns();
+        s->rng_state = (uint64_t)clock_mono_ns();
     s->rng.next = backoff_rng_splitmix64;
     s->rng.ctx = &s->rng_state;
     s->idle_cap = (size_t)s->cfg.max_inflight + 8;
@@ -182,14 +181,10 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
 
 int sender_start(struct sender *s, char *errstr, size_t errcap)
 {
-    if (s->running)
+    if (s->worker)
         return 0;
-    if (pthread_create(&s->thread, NULL, sender_main, s) != 0) {
-        snprintf(errstr, errcap, "cannot start the sender thread");
-        return -1;
-    }
-    s->running = true;
-    return 0;
+    s->worker = worker_start("sender", sender_main, s, errstr, errcap);
+    return s->worker ? 0 : -1;
 }
 
 void sender_submit(struct sender *s, struct delivery *d)
@@ -237,12 +232,11 @@ bool sender_full(struct sender *s)
 
 void sender_stop(struct sender *s)
 {
-    if (!s || !s->running)
+    if (!s || !s->worker)
         return;
     atomic_store(&s->stop, true);
     curl_multi_wakeup(s->multi);
-    pthread_join(s->thread, NULL);
-    s->running = false;
+    worker_stop(&s->worker, s->cfg.drain_ms);
 }
 
 /* At shutdown: d leaves memory without an outcome (its row stays pending). */

@@ -59,7 +59,7 @@ static int limit_set_locked(struct sender *s, const char *channel_id, enum ratel
         s->overrides = p;
         s->overrides_cap = cap;
     }
-    int rc = ratelimit_set(s->rl, channel_id, cls, rate, mono_ns(), errstr, errcap);
+    int rc = ratelimit_set(s->rl, channel_id, cls, rate, clock_mono_ns(), errstr, errcap);
     if (rc != 0)
         return rc;
     struct chan *c = strmap_get(s->chans, channel_id);

@@ -14,8 +14,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 
+#include "clock.h"
 #include "quota.h"
 #include "sender.h"
 
@@ -85,8 +85,10 @@ struct sender {
     struct deliveries_writer *writer;
     struct db *db; /* quota usage reads; under mu */
 
-    pthread_t thread;
-    bool running;
+    struct worker *worker; /* the sender's thread; NULL when not running */
+    /* Set by sender_stop before it wakes curl_multi_poll, so that the thread
+     * sees it as soon as the poll returns (the worker's own stop flag would
+     * come only after the wake). */
     atomic_bool stop;
     atomic_long held;
 
@@ -124,22 +126,6 @@ struct sender {
     struct metric *m_inflight;
     struct metric *m_held;
 };
-
-/* --- clocks ------------------------------------------------------------------- */
-
-static inline int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static inline int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --- sender_schedule.c ------------------------------------------------------ */
 

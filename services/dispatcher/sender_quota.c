@@ -157,7 +157,7 @@ void sender_quota_sync_done(struct sender *s, struct transfer *t, long status)
     struct chan *c = t->chan;
     c->sync_inflight--;
     json_t *root = status == 200 && t->body ? json_loadb(t->body, t->body_len, 0, NULL) : NULL;
-    int64_t now = wall_ms() / 1000;
+    int64_t now = clock_wall_ms() / 1000;
     char errstr[256];
     bool ok = false;
     if (root && t->kind == TRANSFER_QUOTA) {
@@ -201,7 +201,7 @@ void sender_quota_sync_done(struct sender *s, struct transfer *t, long status)
         c->sync_failed = true;
     }
     if (c->sync_inflight == 0 && c->sync_failed)
-        c->sync_due_ms = wall_ms() + SENDER_QUOTA_RETRY_MS;
+        c->sync_due_ms = clock_wall_ms() + SENDER_QUOTA_RETRY_MS;
 }
 /* --- quota view ----------------------------------------------------------------- */
 
@@ -215,7 +215,7 @@ int sender_quota_get(struct sender *s, const char *channel_id, struct sender_quo
         goto out;
     pthread_mutex_lock(&s->mu);
     struct chan *c = sender_chan_get(s, channel_id);
-    int64_t now_ms = wall_ms();
+    int64_t now_ms = clock_wall_ms();
     if (!c || sender_quota_ensure(s, c, cr, now_ms) != 0) {
         rc = -2;
     } else {

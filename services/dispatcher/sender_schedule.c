@@ -201,7 +201,7 @@ void sender_place(struct sender *s, struct delivery *d, int64_t now_ms)
 void sender_finish(struct sender *s, struct delivery *d, Kizuna__V1__DeliveryStatus status,
                    const struct line_result *res, const char *reason)
 {
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     struct delivery_record *r = results_final(d, status, res, reason, now);
     const char *name = delivery_status_name(status);
     metrics_add(s->m_results, 1, name);
@@ -235,7 +235,7 @@ void sender_park(struct sender *s, struct delivery *d, int64_t until_ms)
     if (heap_push(s, d) != 0) {
         /* Out of memory: keep it at the back of its queue instead. */
         d->not_before_ms = 0;
-        sender_place(s, d, wall_ms());
+        sender_place(s, d, clock_wall_ms());
     }
 }
 
@@ -425,7 +425,7 @@ out:
  * time (ms) until something may change without a completion. */
 long sender_dispatch(struct sender *s)
 {
-    int64_t now_ns = mono_ns(), now_ms = wall_ms();
+    int64_t now_ns = clock_mono_ns(), now_ms = clock_wall_ms();
     int64_t next_ns = SENDER_IDLE_MS * NS_PER_MS;
     for (size_t i = 0; i < s->nactive;) {
         struct chan *c = s->active[i];
@@ -467,7 +467,7 @@ long sender_dispatch(struct sender *s)
 /* Moves due timers into their queues. Returns ms until the next one. */
 long sender_fire_timers(struct sender *s)
 {
-    int64_t now = wall_ms();
+    int64_t now = clock_wall_ms();
     while (s->nheap > 0 && s->heap[0]->not_before_ms <= now) {
         struct delivery *d = heap_pop(s);
         d->not_before_ms = 0;
@@ -503,14 +503,12 @@ void sender_send_done(struct sender *s, struct transfer *t, CURLcode rc, long st
 {
     struct delivery *d = t->d;
     struct chan *c = t->chan;
-    int64_t now_ns = mono_ns();
+    int64_t now_ns = clock_mono_ns();
     d->last_attempt_ms = (int)((now_ns - t->started_ns) / NS_PER_MS);
     const char *endpoint = ratelimit_class_name(t->cls);
     metrics_observe(s->m_latency, (double)(now_ns - t->started_ns) / 1e9, endpoint);
 
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    int64_t wall_ns = (int64_t)wall.tv_sec * 1000000000LL + wall.tv_nsec;
+    int64_t wall_ns = clock_wall_ns();
     struct line_response resp = {
         .kind = d->call.kind,
         .transport = transport_of(rc),

@@ -164,7 +164,7 @@ struct transfer *sender_transfer_start(struct sender *s, enum line_method method
     }
     if (curl_multi_add_handle(s->multi, e) != CURLM_OK)
         goto fail;
-    t->started_ns = mono_ns();
+    t->started_ns = clock_mono_ns();
     t->next = s->transfers;
     if (s->transfers)
         s->transfers->prev = t;
