@@ -66,6 +66,8 @@ all: $(SVC_BINS) $(CTL_BIN) $(SIM_BIN)
 # Everything our objects include must exist before they compile.
 $(COMMON_OBJ) $(CTL_OBJ) $(SIM_OBJ) $(UNIT_OBJ) $(INTEG_OBJ): | $(PROTO_H)
 $(UNIT_OBJ): CFLAGS += -Itests/line-sim
+# Tests name a service's header by its folder: "dispatcher/sender.h".
+$(UNIT_OBJ) $(INTEG_OBJ): CFLAGS += -Iservices
 
 # --- protobuf ------------------------------------------------------------
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto

@@ -13,7 +13,7 @@
 #include "channels.h"
 #include "db.h"
 #include "deliveries.h"
-#include "limits.h"
+#include "channel_limits.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "sender.h"
@@ -412,8 +412,8 @@ static void limits_patch(struct api *a, const char *channel_id, const char *tena
     pthread_mutex_lock(&a->mu);
     enum db_status st = db_begin(a->db);
     for (int i = 0; i < n && st == DB_OK; i++)
-        st = limits_save(a->db, channel_id, tenant, changes[i].cls,
-                         changes[i].reset ? NULL : &changes[i].rate);
+        st = channel_limits_save(a->db, channel_id, tenant, changes[i].cls,
+                                 changes[i].reset ? NULL : &changes[i].rate);
     if (st == DB_OK)
         st = db_commit(a->db);
     else

@@ -10,14 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "kafka.h"
 #include "kizuna/v1/channel.pb-c.h"
 #include "log.h"
 #include "metrics.h"
-#include "shutdown.h"
 #include "strmap.h"
+#include "worker.h"
 
 #define CHANNELS_POLL_MS 200
 #define CHANNELS_QUIET_MS 500         /* an empty poll this long after records: caught up */
@@ -30,9 +30,7 @@ struct channels {
     uint8_t key[CRYPTO_KEY_LEN];
     /* the follower */
     struct kafka_consumer *consumer;
-    pthread_t thread;
-    bool running;
-    atomic_bool stop;
+    struct worker *follower;
     atomic_bool caught_up;
     struct metric *records;
 };
@@ -68,7 +66,6 @@ struct channels *channels_new(const uint8_t key[CRYPTO_KEY_LEN])
     }
     pthread_mutex_init(&t->mu, NULL);
     memcpy(t->key, key, CRYPTO_KEY_LEN);
-    atomic_init(&t->stop, false);
     atomic_init(&t->caught_up, false);
     t->records = metrics_counter("kizuna_dispatcher_channel_records_total",
                                  "records read from the channels topic", "result");
@@ -281,21 +278,16 @@ static enum kafka_handled channels_on_record(void *ctx, const struct kafka_messa
     return KAFKA_DONE;
 }
 
-static int64_t channels_now_ms(void)
+/* The follower's body: poll until stopped (a poll blocks at most
+ * CHANNELS_POLL_MS), noting when the topic has been read to its end. */
+static void channels_follow(struct worker *wk, void *ctx)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void *channels_follow(void *arg)
-{
-    struct channels *t = arg;
-    int64_t started = channels_now_ms(), quiet_since = started;
+    struct channels *t = ctx;
+    int64_t started = clock_mono_ms(), quiet_since = started;
     long seen = 0;
-    while (!atomic_load(&t->stop)) {
+    while (!worker_stopping(wk)) {
         int rc = kafka_consumer_poll(t->consumer, CHANNELS_POLL_MS, channels_on_record, t);
-        int64_t now = channels_now_ms();
+        int64_t now = clock_mono_ms();
         if (rc > 0) {
             seen++;
             quiet_since = now;
@@ -303,7 +295,7 @@ static void *channels_follow(void *arg)
         }
         if (rc < 0) {
             log_error("channels consumer failed; credentials stop updating");
-            shutdown_sleep_ms(1000);
+            worker_wait(wk, 1000);
             continue;
         }
         if (!atomic_load(&t->caught_up) && ((seen > 0 && now - quiet_since >= CHANNELS_QUIET_MS) ||
@@ -314,13 +306,12 @@ static void *channels_follow(void *arg)
             atomic_store(&t->caught_up, true);
         }
     }
-    return NULL;
 }
 
 int channels_follow_start(struct channels *t, const char *brokers, const char *group,
                           const char *topic, char *errstr, size_t errcap)
 {
-    if (t->running) {
+    if (t->follower) {
         snprintf(errstr, errcap, "channels follower already running");
         return -1;
     }
@@ -336,13 +327,11 @@ int channels_follow_start(struct channels *t, const char *brokers, const char *g
     t->consumer = kafka_consumer_new(&opts, errstr, errcap);
     if (!t->consumer)
         return -1;
-    atomic_store(&t->stop, false);
-    if (pthread_create(&t->thread, NULL, channels_follow, t) != 0) {
-        snprintf(errstr, errcap, "cannot start the channels follower thread");
+    t->follower = worker_start("channels", channels_follow, t, errstr, errcap);
+    if (!t->follower) {
         kafka_consumer_free(&t->consumer);
         return -1;
     }
-    t->running = true;
     return 0;
 }
 
@@ -353,10 +342,9 @@ bool channels_caught_up(struct channels *t)
 
 void channels_follow_stop(struct channels *t)
 {
-    if (!t || !t->running)
+    if (!t || !t->follower)
         return;
-    atomic_store(&t->stop, true);
-    pthread_join(t->thread, NULL);
-    t->running = false;
+    /* No work to finish: the budget covers the poll in progress. */
+    worker_stop(&t->follower, CHANNELS_POLL_MS);
     kafka_consumer_free(&t->consumer);
 }

@@ -11,10 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "deliveries.h"
+#include "deliveries_writer.h"
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
@@ -67,8 +68,7 @@ static struct delivery *intake_decode(struct intake *in, const struct kafka_mess
 static enum db_status intake_commit(struct intake *in, const struct kafka_message *msgs,
                                     struct delivery **ds, size_t n, int *claimed)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = clock_mono_ns();
     const void **bytes = calloc(n, sizeof *bytes);
     size_t *lens = calloc(n, sizeof *lens);
     enum db_status st = DB_FATAL;
@@ -82,9 +82,7 @@ static enum db_status intake_commit(struct intake *in, const struct kafka_messag
     }
     free(bytes);
     free(lens);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    metrics_observe(in->commit,
-                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    metrics_observe(in->commit, (double)(clock_mono_ns() - t0) / 1e9);
     return st;
 }
 

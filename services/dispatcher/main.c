@@ -18,9 +18,10 @@
 #include "crypto.h"
 #include "db.h"
 #include "deliveries.h"
+#include "deliveries_writer.h"
 #include "intake.h"
 #include "kafka.h"
-#include "limits.h"
+#include "channel_limits.h"
 #include "log.h"
 #include "results.h"
 #include "sender.h"
@@ -171,7 +172,7 @@ static void sync_limits(struct app *a)
 {
     struct sender_limit_row *rows = NULL;
     size_t n = 0;
-    if (limits_load(a->svc.db, &rows, &n) != DB_OK) {
+    if (channel_limits_load(a->svc.db, &rows, &n) != DB_OK) {
         log_warn("cannot read channel limits; keeping the current ones", "error",
                  db_error_message(a->svc.db));
         return;

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "deliveries.h"
+#include "delivery.h"
 #include "line_result.h"
 
 #define RESULTS_TOPIC_DEFAULT "delivery.results"

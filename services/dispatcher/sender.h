@@ -21,7 +21,7 @@
 
 #include "backoff.h"
 #include "channels.h"
-#include "deliveries.h"
+#include "delivery.h"
 #include "ratelimit.h"
 
 struct sender_config {
@@ -41,6 +41,7 @@ struct sender_config {
     struct backoff_policy backoff;
 };
 
+struct deliveries_writer;
 struct sender;
 
 /* Creates the sender (not yet running). channels and writer are borrowed

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../services/ingest/webhook_parse.h"
+#include "ingest/webhook_parse.h"
 #include "kizuna/v1/webhook.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -51,7 +51,7 @@ build() {
     # shellcheck disable=SC2054 # the commas belong to the flag
     local san=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
         -fno-omit-frame-pointer)
-    local base=(-std=c11 -D_GNU_SOURCE -g -O1 "${san[@]}" -Icommon -I"$OUT/gen")
+    local base=(-std=c11 -D_GNU_SOURCE -g -O1 "${san[@]}" -Icommon -Iservices -I"$OUT/gen")
     read -ra pkg_cflags <<<"$(pkg-config --cflags jansson libprotobuf-c uuid)"
     read -ra pkg_libs <<<"$(pkg-config --libs jansson libprotobuf-c uuid)"
 

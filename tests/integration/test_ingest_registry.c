@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../services/ingest/registry.h"
+#include "ingest/registry.h"
 #include "auth.h"
 #include "crypto.h"
 #include "db.h"

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../services/dispatcher/backoff.h"
+#include "dispatcher/backoff.h"
 
 #define MS 1000000LL
 #define SEC 1000000000LL

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/dispatcher/channels.h"
+#include "dispatcher/channels.h"
 #include "crypto.h"
 #include "kizuna/v1/channel.pb-c.h"
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/dispatcher/line_request.h"
+#include "dispatcher/line_request.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
 #define TOKEN "tok-abc.DEF_123"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/dispatcher/line_result.h"
+#include "dispatcher/line_result.h"
 
 #define SEC 1000000000LL
 #define NOW_NS (1748736000LL * SEC) /* 2025-06-01T00:00:00Z */

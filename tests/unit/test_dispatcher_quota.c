@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../services/dispatcher/quota.h"
+#include "dispatcher/quota.h"
 
 #define DAY 86400LL
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/dispatcher/ratelimit.h"
+#include "dispatcher/ratelimit.h"
 
 #define MS 1000000LL
 #define SEC 1000000000LL

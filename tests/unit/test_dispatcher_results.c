@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/dispatcher/deliveries.h"
-#include "../../services/dispatcher/results.h"
+#include "dispatcher/deliveries.h"
+#include "dispatcher/results.h"
 #include "kizuna/v1/delivery.pb-c.h"
 
 static struct delivery *delivery_of(Kizuna__V1__SendKind kind, const char *to)

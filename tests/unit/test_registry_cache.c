@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../services/ingest/registry_cache.h"
+#include "ingest/registry_cache.h"
 
 TestSuite(registry_cache);
 

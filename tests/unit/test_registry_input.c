@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../services/ingest/registry_input.h"
+#include "ingest/registry_input.h"
 
 #define BOT "U8e742f61d673b39c7fff3cecb7536ef0"
 #define REST                                                                     \

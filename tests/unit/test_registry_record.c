@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/ingest/registry_record.h"
+#include "ingest/registry_record.h"
 #include "kizuna/v1/channel.pb-c.h"
 
 TestSuite(registry_record);

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../services/ingest/dedup.h"
+#include "ingest/dedup.h"
 
 TestSuite(webhook_dedup);
 

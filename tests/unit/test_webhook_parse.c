@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../services/ingest/webhook_parse.h"
+#include "ingest/webhook_parse.h"
 #include "kizuna/v1/webhook.pb-c.h"
 
 #define FIXTURES "tests/fixtures/webhook/"

@@ -1,4 +1,4 @@
-/* Unit tests for services/dispatcher/pgarray: the binary array format that
+/* Unit tests for common/pgarray: the binary array format that
  * PostgreSQL's array_recv reads (header, NULLs, lengths, big-endian), the
  * empty array, and that a value too big for a parameter is refused. The
  * integration suites send these arrays to a real server. */
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../services/dispatcher/pgarray.h"
+#include "pgarray.h"
 
 static uint32_t get32(const char *p)
 {
@@ -16,7 +16,7 @@ static uint32_t get32(const char *p)
     return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
 }
 
-Test(dispatcher_pgarray, text_elements_follow_a_one_dimension_header)
+Test(pgarray, text_elements_follow_a_one_dimension_header)
 {
     struct pgarray a;
     pgarray_init(&a, PGARRAY_TEXT_OID);
@@ -40,7 +40,7 @@ Test(dispatcher_pgarray, text_elements_follow_a_one_dimension_header)
     pgarray_free(&a);
 }
 
-Test(dispatcher_pgarray, null_elements_have_length_minus_one_and_set_the_flag)
+Test(pgarray, null_elements_have_length_minus_one_and_set_the_flag)
 {
     struct pgarray a;
     pgarray_init(&a, PGARRAY_BYTEA_OID);
@@ -59,7 +59,7 @@ Test(dispatcher_pgarray, null_elements_have_length_minus_one_and_set_the_flag)
     pgarray_free(&a);
 }
 
-Test(dispatcher_pgarray, an_empty_array_has_no_dimensions)
+Test(pgarray, an_empty_array_has_no_dimensions)
 {
     struct pgarray a;
     pgarray_init(&a, PGARRAY_TEXT_OID);
@@ -72,7 +72,7 @@ Test(dispatcher_pgarray, an_empty_array_has_no_dimensions)
     pgarray_free(&a);
 }
 
-Test(dispatcher_pgarray, many_elements_grow_the_buffer_and_keep_their_order)
+Test(pgarray, many_elements_grow_the_buffer_and_keep_their_order)
 {
     struct pgarray a;
     pgarray_init(&a, PGARRAY_TEXT_OID);
@@ -94,7 +94,7 @@ Test(dispatcher_pgarray, many_elements_grow_the_buffer_and_keep_their_order)
     pgarray_free(&a);
 }
 
-Test(dispatcher_pgarray, an_element_too_big_for_a_parameter_fails_the_array)
+Test(pgarray, an_element_too_big_for_a_parameter_fails_the_array)
 {
     struct pgarray a;
     pgarray_init(&a, PGARRAY_BYTEA_OID);

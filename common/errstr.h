@@ -1,7 +1,7 @@
-/* Filling a caller's errstr buffer, the dispatcher's one way to say why a
+/* Filling a caller's errstr buffer, the services' one way to say why a
  * call failed (docs/style.md, Errors). */
-#ifndef KIZUNA_DISPATCHER_ERRSTR_H
-#define KIZUNA_DISPATCHER_ERRSTR_H
+#ifndef KIZUNA_ERRSTR_H
+#define KIZUNA_ERRSTR_H
 
 #include <stddef.h>
 

@@ -1,10 +1,11 @@
 /* Proleptic Gregorian calendar arithmetic on days since 1970-01-01 (Howard
- * Hinnant's days_from_civil and civil_from_days), shared by backoff.c
- * (HTTP-dates) and quota.c (month windows in a channel's zone). Our own, not
+ * Hinnant's days_from_civil and civil_from_days), shared by the
+ * dispatcher's backoff.c (HTTP-dates) and quota.c (month windows in a
+ * channel's zone), and the services that schedule by date. Our own, not
  * timegm/localtime_r, so nothing depends on the process's TZ or locale.
  * Pure functions: safe from any thread. */
-#ifndef KIZUNA_DISPATCHER_CIVIL_TIME_H
-#define KIZUNA_DISPATCHER_CIVIL_TIME_H
+#ifndef KIZUNA_CIVIL_TIME_H
+#define KIZUNA_CIVIL_TIME_H
 
 #include <stdbool.h>
 #include <stdint.h>

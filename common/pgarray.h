@@ -4,8 +4,8 @@
  * plan per batch instead of per row. Binary needs no quoting or escaping,
  * bytea included. Numbers travel as text elements and are cast in SQL.
  * Plain data; not thread-safe. */
-#ifndef KIZUNA_DISPATCHER_PGARRAY_H
-#define KIZUNA_DISPATCHER_PGARRAY_H
+#ifndef KIZUNA_PGARRAY_H
+#define KIZUNA_PGARRAY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /* Reads and writes per-channel rate-limit overrides. The in-memory limiter
  * is the one that counts; this table is what survives restarts and what
  * other replicas converge on. */
-#include "limits.h"
+#include "channel_limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,7 @@ static long long text_ll(const char *s)
     return end && *end == '\0' ? v : -1;
 }
 
-int limits_load(struct db *db, struct sender_limit_row **rows, size_t *n)
+int channel_limits_load(struct db *db, struct sender_limit_row **rows, size_t *n)
 {
     *rows = NULL;
     *n = 0;
@@ -52,8 +52,8 @@ int limits_load(struct db *db, struct sender_limit_row **rows, size_t *n)
     return DB_OK;
 }
 
-int limits_save(struct db *db, const char *channel_id, const char *tenant_id,
-                enum ratelimit_class cls, const struct ratelimit_rate *rate)
+int channel_limits_save(struct db *db, const char *channel_id, const char *tenant_id,
+                        enum ratelimit_class cls, const struct ratelimit_rate *rate)
 {
     const char *name = ratelimit_class_name(cls);
     if (!rate) {

@@ -1,4 +1,4 @@
-/* errstr_set (see errstr.h), shared by the dispatcher's modules. */
+/* errstr_set (see errstr.h), shared by the services' modules. */
 #include "errstr.h"
 
 #include <stdarg.h>

@@ -1,9 +1,9 @@
-/* A small string-keyed hash map of pointers, for the dispatcher's tables
- * keyed by channel id (credentials, per-channel send state) and by request
- * id (deliveries in memory). Chained, doubling at load 1. Not locked: one
+/* A small string-keyed hash map of pointers, for tables keyed by an id
+ * (in the dispatcher: credentials and send state by channel id, deliveries
+ * in memory by request id). Chained, doubling at load 1. Not locked: one
  * owner, or the owner's lock around every call. */
-#ifndef KIZUNA_DISPATCHER_STRMAP_H
-#define KIZUNA_DISPATCHER_STRMAP_H
+#ifndef KIZUNA_STRMAP_H
+#define KIZUNA_STRMAP_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
-/* Calendar arithmetic for the dispatcher (see civil_time.h): written once,
- * here, for backoff.c and quota.c. */
+/* Calendar arithmetic (see civil_time.h): written once, here, for every
+ * service that works with dates (the dispatcher's backoff.c and quota.c). */
 #include "civil_time.h"
 
 int64_t civil_days_from_date(int64_t y, int m, int d)

@@ -1,4 +1,4 @@
-/* Unit tests for services/dispatcher/strmap: put, replace, get and remove
+/* Unit tests for common/strmap: put, replace, get and remove
  * hold across growth (100,000 keys), iteration sees every entry once, and
  * NULL arguments are harmless. */
 #include <criterion/criterion.h>
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../services/dispatcher/strmap.h"
+#include "strmap.h"
 
 static void count_one(void *ctx, const char *key, void *value)
 {
@@ -15,7 +15,7 @@ static void count_one(void *ctx, const char *key, void *value)
     (*(size_t *)ctx)++;
 }
 
-Test(dispatcher_strmap, holds_many_keys_across_growth)
+Test(strmap, holds_many_keys_across_growth)
 {
     enum { N = 100000 };
     struct strmap *m = strmap_new();
@@ -49,7 +49,7 @@ Test(dispatcher_strmap, holds_many_keys_across_growth)
     cr_expect_null(m);
 }
 
-Test(dispatcher_strmap, null_arguments_are_harmless)
+Test(strmap, null_arguments_are_harmless)
 {
     cr_expect_null(strmap_get(NULL, "k"));
     cr_expect_eq(strmap_put(NULL, "k", NULL), -1);
