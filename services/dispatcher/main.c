@@ -1,11 +1,13 @@
 /* kizuna-dispatcher: owns every call to LINE. main() only wires the parts:
  * the credential table (channels.c) following the `channels` topic, the
- * delivery log writer and the results relay (deliveries.c, results.c), the
- * sender (sender.c), the admin API (api.c), and on this thread the
- * `send.requests` intake (intake.c) plus housekeeping: readiness, the
- * replica heartbeat, takeover of dead replicas' pending rows, rate-limit
- * overrides made on other replicas. */
+ * delivery log writer and the results relay (deliveries_writer.c,
+ * results.c), the sender (sender.c), the admin API (api.c), the
+ * `send.requests` intake (intake.c) on its own worker, which also takes over
+ * dead replicas' pending rows, and on the main thread service_run with this
+ * service's hooks: readiness (channels caught up), the replica heartbeat and
+ * rate-limit overrides made on other replicas. */
 #include <curl/curl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 #include "api.h"
 #include "channels.h"
+#include "clock.h"
 #include "config.h"
 #include "crypto.h"
 #include "db.h"
@@ -27,6 +30,7 @@
 #include "sender.h"
 #include "service.h"
 #include "shutdown.h"
+#include "worker.h"
 
 #define POLL_MS 100
 /* Send requests per poll, made durable by one statement per 8 MB (intake.c).
@@ -35,8 +39,9 @@
  * (docs/benchmarks.md), for at most one statement's time of added latency. */
 #define INTAKE_BATCH 5000
 #define INTAKE_FULL_POLL_MS 10000 /* while the sender is full, poll this often */
-#define READY_EVERY_MS 1000
 #define TAKEOVER_EVERY_MS 5000
+#define LIMITS_EVERY_MS 5000
+#define INTAKE_STOP_MS 5000 /* a polled batch is made durable before the intake ends */
 #define WRITER_STOP_MS 5000
 #define RELAY_STOP_MS 3000
 
@@ -44,7 +49,8 @@ static const char *line_api_base;
 static const char *instance_opt;
 static const char *group;
 static const char *requests_topic;
-static const char *intake_from;
+static int intake_from; /* index in intake_froms */
+static const char *const intake_froms[] = {"earliest", "latest", NULL};
 static long max_inflight;
 static long max_queued;
 static long connect_timeout_ms;
@@ -67,8 +73,8 @@ static const struct config_entry dispatcher_config[] = {
      "consumer group for send.requests"},
     {"DISPATCHER_REQUESTS_TOPIC", CONFIG_STRING, "send.requests", &requests_topic, 0, 0,
      "topic of SendRequests"},
-    {"DISPATCHER_INTAKE_FROM", CONFIG_STRING, "earliest", &intake_from, 0, 0,
-     "where a new consumer group starts: earliest or latest"},
+    {"DISPATCHER_INTAKE_FROM", CONFIG_ENUM, "earliest", &intake_from, 0, 0,
+     "where a new consumer group starts: earliest or latest", intake_froms},
     {"DISPATCHER_MAX_INFLIGHT", CONFIG_INT, "256", &max_inflight, 1, 10000,
      "concurrent calls to LINE"},
     {"DISPATCHER_MAX_QUEUED", CONFIG_INT, "50000", &max_queued, 100, 10000000,
@@ -104,6 +110,10 @@ static struct app {
     struct sender *sender;
     struct api *api;
     struct kafka_consumer *intake;
+    struct db *intake_db;         /* the intake worker's connection */
+    struct worker *intake_worker; /* polls send.requests; see intake_main */
+    atomic_bool intake_failed;    /* the consumer failed for good: exit 1 */
+    int64_t next_beat, next_limits;
 } app;
 
 /* The admin server opens after setup and closes before the parts are
@@ -116,6 +126,12 @@ static void api_route(void *ctx, const struct auth_claims *claims, const struct 
 }
 
 /* --- drain steps (shutdown.h order) --------------------------------------------- */
+
+static void step_stop_intake(void *ctx)
+{
+    struct app *a = ctx;
+    worker_stop(&a->intake_worker, INTAKE_STOP_MS);
+}
 
 static void step_stop_sending(void *ctx)
 {
@@ -145,6 +161,7 @@ static void step_close_api_db(void *ctx)
 {
     struct app *a = ctx;
     api_free(&a->api);
+    db_free(&a->intake_db);
 }
 
 static void step_free(void *ctx)
@@ -159,13 +176,6 @@ static void step_free(void *ctx)
 static void recovered(void *ctx, struct delivery *d)
 {
     sender_submit(ctx, d);
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sync_limits(struct app *a)
@@ -255,11 +265,14 @@ static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
         .group = group,
         .topics = topics,
         .ntopics = 1,
-        .from_beginning = strcmp(intake_from, "earliest") == 0,
+        .from_beginning = intake_from == 0, /* earliest */
         .session_timeout_ms = (int)session_timeout_ms,
     };
     a->intake = kafka_consumer_new(&opts, errstr, sizeof errstr);
     if (!a->intake)
+        goto fail;
+    a->intake_db = db_connect(svc->database_url, errstr, sizeof errstr);
+    if (!a->intake_db)
         goto fail;
     log_info("dispatcher started", "instance", a->instance, "group", group, "topic", requests_topic,
              "line_api_base", line_api_base);
@@ -269,78 +282,85 @@ fail:
     return -1;
 }
 
-/* --- the main loop --------------------------------------------------------------- */
+/* --- the intake worker and the service hooks ------------------------------------- */
 
-static void housekeeping(struct app *a, int64_t now, int64_t *next_ready, int64_t *next_beat,
-                         int64_t *next_takeover, bool *was_ready)
+/* Takes over the pending rows of replicas whose heartbeat stopped. It runs on
+ * the intake's thread, between polls, because the intake may reload a row
+ * it meets again (intake.c): one thread for both means a row is never handed
+ * to the sender by both at once. */
+static void intake_take_over(struct app *a)
 {
-    struct service *svc = &a->svc;
-    if (now >= *next_ready) {
-        bool ready = db_ping(svc->db) && kafka_producer_ready(svc->producer, 500) &&
-                     channels_caught_up(a->channels);
-        atomic_store(&svc->ready, ready);
-        if (ready != *was_ready)
-            log_info(ready ? "ready" : "not ready");
-        *was_ready = ready;
-        *next_ready = now + READY_EVERY_MS;
-    }
-    if (now >= *next_beat) {
-        if (deliveries_heartbeat(svc->db, a->instance) != DB_OK)
-            log_warn("replica heartbeat failed", "error", db_error_message(svc->db));
-        long every = lease_s * 1000 / 5;
-        *next_beat = now + (every < 1000 ? 1000 : every);
-    }
-    if (now >= *next_takeover) {
-        long n = deliveries_take_over(svc->db, a->instance, lease_s, recovered, a->sender);
-        if (n > 0) {
-            char count[24];
-            snprintf(count, sizeof count, "%ld", n);
-            log_warn("took over pending deliveries of a silent replica", "count", count);
-        } else if (n < 0) {
-            log_warn("takeover scan failed", "error", db_error_message(svc->db));
-        }
-        sync_limits(a);
-        *next_takeover = now + TAKEOVER_EVERY_MS;
+    long n = deliveries_take_over(a->intake_db, a->instance, lease_s, recovered, a->sender);
+    if (n > 0) {
+        char count[24];
+        snprintf(count, sizeof count, "%ld", n);
+        log_warn("took over pending deliveries of a silent replica", "count", count);
+    } else if (n < 0) {
+        log_warn("takeover scan failed", "error", db_error_message(a->intake_db));
     }
 }
 
-static int run(struct app *a)
+static void intake_main(struct worker *w, void *ctx)
 {
-    struct intake in = {.db = a->svc.db,
+    struct app *a = ctx;
+    struct intake in = {.db = a->intake_db,
                         .instance = a->instance,
                         .sender = a->sender,
                         .writer = a->writer,
                         .max_backlog = max_queued};
     intake_init(&in);
-    int64_t next_ready = 0, next_beat = 0, next_takeover = 0;
-    bool was_ready = false;
-    int rc = 0;
-    int64_t last_poll = 0;
-    while (!shutdown_requested()) {
+    int64_t last_poll = 0, next_takeover = 0;
+    while (!worker_stopping(w)) {
         /* While the sender is full, leave the messages in the consumer's
          * queue instead of taking them only to rewind every partition (a
          * seek, which can time out on a busy machine and then ends the
          * consumer). Every INTAKE_FULL_POLL_MS take one message all the
          * same, so that the group keeps this member through a long stall
          * (max.poll.interval.ms) while memory grows by one request only. */
-        int64_t now = mono_ms();
+        int64_t now = clock_mono_ms();
+        if (now >= next_takeover) {
+            intake_take_over(a);
+            next_takeover = now + TAKEOVER_EVERY_MS;
+        }
         bool full = intake_full(&in);
         if (full && now - last_poll < INTAKE_FULL_POLL_MS) {
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
-            nanosleep(&ts, NULL);
-        } else {
-            last_poll = now;
-            if (kafka_consumer_poll_batch(a->intake, POLL_MS, full ? 1 : INTAKE_BATCH,
-                                          intake_handle, &in) < 0) {
-                log_error("send.requests consumer failed for good; exiting to be restarted");
-                rc = 1;
-                break;
-            }
+            worker_wait(w, 20);
+            continue;
         }
-        housekeeping(a, mono_ms(), &next_ready, &next_beat, &next_takeover, &was_ready);
+        last_poll = now;
+        if (kafka_consumer_poll_batch(a->intake, POLL_MS, full ? 1 : INTAKE_BATCH, intake_handle,
+                                      &in) < 0) {
+            log_error("send.requests consumer failed for good; exiting to be restarted");
+            atomic_store(&a->intake_failed, true);
+            shutdown_request();
+            return;
+        }
     }
-    log_info("shutdown requested; draining");
-    return rc;
+}
+
+/* service_def.checks: not ready until the credentials are known, so that a
+ * fresh replica does not fail sends for channels it has not read yet. */
+static bool channels_ready(struct service *svc)
+{
+    (void)svc;
+    return channels_caught_up(app.channels);
+}
+
+/* service_def.tick: the heartbeat that keeps this replica's rows its own,
+ * and rate-limit overrides made through another replica's API. */
+static void dispatcher_tick(struct service *svc, int64_t now)
+{
+    struct app *a = &app;
+    if (now >= a->next_beat) {
+        if (deliveries_heartbeat(svc->db, a->instance) != DB_OK)
+            log_warn("replica heartbeat failed", "error", db_error_message(svc->db));
+        long every = lease_s * 1000 / 5;
+        a->next_beat = now + (every < 1000 ? 1000 : every);
+    }
+    if (now >= a->next_limits) {
+        sync_limits(a);
+        a->next_limits = now + LIMITS_EVERY_MS;
+    }
 }
 
 static int instance_id(char *out, size_t cap, long port)
@@ -362,8 +382,6 @@ static int instance_id(char *out, size_t cap, long port)
 static void dispatcher_validate(void (*report)(void *rctx, const char *name, const char *reason),
                                 void *rctx)
 {
-    if (intake_from && strcmp(intake_from, "earliest") != 0 && strcmp(intake_from, "latest") != 0)
-        report(rctx, "DISPATCHER_INTAKE_FROM", "must be earliest or latest");
     if (instance_opt && strlen(instance_opt) > DELIVERY_INSTANCE_MAX) {
         char reason[64];
         snprintf(reason, sizeof reason, "too long (at most %d characters)", DELIVERY_INSTANCE_MAX);
@@ -374,6 +392,8 @@ static void dispatcher_validate(void (*report)(void *rctx, const char *name, con
 /* service_def.setup: everything the admin API needs, before it opens. */
 static int dispatcher_setup(struct service *svc)
 {
+    shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop the send.requests intake", step_stop_intake,
+                      &app);
     shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop sending, write outcomes, relay results",
                       step_stop_sending, &app);
     shutdown_register(SHUTDOWN_STORE_OFFSETS, "commit send.requests offsets", step_store_offsets,
@@ -399,6 +419,7 @@ static int dispatcher_setup(struct service *svc)
 
 int main(void)
 {
+    static const struct service_check checks[] = {{"channels caught up", channels_ready}};
     static const struct service_def def = {
         .name = "dispatcher",
         .admin_port = 8084,
@@ -409,14 +430,28 @@ int main(void)
         .setup = dispatcher_setup,
         .needs_data_key = true,
         .validate = dispatcher_validate,
+        .checks = checks,
+        .nchecks = sizeof checks / sizeof checks[0],
+        .tick = dispatcher_tick,
+        .tick_ms = 1000,
     };
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "curl_global_init failed\n");
         return 1;
     }
     int rc = service_start(&app.svc, &def);
-    if (rc == 0)
-        rc = run(&app);
+    if (rc == 0) {
+        /* After the admin server opened, as the rest of start-up assumes. */
+        char errstr[256] = "";
+        app.intake_worker = worker_start("intake", intake_main, &app, errstr, sizeof errstr);
+        if (!app.intake_worker) {
+            log_error("cannot start the intake", "error", errstr);
+            rc = 1;
+        } else {
+            service_run(&app.svc);
+            rc = atomic_load(&app.intake_failed) ? 1 : 0;
+        }
+    }
     service_stop(&app.svc);
     curl_global_cleanup();
     return rc;
