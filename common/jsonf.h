@@ -86,6 +86,7 @@ int jsonf_int(const struct jsonf *obj, const char *key, unsigned flags, int64_t 
 /* obj.key as any JSON number. */
 int jsonf_number(const struct jsonf *obj, const char *key, unsigned flags, double *out);
 
+/* obj.key as true or false (not 0, 1 or "true"). */
 int jsonf_bool(const struct jsonf *obj, const char *key, unsigned flags, bool *out);
 
 /* obj.key as one of words[0..n): *index gets its position, or -1 for a

@@ -469,6 +469,80 @@ Test(jsonf, long_paths_and_word_lists_are_cut_not_overrun)
     json_decref(doc);
 }
 
+struct grid_bad {
+    const char *doc;
+    const char *text;
+};
+
+static const struct grid_bad grid_bads[] = {
+    {"{\"grid\":[[1,2],[3,\"x\"]]}", "grid[1][1]: must be an integer"},
+    {"{\"grid\":[[1,2],[3,99]]}", "grid[1][1]: out of range (0 to 9)"},
+    {"{\"grid\":[[1,2],7]}", "grid[1]: must be an array"},
+    {"{\"grid\":[[1,2,3,4]]}", "grid[0]: more than 3 items"},
+    {"{\"grid\":[[1,1]]}", "grid[0][1]: repeats grid[0][0]"},
+    {"{\"grid\":[[1],null]}", "grid[1]: must be an array"},
+};
+
+/* grid: up to 3 rows of up to 3 distinct integers 0..9. */
+static int grid_read(struct jsonf_reader *reader, json_t *doc, int64_t *sum)
+{
+    struct jsonf root, grid, row;
+    jsonf_root(&root, reader, doc);
+    if (jsonf_array(&root, "grid", JSONF_REQUIRED | JSONF_NULLABLE, 3, &grid) < 0)
+        return -1;
+    for (size_t r = 0; r < jsonf_size(&grid); r++) {
+        int64_t prev = -1, v;
+        if (jsonf_item_array(&grid, r, 3, &row) < 0)
+            return -1;
+        for (size_t c = 0; c < jsonf_size(&row); c++) {
+            if (jsonf_item_int(&row, c, 0, 9, &v) < 0)
+                return -1;
+            if (v == prev)
+                return jsonf_item_fail(&row, c, JSONF_VALUE, "repeats grid[%zu][%zu]", r, c - 1);
+            prev = v;
+            *sum += v;
+        }
+    }
+    return 0;
+}
+
+Test(jsonf, items_of_nested_arrays_are_named_by_their_indexes)
+{
+    struct jsonf_error err;
+    struct jsonf_reader reader = {.errors = &err, .cap = 1};
+    int64_t sum = 0;
+    json_t *good = doc_load("{\"grid\":[[1,2,3],[],[9]]}");
+    cr_assert_eq(grid_read(&reader, good, &sum), 0, "%s: %s", err.path, err.reason);
+    cr_assert_eq(sum, 15);
+    json_decref(good);
+    for (size_t i = 0; i < sizeof grid_bads / sizeof grid_bads[0]; i++) {
+        char text[JSONF_PATH_MAX + JSONF_REASON_MAX];
+        json_t *doc = doc_load(grid_bads[i].doc);
+        reader.n = 0;
+        cr_expect_eq(grid_read(&reader, doc, &sum), -1, "%s: accepted", grid_bads[i].doc);
+        cr_expect_str_eq(jsonf_error_text(&err, text, sizeof text), grid_bads[i].text);
+        json_decref(doc);
+    }
+}
+
+Test(jsonf, a_document_that_is_an_array_has_paths_from_its_first_index)
+{
+    json_t *doc = doc_load("[{\"name\":\"a\"},{}]");
+    struct jsonf_error err;
+    struct jsonf_reader reader = {.errors = &err, .cap = 1};
+    struct jsonf root, item;
+    const char *name;
+    jsonf_root(&root, &reader, doc);
+    cr_assert_eq(jsonf_item_object(&root, 0, &item), 1);
+    cr_assert_eq(jsonf_string(&item, "name", JSONF_REQUIRED, 9, &name, NULL), 1);
+    cr_assert_eq(jsonf_item_object(&root, 1, &item), 1);
+    cr_assert_eq(jsonf_string(&item, "name", JSONF_REQUIRED, 9, &name, NULL), -1);
+    cr_assert_str_eq(err.path, "[1].name");
+    cr_assert_eq(jsonf_fail(&item, NULL, JSONF_VALUE, "bad item"), -1);
+    cr_assert_eq(reader.n, 2);
+    json_decref(doc);
+}
+
 Test(jsonf, every_kind_has_its_api_code)
 {
     cr_assert_str_eq(jsonf_kind_code(JSONF_MISSING), "missing_field");
