@@ -1,15 +1,18 @@
-/* Admin routes of kizuna-dispatcher. Input is checked here, field by field,
- * before anything reaches SQL or the limiter, and every failure answers
- * the project's error form naming the field. */
+/* Admin routes of kizuna-dispatcher. Input is checked here, field by field
+ * (bodies through common/jsonf), before anything reaches SQL or the
+ * limiter; methods, roles and error answers go through common/admin_api,
+ * as in every service. */
 #include "api.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "admin_api.h"
 #include "channels.h"
 #include "db.h"
 #include "deliveries.h"
@@ -59,37 +62,13 @@ void api_free(struct api **ap)
 
 /* --- helpers ------------------------------------------------------------------ */
 
-static void respond_json(struct httpd_response *resp, int status, json_t *body)
-{
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!text) {
-        httpd_respond_error(resp, 500, "internal", "out of memory", NULL);
-        return;
-    }
-    httpd_respond_json(resp, status, text);
-    free(text);
-}
-
-static void method_not_allowed(struct httpd_response *resp, const char *allow)
-{
-    httpd_response_header(resp, "Allow", allow);
-    httpd_respond_error(resp, 405, "method_not_allowed", "method not allowed here", NULL);
-}
-
-/* Answers 403/404 unless claims may act on tenant with min_role. */
-static bool allowed(const struct auth_claims *claims, const char *tenant, const char *min_role,
-                    struct httpd_response *resp)
-{
-    enum auth_result r = auth_claims_allow(claims, tenant, min_role);
-    if (r == AUTH_OK)
-        return true;
-    if (r == AUTH_WRONG_TENANT)
-        httpd_respond_error(resp, 404, "not_found", "no such channel", NULL);
-    else
-        httpd_respond_error(resp, 403, "forbidden", auth_result_str(r), NULL);
-    return false;
-}
+/* The methods of each route, and the least role for each. */
+static const struct admin_method read_methods[] = {{"GET", "viewer"}};
+enum { LIMITS_GET, LIMITS_PATCH };
+static const struct admin_method limits_methods[] = {
+    [LIMITS_GET] = {"GET", "viewer"},
+    [LIMITS_PATCH] = {"PATCH", "operator"},
+};
 
 static bool id_valid(const char *s)
 {
@@ -153,8 +132,6 @@ static bool rfc3339_valid(const char *s)
 static void deliveries_get(struct api *a, const struct auth_claims *claims,
                            const struct httpd_request *req, struct httpd_response *resp)
 {
-    if (!allowed(claims, claims->tenant, "viewer", resp))
-        return;
     const char *channel = httpd_request_query(req, "channel");
     const char *status = httpd_request_query(req, "status");
     const char *since = httpd_request_query(req, "since");
@@ -226,8 +203,6 @@ static void time_text(int64_t unix_s, char out[32])
 static void quota_get(struct api *a, const struct auth_claims *claims,
                       const struct httpd_request *req, struct httpd_response *resp)
 {
-    if (!allowed(claims, claims->tenant, "viewer", resp))
-        return;
     const char *only = httpd_request_query(req, "channel");
     if (only && !id_valid(only)) {
         httpd_respond_error(resp, 400, "invalid_argument", "not a channel id", "channel");
@@ -283,7 +258,7 @@ static void quota_get(struct api *a, const struct auth_claims *claims,
     }
     json_t *root = json_object();
     json_object_set_new(root, "quota", list);
-    respond_json(resp, 200, root);
+    admin_api_respond_json(resp, 200, root);
 }
 
 /* --- /v1/channels/{id}/limits ------------------------------------------------------ */
@@ -314,8 +289,40 @@ struct limit_change {
     struct ratelimit_rate rate;
 };
 
+/* One endpoint's new rate: a bare integer (requests per second), or an
+ * object of limit (required), period_s and burst. Returns 0 or -1 with the
+ * error in doc's reader. */
+static int rate_read(const struct jsonf *doc, const char *name, json_t *v,
+                     struct ratelimit_rate *rate)
+{
+    static const char *const rate_fields[] = {"limit", "period_s", "burst"};
+    if (json_is_integer(v)) {
+        rate->limit = (long)json_integer_value(v);
+        rate->period_s = 1;
+        return 0;
+    }
+    if (!json_is_object(v))
+        return jsonf_fail(doc, name, JSONF_TYPE,
+                          "a rate is a number (per second), an object or null");
+    /* ratelimit_rate_check() judges the values; here only their types. */
+    struct jsonf obj;
+    int64_t limit = 0, period_s = rate->period_s, burst = rate->burst;
+    if (jsonf_object(doc, name, JSONF_REQUIRED, &obj) < 0 ||
+        jsonf_known(&obj, rate_fields, 3) < 0 ||
+        jsonf_int(&obj, "limit", JSONF_REQUIRED, LONG_MIN, LONG_MAX, &limit) < 0 ||
+        jsonf_int(&obj, "period_s", 0, LONG_MIN, LONG_MAX, &period_s) < 0 ||
+        jsonf_int(&obj, "burst", 0, LONG_MIN, LONG_MAX, &burst) < 0)
+        return -1;
+    rate->limit = (long)limit;
+    rate->period_s = (long)period_s;
+    rate->burst = (long)burst;
+    return 0;
+}
+
 /* Parses the PATCH body into changes: every field is checked before any
- * is applied. Returns the count, or -1 after answering 400. */
+ * is applied. Returns the count, or -1 after answering 400, whose field is
+ * always the endpoint class (openapi.yaml), whatever member inside its rate
+ * was wrong; the message names that member's path. */
 static int limits_parse(const char *body, size_t len, struct limit_change *out,
                         struct httpd_response *resp)
 {
@@ -327,6 +334,10 @@ static int limits_parse(const char *body, size_t len, struct limit_change *out,
                             "the body must be a JSON object of endpoint: rate", NULL);
         return -1;
     }
+    struct jsonf_error field_error;
+    struct jsonf_reader reader = {.errors = &field_error, .cap = 1};
+    struct jsonf doc;
+    jsonf_root(&doc, &reader, root);
     int n = 0;
     const char *name;
     json_t *v;
@@ -335,54 +346,20 @@ static int limits_parse(const char *body, size_t len, struct limit_change *out,
         char errstr[256] = "";
         int cls = ratelimit_class_parse(name);
         if (cls < 0 || n >= RATELIMIT_CLASS_COUNT) {
-            httpd_respond_error(resp, 400, "invalid_argument", "unknown endpoint class", name);
-            goto fail;
+            jsonf_fail(&doc, name, JSONF_UNKNOWN, "unknown endpoint class");
+            goto refused;
         }
         struct limit_change *c = &out[n];
         memset(c, 0, sizeof *c);
         c->cls = (enum ratelimit_class)cls;
-        struct ratelimit_rate def = ratelimit_default(c->cls);
         if (json_is_null(v)) {
             c->reset = true;
             n++;
             continue;
         }
-        c->rate.period_s = def.period_s;
-        if (json_is_integer(v)) {
-            /* A bare number is requests per second. */
-            c->rate.limit = (long)json_integer_value(v);
-            c->rate.period_s = 1;
-        } else if (json_is_object(v)) {
-            json_t *limit = json_object_get(v, "limit");
-            json_t *period = json_object_get(v, "period_s");
-            json_t *burst = json_object_get(v, "burst");
-            const char *k;
-            json_t *kv;
-            json_object_foreach(v, k, kv)
-            {
-                if (strcmp(k, "limit") != 0 && strcmp(k, "period_s") != 0 &&
-                    strcmp(k, "burst") != 0) {
-                    httpd_respond_error(resp, 400, "invalid_argument",
-                                        "a rate has only limit, period_s and burst", name);
-                    goto fail;
-                }
-            }
-            if (!json_is_integer(limit) || (period && !json_is_integer(period)) ||
-                (burst && !json_is_integer(burst))) {
-                httpd_respond_error(resp, 400, "invalid_argument",
-                                    "limit (required), period_s and burst are integers", name);
-                goto fail;
-            }
-            c->rate.limit = (long)json_integer_value(limit);
-            if (period)
-                c->rate.period_s = (long)json_integer_value(period);
-            if (burst)
-                c->rate.burst = (long)json_integer_value(burst);
-        } else {
-            httpd_respond_error(resp, 400, "invalid_argument",
-                                "a rate is a number (per second), an object or null", name);
-            goto fail;
-        }
+        c->rate.period_s = ratelimit_default(c->cls).period_s;
+        if (rate_read(&doc, name, v, &c->rate) < 0)
+            goto refused;
         if (ratelimit_rate_check(&c->rate, errstr, sizeof errstr) != 0) {
             httpd_respond_error(resp, 400, "invalid_argument", errstr, name);
             goto fail;
@@ -395,6 +372,8 @@ static int limits_parse(const char *body, size_t len, struct limit_change *out,
         return -1;
     }
     return n;
+refused:
+    admin_api_respond_invalid(resp, &field_error, "invalid_argument", name);
 fail:
     json_decref(root);
     return -1;
@@ -434,18 +413,16 @@ static void limits_patch(struct api *a, const char *channel_id, const char *tena
                      errstr);
     }
     log_info("channel limits changed", "tenant", tenant, "channel", channel_id);
-    respond_json(resp, 200, limits_json(a, channel_id));
+    admin_api_respond_json(resp, 200, limits_json(a, channel_id));
 }
 
 static void channel_limits(struct api *a, const struct auth_claims *claims, const char *id,
                            const struct httpd_request *req, struct httpd_response *resp)
 {
-    const char *method = httpd_request_method(req);
-    bool patch = strcmp(method, "PATCH") == 0;
-    if (!patch && strcmp(method, "GET") != 0) {
-        method_not_allowed(resp, "GET, PATCH");
+    int m = admin_api_method(req, resp, limits_methods,
+                             sizeof limits_methods / sizeof limits_methods[0]);
+    if (m < 0)
         return;
-    }
     struct channel_creds *cr = malloc(sizeof *cr);
     if (!cr) {
         httpd_respond_error(resp, 500, "internal", "out of memory", NULL);
@@ -455,12 +432,12 @@ static void channel_limits(struct api *a, const struct auth_claims *claims, cons
         httpd_respond_error(resp, 404, "not_found", "no such channel", NULL);
         goto out;
     }
-    if (!allowed(claims, cr->tenant_id, patch ? "operator" : "viewer", resp))
+    if (!admin_api_allow(claims, cr->tenant_id, limits_methods[m].min_role, resp))
         goto out;
-    if (patch)
+    if (m == LIMITS_PATCH)
         limits_patch(a, id, cr->tenant_id, req, resp);
     else
-        respond_json(resp, 200, limits_json(a, id));
+        admin_api_respond_json(resp, 200, limits_json(a, id));
 out:
     channels_creds_wipe(cr);
     free(cr);
@@ -475,18 +452,13 @@ void api_handle(void *ctx, const struct auth_claims *claims, const struct httpd_
         return;
     }
     const char *path = httpd_request_path(req);
-    const char *method = httpd_request_method(req);
     if (strcmp(path, "/v1/deliveries") == 0) {
-        if (strcmp(method, "GET") != 0)
-            method_not_allowed(resp, "GET");
-        else
+        if (admin_api_route(claims, req, resp, read_methods, 1) == 0)
             deliveries_get(a, claims, req, resp);
         return;
     }
     if (strcmp(path, "/v1/quota") == 0) {
-        if (strcmp(method, "GET") != 0)
-            method_not_allowed(resp, "GET");
-        else
+        if (admin_api_route(claims, req, resp, read_methods, 1) == 0)
             quota_get(a, claims, req, resp);
         return;
     }

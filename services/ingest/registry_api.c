@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <uuid/uuid.h>
 
+#include "admin_api.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -129,80 +129,13 @@ static void respond_not_found(struct httpd_response *resp)
 
 /* --- request checks -------------------------------------------------------- */
 
-/* application/json, optionally with charset=utf-8 (any case, quoted or
- * not); anything else is 415. */
-static bool content_type_json(const char *ct)
-{
-    static const char want[] = "application/json";
-    if (!ct)
-        return false;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp(ct, want, sizeof want - 1) != 0)
-        return false;
-    const char *p = ct + sizeof want - 1;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (*p == '\0')
-        return true;
-    if (*p != ';')
-        return false;
-    p++;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (strncasecmp(p, "charset=", 8) != 0)
-        return false;
-    p += 8;
-    bool quoted = *p == '"';
-    p += quoted;
-    if (strncasecmp(p, "utf-8", 5) != 0)
-        return false;
-    p += 5;
-    if (quoted && *p++ != '"')
-        return false;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    return *p == '\0';
-}
-
-/* Role for the method; answers 403 itself and returns false when too weak. */
-static bool role_allows(const struct auth_claims *claims, const char *min_role,
-                        struct httpd_response *resp)
-{
-    enum auth_result r = auth_claims_allow(claims, claims->tenant, min_role);
-    if (r == AUTH_OK)
-        return true;
-    char msg[96];
-    snprintf(msg, sizeof msg, "this needs role %s or higher", min_role);
-    httpd_respond_error(resp, 403, "forbidden", msg, NULL);
-    return false;
-}
-
-/* The checks every body goes through before it is parsed. Answers and
- * returns false when the request must stop here. */
-static bool body_acceptable(const struct httpd_request *req, struct httpd_response *resp,
-                            const char **body, size_t *len)
-{
-    if (!content_type_json(httpd_request_header(req, "Content-Type"))) {
-        httpd_respond_error(resp, 415, "unsupported_media_type",
-                            "send the body as application/json (UTF-8)", "Content-Type");
-        return false;
-    }
-    *body = httpd_request_body(req, len);
-    if (*len > REGISTRY_BODY_MAX) {
-        httpd_respond_error(resp, 413, "body_too_large", "channel bodies are at most 16 KiB", NULL);
-        return false;
-    }
-    return true;
-}
-
 static bool input_parse(struct registry *reg, const struct httpd_request *req,
                         struct httpd_response *resp, enum registry_input_mode mode,
                         struct registry_input *in)
 {
     const char *body;
     size_t len;
-    if (!body_acceptable(req, resp, &body, &len))
+    if (!admin_api_body(req, resp, REGISTRY_BODY_MAX, &body, &len))
         return false;
     struct registry_input_error err;
     if (registry_input_parse(body, len, mode, reg->zoneinfo_dir, in, &err) != 0) {
@@ -574,34 +507,35 @@ static void channel_list(struct registry *reg, const struct auth_claims *claims,
 
 /* --- routing ---------------------------------------------------------------------- */
 
-static void method_not_allowed(struct httpd_response *resp, const char *allow)
-{
-    httpd_response_header(resp, "Allow", allow);
-    char msg[64];
-    snprintf(msg, sizeof msg, "use %s", allow);
-    httpd_respond_error(resp, 405, "method_not_allowed", msg, NULL);
-}
+/* The methods of each route, and the least role for each. */
+enum { CHANNELS_LIST, CHANNELS_CREATE };
+static const struct admin_method collection_methods[] = {
+    [CHANNELS_LIST] = {"GET", "viewer"},
+    [CHANNELS_CREATE] = {"POST", "operator"},
+};
+enum { CHANNEL_GET, CHANNEL_UPDATE, CHANNEL_DELETE };
+static const struct admin_method item_methods[] = {
+    [CHANNEL_GET] = {"GET", "viewer"},
+    [CHANNEL_UPDATE] = {"PATCH", "operator"},
+    [CHANNEL_DELETE] = {"DELETE", "operator"},
+};
 
 void registry_api(void *ctx, const struct auth_claims *claims, const struct httpd_request *req,
                   struct httpd_response *resp)
 {
     struct registry *reg = ctx;
     const char *path = httpd_request_path(req);
-    const char *method = httpd_request_method(req);
-    if (!reg || !claims || !path || !method) {
+    if (!reg || !claims || !path || !httpd_request_method(req)) {
         httpd_respond_error(resp, 500, "internal", "registry not configured", NULL);
         return;
     }
     if (strcmp(path, COLLECTION_PATH) == 0) {
-        if (strcmp(method, "GET") == 0) {
-            if (role_allows(claims, "viewer", resp))
-                channel_list(reg, claims, req, resp);
-        } else if (strcmp(method, "POST") == 0) {
-            if (role_allows(claims, "operator", resp))
-                channel_create(reg, claims, req, resp);
-        } else {
-            method_not_allowed(resp, "GET, POST");
-        }
+        int m = admin_api_route(claims, req, resp, collection_methods,
+                                sizeof collection_methods / sizeof collection_methods[0]);
+        if (m == CHANNELS_LIST)
+            channel_list(reg, claims, req, resp);
+        else if (m == CHANNELS_CREATE)
+            channel_create(reg, claims, req, resp);
         return;
     }
     if (strncmp(path, ITEM_PREFIX, sizeof ITEM_PREFIX - 1) != 0) {
@@ -609,22 +543,18 @@ void registry_api(void *ctx, const struct auth_claims *claims, const struct http
         return;
     }
     const char *id = path + sizeof ITEM_PREFIX - 1;
-    bool get = strcmp(method, "GET") == 0, patch = strcmp(method, "PATCH") == 0,
-         del = strcmp(method, "DELETE") == 0;
-    if (!get && !patch && !del) {
-        method_not_allowed(resp, "GET, PATCH, DELETE");
-        return;
-    }
-    if (!role_allows(claims, get ? "viewer" : "operator", resp))
+    int m = admin_api_route(claims, req, resp, item_methods,
+                            sizeof item_methods / sizeof item_methods[0]);
+    if (m < 0)
         return;
     /* Not a channel id at all: there is no such channel to show. */
     if (!registry_channel_id_valid(id)) {
         respond_not_found(resp);
         return;
     }
-    if (get)
+    if (m == CHANNEL_GET)
         channel_get(reg, claims, id, resp);
-    else if (patch)
+    else if (m == CHANNEL_UPDATE)
         channel_update(reg, claims, id, req, resp);
     else
         channel_delete(reg, claims, id, resp);

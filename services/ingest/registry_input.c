@@ -1,7 +1,9 @@
 /* The rules a /v1/channels body must satisfy, in one table-driven place:
  * every field has a type, a size cap and a pattern, an unknown field is an
- * error that names it, and no message ever quotes the body, because bodies
- * carry channel secrets and access tokens. */
+ * error that names it, and no message ever quotes a value from the body,
+ * because bodies carry channel secrets and access tokens. Types and caps
+ * are read through common/jsonf, so errors read "name: must be a string" as
+ * in every other API. */
 #include "registry_input.h"
 
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "crypto.h"
+#include "jsonf.h"
 #include "utf8.h"
 
 #define FINGERPRINT_KEY "kizuna-fingerprint-v1"
@@ -219,32 +222,30 @@ static const char *rule_text(enum string_rule rule)
     return "is invalid";
 }
 
-static int input_field(const struct field_spec *f, json_t *value, const char *zoneinfo_dir,
-                       struct registry_input *in, struct registry_input_error *err)
+/* Reads root.<f->name>, which the body has. Returns 0, or -1 with the error
+ * in root's reader. */
+static int input_field(const struct field_spec *f, const struct jsonf *root,
+                       const char *zoneinfo_dir, struct registry_input *in)
 {
     if (!f->is_string) {
         /* monthly_quota: a JSON integer; 1.0 and 1e3 are reals, refused. */
-        if (!json_is_integer(value))
-            return input_fail(err, "invalid_type", f->name, "%s must be an integer", f->name);
-        json_int_t q = json_integer_value(value);
-        if (q < 0)
-            return input_fail(err, "invalid_value", f->name, "%s must be 0 or more", f->name);
+        int64_t q;
+        if (jsonf_int(root, f->name, 0, 0, INT64_MAX, &q) < 0)
+            return -1;
         in->monthly_quota = q;
         in->present |= f->bit;
         return 0;
     }
-    if (!json_is_string(value))
-        return input_fail(err, "invalid_type", f->name, "%s must be a string", f->name);
-    const char *s = json_string_value(value);
-    size_t len = json_string_length(value);
-    if (len > f->max)
-        return input_fail(err, "too_long", f->name, "%s is longer than %zu bytes", f->name, f->max);
+    const char *s;
+    size_t len;
+    if (jsonf_string(root, f->name, 0, f->max, &s, &len) < 0)
+        return -1;
     if (memchr(s, '\0', len))
-        return input_fail(err, "invalid_value", f->name, "%s must not contain NUL", f->name);
+        return jsonf_fail(root, f->name, JSONF_VALUE, "must not contain NUL");
     bool ok = f->rule == RULE_TIMEZONE ? registry_timezone_valid(s, zoneinfo_dir)
                                        : string_rule_ok(f->rule, s, len);
     if (!ok)
-        return input_fail(err, "invalid_value", f->name, "%s %s", f->name, rule_text(f->rule));
+        return jsonf_fail(root, f->name, JSONF_VALUE, "%s", rule_text(f->rule));
     char *dest = field_dest(in, f->bit);
     memcpy(dest, s, len);
     dest[len] = '\0';
@@ -252,37 +253,39 @@ static int input_field(const struct field_spec *f, json_t *value, const char *zo
     return 0;
 }
 
-static int input_object(json_t *root, enum registry_input_mode mode, const char *zoneinfo_dir,
-                        struct registry_input *in, struct registry_input_error *err)
+/* Reads the members in the body's order, so the first mistake in the body
+ * is the one reported. Returns 0, 1 after filling err itself, or -1 with the
+ * error in root's reader. */
+static int input_object(const struct jsonf *root, enum registry_input_mode mode,
+                        const char *zoneinfo_dir, struct registry_input *in,
+                        struct registry_input_error *err)
 {
     const char *key;
     json_t *value;
-    json_object_foreach(root, key, value)
+    json_object_foreach(root->node, key, value)
     {
         const struct field_spec *f = NULL;
         for (size_t i = 0; i < NFIELDS; i++)
             if (strcmp(fields[i].name, key) == 0)
                 f = &fields[i];
-        if (!f) {
-            /* Quoted back to the caller (capped, JSON-escaped on output) but
-             * never logged: it is text from the network. */
-            return input_fail(err, "unknown_field", key,
-                              "unknown field; allowed: channel_id, "
-                              "name, channel_secret, access_token, bot_user_id, timezone, "
-                              "monthly_quota");
+        /* The name is quoted back to the caller (capped, JSON-escaped on
+         * output) but never logged: it is text from the network. */
+        if (!f)
+            return jsonf_fail(root, key, JSONF_UNKNOWN,
+                              "unknown field; allowed: channel_id, name, channel_secret, "
+                              "access_token, bot_user_id, timezone, monthly_quota");
+        if (mode == REGISTRY_INPUT_PATCH && !f->patchable) {
+            input_fail(err, "immutable_field", f->name,
+                       "%s cannot be changed; delete and create the channel instead", f->name);
+            return 1;
         }
-        if (mode == REGISTRY_INPUT_PATCH && !f->patchable)
-            return input_fail(err, "immutable_field", f->name,
-                              "%s cannot be changed; delete and create the channel instead",
-                              f->name);
-        if (input_field(f, value, zoneinfo_dir, in, err) != 0)
+        if (input_field(f, root, zoneinfo_dir, in) != 0)
             return -1;
     }
     if (mode == REGISTRY_INPUT_CREATE) {
         for (size_t i = 0; i < NFIELDS; i++)
             if (fields[i].required && !(in->present & fields[i].bit))
-                return input_fail(err, "missing_field", fields[i].name, "%s is required",
-                                  fields[i].name);
+                return jsonf_fail(root, fields[i].name, JSONF_MISSING, "missing");
         if (!(in->present & REGISTRY_F_TIMEZONE)) {
             memcpy(in->timezone, REGISTRY_DEFAULT_TIMEZONE, sizeof REGISTRY_DEFAULT_TIMEZONE);
             in->present |= REGISTRY_F_TIMEZONE;
@@ -292,7 +295,8 @@ static int input_object(json_t *root, enum registry_input_mode mode, const char 
             in->present |= REGISTRY_F_QUOTA;
         }
     } else if (in->present == 0) {
-        return input_fail(err, "empty_patch", NULL, "the body changes no field");
+        input_fail(err, "empty_patch", NULL, "the body changes no field");
+        return 1;
     }
     return 0;
 }
@@ -321,12 +325,23 @@ int registry_input_parse(const char *body, size_t len, enum registry_input_mode 
                           jerr.line, jerr.column);
     }
     int rc;
-    if (!json_is_object(root))
+    if (!json_is_object(root)) {
         rc = input_fail(err, "invalid_json", NULL, "the body must be a JSON object");
-    else
-        rc = input_object(root, mode, zoneinfo_dir, in, err);
+    } else {
+        struct jsonf_error field_error;
+        struct jsonf_reader reader = {.errors = &field_error, .cap = 1};
+        struct jsonf doc;
+        jsonf_root(&doc, &reader, root);
+        rc = input_object(&doc, mode, zoneinfo_dir, in, err);
+        if (rc < 0) {
+            char message[sizeof err->message];
+            jsonf_error_text(&field_error, message, sizeof message);
+            input_fail(err, jsonf_kind_code(field_error.kind), field_error.path, "%s", message);
+        }
+    }
     json_decref(root);
-    if (rc != 0)
-        registry_input_wipe(in);
-    return rc;
+    if (rc == 0)
+        return 0;
+    registry_input_wipe(in);
+    return -1;
 }

@@ -26,6 +26,8 @@
 #include <jansson.h>
 #include <uuid/uuid.h>
 
+#include "jsonf.h"
+
 #include "kizuna/v1/webhook.pb-c.h"
 
 /* Caps. The HTTP layer already refuses bodies over 1 MiB; the parser keeps
@@ -41,7 +43,6 @@
 #define WEBHOOK_ARRAY_MAX 1000
 #define WEBHOOK_STRING_MAX (64 * 1024)
 #define WEBHOOK_ID_MAX 64 /* source ids and ctx->channel_id: both go into the key */
-#define WEBHOOK_PATH_CAP 128
 /* Longest webhookEventId and type that fit the record's buffers. */
 #define RECORD_EVENT_ID_MAX (sizeof(((struct webhook_record *)0)->webhook_event_id) - 1)
 #define RECORD_TYPE_MAX (sizeof(((struct webhook_record *)0)->type) - 1)
@@ -65,8 +66,7 @@ struct parse {
     size_t cap_allocs;
 };
 
-typedef int (*event_map_fn)(struct parse *p, json_t *ev, const char *path,
-                            Kizuna__V1__WebhookEvent *we);
+typedef int (*event_map_fn)(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we);
 
 static int parse_fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -79,19 +79,6 @@ static int parse_fail(struct parse *p, const char *fmt, ...)
         va_end(ap);
     }
     return -1;
-}
-
-/* Paths only label errors; a truncated one still helps, so the length is
- * not checked (vsnprintf always terminates). */
-static void path_format(char *dst, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void path_format(char *dst, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dst, cap, fmt, ap);
-    va_end(ap);
 }
 
 /* A zeroed, tracked allocation; NULL (with err set) when memory runs out. */
@@ -132,137 +119,83 @@ static void parse_done(struct parse *p)
 }
 
 /* ---- typed field readers ----------------------------------------------
- * Each reads obj[key] (obj is at `path`), leaves the proto default when the
- * key is absent or null, and fails with "<path>.<key>: ..." on a wrong type.
- * Strings are borrowed from the jansson tree, which outlives the packing. */
+ * Each reads obj.key through jsonf (null reads as absent: the reader's
+ * JSONF_NULLABLE), leaves the proto default when the key is absent, and
+ * fails with "<path>.<key>: ..." on a wrong type. Strings are borrowed from
+ * the jansson tree, which outlives the packing. Return < 0 on failure. */
 
-static json_t *field_get(json_t *obj, const char *key)
+static int field_string(const struct jsonf *obj, const char *key, size_t max, char **out)
 {
-    json_t *v = json_object_get(obj, key);
-    return json_is_null(v) ? NULL : v;
+    const char *s = protobuf_c_empty_string;
+    int rc = jsonf_string(obj, key, 0, max, &s, NULL);
+    *out = (char *)s;
+    return rc;
 }
 
-static int field_string(struct parse *p, json_t *obj, const char *path, const char *key, size_t max,
-                        char **out)
+static int field_text(const struct jsonf *obj, const char *key, char **out)
 {
-    *out = (char *)protobuf_c_empty_string;
-    json_t *v = field_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return parse_fail(p, "%s.%s: must be a string", path, key);
-    if (json_string_length(v) > max)
-        return parse_fail(p, "%s.%s: longer than %zu bytes", path, key, max);
-    *out = (char *)json_string_value(v);
-    return 0;
+    return field_string(obj, key, WEBHOOK_STRING_MAX, out);
 }
 
-static int field_text(struct parse *p, json_t *obj, const char *path, const char *key, char **out)
+static int field_int64(const struct jsonf *obj, const char *key, int64_t *out)
 {
-    return field_string(p, obj, path, key, WEBHOOK_STRING_MAX, out);
+    return jsonf_int(obj, key, 0, INT64_MIN, INT64_MAX, out);
 }
 
-static int field_int64(struct parse *p, json_t *obj, const char *path, const char *key,
-                       int64_t *out)
-{
-    json_t *v = field_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_integer(v))
-        return parse_fail(p, "%s.%s: must be an integer", path, key);
-    *out = (int64_t)json_integer_value(v);
-    return 0;
-}
-
-static int field_int32(struct parse *p, json_t *obj, const char *path, const char *key,
-                       int32_t *out)
+static int field_int32(const struct jsonf *obj, const char *key, int32_t *out)
 {
     int64_t v = 0;
-    if (field_int64(p, obj, path, key, &v) < 0)
-        return -1;
-    if (v < INT32_MIN || v > INT32_MAX)
-        return parse_fail(p, "%s.%s: out of range", path, key);
-    *out = (int32_t)v;
-    return 0;
+    int rc = jsonf_int(obj, key, 0, INT32_MIN, INT32_MAX, &v);
+    if (rc > 0)
+        *out = (int32_t)v;
+    return rc;
 }
 
-static int field_double(struct parse *p, json_t *obj, const char *path, const char *key,
-                        double *out)
+static int field_double(const struct jsonf *obj, const char *key, double *out)
 {
-    json_t *v = field_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_number(v))
-        return parse_fail(p, "%s.%s: must be a number", path, key);
-    *out = json_number_value(v);
-    return 0;
+    return jsonf_number(obj, key, 0, out);
 }
 
-static int field_bool(struct parse *p, json_t *obj, const char *path, const char *key,
-                      protobuf_c_boolean *out)
+static int field_bool(const struct jsonf *obj, const char *key, protobuf_c_boolean *out)
 {
-    json_t *v = field_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return parse_fail(p, "%s.%s: must be a boolean", path, key);
-    *out = json_is_true(v);
-    return 0;
+    bool b = false;
+    int rc = jsonf_bool(obj, key, 0, &b);
+    if (rc > 0)
+        *out = b;
+    return rc;
 }
 
-/* *out = obj[key] if it is an object, NULL if absent; sub_path gets its path. */
-static int field_object(struct parse *p, json_t *obj, const char *path, const char *key,
-                        json_t **out, char *sub_path, size_t sub_cap)
+/* child = obj.key if it is an object; child->node is NULL when absent. */
+static int field_object(const struct jsonf *obj, const char *key, struct jsonf *child)
 {
-    *out = NULL;
-    path_format(sub_path, sub_cap, "%s.%s", path, key);
-    json_t *v = field_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_object(v))
-        return parse_fail(p, "%s: must be an object", sub_path);
-    *out = v;
-    return 0;
+    return jsonf_object(obj, key, 0, child);
 }
 
-static int field_array(struct parse *p, json_t *obj, const char *path, const char *key,
-                       json_t **out)
+static int field_array(const struct jsonf *obj, const char *key, struct jsonf *child)
 {
-    *out = NULL;
-    json_t *v = field_get(obj, key);
-    if (!v)
-        return 0;
-    if (!json_is_array(v))
-        return parse_fail(p, "%s.%s: must be an array", path, key);
-    if (json_array_size(v) > WEBHOOK_ARRAY_MAX)
-        return parse_fail(p, "%s.%s: more than %d items", path, key, WEBHOOK_ARRAY_MAX);
-    *out = v;
-    return 0;
+    return jsonf_array(obj, key, 0, WEBHOOK_ARRAY_MAX, child);
 }
 
-/* obj[key] as an array of strings (absent: none). */
-static int field_strings(struct parse *p, json_t *obj, const char *path, const char *key,
-                         size_t *n_out, char ***out)
+/* obj.key as an array of strings (absent: none). */
+static int field_strings(struct parse *p, const struct jsonf *obj, const char *key, size_t *n_out,
+                         char ***out)
 {
-    json_t *arr;
+    struct jsonf arr;
     *n_out = 0;
     *out = NULL;
-    if (field_array(p, obj, path, key, &arr) < 0)
+    if (field_array(obj, key, &arr) < 0)
         return -1;
-    size_t n = json_array_size(arr);
+    size_t n = jsonf_size(&arr);
     if (n == 0)
         return 0;
     char **strs = parse_alloc(p, n * sizeof *strs);
     if (!strs)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(arr, i);
-        if (!json_is_string(v))
-            return parse_fail(p, "%s.%s[%zu]: must be a string", path, key, i);
-        if (json_string_length(v) > WEBHOOK_STRING_MAX)
-            return parse_fail(p, "%s.%s[%zu]: longer than %d bytes", path, key, i,
-                              WEBHOOK_STRING_MAX);
-        strs[i] = (char *)json_string_value(v);
+        const char *s;
+        if (jsonf_item_string(&arr, i, 0, WEBHOOK_STRING_MAX, &s, NULL) < 0)
+            return -1;
+        strs[i] = (char *)s;
     }
     *n_out = n;
     *out = strs;
@@ -270,15 +203,17 @@ static int field_strings(struct parse *p, json_t *obj, const char *path, const c
 }
 
 /* Maps a string enum: names[i] becomes values[i]; anything else (a value
- * LINE added later) becomes 0, the UNSPECIFIED member. FIELD_ENUM writes the
- * proto enum through an int pointer: protobuf-c forces its enums to int size
- * and they hold no negative values, so int and the enum alias safely. */
-static int field_enum(struct parse *p, json_t *obj, const char *path, const char *key,
-                      const char *const *names, const int *values, size_t n, int *out)
+ * LINE added later) becomes 0, the UNSPECIFIED member. The string keeps the
+ * usual cap, so it is read as text rather than with jsonf_enum. FIELD_ENUM
+ * writes the proto enum through an int pointer: protobuf-c forces its enums
+ * to int size and they hold no negative values, so int and the enum alias
+ * safely. */
+static int field_enum(const struct jsonf *obj, const char *key, const char *const *names,
+                      const int *values, size_t n, int *out)
 {
     char *s;
     *out = 0;
-    if (field_string(p, obj, path, key, WEBHOOK_STRING_MAX, &s) < 0)
+    if (field_string(obj, key, WEBHOOK_STRING_MAX, &s) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(s, names[i]) == 0) {
@@ -289,108 +224,97 @@ static int field_enum(struct parse *p, json_t *obj, const char *path, const char
     return 0;
 }
 
-#define FIELD_ENUM(p, obj, path, key, names, values, out)                                        \
-    field_enum((p), (obj), (path), (key), (names), (values), sizeof(values) / sizeof(values[0]), \
-               (int *)(out))
+#define FIELD_ENUM(obj, key, names, values, out) \
+    field_enum((obj), (key), (names), (values), sizeof(values) / sizeof(values[0]), (int *)(out))
 
 /* ---- message content (message and messageEdited) ----------------------- */
 
-static int content_provider_map(struct parse *p, json_t *obj, const char *path,
+static int content_provider_map(struct parse *p, const struct jsonf *obj,
                                 Kizuna__V1__ContentProvider **out)
 {
     static const char *const names[] = {"line", "external"};
     static const int values[] = {KIZUNA__V1__CONTENT_PROVIDER_TYPE__CONTENT_PROVIDER_TYPE_LINE,
                                  KIZUNA__V1__CONTENT_PROVIDER_TYPE__CONTENT_PROVIDER_TYPE_EXTERNAL};
-    char cp_path[WEBHOOK_PATH_CAP];
-    json_t *cp;
+    struct jsonf cp;
     *out = NULL;
-    if (field_object(p, obj, path, "contentProvider", &cp, cp_path, sizeof cp_path) < 0)
+    if (field_object(obj, "contentProvider", &cp) < 0)
         return -1;
-    if (!cp)
+    if (!cp.node)
         return 0;
     Kizuna__V1__ContentProvider *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__content_provider__init(pb);
-    if (FIELD_ENUM(p, cp, cp_path, "type", names, values, &pb->type) < 0 ||
-        field_text(p, cp, cp_path, "originalContentUrl", &pb->original_content_url) < 0 ||
-        field_text(p, cp, cp_path, "previewImageUrl", &pb->preview_image_url) < 0)
+    if (FIELD_ENUM(&cp, "type", names, values, &pb->type) < 0 ||
+        field_text(&cp, "originalContentUrl", &pb->original_content_url) < 0 ||
+        field_text(&cp, "previewImageUrl", &pb->preview_image_url) < 0)
         return -1;
     *out = pb;
     return 0;
 }
 
-static int emojis_map(struct parse *p, json_t *msg, const char *path,
+static int emojis_map(struct parse *p, const struct jsonf *msg,
                       Kizuna__V1__TextMessageContent *text)
 {
-    json_t *arr;
-    if (field_array(p, msg, path, "emojis", &arr) < 0)
+    struct jsonf arr, e;
+    if (field_array(msg, "emojis", &arr) < 0)
         return -1;
-    size_t n = json_array_size(arr);
+    size_t n = jsonf_size(&arr);
     if (n == 0)
         return 0;
     text->emojis = parse_alloc(p, n * sizeof *text->emojis);
     if (!text->emojis)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        char e_path[WEBHOOK_PATH_CAP];
-        json_t *e = json_array_get(arr, i);
-        path_format(e_path, sizeof e_path, "%s.emojis[%zu]", path, i);
-        if (!json_is_object(e))
-            return parse_fail(p, "%s: must be an object", e_path);
+        if (jsonf_item_object(&arr, i, &e) < 0)
+            return -1;
         Kizuna__V1__Emoji *pb = parse_alloc(p, sizeof *pb);
         if (!pb)
             return -1;
         kizuna__v1__emoji__init(pb);
-        if (field_int32(p, e, e_path, "index", &pb->index) < 0 ||
-            field_int32(p, e, e_path, "length", &pb->length) < 0 ||
-            field_text(p, e, e_path, "productId", &pb->product_id) < 0 ||
-            field_text(p, e, e_path, "emojiId", &pb->emoji_id) < 0)
+        if (field_int32(&e, "index", &pb->index) < 0 ||
+            field_int32(&e, "length", &pb->length) < 0 ||
+            field_text(&e, "productId", &pb->product_id) < 0 ||
+            field_text(&e, "emojiId", &pb->emoji_id) < 0)
             return -1;
         text->emojis[text->n_emojis++] = pb;
     }
     return 0;
 }
 
-static int mention_map(struct parse *p, json_t *msg, const char *path,
+static int mention_map(struct parse *p, const struct jsonf *msg,
                        Kizuna__V1__TextMessageContent *text)
 {
     static const char *const names[] = {"user", "all"};
     static const int values[] = {KIZUNA__V1__MENTIONEE_TYPE__MENTIONEE_TYPE_USER,
                                  KIZUNA__V1__MENTIONEE_TYPE__MENTIONEE_TYPE_ALL};
-    char m_path[WEBHOOK_PATH_CAP];
-    json_t *mention, *arr;
-    if (field_object(p, msg, path, "mention", &mention, m_path, sizeof m_path) < 0)
+    struct jsonf mention, arr, e;
+    if (field_object(msg, "mention", &mention) < 0)
         return -1;
-    if (!mention)
+    if (!mention.node)
         return 0;
-    if (field_array(p, mention, m_path, "mentionees", &arr) < 0)
+    if (field_array(&mention, "mentionees", &arr) < 0)
         return -1;
     Kizuna__V1__Mention *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__mention__init(pb);
-    size_t n = json_array_size(arr);
+    size_t n = jsonf_size(&arr);
     if (n > 0) {
         pb->mentionees = parse_alloc(p, n * sizeof *pb->mentionees);
         if (!pb->mentionees)
             return -1;
     }
     for (size_t i = 0; i < n; i++) {
-        char e_path[WEBHOOK_PATH_CAP];
-        json_t *e = json_array_get(arr, i);
-        path_format(e_path, sizeof e_path, "%s.mentionees[%zu]", m_path, i);
-        if (!json_is_object(e))
-            return parse_fail(p, "%s: must be an object", e_path);
+        if (jsonf_item_object(&arr, i, &e) < 0)
+            return -1;
         Kizuna__V1__Mentionee *m = parse_alloc(p, sizeof *m);
         if (!m)
             return -1;
         kizuna__v1__mentionee__init(m);
-        if (FIELD_ENUM(p, e, e_path, "type", names, values, &m->type) < 0 ||
-            field_int32(p, e, e_path, "index", &m->index) < 0 ||
-            field_int32(p, e, e_path, "length", &m->length) < 0 ||
-            field_text(p, e, e_path, "userId", &m->user_id) < 0 ||
-            field_bool(p, e, e_path, "isSelf", &m->is_self) < 0)
+        if (FIELD_ENUM(&e, "type", names, values, &m->type) < 0 ||
+            field_int32(&e, "index", &m->index) < 0 || field_int32(&e, "length", &m->length) < 0 ||
+            field_text(&e, "userId", &m->user_id) < 0 || field_bool(&e, "isSelf", &m->is_self) < 0)
             return -1;
         pb->mentionees[pb->n_mentionees++] = m;
     }
@@ -398,44 +322,41 @@ static int mention_map(struct parse *p, json_t *msg, const char *path,
     return 0;
 }
 
-static int text_map(struct parse *p, json_t *msg, const char *path, Kizuna__V1__MessageContent *mc)
+static int text_map(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc)
 {
     Kizuna__V1__TextMessageContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__text_message_content__init(pb);
-    if (field_text(p, msg, path, "text", &pb->text) < 0 || emojis_map(p, msg, path, pb) < 0 ||
-        mention_map(p, msg, path, pb) < 0 ||
-        field_text(p, msg, path, "quoteToken", &pb->quote_token) < 0 ||
-        field_text(p, msg, path, "quotedMessageId", &pb->quoted_message_id) < 0 ||
-        field_text(p, msg, path, "markAsReadToken", &pb->mark_as_read_token) < 0)
+    if (field_text(msg, "text", &pb->text) < 0 || emojis_map(p, msg, pb) < 0 ||
+        mention_map(p, msg, pb) < 0 || field_text(msg, "quoteToken", &pb->quote_token) < 0 ||
+        field_text(msg, "quotedMessageId", &pb->quoted_message_id) < 0 ||
+        field_text(msg, "markAsReadToken", &pb->mark_as_read_token) < 0)
         return -1;
     mc->content_case = KIZUNA__V1__MESSAGE_CONTENT__CONTENT_TEXT;
     mc->text = pb;
     return 0;
 }
 
-static int image_map(struct parse *p, json_t *msg, const char *path, Kizuna__V1__MessageContent *mc)
+static int image_map(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc)
 {
-    char set_path[WEBHOOK_PATH_CAP];
-    json_t *set;
+    struct jsonf set;
     Kizuna__V1__ImageMessageContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__image_message_content__init(pb);
-    if (content_provider_map(p, msg, path, &pb->content_provider) < 0 ||
-        field_object(p, msg, path, "imageSet", &set, set_path, sizeof set_path) < 0 ||
-        field_text(p, msg, path, "quoteToken", &pb->quote_token) < 0 ||
-        field_text(p, msg, path, "markAsReadToken", &pb->mark_as_read_token) < 0)
+    if (content_provider_map(p, msg, &pb->content_provider) < 0 ||
+        field_object(msg, "imageSet", &set) < 0 ||
+        field_text(msg, "quoteToken", &pb->quote_token) < 0 ||
+        field_text(msg, "markAsReadToken", &pb->mark_as_read_token) < 0)
         return -1;
-    if (set) {
+    if (set.node) {
         Kizuna__V1__ImageSet *is = parse_alloc(p, sizeof *is);
         if (!is)
             return -1;
         kizuna__v1__image_set__init(is);
-        if (field_text(p, set, set_path, "id", &is->id) < 0 ||
-            field_int32(p, set, set_path, "index", &is->index) < 0 ||
-            field_int32(p, set, set_path, "total", &is->total) < 0)
+        if (field_text(&set, "id", &is->id) < 0 || field_int32(&set, "index", &is->index) < 0 ||
+            field_int32(&set, "total", &is->total) < 0)
             return -1;
         pb->image_set = is;
     }
@@ -444,85 +365,82 @@ static int image_map(struct parse *p, json_t *msg, const char *path, Kizuna__V1_
     return 0;
 }
 
-static int video_map(struct parse *p, json_t *msg, const char *path, Kizuna__V1__MessageContent *mc)
+static int video_map(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc)
 {
     Kizuna__V1__VideoMessageContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__video_message_content__init(pb);
-    if (field_int64(p, msg, path, "duration", &pb->duration) < 0 ||
-        content_provider_map(p, msg, path, &pb->content_provider) < 0 ||
-        field_text(p, msg, path, "quoteToken", &pb->quote_token) < 0 ||
-        field_text(p, msg, path, "markAsReadToken", &pb->mark_as_read_token) < 0)
+    if (field_int64(msg, "duration", &pb->duration) < 0 ||
+        content_provider_map(p, msg, &pb->content_provider) < 0 ||
+        field_text(msg, "quoteToken", &pb->quote_token) < 0 ||
+        field_text(msg, "markAsReadToken", &pb->mark_as_read_token) < 0)
         return -1;
     mc->content_case = KIZUNA__V1__MESSAGE_CONTENT__CONTENT_VIDEO;
     mc->video = pb;
     return 0;
 }
 
-static int audio_map(struct parse *p, json_t *msg, const char *path, Kizuna__V1__MessageContent *mc)
+static int audio_map(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc)
 {
     Kizuna__V1__AudioMessageContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__audio_message_content__init(pb);
-    if (field_int64(p, msg, path, "duration", &pb->duration) < 0 ||
-        content_provider_map(p, msg, path, &pb->content_provider) < 0 ||
-        field_text(p, msg, path, "markAsReadToken", &pb->mark_as_read_token) < 0)
+    if (field_int64(msg, "duration", &pb->duration) < 0 ||
+        content_provider_map(p, msg, &pb->content_provider) < 0 ||
+        field_text(msg, "markAsReadToken", &pb->mark_as_read_token) < 0)
         return -1;
     mc->content_case = KIZUNA__V1__MESSAGE_CONTENT__CONTENT_AUDIO;
     mc->audio = pb;
     return 0;
 }
 
-static int file_map(struct parse *p, json_t *msg, const char *path, Kizuna__V1__MessageContent *mc)
+static int file_map(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc)
 {
     Kizuna__V1__FileMessageContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__file_message_content__init(pb);
-    if (field_text(p, msg, path, "fileName", &pb->file_name) < 0 ||
-        field_int64(p, msg, path, "fileSize", &pb->file_size) < 0 ||
-        field_text(p, msg, path, "markAsReadToken", &pb->mark_as_read_token) < 0)
+    if (field_text(msg, "fileName", &pb->file_name) < 0 ||
+        field_int64(msg, "fileSize", &pb->file_size) < 0 ||
+        field_text(msg, "markAsReadToken", &pb->mark_as_read_token) < 0)
         return -1;
     mc->content_case = KIZUNA__V1__MESSAGE_CONTENT__CONTENT_FILE;
     mc->file = pb;
     return 0;
 }
 
-static int location_map(struct parse *p, json_t *msg, const char *path,
-                        Kizuna__V1__MessageContent *mc)
+static int location_map(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc)
 {
     Kizuna__V1__LocationMessageContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__location_message_content__init(pb);
-    if (field_text(p, msg, path, "title", &pb->title) < 0 ||
-        field_text(p, msg, path, "address", &pb->address) < 0 ||
-        field_double(p, msg, path, "latitude", &pb->latitude) < 0 ||
-        field_double(p, msg, path, "longitude", &pb->longitude) < 0 ||
-        field_text(p, msg, path, "markAsReadToken", &pb->mark_as_read_token) < 0)
+    if (field_text(msg, "title", &pb->title) < 0 || field_text(msg, "address", &pb->address) < 0 ||
+        field_double(msg, "latitude", &pb->latitude) < 0 ||
+        field_double(msg, "longitude", &pb->longitude) < 0 ||
+        field_text(msg, "markAsReadToken", &pb->mark_as_read_token) < 0)
         return -1;
     mc->content_case = KIZUNA__V1__MESSAGE_CONTENT__CONTENT_LOCATION;
     mc->location = pb;
     return 0;
 }
 
-static int sticker_map(struct parse *p, json_t *msg, const char *path,
-                       Kizuna__V1__MessageContent *mc)
+static int sticker_map(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc)
 {
     Kizuna__V1__StickerMessageContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__sticker_message_content__init(pb);
-    if (field_text(p, msg, path, "packageId", &pb->package_id) < 0 ||
-        field_text(p, msg, path, "stickerId", &pb->sticker_id) < 0 ||
-        field_text(p, msg, path, "stickerResourceType", &pb->sticker_resource_type) < 0 ||
-        field_strings(p, msg, path, "keywords", &pb->n_keywords, &pb->keywords) < 0 ||
-        field_text(p, msg, path, "text", &pb->text) < 0 ||
-        field_text(p, msg, path, "quoteToken", &pb->quote_token) < 0 ||
-        field_text(p, msg, path, "quotedMessageId", &pb->quoted_message_id) < 0 ||
-        field_text(p, msg, path, "markAsReadToken", &pb->mark_as_read_token) < 0)
+    if (field_text(msg, "packageId", &pb->package_id) < 0 ||
+        field_text(msg, "stickerId", &pb->sticker_id) < 0 ||
+        field_text(msg, "stickerResourceType", &pb->sticker_resource_type) < 0 ||
+        field_strings(p, msg, "keywords", &pb->n_keywords, &pb->keywords) < 0 ||
+        field_text(msg, "text", &pb->text) < 0 ||
+        field_text(msg, "quoteToken", &pb->quote_token) < 0 ||
+        field_text(msg, "quotedMessageId", &pb->quoted_message_id) < 0 ||
+        field_text(msg, "markAsReadToken", &pb->mark_as_read_token) < 0)
         return -1;
     mc->content_case = KIZUNA__V1__MESSAGE_CONTENT__CONTENT_STICKER;
     mc->sticker = pb;
@@ -531,7 +449,7 @@ static int sticker_map(struct parse *p, json_t *msg, const char *path,
 
 static const struct {
     const char *type;
-    int (*map)(struct parse *p, json_t *msg, const char *path, Kizuna__V1__MessageContent *mc);
+    int (*map)(struct parse *p, const struct jsonf *msg, Kizuna__V1__MessageContent *mc);
 } message_maps[] = {
     {"text", text_map}, {"image", image_map},       {"video", video_map},     {"audio", audio_map},
     {"file", file_map}, {"location", location_map}, {"sticker", sticker_map},
@@ -539,65 +457,61 @@ static const struct {
 
 /* ev.message -> MessageContent. An absent message still yields an (empty)
  * MessageContent, so the event's oneof always names its type. */
-static int message_content_map(struct parse *p, json_t *ev, const char *path,
+static int message_content_map(struct parse *p, const struct jsonf *ev,
                                Kizuna__V1__MessageContent **out)
 {
-    char m_path[WEBHOOK_PATH_CAP];
-    json_t *msg;
-    if (field_object(p, ev, path, "message", &msg, m_path, sizeof m_path) < 0)
+    struct jsonf msg;
+    if (field_object(ev, "message", &msg) < 0)
         return -1;
     Kizuna__V1__MessageContent *mc = parse_alloc(p, sizeof *mc);
     if (!mc)
         return -1;
     kizuna__v1__message_content__init(mc);
     *out = mc;
-    if (!msg)
+    if (!msg.node)
         return 0;
-    if (field_text(p, msg, m_path, "id", &mc->id) < 0 ||
-        field_text(p, msg, m_path, "type", &mc->type) < 0)
+    if (field_text(&msg, "id", &mc->id) < 0 || field_text(&msg, "type", &mc->type) < 0)
         return -1;
     for (size_t i = 0; i < sizeof message_maps / sizeof message_maps[0]; i++) {
         if (strcmp(mc->type, message_maps[i].type) == 0)
-            return message_maps[i].map(p, msg, m_path, mc);
+            return message_maps[i].map(p, &msg, mc);
     }
     return 0; /* a message type LINE added later: content stays unset */
 }
 
 /* ---- event types ------------------------------------------------------- */
 
-static int message_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int message_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_MESSAGE;
-    return message_content_map(p, ev, path, &we->message);
+    return message_content_map(p, ev, &we->message);
 }
 
-static int message_edited_map(struct parse *p, json_t *ev, const char *path,
-                              Kizuna__V1__WebhookEvent *we)
+static int message_edited_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_MESSAGE_EDITED;
-    return message_content_map(p, ev, path, &we->message_edited);
+    return message_content_map(p, ev, &we->message_edited);
 }
 
-static int follow_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int follow_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    char f_path[WEBHOOK_PATH_CAP];
-    json_t *f;
+    struct jsonf f;
     Kizuna__V1__FollowDetail *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__follow_detail__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_FOLLOW;
     we->follow = pb;
-    if (field_object(p, ev, path, "follow", &f, f_path, sizeof f_path) < 0)
+    if (field_object(ev, "follow", &f) < 0)
         return -1;
-    return f ? field_bool(p, f, f_path, "isUnblocked", &pb->is_unblocked) : 0;
+    return f.node ? field_bool(&f, "isUnblocked", &pb->is_unblocked) : 0;
 }
 
 /* Event types with nothing beyond the common fields. Each gets its own
  * empty detail message, so the oneof still says which type it was. */
-static int unfollow_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int unfollow_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    (void)ev, (void)path;
+    (void)ev;
     we->unfollow = parse_alloc(p, sizeof *we->unfollow);
     if (!we->unfollow)
         return -1;
@@ -606,9 +520,9 @@ static int unfollow_map(struct parse *p, json_t *ev, const char *path, Kizuna__V
     return 0;
 }
 
-static int join_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int join_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    (void)ev, (void)path;
+    (void)ev;
     we->join = parse_alloc(p, sizeof *we->join);
     if (!we->join)
         return -1;
@@ -617,9 +531,9 @@ static int join_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__W
     return 0;
 }
 
-static int leave_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int leave_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    (void)ev, (void)path;
+    (void)ev;
     we->leave = parse_alloc(p, sizeof *we->leave);
     if (!we->leave)
         return -1;
@@ -628,10 +542,9 @@ static int leave_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__
     return 0;
 }
 
-static int deactivated_map(struct parse *p, json_t *ev, const char *path,
-                           Kizuna__V1__WebhookEvent *we)
+static int deactivated_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    (void)ev, (void)path;
+    (void)ev;
     we->deactivated = parse_alloc(p, sizeof *we->deactivated);
     if (!we->deactivated)
         return -1;
@@ -640,10 +553,9 @@ static int deactivated_map(struct parse *p, json_t *ev, const char *path,
     return 0;
 }
 
-static int bot_suspended_map(struct parse *p, json_t *ev, const char *path,
-                             Kizuna__V1__WebhookEvent *we)
+static int bot_suspended_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    (void)ev, (void)path;
+    (void)ev;
     we->bot_suspended = parse_alloc(p, sizeof *we->bot_suspended);
     if (!we->bot_suspended)
         return -1;
@@ -652,10 +564,9 @@ static int bot_suspended_map(struct parse *p, json_t *ev, const char *path,
     return 0;
 }
 
-static int bot_resumed_map(struct parse *p, json_t *ev, const char *path,
-                           Kizuna__V1__WebhookEvent *we)
+static int bot_resumed_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    (void)ev, (void)path;
+    (void)ev;
     we->bot_resumed = parse_alloc(p, sizeof *we->bot_resumed);
     if (!we->bot_resumed)
         return -1;
@@ -666,32 +577,26 @@ static int bot_resumed_map(struct parse *p, json_t *ev, const char *path,
 
 /* ev.<key>.members[].userId, for memberJoined ("joined") and memberLeft
  * ("left"). user_ids[i] is members[i]'s id ("" if LINE left it out). */
-static int members_map(struct parse *p, json_t *ev, const char *path, const char *key,
-                       size_t *n_out, char ***out)
+static int members_map(struct parse *p, const struct jsonf *ev, const char *key, size_t *n_out,
+                       char ***out)
 {
-    char g_path[WEBHOOK_PATH_CAP];
-    json_t *group, *arr;
+    struct jsonf group, arr, m;
     *n_out = 0;
     *out = NULL;
-    if (field_object(p, ev, path, key, &group, g_path, sizeof g_path) < 0)
+    if (field_object(ev, key, &group) < 0)
         return -1;
-    if (!group)
+    if (!group.node)
         return 0;
-    if (field_array(p, group, g_path, "members", &arr) < 0)
+    if (field_array(&group, "members", &arr) < 0)
         return -1;
-    size_t n = json_array_size(arr);
+    size_t n = jsonf_size(&arr);
     if (n == 0)
         return 0;
     char **ids = parse_alloc(p, n * sizeof *ids);
     if (!ids)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        char m_path[WEBHOOK_PATH_CAP];
-        json_t *m = json_array_get(arr, i);
-        path_format(m_path, sizeof m_path, "%s.members[%zu]", g_path, i);
-        if (!json_is_object(m))
-            return parse_fail(p, "%s: must be an object", m_path);
-        if (field_text(p, m, m_path, "userId", &ids[i]) < 0)
+        if (jsonf_item_object(&arr, i, &m) < 0 || field_text(&m, "userId", &ids[i]) < 0)
             return -1;
     }
     *n_out = n;
@@ -699,8 +604,7 @@ static int members_map(struct parse *p, json_t *ev, const char *path, const char
     return 0;
 }
 
-static int member_joined_map(struct parse *p, json_t *ev, const char *path,
-                             Kizuna__V1__WebhookEvent *we)
+static int member_joined_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     Kizuna__V1__JoinedMembers *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
@@ -708,11 +612,10 @@ static int member_joined_map(struct parse *p, json_t *ev, const char *path,
     kizuna__v1__joined_members__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_MEMBER_JOINED;
     we->member_joined = pb;
-    return members_map(p, ev, path, "joined", &pb->n_user_ids, &pb->user_ids);
+    return members_map(p, ev, "joined", &pb->n_user_ids, &pb->user_ids);
 }
 
-static int member_left_map(struct parse *p, json_t *ev, const char *path,
-                           Kizuna__V1__WebhookEvent *we)
+static int member_left_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     Kizuna__V1__LeftMembers *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
@@ -720,196 +623,182 @@ static int member_left_map(struct parse *p, json_t *ev, const char *path,
     kizuna__v1__left_members__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_MEMBER_LEFT;
     we->member_left = pb;
-    return members_map(p, ev, path, "left", &pb->n_user_ids, &pb->user_ids);
+    return members_map(p, ev, "left", &pb->n_user_ids, &pb->user_ids);
 }
 
-static int postback_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int postback_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    char pb_path[WEBHOOK_PATH_CAP], params_path[WEBHOOK_PATH_CAP];
-    json_t *postback, *params = NULL;
+    struct jsonf postback, params;
     Kizuna__V1__PostbackContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__postback_content__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_POSTBACK;
     we->postback = pb;
-    if (field_object(p, ev, path, "postback", &postback, pb_path, sizeof pb_path) < 0)
+    if (field_object(ev, "postback", &postback) < 0)
         return -1;
-    if (!postback)
+    if (!postback.node)
         return 0;
-    if (field_text(p, postback, pb_path, "data", &pb->data) < 0 ||
-        field_object(p, postback, pb_path, "params", &params, params_path, sizeof params_path) < 0)
+    if (field_text(&postback, "data", &pb->data) < 0 ||
+        field_object(&postback, "params", &params) < 0)
         return -1;
-    if (!params)
+    if (!params.node)
         return 0;
-    if (field_text(p, params, params_path, "date", &pb->date) < 0 ||
-        field_text(p, params, params_path, "time", &pb->time) < 0 ||
-        field_text(p, params, params_path, "datetime", &pb->datetime) < 0 ||
-        field_text(p, params, params_path, "newRichMenuAliasId", &pb->new_rich_menu_alias_id) < 0 ||
-        field_text(p, params, params_path, "status", &pb->status) < 0)
+    if (field_text(&params, "date", &pb->date) < 0 || field_text(&params, "time", &pb->time) < 0 ||
+        field_text(&params, "datetime", &pb->datetime) < 0 ||
+        field_text(&params, "newRichMenuAliasId", &pb->new_rich_menu_alias_id) < 0 ||
+        field_text(&params, "status", &pb->status) < 0)
         return -1;
     return 0;
 }
 
-static int beacon_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int beacon_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     static const char *const names[] = {"enter", "banner", "stay"};
     static const int values[] = {KIZUNA__V1__BEACON_TYPE__BEACON_TYPE_ENTER,
                                  KIZUNA__V1__BEACON_TYPE__BEACON_TYPE_BANNER,
                                  KIZUNA__V1__BEACON_TYPE__BEACON_TYPE_STAY};
-    char b_path[WEBHOOK_PATH_CAP];
-    json_t *b;
+    struct jsonf b;
     Kizuna__V1__BeaconContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__beacon_content__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_BEACON;
     we->beacon = pb;
-    if (field_object(p, ev, path, "beacon", &b, b_path, sizeof b_path) < 0)
+    if (field_object(ev, "beacon", &b) < 0)
         return -1;
-    if (!b)
+    if (!b.node)
         return 0;
-    if (field_text(p, b, b_path, "hwid", &pb->hwid) < 0 ||
-        FIELD_ENUM(p, b, b_path, "type", names, values, &pb->type) < 0 ||
-        field_text(p, b, b_path, "dm", &pb->dm) < 0)
+    if (field_text(&b, "hwid", &pb->hwid) < 0 ||
+        FIELD_ENUM(&b, "type", names, values, &pb->type) < 0 || field_text(&b, "dm", &pb->dm) < 0)
         return -1;
     return 0;
 }
 
-static int account_link_map(struct parse *p, json_t *ev, const char *path,
-                            Kizuna__V1__WebhookEvent *we)
+static int account_link_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     static const char *const names[] = {"ok", "failed"};
     static const int values[] = {KIZUNA__V1__LINK_RESULT__LINK_RESULT_OK,
                                  KIZUNA__V1__LINK_RESULT__LINK_RESULT_FAILED};
-    char l_path[WEBHOOK_PATH_CAP];
-    json_t *link;
+    struct jsonf link;
     Kizuna__V1__LinkContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__link_content__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_ACCOUNT_LINK;
     we->account_link = pb;
-    if (field_object(p, ev, path, "link", &link, l_path, sizeof l_path) < 0)
+    if (field_object(ev, "link", &link) < 0)
         return -1;
-    if (!link)
+    if (!link.node)
         return 0;
-    if (FIELD_ENUM(p, link, l_path, "result", names, values, &pb->result) < 0 ||
-        field_text(p, link, l_path, "nonce", &pb->nonce) < 0)
+    if (FIELD_ENUM(&link, "result", names, values, &pb->result) < 0 ||
+        field_text(&link, "nonce", &pb->nonce) < 0)
         return -1;
     return 0;
 }
 
-static int video_play_complete_map(struct parse *p, json_t *ev, const char *path,
+static int video_play_complete_map(struct parse *p, const struct jsonf *ev,
                                    Kizuna__V1__WebhookEvent *we)
 {
-    char v_path[WEBHOOK_PATH_CAP];
-    json_t *v;
+    struct jsonf v;
     Kizuna__V1__VideoPlayComplete *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__video_play_complete__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_VIDEO_PLAY_COMPLETE;
     we->video_play_complete = pb;
-    if (field_object(p, ev, path, "videoPlayComplete", &v, v_path, sizeof v_path) < 0)
+    if (field_object(ev, "videoPlayComplete", &v) < 0)
         return -1;
-    return v ? field_text(p, v, v_path, "trackingId", &pb->tracking_id) : 0;
+    return v.node ? field_text(&v, "trackingId", &pb->tracking_id) : 0;
 }
 
-static int unsend_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int unsend_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    char u_path[WEBHOOK_PATH_CAP];
-    json_t *u;
+    struct jsonf u;
     Kizuna__V1__UnsendDetail *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__unsend_detail__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_UNSEND;
     we->unsend = pb;
-    if (field_object(p, ev, path, "unsend", &u, u_path, sizeof u_path) < 0)
+    if (field_object(ev, "unsend", &u) < 0)
         return -1;
-    return u ? field_text(p, u, u_path, "messageId", &pb->message_id) : 0;
+    return u.node ? field_text(&u, "messageId", &pb->message_id) : 0;
 }
 
-static int membership_map(struct parse *p, json_t *ev, const char *path,
-                          Kizuna__V1__WebhookEvent *we)
+static int membership_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     static const char *const names[] = {"joined", "left", "renewed"};
     static const int values[] = {KIZUNA__V1__MEMBERSHIP_TYPE__MEMBERSHIP_TYPE_JOINED,
                                  KIZUNA__V1__MEMBERSHIP_TYPE__MEMBERSHIP_TYPE_LEFT,
                                  KIZUNA__V1__MEMBERSHIP_TYPE__MEMBERSHIP_TYPE_RENEWED};
-    char m_path[WEBHOOK_PATH_CAP];
-    json_t *m;
+    struct jsonf m;
     Kizuna__V1__MembershipContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__membership_content__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_MEMBERSHIP;
     we->membership = pb;
-    if (field_object(p, ev, path, "membership", &m, m_path, sizeof m_path) < 0)
+    if (field_object(ev, "membership", &m) < 0)
         return -1;
-    if (!m)
+    if (!m.node)
         return 0;
-    if (FIELD_ENUM(p, m, m_path, "type", names, values, &pb->type) < 0 ||
-        field_int64(p, m, m_path, "membershipId", &pb->membership_id) < 0)
+    if (FIELD_ENUM(&m, "type", names, values, &pb->type) < 0 ||
+        field_int64(&m, "membershipId", &pb->membership_id) < 0)
         return -1;
     return 0;
 }
 
-static int module_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int module_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     static const char *const names[] = {"attached", "detached"};
     static const int values[] = {KIZUNA__V1__MODULE_TYPE__MODULE_TYPE_ATTACHED,
                                  KIZUNA__V1__MODULE_TYPE__MODULE_TYPE_DETACHED};
-    char m_path[WEBHOOK_PATH_CAP];
-    json_t *m;
+    struct jsonf m;
     Kizuna__V1__ModuleContent *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__module_content__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_MODULE;
     we->module = pb;
-    if (field_object(p, ev, path, "module", &m, m_path, sizeof m_path) < 0)
+    if (field_object(ev, "module", &m) < 0)
         return -1;
-    if (!m)
+    if (!m.node)
         return 0;
-    if (FIELD_ENUM(p, m, m_path, "type", names, values, &pb->type) < 0 ||
-        field_text(p, m, m_path, "botId", &pb->bot_id) < 0 ||
-        field_strings(p, m, m_path, "scopes", &pb->n_scopes, &pb->scopes) < 0 ||
-        field_text(p, m, m_path, "reason", &pb->reason) < 0)
+    if (FIELD_ENUM(&m, "type", names, values, &pb->type) < 0 ||
+        field_text(&m, "botId", &pb->bot_id) < 0 ||
+        field_strings(p, &m, "scopes", &pb->n_scopes, &pb->scopes) < 0 ||
+        field_text(&m, "reason", &pb->reason) < 0)
         return -1;
     return 0;
 }
 
-static int activated_map(struct parse *p, json_t *ev, const char *path,
-                         Kizuna__V1__WebhookEvent *we)
+static int activated_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    char c_path[WEBHOOK_PATH_CAP];
-    json_t *c;
+    struct jsonf c;
     Kizuna__V1__ChatControl *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__chat_control__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_ACTIVATED;
     we->activated = pb;
-    if (field_object(p, ev, path, "chatControl", &c, c_path, sizeof c_path) < 0)
+    if (field_object(ev, "chatControl", &c) < 0)
         return -1;
-    return c ? field_int64(p, c, c_path, "expireAt", &pb->expire_at) : 0;
+    return c.node ? field_int64(&c, "expireAt", &pb->expire_at) : 0;
 }
 
-static int delivery_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int delivery_map(struct parse *p, const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
-    char d_path[WEBHOOK_PATH_CAP];
-    json_t *d;
+    struct jsonf d;
     Kizuna__V1__PnpDelivery *pb = parse_alloc(p, sizeof *pb);
     if (!pb)
         return -1;
     kizuna__v1__pnp_delivery__init(pb);
     we->event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_DELIVERY;
     we->delivery = pb;
-    if (field_object(p, ev, path, "delivery", &d, d_path, sizeof d_path) < 0)
+    if (field_object(ev, "delivery", &d) < 0)
         return -1;
-    return d ? field_text(p, d, d_path, "data", &pb->data) : 0;
+    return d.node ? field_text(&d, "data", &pb->data) : 0;
 }
 
 /* Every type in LINE's webhook.yml, plus messageEdited (added July 2026). */
@@ -953,45 +842,42 @@ static int unknown_map(struct parse *p, Kizuna__V1__WebhookEvent *we)
 
 /* ---- common fields and the record -------------------------------------- */
 
-static int source_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__Source *src,
-                      bool *present)
+static int source_map(const struct jsonf *ev, Kizuna__V1__Source *src, bool *present)
 {
     static const char *const names[] = {"user", "group", "room"};
     static const int values[] = {KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_USER,
                                  KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_GROUP,
                                  KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_ROOM};
-    char s_path[WEBHOOK_PATH_CAP];
-    json_t *s;
+    struct jsonf s;
     *present = false;
-    if (field_object(p, ev, path, "source", &s, s_path, sizeof s_path) < 0)
+    if (field_object(ev, "source", &s) < 0)
         return -1;
-    if (!s)
+    if (!s.node)
         return 0;
-    if (FIELD_ENUM(p, s, s_path, "type", names, values, &src->type) < 0 ||
-        field_string(p, s, s_path, "userId", WEBHOOK_ID_MAX, &src->user_id) < 0 ||
-        field_string(p, s, s_path, "groupId", WEBHOOK_ID_MAX, &src->group_id) < 0 ||
-        field_string(p, s, s_path, "roomId", WEBHOOK_ID_MAX, &src->room_id) < 0)
+    if (FIELD_ENUM(&s, "type", names, values, &src->type) < 0 ||
+        field_string(&s, "userId", WEBHOOK_ID_MAX, &src->user_id) < 0 ||
+        field_string(&s, "groupId", WEBHOOK_ID_MAX, &src->group_id) < 0 ||
+        field_string(&s, "roomId", WEBHOOK_ID_MAX, &src->room_id) < 0)
         return -1;
     *present = true;
     return 0;
 }
 
-static int common_map(struct parse *p, json_t *ev, const char *path, Kizuna__V1__WebhookEvent *we)
+static int common_map(const struct jsonf *ev, Kizuna__V1__WebhookEvent *we)
 {
     static const char *const names[] = {"active", "standby"};
     static const int values[] = {KIZUNA__V1__EVENT_MODE__EVENT_MODE_ACTIVE,
                                  KIZUNA__V1__EVENT_MODE__EVENT_MODE_STANDBY};
-    char dc_path[WEBHOOK_PATH_CAP];
-    json_t *dc;
-    if (field_string(p, ev, path, "webhookEventId", RECORD_EVENT_ID_MAX, &we->webhook_event_id) < 0)
+    struct jsonf dc;
+    if (field_string(ev, "webhookEventId", RECORD_EVENT_ID_MAX, &we->webhook_event_id) < 0)
         return -1;
-    if (field_object(p, ev, path, "deliveryContext", &dc, dc_path, sizeof dc_path) < 0)
+    if (field_object(ev, "deliveryContext", &dc) < 0)
         return -1;
-    if (dc && field_bool(p, dc, dc_path, "isRedelivery", &we->is_redelivery) < 0)
+    if (dc.node && field_bool(&dc, "isRedelivery", &we->is_redelivery) < 0)
         return -1;
-    if (field_int64(p, ev, path, "timestamp", &we->timestamp) < 0 ||
-        FIELD_ENUM(p, ev, path, "mode", names, values, &we->mode) < 0 ||
-        field_text(p, ev, path, "replyToken", &we->reply_token) < 0)
+    if (field_int64(ev, "timestamp", &we->timestamp) < 0 ||
+        FIELD_ENUM(ev, "mode", names, values, &we->mode) < 0 ||
+        field_text(ev, "replyToken", &we->reply_token) < 0)
         return -1;
     return 0;
 }
@@ -1025,7 +911,7 @@ static void copy_bounded(char *dst, size_t cap, const char *src)
 }
 
 /* One element of "events" -> rec (payload malloc'd only on success). */
-static int event_to_record(struct parse *p, json_t *ev, const char *path,
+static int event_to_record(struct parse *p, const struct jsonf *ev,
                            const struct webhook_context *ctx, const char *destination,
                            struct webhook_record *rec)
 {
@@ -1037,27 +923,18 @@ static int event_to_record(struct parse *p, json_t *ev, const char *path,
     bool has_source;
     int rc = -1;
 
-    if (!json_is_object(ev)) {
-        parse_fail(p, "%s: must be an object", path);
+    const char *type = NULL;
+    size_t type_len = 0;
+    if (jsonf_string(ev, "type", JSONF_REQUIRED, SIZE_MAX, &type, &type_len) < 0)
+        goto done;
+    if (type_len == 0 || type_len > RECORD_TYPE_MAX) {
+        jsonf_fail(ev, "type", JSONF_VALUE, "must be 1 to %zu bytes", RECORD_TYPE_MAX);
         goto done;
     }
-    json_t *type = field_get(ev, "type");
-    if (!type) {
-        parse_fail(p, "%s.type: missing", path);
-        goto done;
-    }
-    if (!json_is_string(type)) {
-        parse_fail(p, "%s.type: must be a string", path);
-        goto done;
-    }
-    if (json_string_length(type) == 0 || json_string_length(type) > RECORD_TYPE_MAX) {
-        parse_fail(p, "%s.type: must be 1 to %zu bytes", path, RECORD_TYPE_MAX);
-        goto done;
-    }
-    we.type = (char *)json_string_value(type);
+    we.type = (char *)type;
     we.destination = (char *)destination;
     we.received_at = ctx->received_at_ms;
-    if (common_map(p, ev, path, &we) < 0 || source_map(p, ev, path, &src, &has_source) < 0)
+    if (common_map(ev, &we) < 0 || source_map(ev, &src, &has_source) < 0)
         goto done;
     if (has_source)
         we.source = &src;
@@ -1068,11 +945,11 @@ static int event_to_record(struct parse *p, json_t *ev, const char *path,
         if (strcmp(we.type, event_maps[i].type) == 0)
             map = event_maps[i].map;
     }
-    if (map ? map(p, ev, path, &we) < 0 : unknown_map(p, &we) < 0)
+    if (map ? map(p, ev, &we) < 0 : unknown_map(p, &we) < 0)
         goto done;
 
     /* Compact, UTF-8 as is (no \u escapes), keys in LINE's order. */
-    raw = json_dumps(ev, JSON_COMPACT);
+    raw = json_dumps(ev->node, JSON_COMPACT);
     if (!raw) {
         parse_fail(p, "out of memory");
         goto done;
@@ -1126,6 +1003,8 @@ int webhook_parse(const char *body, size_t len, const struct webhook_context *ct
                   struct webhook_batch *out, char *err, size_t errcap)
 {
     struct parse p = {.err = err, .errcap = errcap};
+    struct jsonf_error field_error;
+    struct jsonf_reader reader = {0};
     json_t *root = NULL;
     json_error_t jerr;
     int rc = -1;
@@ -1166,31 +1045,18 @@ int webhook_parse(const char *body, size_t len, const struct webhook_context *ct
         goto done;
     }
 
-    json_t *dest = field_get(root, "destination");
-    if (!dest) {
-        parse_fail(&p, "destination: missing");
+    /* null reads as absent everywhere (see the top of this file). */
+    reader = (struct jsonf_reader){.flags = JSONF_NULLABLE, .errors = &field_error, .cap = 1};
+    struct jsonf doc, events, ev;
+    const char *dest;
+    jsonf_root(&doc, &reader, root);
+    if (jsonf_string(&doc, "destination", JSONF_REQUIRED, sizeof out->destination - 1, &dest,
+                     NULL) < 0 ||
+        jsonf_array(&doc, "events", JSONF_REQUIRED, SIZE_MAX, &events) < 0)
         goto done;
-    }
-    if (!json_is_string(dest)) {
-        parse_fail(&p, "destination: must be a string");
-        goto done;
-    }
-    if (json_string_length(dest) >= sizeof out->destination) {
-        parse_fail(&p, "destination: longer than %zu bytes", sizeof out->destination - 1);
-        goto done;
-    }
-    json_t *events = field_get(root, "events");
-    if (!events) {
-        parse_fail(&p, "events: missing");
-        goto done;
-    }
-    if (!json_is_array(events)) {
-        parse_fail(&p, "events: must be an array");
-        goto done;
-    }
-    size_t n = json_array_size(events);
+    size_t n = jsonf_size(&events);
     if (n > WEBHOOK_EVENTS_MAX) {
-        parse_fail(&p, "events: more than %d events", WEBHOOK_EVENTS_MAX);
+        jsonf_fail(&doc, "events", JSONF_TOO_LONG, "more than %d events", WEBHOOK_EVENTS_MAX);
         goto done;
     }
     if (n > 0) {
@@ -1201,16 +1067,16 @@ int webhook_parse(const char *body, size_t len, const struct webhook_context *ct
         }
     }
     for (size_t i = 0; i < n; i++) {
-        char path[32];
-        path_format(path, sizeof path, "events[%zu]", i);
-        if (event_to_record(&p, json_array_get(events, i), path, ctx, json_string_value(dest),
-                            &out->records[i]) < 0)
+        if (jsonf_item_object(&events, i, &ev) < 0 ||
+            event_to_record(&p, &ev, ctx, dest, &out->records[i]) < 0)
             goto done;
         out->n = i + 1;
     }
-    copy_bounded(out->destination, sizeof out->destination, json_string_value(dest));
+    copy_bounded(out->destination, sizeof out->destination, dest);
     rc = 0;
 done:
+    if (rc < 0 && err && errcap > 0 && reader.n > 0)
+        jsonf_error_text(&field_error, err, errcap);
     json_decref(root);
     parse_done(&p);
     if (rc < 0)
