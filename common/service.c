@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin_api.h"
 #include "auth.h"
 #include "clock.h"
 #include "db.h"
@@ -198,11 +199,9 @@ static void admin_route(void *ctx, const struct httpd_request *req, struct httpd
         return;
     }
     if (strcmp(path, "/v1/whoami") == 0) {
-        if (strcmp(httpd_request_method(req), "GET") != 0) {
-            httpd_response_header(resp, "Allow", "GET");
-            httpd_respond_error(resp, 405, "method_not_allowed", "use GET", NULL);
+        static const struct admin_method whoami[] = {{"GET", "viewer"}};
+        if (admin_api_route(&claims, req, resp, whoami, 1) < 0)
             return;
-        }
         char tenant[2 * AUTH_FIELD_MAX], subject[2 * AUTH_FIELD_MAX], role[2 * AUTH_FIELD_MAX];
         char body[8 * AUTH_FIELD_MAX];
         log_json_escape(tenant, sizeof tenant, claims.tenant);
