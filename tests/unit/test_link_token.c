@@ -160,9 +160,9 @@ Test(link_token, derived_key_is_stable_and_not_the_data_key)
  * changes these, and every link already sent in a LINE message would stop
  * working: that must be a deliberate new version, never an accident. */
 #define FIXED_LINK_KEY_HEX "a5f1600d82700475da602de633d78d27734e1157c64a5200f0d32e25814c859a"
-#define FIXED_TOKEN                                                                         \
+#define FIXED_TOKEN                                                                            \
     "AQAAAABlU_8QAARhY21lAAoxNjYwMDAwMDAwAAtzcHJpbmctc2FsZQAhVTRhZjQ5ODA2MjljMmMwYjRlMWEyYjNj" \
-    "NGQ1ZTZmN2E4ACpodHRwczovL2V4YW1wbGUuY29tL3NhbGU_ZnJvbT1saW5lJng9MSN0b3A"                 \
+    "NGQ1ZTZmN2E4ACpodHRwczovL2V4YW1wbGUuY29tL3NhbGU_ZnJvbT1saW5lJng9MSN0b3A"                  \
     ".9eHC4cGRahjg9zMQvk0uURUK2Z1Jc6NTNdoR-HDAWew"
 
 Test(link_token, fixed_key_and_fields_sign_to_the_known_token_and_it_verifies)
