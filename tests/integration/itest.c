@@ -375,6 +375,15 @@ void itest_service_stop(pid_t *pid, const char *log_path)
               log_path);
 }
 
+void itest_service_reap(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGTERM);
+    itest_process_wait(*pid, 10000);
+    *pid = 0;
+}
+
 void itest_log_expect_clean(const char *log_path, const char *const *forbidden)
 {
     FILE *f = fopen(log_path, "r");

@@ -113,11 +113,17 @@ pid_t itest_service_spawn(const char *name, const char *const *settings, const c
  * that kills it (SIGKILL), reaps it and returns -1. */
 int itest_process_wait(pid_t pid, long timeout_ms);
 /* SIGTERM to *pid, then expects exit status 0 within 10 s (naming log_path
- * if not); *pid becomes 0. Nothing happens when *pid <= 0. */
+ * if not); *pid becomes 0. Nothing happens when *pid <= 0. Call it from a
+ * Test, never from a suite's .fini: Criterion runs .fini after the verdict,
+ * so a check there fails nothing. */
 void itest_service_stop(pid_t *pid, const char *log_path);
+/* For a suite's .fini, after a test that ended before stopping its service:
+ * SIGTERM to *pid, SIGKILL after 10 s, reaped; *pid becomes 0. Checks
+ * nothing. Nothing happens when *pid <= 0. */
+void itest_service_reap(pid_t *pid);
 /* Expects no line of the log at log_path to hold a sanitizer report, nor
  * any of forbidden (strings ending with NULL, or NULL): secrets, message
- * bodies. */
+ * bodies. From a Test, never from .fini (see itest_service_stop). */
 void itest_log_expect_clean(const char *log_path, const char *const *forbidden);
 
 /* --- kizuna-ingest --------------------------------------------------------------------- */

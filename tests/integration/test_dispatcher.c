@@ -193,6 +193,7 @@ Test(dispatcher, delivers_every_request_exactly_once_and_reports_each_result_onc
     kafka_producer_free(&p);
     free(rs.ids);
     free(rs.count);
+    dh_finish();
 }
 
 /* --- invalid messages ------------------------------------------------------------ */
@@ -278,6 +279,7 @@ Test(dispatcher, an_invalid_message_fails_fast_with_lines_detail_and_is_not_retr
     cr_expect_eq(dh_sim_stat("push", "requests"), 1);
     cr_expect_eq(dh_sim_stat("push", "rejected"), 1);
     cr_expect_eq(dh_sim_stat(NULL, "accepted"), 0);
+    dh_finish();
 }
 
 /* Requests whose text PostgreSQL would refuse, produced between good ones:
@@ -345,6 +347,7 @@ Test(dispatcher, malformed_text_in_a_request_drops_only_that_request)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", DH_ADMIN_PORT);
     cr_expect_eq(itest_http_get_status(url, NULL), 200);
+    dh_finish();
 }
 
 /* --- replies ------------------------------------------------------------------ */
@@ -413,6 +416,7 @@ Test(dispatcher, a_reply_uses_its_token_and_falls_back_to_push_only_when_allowed
     cr_expect_eq(dh_sim_stat("reply", "accepted"), 1);
     cr_expect_eq(dh_sim_stat("push", "accepted"), 2);
     cr_expect_eq(dh_sim_stat(NULL, "duplicate"), 0);
+    dh_finish();
 }
 
 /* --- quota ------------------------------------------------------------------------ */
@@ -482,6 +486,7 @@ Test(dispatcher, at_the_quota_boundary_exactly_the_allowed_recipients_are_sent)
     cr_expect_eq(json_integer_value(json_object_get(row, "remaining")), 0);
     cr_expect_str_eq(json_string_value(json_object_get(row, "timezone")), "Asia/Tokyo");
     json_decref(q);
+    dh_finish();
 }
 
 /* --- rate ----------------------------------------------------------------------- */
@@ -531,6 +536,7 @@ Test(dispatcher, never_exceeds_a_lowered_rate_limit_in_any_second)
     cr_expect_eq(json_integer_value(json_object_get(push, "limit")), 2000);
     cr_expect(json_is_false(json_object_get(push, "overridden")));
     json_decref(resp);
+    dh_finish();
 }
 
 /* Lines of the dispatcher's log that contain what. */
@@ -586,6 +592,7 @@ Test(dispatcher, a_full_sender_pauses_the_intake_and_everything_is_still_sent_on
     struct dh_counts c;
     dh_counts(&c);
     cr_expect_eq(c.sent, N);
+    dh_finish();
 }
 
 /* --- the admin API's edges ----------------------------------------------------- */
@@ -676,4 +683,5 @@ Test(dispatcher, the_admin_api_refuses_bad_input_and_hides_other_tenants_channel
     cr_expect_eq(dh_api("GET", "/v1/deliveries", NULL, &body), 401);
     json_decref(body);
     memcpy(dh.jwt, saved2, sizeof saved2);
+    dh_finish();
 }

@@ -39,8 +39,13 @@ static bool none_pending(void *ctx)
     return c.total >= *n && c.queued == 0 && c.retrying == 0;
 }
 
+/* Checked only once no delivery is pending (every one sent or failed for
+ * good): until then a retry could still add a send, a duplicate or a
+ * second message, and the counts below would pass too early. */
 static void expect_exactly_once(long n)
 {
+    long want = n;
+    cr_assert(dh_wait(none_pending, &want, 30000), "deliveries left pending; see %s", dh.log_path);
     cr_expect_eq(dh_sim_stat(NULL, "accepted"), n);
     cr_expect_eq(dh_sim_stat(NULL, "duplicate"), 0);
     cr_expect_eq(dh_sim_stat(NULL, "duplicate_deliveries"), 0);
@@ -61,8 +66,6 @@ static void expect_exactly_once(long n)
     json_decref(body);
     cr_expect_eq(recipients, n);
     cr_expect_eq(wrong, 0, "%ld recipients did not get exactly one message", wrong);
-    long want = n;
-    cr_expect(dh_wait(none_pending, &want, 20000), "deliveries left pending");
     struct dh_counts c;
     dh_counts(&c);
     cr_expect_eq(c.sent, n, "sent %ld of %ld (failed %ld, exhausted %ld, invalid %ld)", c.sent, n,
@@ -115,6 +118,7 @@ Test(dispatcher_faults, server_errors_and_dropped_connections_still_deliver_exac
     /* Sends accepted before a fault were retried with their key: 409s. */
     cr_expect_gt(json_integer_value(json_object_get(st, "conflict")), 0);
     json_decref(st);
+    dh_finish();
 }
 
 Test(dispatcher_faults, kill_9_mid_stream_repeatedly_still_delivers_exactly_once)
@@ -161,6 +165,7 @@ Test(dispatcher_faults, kill_9_mid_stream_repeatedly_still_delivers_exactly_once
     /* Calls cut off by a kill were sent again with their keys and LINE
      * answered 409 (counted as sent), not a second delivery. */
     cr_expect_gt(dh_sim_stat(NULL, "conflict"), 0);
+    dh_finish();
 }
 
 static bool log_mentions(const char *path, const char *needle)
@@ -209,4 +214,5 @@ Test(dispatcher_faults, a_live_replica_takes_over_a_dead_ones_pending_deliveries
     expect_exactly_once(N);
     cr_expect(log_mentions(dh.log_path, "took over pending deliveries"),
               "the rows were not taken over; see %s", dh.log_path);
+    dh_finish();
 }

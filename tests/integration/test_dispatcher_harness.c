@@ -128,24 +128,84 @@ long dh_api(const char *method, const char *path, const char *body, json_t **out
     return http(method, url, dh.jwt, body, out);
 }
 
+/* The simulator's endpoint names and per-endpoint counters, as
+ * tests/line-sim/sim_endpoint.c and sim_state.c (stats_one_channel) name
+ * them: a name not listed is a typo in a test, and fails it. */
+static const char *const sim_endpoints[] = {"reply",
+                                            "push",
+                                            "multicast",
+                                            "broadcast",
+                                            "narrowcast",
+                                            "narrowcast_progress",
+                                            "quota",
+                                            "quota_consumption",
+                                            "profile",
+                                            "richmenu_link",
+                                            "richmenu_unlink",
+                                            "richmenu_get",
+                                            "richmenu_bulk_link",
+                                            "richmenu_bulk_unlink"};
+static const char *const sim_endpoint_fields[] = {"requests",
+                                                  "accepted",
+                                                  "rate_limited",
+                                                  "quota_exceeded",
+                                                  "conflict",
+                                                  "rejected",
+                                                  "fault_errors",
+                                                  "fault_drops",
+                                                  "deliveries",
+                                                  "duplicate",
+                                                  "duplicate_deliveries",
+                                                  "max_rate_1s",
+                                                  "max_accepted_rate_1s",
+                                                  "current_rate_1s"};
+
+static bool listed(const char *name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0)
+            return true;
+    return false;
+}
+
 long long dh_sim_stat(const char *endpoint, const char *field)
 {
     json_t *st = NULL;
-    if (dh_sim("GET", "/_sim/stats", NULL, &st) != 200 || !st) {
+    long status = dh_sim("GET", "/_sim/stats", NULL, &st);
+    if (status != 200 || !json_is_object(st)) {
         json_decref(st);
-        return 0;
+        cr_assert_fail("GET /_sim/stats answered %ld%s; see %s", status,
+                       status == 200 ? " without a JSON object" : "", sim_log);
     }
     json_t *v;
-    if (endpoint)
-        v = json_object_get(
-            json_object_get(
-                json_object_get(json_object_get(json_object_get(st, "channels"), dh.channel),
-                                "endpoints"),
-                endpoint),
-            field);
-    else
+    if (endpoint) {
+        cr_assert(listed(endpoint, sim_endpoints, sizeof sim_endpoints / sizeof *sim_endpoints),
+                  "the simulator has no endpoint \"%s\"", endpoint);
+        cr_assert(listed(field, sim_endpoint_fields,
+                         sizeof sim_endpoint_fields / sizeof *sim_endpoint_fields),
+                  "the simulator counts no \"%s\" per endpoint", field);
+        json_t *ch = json_object_get(json_object_get(st, "channels"), dh.channel);
+        json_t *eps = json_object_get(ch, "endpoints");
+        if (!json_is_object(eps)) {
+            json_decref(st);
+            cr_assert_fail("/_sim/stats has no endpoints for channel %s", dh.channel);
+        }
+        json_t *ep = json_object_get(eps, endpoint);
+        if (!ep) {
+            /* Listed only once called: no request, so every counter is 0. */
+            json_decref(st);
+            return 0;
+        }
+        v = json_object_get(ep, field);
+    } else {
         v = json_object_get(st, field);
-    long long n = json_is_integer(v) ? json_integer_value(v) : 0;
+    }
+    if (!json_is_integer(v)) {
+        json_decref(st);
+        cr_assert_fail("/_sim/stats has no integer %s%s%s", endpoint ? endpoint : "",
+                       endpoint ? "." : "", field);
+    }
+    long long n = json_integer_value(v);
     json_decref(st);
     return n;
 }
@@ -415,11 +475,12 @@ void dh_setup(const char *name)
     free(jwt);
 }
 
-void dh_teardown(void)
+void dh_finish(void)
 {
+    cr_assert_gt(dh.sim, 0, "the simulator was stopped before the end of the test");
     if (dh.disp > 0)
         dh_dispatcher_stop();
-    stop_pid(&dh.sim, SIGTERM);
+    itest_service_stop(&dh.sim, sim_log);
     /* No sanitizer report, and never the access token, in any log. */
     const char *forbidden[] = {dh.token, NULL};
     for (int i = 1; i <= dispatcher_starts; i++) {
@@ -428,8 +489,14 @@ void dh_teardown(void)
                  i);
         itest_log_expect_clean(path, forbidden);
     }
-    if (sim_log[0])
-        itest_log_expect_clean(sim_log, NULL);
+    itest_log_expect_clean(sim_log, forbidden);
+}
+
+void dh_teardown(void)
+{
+    /* After a test that ended early (and failed): stop what still runs. */
+    itest_service_reap(&dh.disp);
+    itest_service_reap(&dh.sim);
     if (producer) {
         publish_channel(2, true);
         kafka_producer_free(&producer);

@@ -41,7 +41,13 @@ extern struct dh dh;
  * ChannelConfig (monthly_quota from dh.monthly_quota, set before) and
  * issues an admin token. name labels the logs. */
 void dh_setup(const char *name);
-/* Stops the dispatcher and the simulator and marks the channel deleted. */
+/* The last step of every test, part of its verdict: stops the dispatcher
+ * and the simulator, each with SIGTERM and expecting exit 0 within 10 s,
+ * then expects every log of the test free of sanitizer reports and of the
+ * channel's access token. */
+void dh_finish(void);
+/* For the suites' .fini: stops whatever still runs (a test that failed
+ * before dh_finish), checking nothing, and marks the channel deleted. */
 void dh_teardown(void);
 
 /* Starts the dispatcher (extra "K=V" settings, NULL-terminated, may be
@@ -75,7 +81,10 @@ void dh_limits_set(const char *body);
  * the status; *out (may be NULL) gets the parsed JSON body. */
 long dh_sim(const char *method, const char *path, const char *body, json_t **out);
 /* A field of /_sim/stats for the test channel and endpoint ("push"), or of
- * the whole simulator when endpoint is NULL. 0 when absent. */
+ * the whole simulator when endpoint is NULL. A failed call, a missing
+ * channel or field, or an endpoint or field name the simulator does not
+ * have fails the test; an endpoint never called reads 0 (the simulator
+ * lists an endpoint once it has a request). */
 long long dh_sim_stat(const char *endpoint, const char *field);
 /* Admin API of the dispatcher with the test token. */
 long dh_api(const char *method, const char *path, const char *body, json_t **out);

@@ -330,6 +330,7 @@ Test(dispatcher_kinds, rich_menu_link_and_unlink_change_the_users_menu_and_repor
     cr_expect_eq(dh_sim_stat("richmenu_unlink", "requests"), 1);
     cr_expect_eq(sim_usage(), 0, "rich-menu calls cost no quota");
     results_close(&rs);
+    dh_finish();
 }
 
 /* --- rich menus in bulk ---------------------------------------------------------------- */
@@ -379,6 +380,7 @@ Test(dispatcher_kinds, bulk_link_and_unlink_change_every_listed_users_menu)
     cr_expect_eq(dh_sim_stat("richmenu_bulk_unlink", "requests"), 1);
     user_ids_free(users);
     results_close(&rs);
+    dh_finish();
 }
 
 /* --- profiles --------------------------------------------------------------------------- */
@@ -425,6 +427,7 @@ Test(dispatcher_kinds, a_profile_result_carries_the_profile_line_returned)
     cr_expect_eq(dh_sim_stat("profile", "requests"), (long long)n);
     cr_expect_eq(sim_usage(), 0, "a profile fetch costs no quota");
     results_close(&rs);
+    dh_finish();
 }
 
 /* --- broadcast and narrowcast ------------------------------------------------------------- */
@@ -544,6 +547,7 @@ Test(dispatcher_kinds, broadcast_and_narrowcast_reach_friends_once_and_narrowcas
     cr_expect_eq(dh_sim_stat(NULL, "duplicate"), 0);
     cr_expect_eq(sim_usage(), FRIENDS + NARROW_MAX, "the quota counts recipients reached");
     results_close(&rs);
+    dh_finish();
 }
 
 /* --- limits ---------------------------------------------------------------------------------- */
@@ -600,6 +604,7 @@ Test(dispatcher_kinds, profile_and_rich_menu_calls_keep_to_the_channels_rate_lim
     cr_expect_geq(took, (N - RATE) * 1000 / RATE, "%d calls per kind in %ld ms", N, took);
     user_ids_free(users);
     results_close(&rs);
+    dh_finish();
 }
 
 /* --- bad input --------------------------------------------------------------------------- */
@@ -759,4 +764,5 @@ Test(dispatcher_kinds, bad_input_for_these_kinds_fails_for_good_with_the_reason_
     cr_expect_eq(sim_linked_count(), 0, "no user got a rich menu");
     user_ids_free(many);
     results_close(&rs);
+    dh_finish();
 }

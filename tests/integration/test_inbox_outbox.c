@@ -4,7 +4,9 @@
  * exactly what committed, in order, deletes only what the broker
  * acknowledged, and stops at the first row without an ack.
  * Each test gets a scratch schema owned by the ingest role with the inbox
- * and outbox tables from tests/integration/fixtures/inbox_outbox. */
+ * and outbox tables made by a service's own migrations (segmentation's,
+ * which are exactly those two tables, as the scheduler's are), not a copy
+ * of them: a change to the real tables is what these tests see. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -19,7 +21,9 @@
 #include "kafka.h"
 #include "outbox.h"
 
-#define FIXTURES "tests/integration/fixtures"
+/* A service whose migrations make the inbox and the outbox; relative to
+ * the repository root, where the tests run. */
+#define SERVICE_MIGRATIONS "services/segmentation/migrations"
 #define TEST_TOPIC "friend.events" /* a manifest topic; the stack creates it */
 #define MISSING_TOPIC "kizuna.test.no-such-topic"
 
@@ -42,8 +46,9 @@ static void setup(void)
     snprintf(scratch, sizeof scratch, "kz_test_io_%ld", (long)getpid());
     itest_schema_create(admin, ingest, scratch);
     char errstr[256];
-    int n = db_migrate(ingest, scratch, FIXTURES "/inbox_outbox", errstr, sizeof errstr);
-    cr_assert_eq(n, 1, "inbox/outbox DDL: %s (run the tests from the repository root)", errstr);
+    int n = db_migrate(ingest, scratch, SERVICE_MIGRATIONS, errstr, sizeof errstr);
+    cr_assert_geq(n, 1, "%s: %s (run the tests from the repository root)", SERVICE_MIGRATIONS,
+                  errstr);
     db_free(&ingest);
     ingest = connect_scratch();
 }

@@ -83,18 +83,24 @@ static void ingest_start(void)
     itest_ingest_channel_register(ADMIN_PORT, tenant, line_channel, LINE_SECRET);
 }
 
-/* SIGTERM, exit 0 within 10 s, and a log with no sanitizer report and no
- * channel secret or message body in it. */
-static void ingest_stop(void)
+/* The last step of every test, part of its verdict: SIGTERM, exit 0 within
+ * 10 s, and a log with no sanitizer report and no channel secret or message
+ * body in it. */
+static void ingest_finish(void)
 {
-    if (ingest_pid <= 0)
-        return;
+    cr_assert_gt(ingest_pid, 0, "kizuna-ingest was stopped before the end of the test");
     itest_service_stop(&ingest_pid, ingest_log);
     const char *const forbidden[] = {secret, "private-text-", NULL};
     itest_log_expect_clean(ingest_log, forbidden);
 }
 
-TestSuite(ingest_webhook, .init = ingest_start, .fini = ingest_stop, .timeout = 90);
+/* Only for a test that ended early (it has failed already): no checks. */
+static void ingest_reap(void)
+{
+    itest_service_reap(&ingest_pid);
+}
+
+TestSuite(ingest_webhook, .init = ingest_start, .fini = ingest_reap, .timeout = 90);
 
 /* --- Kafka ------------------------------------------------------------------ */
 
@@ -198,6 +204,7 @@ Test(ingest_webhook, line_documented_signature_vector_is_accepted)
                                strlen(LINE_BODY), &r);
     cr_expect_eq(status, 200, "LINE's Verify body: %ld %s", status, r.body);
     itest_http_free(&r);
+    ingest_finish();
 }
 
 Test(ingest_webhook, signed_message_event_arrives_on_line_webhook_with_its_key)
@@ -271,6 +278,7 @@ Test(ingest_webhook, signed_message_event_arrives_on_line_webhook_with_its_key)
               "time-to-ack histogram");
     cr_expect(strstr(r.body, "kizuna_ingest_spool_depth") != NULL, "spool depth gauge");
     itest_http_free(&r);
+    ingest_finish();
 }
 
 /* LINE redelivers an event it is unsure about (deliveryContext.isRedelivery,
@@ -338,6 +346,7 @@ Test(ingest_webhook, redelivered_event_is_answered_200_and_produced_once)
     cr_expect(strstr(r.body, "kizuna_ingest_events_total{type=\"message\"} 3") != NULL,
               "each event counted once");
     itest_http_free(&r);
+    ingest_finish();
 }
 
 /* --- bad input ---------------------------------------------------------------- */
@@ -573,6 +582,7 @@ Test(ingest_webhook, bad_input_gets_its_status_and_nothing_reaches_kafka)
         cr_expect(strstr(r.body, want) != NULL, "metrics lack %s", want);
     }
     itest_http_free(&r);
+    ingest_finish();
 }
 
 /* --- tracked links ------------------------------------------------------------ */
@@ -657,4 +667,5 @@ Test(ingest_webhook, tracked_link_redirects_valid_tokens_only_and_records_the_cl
     snprintf(url, sizeof url, "http://127.0.0.1:%d/r/%s", PUBLIC_PORT, tok);
     cr_expect_eq(itest_http_do("POST", url, NULL, "", 0, &r), 405);
     itest_http_free(&r);
+    ingest_finish();
 }

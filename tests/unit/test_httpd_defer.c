@@ -147,9 +147,15 @@ static void suite_setup(void)
     server = server_start(1, 300);
 }
 
-static void suite_teardown(void)
+/* The last step of every test (a check in .fini decides no verdict): the
+ * handler, on the server's threads, could not assert; it left a flag. */
+static void handler_expect_untroubled(void)
 {
     cr_expect_eq(atomic_load(&handler_trouble), 0, "the handler ran out of something");
+}
+
+static void suite_teardown(void)
+{
     httpd_stop(&server);
     /* Handles a test left parked were answered 503 by the stop. */
     for (int i = 0; i < nparked; i++) {
@@ -334,6 +340,7 @@ Test(httpd_defer, answer_from_another_thread_is_sent_with_its_headers)
     cr_expect_str_eq(r.body, "{\"late\":\"a1\"}");
     cr_expect(has_header(&r, "x-deferred: yes"), "%s", r.headers);
     cr_expect(has_header(&r, "content-type: application/json"), "%s", r.headers);
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, answer_given_before_the_handler_returns_is_sent_at_once)
@@ -343,6 +350,7 @@ Test(httpd_defer, answer_given_before_the_handler_returns_is_sent_at_once)
     cr_expect(atomic_load(&inline_ok), "httpd_complete in the handler: not 0, or kept something");
     cr_expect_eq(r.status, 201);
     cr_expect_str_eq(r.body, "{\"inline\":true}");
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, a_second_defer_of_the_same_request_is_refused)
@@ -351,6 +359,7 @@ Test(httpd_defer, a_second_defer_of_the_same_request_is_refused)
     http_get_into(httpd_port(server), "/twice", &r);
     cr_expect_eq(r.status, 200);
     cr_expect(atomic_load(&second_defer_was_null));
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, parked_request_holds_no_worker_thread)
@@ -365,6 +374,7 @@ Test(httpd_defer, parked_request_holds_no_worker_thread)
     pthread_join(c.thread, NULL);
     cr_expect_eq(c.r.status, 200);
     cr_expect_str_eq(c.r.body, "{\"tag\":\"p\"}");
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, many_concurrent_deferred_requests_get_their_own_answers)
@@ -393,6 +403,7 @@ Test(httpd_defer, many_concurrent_deferred_requests_get_their_own_answers)
     cr_expect(strstr(metrics, "kizuna_http_requests_total{server=\"defer\",status=\"200\"} 64\n"),
               "%s", metrics);
     free(metrics);
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, deferred_requests_on_one_keep_alive_connection_follow_each_other)
@@ -411,6 +422,7 @@ Test(httpd_defer, deferred_requests_on_one_keep_alive_connection_follow_each_oth
         cr_expect(strstr(buf, want) != NULL, "%s", buf);
     }
     close(fd);
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, drop_in_a_deferred_answer_closes_without_an_answer)
@@ -426,6 +438,7 @@ Test(httpd_defer, drop_in_a_deferred_answer_closes_without_an_answer)
     cr_expect_eq(raw_read_json_response(fd, buf, sizeof buf), -1, "%s", buf);
     close(fd);
     expect_healthy();
+    handler_expect_untroubled();
 }
 
 /* --- the client leaves, the server stops ------------------------------------ */
@@ -442,6 +455,7 @@ Test(httpd_defer, completion_after_the_client_left_is_harmless)
     cr_expect_eq(parked_complete(0), 0);
     sleep_ms(50);
     expect_healthy();
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, stop_answers_503_to_parked_requests_and_refuses_new_deferrals)
@@ -484,6 +498,7 @@ Test(httpd_defer, stop_answers_503_to_parked_requests_and_refuses_new_deferrals)
         cr_expect_eq(parked_complete(i), -1);
         cr_expect_null(parked[i]);
     }
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, stop_waits_for_a_deferred_answer_within_the_drain)
@@ -495,6 +510,7 @@ Test(httpd_defer, stop_waits_for_a_deferred_answer_within_the_drain)
     pthread_join(c.thread, NULL);
     cr_expect_eq(c.r.status, 202);
     cr_expect_str_eq(c.r.body, "{\"late\":\"drain\"}");
+    handler_expect_untroubled();
 }
 
 Test(httpd_defer, complete_without_a_handle_frees_the_response)
@@ -505,6 +521,7 @@ Test(httpd_defer, complete_without_a_handle_frees_the_response)
     cr_expect_eq(httpd_complete(&none, &r), -1);
     cr_expect_null(r.body);
     cr_expect_eq(httpd_complete(NULL, NULL), -1);
+    handler_expect_untroubled();
 }
 
 struct bad_options_case {
@@ -528,4 +545,5 @@ Test(httpd_defer, start_refuses_bad_drain_and_connection_options)
         httpd_stop(&h);
         cr_expect_neq(err[0], '\0', "%s: no error text", bad_options_cases[i].what);
     }
+    handler_expect_untroubled();
 }

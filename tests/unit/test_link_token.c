@@ -146,6 +146,50 @@ Test(link_token, derived_key_is_stable_and_not_the_data_key)
     cr_expect(memcmp(a, want, sizeof a) == 0);
 }
 
+/* A known-good token, fixed: the data key is the bytes 1..32 (key above) and
+ * the fields are sample()'s. Both literals were computed once outside this
+ * code, by Python's hmac, hashlib and base64 following the format written
+ * in link_token.h and link_token.c:
+ *     link_key = hmac(data_key, b"kizuna/link-token/v1", sha256)
+ *     payload  = b"\x01" + struct.pack(">q", 1700000000 + 3600)
+ *                + for each of tenant, channel, link id, friend, URL:
+ *                  struct.pack(">H", len(f)) + f
+ *     token    = b64url(payload) + "." + b64url(hmac(link_key, payload))
+ * with b64url = urlsafe_b64encode without "=" padding. A change to the
+ * label, the key derivation, the payload layout, the MAC or the encoding
+ * changes these, and every link already sent in a LINE message would stop
+ * working: that must be a deliberate new version, never an accident. */
+#define FIXED_LINK_KEY_HEX "a5f1600d82700475da602de633d78d27734e1157c64a5200f0d32e25814c859a"
+#define FIXED_TOKEN                                                                            \
+    "AQAAAABlU_8QAARhY21lAAoxNjYwMDAwMDAwAAtzcHJpbmctc2FsZQAhVTRhZjQ5ODA2MjljMmMwYjRlMWEyYjNj" \
+    "NGQ1ZTZmN2E4ACpodHRwczovL2V4YW1wbGUuY29tL3NhbGU_ZnJvbT1saW5lJng9MSN0b3A"                  \
+    ".9eHC4cGRahjg9zMQvk0uURUK2Z1Jc6NTNdoR-HDAWew"
+
+Test(link_token, fixed_key_and_fields_sign_to_the_known_token_and_it_verifies)
+{
+    uint8_t link_key[CRYPTO_KEY_LEN], want_key[CRYPTO_KEY_LEN];
+    link_token_key_derive(key, link_key);
+    cr_assert_eq(crypto_key_from_hex(FIXED_LINK_KEY_HEX, want_key), 0);
+    cr_expect(memcmp(link_key, want_key, sizeof link_key) == 0, "the link key derivation changed");
+
+    struct link_token t = sample(), got;
+    char tok[LINK_TOKEN_TEXT_MAX];
+    long n = link_token_sign(link_key, &t, tok, sizeof tok);
+    cr_assert_gt(n, 0, "link_token_sign failed: %ld", n);
+    cr_expect_str_eq(tok, FIXED_TOKEN, "the token format changed");
+
+    /* And the literal token, made elsewhere, is accepted with every field. */
+    memset(&got, 0, sizeof got);
+    cr_assert_eq(link_token_verify(want_key, FIXED_TOKEN, strlen(FIXED_TOKEN), NOW, &got),
+                 LINK_TOKEN_OK);
+    cr_expect_str_eq(got.tenant_id, "acme");
+    cr_expect_str_eq(got.channel_id, "1660000000");
+    cr_expect_str_eq(got.link_id, "spring-sale");
+    cr_expect_str_eq(got.friend_user_id, "U4af4980629c2c0b4e1a2b3c4d5e6f7a8");
+    cr_expect_str_eq(got.target_url, "https://example.com/sale?from=line&x=1#top");
+    cr_expect_eq(got.expires_at, NOW + 3600);
+}
+
 /* --- bad tokens ------------------------------------------------------------ */
 
 enum mutation {
