@@ -115,6 +115,10 @@ static const struct bad_config bad_configs[] = {
     {"port out of range", "SEGMENTATION_ADMIN_PORT=70000", "SEGMENTATION_ADMIN_PORT"},
     {"missing jwt key", "KIZUNA_JWT_KEY", "KIZUNA_JWT_KEY"},
     {"bad log level", "LOG_LEVEL=loud", "LOG_LEVEL"},
+    {"producer connections out of range", "KAFKA_PRODUCER_CONNECTIONS=9",
+     "KAFKA_PRODUCER_CONNECTIONS"},
+    {"producer connections not a number", "KAFKA_PRODUCER_CONNECTIONS=four",
+     "KAFKA_PRODUCER_CONNECTIONS"},
 };
 
 Test(services, bad_config_exits_2_naming_the_variable)
