@@ -136,12 +136,12 @@ int consumer_event_id_envelope(const struct kafka_message *msg, char *out, size_
     size_t envlen = 0, idlen = 0;
     int rc = pb_field_bytes(msg->value, msg->value ? msg->len : 0, 1, &env, &envlen);
     if (rc <= 0) {
-        *reason = rc < 0 ? "truncated" : "no_envelope";
+        *reason = rc < 0 ? "not_protobuf" : "no_envelope";
         return -1;
     }
     rc = pb_field_bytes(env, envlen, 1, &id, &idlen);
     if (rc < 0) {
-        *reason = "truncated";
+        *reason = "not_protobuf";
         return -1;
     }
     if (rc == 0 || idlen == 0) {

@@ -83,7 +83,7 @@ typedef int (*consumer_event_id_fn)(const struct kafka_message *msg, char *out, 
  * format (field 1 of field 1), which every Kizuna event carries
  * (proto/kizuna/v1/envelope.proto), so one function serves every topic.
  * The id must be 1..CONSUMER_EVENT_ID_MAX printable ASCII characters.
- * Reasons: "truncated", "no_envelope", "no_event_id", "bad_event_id". */
+ * Reasons: "not_protobuf", "no_envelope", "no_event_id", "bad_event_id". */
 int consumer_event_id_envelope(const struct kafka_message *msg, char *out, size_t cap,
                                const char **reason);
 
