@@ -45,6 +45,7 @@ struct outbox_relay {
     struct outbox_relay_pace pace;
     int ack_timeout_ms;
     bool log_published;
+    bool idle;           /* the last round published nothing */
     int64_t depth_at_ms; /* monotonic; 0: never refreshed */
     struct metric *depth;
     struct metric *relayed;
@@ -83,10 +84,10 @@ static void relay_sleep_ms(long ms)
         ;
 }
 
-static void relay_depth_refresh(struct outbox_relay *rl)
+static void relay_depth_refresh(struct outbox_relay *rl, bool now_anyway)
 {
     int64_t now = clock_mono_ms();
-    if (rl->depth_at_ms != 0 && now - rl->depth_at_ms < RELAY_DEPTH_EVERY_MS)
+    if (!now_anyway && rl->depth_at_ms != 0 && now - rl->depth_at_ms < RELAY_DEPTH_EVERY_MS)
         return;
     long depth = outbox_depth_table(rl->db, rl->table);
     if (depth >= 0) {
@@ -95,12 +96,33 @@ static void relay_depth_refresh(struct outbox_relay *rl)
     }
 }
 
+/* 1 if any row waits, 0 if none, or a db_status. One statement, where a
+ * relay round on an empty table is four (begin, lock, select, commit). */
+static int relay_rows_waiting(struct outbox_relay *rl)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT EXISTS (SELECT 1 FROM \"%s\")", rl->table);
+    struct db_result *r = NULL;
+    enum db_status st = db_exec(rl->db, sql, 0, NULL, &r);
+    if (st != DB_OK)
+        return st;
+    int waiting = strcmp(db_result_value(r, 0, 0), "t") == 0;
+    db_result_free(&r);
+    return waiting;
+}
+
 static long relay_round(struct worker *w, void *ctx)
 {
     struct outbox_relay *rl = ctx;
     bool stopping = worker_stopping(w);
-    int n = outbox_relay_table_once(rl->db, rl->table, rl->producer, rl->pace.batch,
+    /* While idle, a cheap look first: most idle rounds end there. */
+    bool was_idle = rl->idle;
+    int n = was_idle ? relay_rows_waiting(rl) : 1;
+    bool empty = n == 0;
+    if (n > 0)
+        n = outbox_relay_table_once(rl->db, rl->table, rl->producer, rl->pace.batch,
                                     rl->ack_timeout_ms);
+    rl->idle = n == 0;
     bool warn = false, recovered = false;
     enum outbox_relay_step step = outbox_relay_pace_next(&rl->pace, n, stopping, &warn, &recovered);
     if (warn)
@@ -117,8 +139,10 @@ static long relay_round(struct worker *w, void *ctx)
                      "events", count);
         }
     }
-    if (n >= 0)
-        relay_depth_refresh(rl);
+    if (empty)
+        metrics_set(rl->depth, 0);
+    else if (n >= 0)
+        relay_depth_refresh(rl, n == 0 && !was_idle); /* the gauge settles as the relay idles */
 
     switch (step) {
     case OUTBOX_RELAY_AGAIN:
@@ -178,6 +202,15 @@ struct outbox_relay *outbox_relay_start(const struct outbox_relay_options *opts,
     rl->db = db_connect(opts->dsn, errstr, errcap);
     if (!rl->db)
         goto fail;
+    /* Fails fast on a name that is not an identifier or not a table, and
+     * gives the gauge its first value. */
+    long depth = outbox_depth_table(rl->db, rl->table);
+    if (depth < 0) {
+        snprintf(errstr, errcap, "outbox relay cannot read table %s: %s", rl->table,
+                 db_error_message(rl->db));
+        goto fail;
+    }
+    metrics_set(rl->depth, (double)depth);
     rl->worker = worker_start_rounds(rl->name, relay_round, rl, errstr, errcap);
     if (!rl->worker)
         goto fail;
