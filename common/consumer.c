@@ -201,11 +201,13 @@ static int consumer_txn(struct consumer *c, const struct kafka_message *msgs, si
         }
         c->kinds[i] = CONSUMER_KIND_HANDLED;
         struct consumer_record rec = {.msg = &msgs[i], .event_id = c->ids[i]};
-        *reason = NULL;
-        *verdict = c->handler(c->ctx, c->db, &rec, reason);
-        if (*verdict != CONSUMER_DONE) {
+        const char *why = NULL;
+        enum consumer_verdict v = c->handler(c->ctx, c->db, &rec, &why);
+        if (v != CONSUMER_DONE) {
             db_rollback(c->db);
             *stop = i;
+            *verdict = v;
+            *reason = why;
             return 0;
         }
     }

@@ -381,9 +381,12 @@ Test(consumer, redelivered_events_change_nothing_and_skip_the_handler)
 Test(consumer, retry_later_runs_the_same_record_again_and_then_the_rest)
 {
     enum { N = 10, RETRIED = 4 };
-    struct consumer *c = loop_start("itest-retry", topic);
+    /* Produced before the loop starts, so that they come in one batch: the
+     * records before the retried one commit, and it and those after it
+     * come again. */
     for (int i = 0; i < N; i++)
         event_produce(i, i == RETRIED ? "retry" : "ok", "one-key");
+    struct consumer *c = loop_start("itest-retry", topic);
     cr_assert(effects_wait(N, WAIT_MS), "%ld of %d handled", effects_total(), N);
     consumer_free(&c);
 
@@ -403,7 +406,8 @@ Test(consumer, retry_later_runs_the_same_record_again_and_then_the_rest)
 
 Test(consumer, malformed_records_are_skipped_counted_and_never_block_the_partition)
 {
-    struct consumer *c = loop_start("itest-malformed", topic);
+    /* In one batch (produced before the loop starts), so that the records
+     * around the malformed ones share its transaction. */
     event_produce(0, "ok", "one-key");
     event_produce(1, "malformed", "one-key");
     raw_produce("one-key", "not protobuf", 12);
@@ -413,6 +417,7 @@ Test(consumer, malformed_records_are_skipped_counted_and_never_block_the_partiti
     raw_produce("one-key", no_id, sizeof no_id);
     event_produce(2, "ok", "one-key");
     event_produce(3, "ok", "one-key");
+    struct consumer *c = loop_start("itest-malformed", topic);
     cr_assert(calls_wait(3, 1, WAIT_MS), "the records after the malformed ones were not handled");
     consumer_free(&c);
 
