@@ -84,6 +84,7 @@ struct kafka_notify {
 struct kafka_consumer {
     rd_kafka_t *rk;
     bool no_commit;
+    bool caller_backs_off;
     bool closed;
     int backoff_ms;
 };
@@ -475,6 +476,7 @@ struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *o
         goto fail;
     }
     c->no_commit = opts->no_commit;
+    c->caller_backs_off = opts->caller_backs_off;
     c->backoff_ms = KAFKA_RETRY_BACKOFF_MIN_MS;
     rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errcap);
     if (!rk)
@@ -613,12 +615,14 @@ int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, kafka_handler 
         if (kafka_rewind(c, m) < 0)
             rc = -1;
         int backoff = c->backoff_ms < timeout_ms ? c->backoff_ms : timeout_ms;
+        if (c->caller_backs_off)
+            backoff = 0;
         if (backoff > 0)
             kafka_sleep_ms(backoff);
         c->backoff_ms = c->backoff_ms * 2 > KAFKA_RETRY_BACKOFF_MAX_MS ? KAFKA_RETRY_BACKOFF_MAX_MS
                                                                        : c->backoff_ms * 2;
     } else {
-        if (handled == KAFKA_SKIP) {
+        if (handled == KAFKA_SKIP && !c->caller_backs_off) {
             char partition[16], offset[24];
             snprintf(partition, sizeof partition, "%d", (int)m->partition);
             snprintf(offset, sizeof offset, "%lld", (long long)m->offset);
@@ -682,7 +686,7 @@ int kafka_consumer_poll_batch(struct kafka_consumer *c, int timeout_ms, size_t m
             retried = true;
             continue;
         }
-        if (results[i] == KAFKA_SKIP) {
+        if (results[i] == KAFKA_SKIP && !c->caller_backs_off) {
             char partition[16], offset[24];
             snprintf(partition, sizeof partition, "%d", (int)ms[i]->partition);
             snprintf(offset, sizeof offset, "%lld", (long long)ms[i]->offset);
@@ -694,6 +698,8 @@ int kafka_consumer_poll_batch(struct kafka_consumer *c, int timeout_ms, size_t m
     }
     if (retried) {
         int backoff = c->backoff_ms < timeout_ms ? c->backoff_ms : timeout_ms;
+        if (c->caller_backs_off)
+            backoff = 0;
         if (backoff > 0)
             kafka_sleep_ms(backoff);
         c->backoff_ms = c->backoff_ms * 2 > KAFKA_RETRY_BACKOFF_MAX_MS ? KAFKA_RETRY_BACKOFF_MAX_MS

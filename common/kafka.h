@@ -96,6 +96,11 @@ struct kafka_consumer_options {
      * group (kill -9) loses its partitions; 0 keeps librdkafka's 45 s. The
      * broker allows 6 s (group.min.session.timeout.ms) and up. */
     int session_timeout_ms;
+    /* The caller paces and reports retries and skips itself (common/consumer.c
+     * waits on its worker, so that a stop cuts the wait short, and logs each
+     * skip with its reason): after a RETRY the polls return at once instead
+     * of sleeping, and a SKIP is not logged here. */
+    bool caller_backs_off;
 };
 
 struct kafka_consumer *kafka_consumer_new(const struct kafka_consumer_options *opts, char *errstr,

@@ -17,8 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "clock.h"
 #include "db.h"
 #include "kafka.h"
 #include "log.h"
@@ -38,13 +38,6 @@ int outbox_enqueue(struct db *db, const char *topic, const void *key, size_t key
     const int binary[] = {0, 1, 1}; /* bytea as raw bytes: no escaping */
     return db_execv(db, "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)", 3, values,
                     lengths, binary, false, NULL);
-}
-
-static int64_t outbox_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* int8 in binary result format: 8 bytes, big-endian. */
@@ -182,9 +175,9 @@ int outbox_relay_table_once(struct db *db, const char *table, struct kafka_produ
 
     /* One deadline for the whole batch; acks arrive roughly in order, so the
      * first waits longest and the rest are usually already complete. */
-    int64_t deadline = outbox_now_ms() + (ack_timeout_ms > 0 ? ack_timeout_ms : 0);
+    int64_t deadline = clock_mono_ms() + (ack_timeout_ms > 0 ? ack_timeout_ms : 0);
     for (; acked < queued; acked++) {
-        int64_t left = deadline - outbox_now_ms();
+        int64_t left = deadline - clock_mono_ms();
         int verdict = kafka_ack_wait(acks[acked], left > 0 ? (int)left : 0);
         if (verdict != 0) {
             char id[24];

@@ -26,6 +26,7 @@
 #include "kafka.h"
 #include "channel_limits.h"
 #include "log.h"
+#include "outbox_relay.h"
 #include "results.h"
 #include "sender.h"
 #include "service.h"
@@ -105,7 +106,7 @@ static struct app {
     struct service svc;
     char instance[DELIVERY_INSTANCE_MAX + 1];
     struct channels *channels;
-    struct results_relay *relay;
+    struct outbox_relay *relay;
     struct deliveries_writer *writer;
     struct sender *sender;
     struct api *api;
@@ -139,7 +140,7 @@ static void step_stop_sending(void *ctx)
     if (a->sender)
         sender_stop(a->sender);
     deliveries_writer_stop(&a->writer, WRITER_STOP_MS);
-    results_relay_stop(&a->relay, RELAY_STOP_MS);
+    outbox_relay_stop(&a->relay, RELAY_STOP_MS);
 }
 
 static void step_store_offsets(void *ctx)
@@ -199,11 +200,14 @@ static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
         log_error("cannot register this replica", "error", db_error_message(svc->db));
         return -1;
     }
-    a->relay = results_relay_start(svc->database_url, svc->producer, errstr, sizeof errstr);
+    a->relay = outbox_relay_start(&(struct outbox_relay_options){.name = "results-relay",
+                                                                 .dsn = svc->database_url,
+                                                                 .producer = svc->producer},
+                                  errstr, sizeof errstr);
     if (!a->relay)
         goto fail;
     a->writer = deliveries_writer_start(svc->database_url, a->instance, RESULTS_TOPIC_DEFAULT,
-                                        results_relay_kick, a->relay, errstr, sizeof errstr);
+                                        outbox_relay_kick, a->relay, errstr, sizeof errstr);
     if (!a->writer)
         goto fail;
     a->channels = channels_new(key);

@@ -1,26 +1,14 @@
-/* Builds the DeliveryResult of every final outcome and relays the outbox
- * to Kafka. Building is pure (the caller's delivery and LINE's classified
- * answer in, a packed event out), so the sender can do it on its thread
- * without touching the database. */
+/* Builds the DeliveryResult of every final outcome (the outbox it is
+ * written to is relayed by common/outbox_relay.c). Building is pure (the
+ * caller's delivery and LINE's classified answer in, a packed event out), so
+ * the sender can do it on its thread without touching the database. */
 #include "results.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <uuid/uuid.h>
-
-#include "db.h"
-#include "kafka.h"
-#include "log.h"
-#include "outbox.h"
-
-#define RELAY_BATCH 500
-#define RELAY_ACK_MS 5000
-#define RELAY_IDLE_MS 100
-#define RELAY_LINGER_MS 20 /* after a part batch, before the next round */
 
 /* The namespace of DeliveryResult event ids (a random, fixed UUID). */
 static const uuid_t results_ns = {0x6b, 0x69, 0x7a, 0x75, 0x6e, 0x61, 0x4d, 0x8e,
@@ -165,137 +153,4 @@ struct delivery_record *results_retry(const struct delivery *d, const struct lin
         r->error_message = dup_or_null(res->error_message);
     }
     return r;
-}
-
-/* --- the relay -------------------------------------------------------------- */
-
-struct results_relay {
-    struct db *db;
-    struct kafka_producer *producer; /* borrowed: the service's */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    bool kicked;
-    bool stop;
-    int64_t stop_deadline_ms;
-};
-
-static int64_t relay_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void relay_wait(struct results_relay *rl, long ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&rl->mu);
-    while (!rl->kicked && !rl->stop)
-        if (pthread_cond_timedwait(&rl->cond, &rl->mu, &ts) != 0)
-            break;
-    rl->kicked = false;
-    pthread_mutex_unlock(&rl->mu);
-}
-
-static void *relay_main(void *arg)
-{
-    struct results_relay *rl = arg;
-    bool warned = false;
-    for (;;) {
-        pthread_mutex_lock(&rl->mu);
-        bool stopping = rl->stop;
-        int64_t deadline = rl->stop_deadline_ms;
-        pthread_mutex_unlock(&rl->mu);
-        int n = outbox_relay_once(rl->db, rl->producer, RELAY_BATCH, RELAY_ACK_MS);
-        if (n < 0) {
-            if (!warned)
-                log_warn("results relay: database error; retrying", "error",
-                         db_error_message(rl->db));
-            warned = true;
-            if (stopping)
-                break;
-            relay_wait(rl, 1000);
-            continue;
-        }
-        warned = false;
-        if (n > 0 && (!stopping || relay_now_ms() < deadline)) {
-            /* A part batch: let a few more results gather before the next
-             * round (a round is a transaction and a wait for acks). */
-            if (n < RELAY_BATCH && !stopping) {
-                struct timespec linger = {.tv_sec = 0, .tv_nsec = RELAY_LINGER_MS * 1000000L};
-                nanosleep(&linger, NULL);
-            }
-            continue;
-        }
-        if (stopping)
-            break;
-        relay_wait(rl, RELAY_IDLE_MS);
-    }
-    return NULL;
-}
-
-struct results_relay *results_relay_start(const char *dsn, struct kafka_producer *producer,
-                                          char *errstr, size_t errcap)
-{
-    struct results_relay *rl = calloc(1, sizeof *rl);
-    if (!rl) {
-        snprintf(errstr, errcap, "out of memory");
-        return NULL;
-    }
-    rl->db = db_connect(dsn, errstr, errcap);
-    if (!rl->db) {
-        free(rl);
-        return NULL;
-    }
-    rl->producer = producer;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&rl->cond, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&rl->mu, NULL);
-    if (pthread_create(&rl->thread, NULL, relay_main, rl) != 0) {
-        snprintf(errstr, errcap, "cannot start the results relay");
-        pthread_cond_destroy(&rl->cond);
-        pthread_mutex_destroy(&rl->mu);
-        db_free(&rl->db);
-        free(rl);
-        return NULL;
-    }
-    return rl;
-}
-
-void results_relay_kick(void *relay)
-{
-    struct results_relay *rl = relay;
-    pthread_mutex_lock(&rl->mu);
-    rl->kicked = true;
-    pthread_cond_signal(&rl->cond);
-    pthread_mutex_unlock(&rl->mu);
-}
-
-void results_relay_stop(struct results_relay **rp, long budget_ms)
-{
-    if (!rp || !*rp)
-        return;
-    struct results_relay *rl = *rp;
-    pthread_mutex_lock(&rl->mu);
-    rl->stop = true;
-    rl->stop_deadline_ms = relay_now_ms() + budget_ms;
-    pthread_cond_signal(&rl->cond);
-    pthread_mutex_unlock(&rl->mu);
-    pthread_join(rl->thread, NULL);
-    pthread_cond_destroy(&rl->cond);
-    pthread_mutex_destroy(&rl->mu);
-    db_free(&rl->db);
-    free(rl);
-    *rp = NULL;
 }

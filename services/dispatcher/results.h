@@ -1,9 +1,10 @@
 /* DeliveryResult production. Each final outcome of a SendRequest becomes
  * one kizuna.v1.DeliveryResult, written to the dispatcher's outbox in the
  * same transaction as the delivery log's final status (deliveries.h), and
- * the relay thread publishes the outbox to `delivery.results`. The event id
- * is a version-5 UUID of the request id, so if two replicas ever both
- * decided one request, consumers' inboxes would still see one event. */
+ * the service's outbox relay (common/outbox_relay.h) publishes it to
+ * `delivery.results`. The event id is a version-5 UUID of the request id, so
+ * if two replicas ever both decided one request, consumers' inboxes would
+ * still see one event. */
 #ifndef KIZUNA_DISPATCHER_RESULTS_H
 #define KIZUNA_DISPATCHER_RESULTS_H
 
@@ -13,8 +14,6 @@
 #include "line_result.h"
 
 #define RESULTS_TOPIC_DEFAULT "delivery.results"
-
-struct kafka_producer;
 
 /* The final record of d (borrowed): the packed DeliveryResult and the row's
  * final columns. status is what is published; res (may be NULL) is the
@@ -27,17 +26,5 @@ struct delivery_record *results_final(const struct delivery *d, Kizuna__V1__Deli
 /* The record of a retry of d, due at next_ms (unix ms). NULL if out of memory. */
 struct delivery_record *results_retry(const struct delivery *d, const struct line_result *res,
                                       int64_t next_ms);
-
-/* The relay: a thread with its own connection that publishes the outbox
- * in order (common/outbox.h) and waits for the broker's acks. */
-struct results_relay;
-struct results_relay *results_relay_start(const char *dsn, struct kafka_producer *producer,
-                                          char *errstr, size_t errcap);
-/* Wakes the relay at once (after a commit that wrote outbox rows); ctx is
- * the relay. Any thread. */
-void results_relay_kick(void *relay);
-/* Publishes what is left (for up to budget_ms), stops, frees, sets *r to
- * NULL. Rows left are published by the next start or another replica. */
-void results_relay_stop(struct results_relay **r, long budget_ms);
 
 #endif

@@ -1,9 +1,9 @@
 /* kizuna-ingest: the edge. Wires the shared service skeleton to the channel
- * registry (admin API, cache, `channels` relay), the public webhook and
- * tracked-link server, the spool, and one relay thread that republishes the
- * registry's outbox and the spool. Drain order: stop both servers, stop the
- * relay, flush the producer, close the database, free. */
-#include <pthread.h>
+ * registry (admin API, cache), the public webhook and tracked-link server,
+ * the spool, and two outbox relays (common/outbox_relay.h): one publishes
+ * the registry's outbox to `channels`, the other republishes the spool.
+ * Drain order: stop both servers, stop the relays, flush the producer,
+ * close the database, free. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +14,19 @@
 #include "link_token.h"
 #include "links.h"
 #include "log.h"
+#include "outbox_relay.h"
 #include "registry.h"
 #include "service.h"
 #include "shutdown.h"
 #include "spool.h"
 #include "webhook.h"
 
-/* The relay's period: a spooled event waits at most about this long once
- * the broker is back, and a channel change about this long to be published. */
+/* The relays' idle period: a spooled event waits at most about this long
+ * once the broker is back, and a channel change about this long to be
+ * published. */
 #define INGEST_RELAY_PERIOD_MS 200
+/* How long each relay may go on publishing at shutdown. */
+#define INGEST_RELAY_STOP_MS 2000
 /* The producer's connections to the broker (KAFKA_PRODUCER_CONNECTIONS
  * overrides it): ingest produces to line.webhook's 48 partitions at
  * thousands of records a second, and through one connection librdkafka's
@@ -55,8 +59,8 @@ static struct webhook *webhook;
 static struct httpd *public_server;
 static struct kafka_producer *producer;
 
-static pthread_t relay_thread;
-static bool relay_started;
+static struct outbox_relay *channels_relay;
+static struct outbox_relay *spool_relay;
 
 /* registry exists before the admin server starts (ingest_setup). */
 static void ingest_api(void *ctx, const struct auth_claims *claims, const struct httpd_request *req,
@@ -71,20 +75,6 @@ static int ingest_lookup(void *ctx, const char *channel_id, struct channel_view 
     return registry_lookup(ctx, channel_id, out);
 }
 
-/* Both relays on one thread: each publishes in id order from its table, and
- * neither needs more than a round every few hundred ms. */
-static void *relay_main(void *arg)
-{
-    (void)arg;
-    while (!shutdown_requested()) {
-        if (registry_relay_once(registry, producer) < 0)
-            log_debug("channels relay round failed; retrying");
-        spool_relay_once(spool);
-        shutdown_sleep_ms(INGEST_RELAY_PERIOD_MS);
-    }
-    return NULL;
-}
-
 /* The webhook's ack-wait threads stop right after the server (which has
  * answered everything by then), while the spool they write still exists. */
 static void step_stop_public(void *ctx)
@@ -94,12 +84,39 @@ static void step_stop_public(void *ctx)
     webhook_stop(webhook);
 }
 
-static void step_stop_relay(void *ctx)
+static void step_stop_relays(void *ctx)
 {
     (void)ctx;
-    if (relay_started)
-        pthread_join(relay_thread, NULL);
-    relay_started = false;
+    outbox_relay_stop(&channels_relay, INGEST_RELAY_STOP_MS);
+    outbox_relay_stop(&spool_relay, INGEST_RELAY_STOP_MS);
+}
+
+/* The registry's outbox (a batch is a few channel changes) and the spool
+ * (filled only while the broker is away; each republication is logged). */
+static int relays_start(struct service *svc, char *errstr, size_t errcap)
+{
+    struct outbox_relay_options channels = {
+        .name = "channels-relay",
+        .dsn = svc->database_url,
+        .producer = producer,
+        .batch = 100,
+        .ack_timeout_ms = 2000,
+        .idle_ms = INGEST_RELAY_PERIOD_MS,
+    };
+    struct outbox_relay_options spooled = {
+        .name = "spool-relay",
+        .dsn = svc->database_url,
+        .producer = producer,
+        .table = "spool",
+        .metrics = "kizuna_ingest_spool",
+        .idle_ms = INGEST_RELAY_PERIOD_MS,
+        .log_published = true,
+    };
+    channels_relay = outbox_relay_start(&channels, errstr, errcap);
+    if (!channels_relay)
+        return -1;
+    spool_relay = outbox_relay_start(&spooled, errstr, errcap);
+    return spool_relay ? 0 : -1;
 }
 
 static void step_close_db(void *ctx)
@@ -136,7 +153,7 @@ static int ingest_setup(struct service *svc)
     link_key_load(svc->data_key, link_key);
     producer = svc->producer;
     shutdown_register(SHUTDOWN_STOP_ACCEPTING, "stop public server", step_stop_public, NULL);
-    shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relay", step_stop_relay, NULL);
+    shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relays", step_stop_relays, NULL);
     shutdown_register(SHUTDOWN_CLOSE_DB, "close registry and spool", step_close_db, NULL);
     shutdown_register(SHUTDOWN_FREE, "free webhook", step_free, NULL);
     registry = registry_new(svc->database_url, svc->data_key, errstr, sizeof errstr);
@@ -166,7 +183,7 @@ int main(void)
     if (rc != 0)
         goto out;
     rc = 1;
-    spool = spool_new(svc.database_url, producer, INGEST_SPOOL_CONNECTIONS, errstr, sizeof errstr);
+    spool = spool_new(svc.database_url, INGEST_SPOOL_CONNECTIONS, errstr, sizeof errstr);
     if (!spool) {
         log_error("cannot open the spool", "error", errstr);
         goto out;
@@ -189,11 +206,10 @@ int main(void)
         log_error("cannot set up the webhook", "error", errstr);
         goto out;
     }
-    if (pthread_create(&relay_thread, NULL, relay_main, NULL) != 0) {
-        log_error("cannot start the relay thread");
+    if (relays_start(&svc, errstr, sizeof errstr) != 0) {
+        log_error("cannot start the relays", "error", errstr);
         goto out;
     }
-    relay_started = true;
 
     struct httpd_options opts = {
         .name = "public",
@@ -215,7 +231,7 @@ int main(void)
 out:
     memset(link_key, 0, sizeof link_key);
     if (rc != 0)
-        shutdown_request(); /* so the relay thread, if started, stops */
+        shutdown_request(); /* whatever started watches for it */
     service_stop(&svc);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* The channel registry's lifecycle, the lookup that the webhook path makes
- * on every request, and the relay of the `channels` outbox.
+ * on every request. (The `channels` outbox is published by ingest's outbox
+ * relay, common/outbox_relay.h, started in main.c.)
  *
  * Secrets at rest: the channel secret and the access token are each sealed
  * with crypto_seal under the data key, with the associated data
@@ -28,7 +29,6 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
-#include "outbox.h"
 #include "registry_cache.h"
 #include "registry_input.h"
 #include "registry_private.h"
@@ -41,8 +41,6 @@
 /* After a failed refill, lookups do not retry the database for this long:
  * webhook threads must not queue behind reconnect attempts. */
 #define REGISTRY_DB_BACKOFF_MS 1000
-#define REGISTRY_RELAY_BATCH 100
-#define REGISTRY_RELAY_ACK_MS 2000
 
 /* $TZDIR if set (as the C library does), else the usual folder; a host
  * without one gets the pattern check only, said once at start. */
@@ -85,7 +83,7 @@ struct registry *registry_new(const char *database_url, const uint8_t key[CRYPTO
         snprintf(errstr, errcap, "out of memory");
         goto fail;
     }
-    struct db **conns[] = {&reg->api_db, &reg->lookup_db, &reg->relay_db};
+    struct db **conns[] = {&reg->api_db, &reg->lookup_db};
     for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
         *conns[i] = db_connect(database_url, dberr, sizeof dberr);
         if (!*conns[i]) {
@@ -112,7 +110,6 @@ void registry_free(struct registry **regp)
     struct registry *reg = *regp;
     db_free(&reg->api_db);
     db_free(&reg->lookup_db);
-    db_free(&reg->relay_db);
     registry_cache_free(&reg->cache);
     pthread_mutex_destroy(&reg->api_lock);
     pthread_mutex_destroy(&reg->lookup_lock);
@@ -233,11 +230,4 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
     crypto_wipe(out, sizeof *out); /* no stale secret left behind */
     lookup_count(reg, rc == 1 ? "unknown" : "error");
     return rc;
-}
-
-int registry_relay_once(struct registry *reg, struct kafka_producer *producer)
-{
-    if (!reg || !producer)
-        return DB_FATAL;
-    return outbox_relay_once(reg->relay_db, producer, REGISTRY_RELAY_BATCH, REGISTRY_RELAY_ACK_MS);
 }

@@ -13,7 +13,6 @@
 #include "httpd.h"
 
 struct registry;
-struct kafka_producer;
 
 #define REGISTRY_SECRET_MAX 128
 
@@ -43,9 +42,5 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
  * registry). Tenant-scoped by claims; another tenant's channel is 404. */
 void registry_api(void *ctx, const struct auth_claims *claims, const struct httpd_request *req,
                   struct httpd_response *resp);
-
-/* Publishes pending `channels` records from the outbox. Call from one thread
- * (ingest's main loop). Returns the number published or < 0. */
-int registry_relay_once(struct registry *reg, struct kafka_producer *producer);
 
 #endif

@@ -1,4 +1,4 @@
-/* What registry.c (lifecycle, lookup, relay) and registry_api.c (the
+/* What registry.c (lifecycle, lookup) and registry_api.c (the
  * /v1/channels handlers) share. Not for the rest of ingest: they use
  * registry.h. */
 #ifndef KIZUNA_INGEST_REGISTRY_PRIVATE_H
@@ -32,9 +32,6 @@ struct registry {
     pthread_mutex_t lookup_lock;
     struct db *lookup_db;
     int64_t lookup_db_down_until_ms; /* under lookup_lock */
-
-    /* Outbox relay: the main loop's thread only. */
-    struct db *relay_db;
 
     struct registry_cache *cache;
     struct metric *lookups; /* kizuna_registry_lookups_total{result} */

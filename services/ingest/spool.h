@@ -1,15 +1,16 @@
 /* "Never lose an accepted event" (docs/architecture.md, Guarantee 1): an event is
  * durable once the broker acknowledged it, or, when the broker has not
- * within the ack budget, once it is a committed row in ingest.spool. The
- * relay later republishes spooled rows in id order and deletes each after
- * its ack (common/outbox.c's relay, on the spool table). */
+ * within the ack budget, once it is a committed row in ingest.spool. An
+ * outbox relay on the spool table (common/outbox_relay.h, started by
+ * main.c) later republishes spooled rows in id order and deletes each after
+ * its ack; it keeps the kizuna_ingest_spool_depth and
+ * kizuna_ingest_spool_relayed_total metrics. */
 #ifndef KIZUNA_INGEST_SPOOL_H
 #define KIZUNA_INGEST_SPOOL_H
 
 #include <stddef.h>
 
 struct spool;
-struct kafka_producer;
 
 enum spool_state {
     SPOOL_PENDING = 0, /* not delivered yet */
@@ -29,10 +30,8 @@ struct spool_record {
 };
 
 /* Opens connections lazily, up to `connections` for spool writes (any
- * thread) plus one for the relay. producer is borrowed and must outlive the
- * spool. Returns NULL + errstr. */
-struct spool *spool_new(const char *database_url, struct kafka_producer *producer, int connections,
-                        char *errstr, size_t errcap);
+ * thread). Returns NULL + errstr. */
+struct spool *spool_new(const char *database_url, int connections, char *errstr, size_t errcap);
 /* Call after every thread using it has stopped. Accepts NULL. */
 void spool_free(struct spool **sp);
 
@@ -40,18 +39,9 @@ void spool_free(struct spool **sp);
  * transaction, producing nothing: for a caller that produced the records
  * itself and collected the acks its own way (webhook.c's async path). Sets
  * those records to SPOOL_SPOOLED, or to SPOOL_LOST if the write failed, and
- * counts them (kizuna_ingest_spooled_events_total, or the write failures). Returns 0 when every pending record is
- * written (or none was pending), -1 otherwise. Any thread; blocks for the
- * write. */
+ * counts them (kizuna_ingest_spooled_events_total, or the write failures).
+ * Returns 0 when every pending record is written (or none was pending), -1
+ * otherwise. Any thread; blocks for the write. */
 int spool_store(struct spool *sp, struct spool_record *recs, size_t n);
-
-/* One relay round: if rows wait and the broker answers, publishes up to a
- * batch in id order and deletes the acknowledged ones. Also refreshes the
- * spool-depth gauge now and then. Returns rows published, 0, or < 0 on a
- * database error. One thread only (ingest's relay thread). */
-int spool_relay_once(struct spool *sp);
-
-/* Rows waiting, from the relay's connection. Relay thread only; < 0 on error. */
-long spool_depth(struct spool *sp);
 
 #endif

@@ -1,12 +1,26 @@
 /* kizuna-scheduler: owns time (scenarios, broadcasts, reminders, schedules).
- * Wires the shared service skeleton; its due scans and API arrive with their
- * own issue. */
+ * Wires the shared service skeleton and the relay of its outbox; its
+ * due scans and API arrive with their own issue. */
+#include "log.h"
+#include "outbox_relay.h"
 #include "service.h"
+
+/* service_def.setup: the relay of the scheduler outbox, stopped by the drain. */
+static int scheduler_setup(struct service *svc)
+{
+    char errstr[512];
+    if (!outbox_relay_start_service(svc, errstr, sizeof errstr)) {
+        log_error("cannot start the outbox relay", "error", errstr);
+        return 1;
+    }
+    return 0;
+}
 
 int main(void)
 {
     static struct service svc;
-    static const struct service_def def = {.name = "scheduler", .admin_port = 8083};
+    static const struct service_def def = {
+        .name = "scheduler", .admin_port = 8083, .setup = scheduler_setup};
     int rc = 1;
     if (service_start(&svc, &def) == 0) {
         service_run(&svc);

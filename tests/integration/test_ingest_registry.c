@@ -26,6 +26,7 @@
 #include "kafka.h"
 #include "kizuna/v1/channel.pb-c.h"
 #include "log.h"
+#include "outbox.h"
 
 #define MIGRATIONS "services/ingest/migrations"
 #define JWT_KEY "registry-test-jwt-key"
@@ -255,8 +256,8 @@ static int relay_all(void)
     struct kafka_producer *producer = itest_producer_new("test-registry");
     int total = 0;
     for (int round = 0; round < 20 && count_rows("SELECT count(*) FROM outbox") > 0; round++) {
-        int n = registry_relay_once(reg, producer);
-        cr_assert_geq(n, 0, "registry_relay_once failed");
+        int n = outbox_relay_once(ingest, producer, 100, 2000);
+        cr_assert_geq(n, 0, "outbox_relay_once failed");
         total += n;
     }
     cr_assert_eq(count_rows("SELECT count(*) FROM outbox"), 0, "the outbox did not drain");
