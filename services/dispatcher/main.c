@@ -1,7 +1,7 @@
 /* kizuna-dispatcher: owns every call to LINE. main() only wires the parts:
  * the credential table (channels.c) following the `channels` topic, the
- * delivery log writer and the results relay (deliveries_writer.c,
- * results.c), the sender (sender.c), the admin API (api.c), the
+ * delivery log writer (deliveries_writer.c) and the results relay
+ * (common/outbox_relay.h), the sender (sender.c), the admin API (api.c), the
  * `send.requests` intake (intake.c) on its own worker, which also takes over
  * dead replicas' pending rows, and on the main thread service_run with this
  * service's hooks: readiness (channels caught up), the replica heartbeat and
