@@ -35,6 +35,9 @@
 #define KAFKA_SEEK_TIMEOUT_MS 5000
 #define KAFKA_RETRY_BACKOFF_MIN_MS 100
 #define KAFKA_RETRY_BACKOFF_MAX_MS 1000
+/* A number from kafka_limits.h as the text librdkafka's config takes. */
+#define KAFKA_TEXT_(n) #n
+#define KAFKA_TEXT(n) KAFKA_TEXT_(n)
 
 /* The producer is a small pool of librdkafka instances, each with its own
  * connection to the broker and its own poll thread. librdkafka sends one
@@ -71,8 +74,12 @@ struct kafka_ack {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int refs;
-    int state; /* 1 pending, 0 acknowledged, -1 failed */
+    int state;         /* 1 pending, 0 acknowledged, KAFKA_FAILED_* */
+    const char *error; /* rd_kafka_err2name of a failure, static; "" otherwise */
 };
+
+/* kafka_produce_error's answer: the calling thread's last refusal. */
+static _Thread_local const char *kafka_produce_refusal = "";
 
 /* kafka_produce_notify's: owned by the delivery report, which frees it. */
 struct kafka_notify {
@@ -160,6 +167,40 @@ static rd_kafka_conf_t *kafka_conf_base(const char *brokers, const char *client_
     return conf;
 }
 
+/* Whether err means that this very message can never be stored, so that
+ * sending it again would fail the same way for ever: it is too large for
+ * the producer or the topic, malformed, or the topic refuses this client.
+ * Everything else (timeouts, transport, leader changes, a topic not there
+ * yet, a full queue) may pass later. Authorization is here because the
+ * broker answers it per topic and a relay must not stop every other
+ * topic's rows behind one that lacks an ACL; the dead letters keep the rows. */
+static bool kafka_error_permanent(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The verdict a failed message's caller gets for err. */
+static int kafka_failure(rd_kafka_resp_err_t err)
+{
+    return kafka_error_permanent(err) ? KAFKA_FAILED_PERMANENT : KAFKA_FAILED_RETRIABLE;
+}
+
+const char *kafka_produce_error(void)
+{
+    return kafka_produce_refusal;
+}
+
 /* --- acks ----------------------------------------------------------------- */
 
 static struct kafka_ack *kafka_ack_new(void)
@@ -176,6 +217,7 @@ static struct kafka_ack *kafka_ack_new(void)
     ack->kind = KAFKA_OPAQUE_ACK;
     ack->refs = 2; /* the caller and the delivery report */
     ack->state = 1;
+    ack->error = "";
     return ack;
 }
 
@@ -191,10 +233,11 @@ static void kafka_ack_unref(struct kafka_ack *ack)
     free(ack);
 }
 
-static void kafka_ack_complete(struct kafka_ack *ack, int state)
+static void kafka_ack_complete(struct kafka_ack *ack, rd_kafka_resp_err_t err)
 {
     pthread_mutex_lock(&ack->mu);
-    ack->state = state;
+    ack->state = err ? kafka_failure(err) : 0;
+    ack->error = err ? rd_kafka_err2name(err) : "";
     pthread_cond_broadcast(&ack->cond);
     pthread_mutex_unlock(&ack->mu);
     kafka_ack_unref(ack);
@@ -211,6 +254,14 @@ int kafka_ack_wait(struct kafka_ack *ack, int timeout_ms)
     int state = ack->state;
     pthread_mutex_unlock(&ack->mu);
     return state;
+}
+
+const char *kafka_ack_error(struct kafka_ack *ack)
+{
+    pthread_mutex_lock(&ack->mu);
+    const char *error = ack->error;
+    pthread_mutex_unlock(&ack->mu);
+    return error;
 }
 
 void kafka_ack_release(struct kafka_ack **ack)
@@ -243,7 +294,7 @@ static void kafka_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         free(n);
         return;
     }
-    kafka_ack_complete(m->_private, m->err ? -1 : 0);
+    kafka_ack_complete(m->_private, m->err);
 }
 
 /* rd_kafka_poll blocks up to its interval, so a stop is seen within that. */
@@ -263,7 +314,9 @@ static rd_kafka_t *kafka_producer_instance(const char *brokers, const char *clie
     if (kafka_conf_set(conf, "enable.idempotence", "true", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "acks", "all", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "linger.ms", KAFKA_LINGER_MS, errstr, errcap) < 0 ||
-        kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0) {
+        kafka_conf_set(conf, "message.timeout.ms", KAFKA_MESSAGE_TIMEOUT_MS, errstr, errcap) < 0 ||
+        kafka_conf_set(conf, "message.max.bytes", KAFKA_TEXT(KAFKA_PRODUCER_MESSAGE_MAX_BYTES),
+                       errstr, errcap) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -317,6 +370,18 @@ fail:
     return NULL;
 }
 
+/* One line for a message librdkafka would not queue, with its size (never
+ * its bytes). */
+static void kafka_refusal_log(rd_kafka_t *rk, const char *topic, rd_kafka_resp_err_t err,
+                              size_t bytes)
+{
+    char size[24];
+    snprintf(size, sizeof size, "%zu", bytes);
+    log_warn("kafka produce refused", "client", rd_kafka_name(rk), "topic", topic, "error",
+             rd_kafka_err2name(err), "detail", rd_kafka_err2str(err), "bytes", size, "permanent",
+             kafka_error_permanent(err) ? "true" : "false");
+}
+
 /* The instance for key: see struct kafka_producer. */
 static rd_kafka_t *kafka_producer_pick(struct kafka_producer *p, const void *key, size_t keylen)
 {
@@ -340,15 +405,15 @@ int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, 
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(a), RD_KAFKA_V_END);
+    kafka_produce_refusal = err ? rd_kafka_err2name(err) : "";
     if (err) {
-        log_warn("kafka produce refused", "client", rd_kafka_name(rk), "topic", topic, "error",
-                 rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
+        kafka_refusal_log(rk, topic, err, keylen + len);
         if (a) {
             /* No delivery report will come: drop both references. */
             kafka_ack_unref(a);
             kafka_ack_unref(a);
         }
-        return -1;
+        return kafka_failure(err);
     }
     if (ack)
         *ack = a;
@@ -370,11 +435,11 @@ int kafka_produce_notify(struct kafka_producer *p, const char *topic, const void
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, keylen),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_OPAQUE(n), RD_KAFKA_V_END);
+    kafka_produce_refusal = err ? rd_kafka_err2name(err) : "";
     if (err) {
-        log_warn("kafka produce refused", "client", rd_kafka_name(rk), "topic", topic, "error",
-                 rd_kafka_err2name(err), "detail", rd_kafka_err2str(err));
+        kafka_refusal_log(rk, topic, err, keylen + len);
         free(n); /* no delivery report will come */
-        return -1;
+        return kafka_failure(err);
     }
     return 0;
 }
@@ -825,7 +890,7 @@ int kafka_topics_apply(const char *brokers, const struct topic_spec *specs, size
             }
             continue;
         }
-        char detail[256], retention[24];
+        char detail[256], retention[24], max_bytes[24];
         /* -1 replication factor: the broker's default.replication.factor. */
         newt[nnew] =
             rd_kafka_NewTopic_new(specs[i].name, specs[i].partitions, -1, detail, sizeof detail);
@@ -834,8 +899,14 @@ int kafka_topics_apply(const char *brokers, const struct topic_spec *specs, size
             goto done;
         }
         snprintf(retention, sizeof retention, "%lld", specs[i].retention_ms);
+        snprintf(max_bytes, sizeof max_bytes, "%lld",
+                 specs[i].max_message_bytes > 0 ? specs[i].max_message_bytes
+                                                : (long long)KAFKA_TOPIC_MAX_MESSAGE_BYTES);
+        /* max.message.bytes explicitly, whatever the broker's default: the
+         * record limits agree end to end (kafka_limits.h). */
         if (rd_kafka_NewTopic_set_config(newt[nnew], "retention.ms", retention) ||
-            rd_kafka_NewTopic_set_config(newt[nnew], "cleanup.policy", specs[i].cleanup)) {
+            rd_kafka_NewTopic_set_config(newt[nnew], "cleanup.policy", specs[i].cleanup) ||
+            rd_kafka_NewTopic_set_config(newt[nnew], "max.message.bytes", max_bytes)) {
             rd_kafka_NewTopic_destroy(newt[nnew]);
             snprintf(errstr, errcap, "topic %s: invalid config", specs[i].name);
             goto done;

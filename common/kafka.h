@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kafka_limits.h"
 #include "topics.h"
 
 struct kafka_producer;
@@ -30,16 +31,32 @@ struct kafka_producer *kafka_producer_new(const char *brokers, const char *clien
 struct kafka_producer *kafka_producer_new_pool(const char *brokers, const char *client_id, int n,
                                                char *errstr, size_t errcap);
 
+/* A message that failed either failed for now (the broker is away, the
+ * local queue is full, the topic is not there yet: sending the same bytes
+ * again later may work) or for good (the message itself is refused: larger
+ * than KAFKA_PRODUCER_MESSAGE_MAX_BYTES or the topic's max.message.bytes,
+ * an invalid record, no authorization for the topic). A relay retries the
+ * first kind and moves the second aside (common/outbox.h). */
+#define KAFKA_FAILED_RETRIABLE (-1)
+#define KAFKA_FAILED_PERMANENT (-2)
+
 /* Queues one message; key and value are copied. If ack is not NULL, *ack
  * receives a new ack object that the caller must release with
  * kafka_ack_release() (the delivery report holds its own reference, so the
- * caller may stop waiting at any time). Returns 0, or -1 if the local queue
- * is full or the topic is unknown (retriable: the message was not queued). */
+ * caller may stop waiting at any time). Returns 0, KAFKA_FAILED_RETRIABLE if
+ * the local queue is full or the topic is unknown, or KAFKA_FAILED_PERMANENT
+ * if librdkafka refuses this message for good (too large); in both cases
+ * the message was not queued. */
 int kafka_produce(struct kafka_producer *p, const char *topic, const void *key, size_t keylen,
                   const void *value, size_t len, struct kafka_ack **ack);
 
+/* librdkafka's name for the error that made the calling thread's last
+ * kafka_produce or kafka_produce_notify fail ("MSG_SIZE_TOO_LARGE"); "" if
+ * it succeeded. A static string. Any thread (the value is per thread). */
+const char *kafka_produce_error(void);
+
 /* The verdict on one message sent with kafka_produce_notify: acked is true
- * when the broker confirmed it, false when delivery failed for good. Runs
+ * when the broker confirmed it, false when delivery failed (either kind). Runs
  * once per message on the producer's poll thread (or inside
  * kafka_producer_flush / kafka_producer_free), so it must be quick, must not
  * block, and must not call back into the producer. */
@@ -48,15 +65,23 @@ typedef void (*kafka_delivered_fn)(void *arg, bool acked);
 /* Queues one message like kafka_produce, but the verdict is pushed to
  * fn(arg, acked) instead of being waited for: for callers that cannot spare
  * a thread per message. arg is borrowed and must stay valid until fn has run.
- * Returns 0 (fn will run exactly once), or -1 if the message was not queued
- * (retriable, as above; fn will never run). */
+ * Returns 0 (fn will run exactly once), or KAFKA_FAILED_RETRIABLE or
+ * KAFKA_FAILED_PERMANENT if the message was not queued (as above; fn will
+ * never run). */
 int kafka_produce_notify(struct kafka_producer *p, const char *topic, const void *key,
                          size_t keylen, const void *value, size_t len, kafka_delivered_fn fn,
                          void *arg);
 
-/* Waits for the broker's verdict. Returns 0 when acknowledged, -1 when
- * delivery failed for good, 1 when still pending after timeout_ms. */
+/* Waits for the broker's verdict. Returns 0 when acknowledged, 1 when still
+ * pending after timeout_ms, or, when delivery failed (librdkafka gave up on
+ * the message), KAFKA_FAILED_PERMANENT if the error says this message can
+ * never be stored (MSG_SIZE_TOO_LARGE, INVALID_RECORD,
+ * TOPIC_AUTHORIZATION_FAILED, ...) and KAFKA_FAILED_RETRIABLE otherwise
+ * (timed out, broker away, topic missing). */
 int kafka_ack_wait(struct kafka_ack *ack, int timeout_ms);
+/* librdkafka's name for a failed delivery's error ("MSG_SIZE_TOO_LARGE"),
+ * "" while pending or when acknowledged. A static string. Any thread. */
+const char *kafka_ack_error(struct kafka_ack *ack);
 void kafka_ack_release(struct kafka_ack **ack);
 
 /* Waits until every queued message has a delivery report. 0 or -1 on timeout. */

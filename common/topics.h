@@ -16,6 +16,10 @@ struct topic_spec {
     char cleanup[16];       /* "delete" or "compact" */
     char key[64];           /* documentation: e.g. "channel:source" */
     char message[96];       /* fully-qualified protobuf type */
+    /* The topic's max.message.bytes at creation; 0 (what the manifest
+     * gives) means KAFKA_TOPIC_MAX_MESSAGE_BYTES (common/kafka_limits.h).
+     * Only tests set another, to make a topic refuse a record. */
+    long long max_message_bytes;
 };
 
 /* Parses the manifest file. Returns the number of topics, or -1 with every

@@ -4,7 +4,9 @@
 #   2. our C follows .clang-format (clang-format --dry-run --Werror);
 #   3. no banned C function (sprintf strcpy strcat strtok gets atoi atol);
 #   4. deploy/k8s/*.yaml parse, and their topics ConfigMap equals
-#      deploy/topics.manifest (the one manifest every stack reads).
+#      deploy/topics.manifest (the one manifest every stack reads);
+#   5. the broker's message.max.bytes in every deploy file is the number of
+#      common/kafka_limits.h, and deploy/prometheus/*.yml parse.
 # Every check runs; the exit status is 1 if any failed.
 #   lint.sh --fix   rewrites our C files with clang-format -i instead of checking.
 set -euo pipefail
@@ -102,6 +104,38 @@ PY
     fi
 }
 
+# The record limits agree end to end only if every broker the deploy files
+# start (or expect) takes what common/kafka_limits.h says.
+check_limits() {
+    local want ok=1 f
+    want="$(sed -n 's/^#define KAFKA_TOPIC_MAX_MESSAGE_BYTES \([0-9][0-9]*\)$/\1/p' common/kafka_limits.h)"
+    if [ -z "$want" ]; then
+        fail "common/kafka_limits.h does not define KAFKA_TOPIC_MAX_MESSAGE_BYTES"
+        return
+    fi
+    grep -qx "message.max.bytes=$want" deploy/local/kafka.properties.in || {
+        printf 'deploy/local/kafka.properties.in: want message.max.bytes=%s\n' "$want" >&2
+        ok=0
+    }
+    grep -qE "^ +KAFKA_MESSAGE_MAX_BYTES: \"?$want\"?$" docker-compose.yml || {
+        printf 'docker-compose.yml: want KAFKA_MESSAGE_MAX_BYTES: %s\n' "$want" >&2
+        ok=0
+    }
+    grep -q "message.max.bytes=$want" deploy/k8s/namespace.yaml || {
+        printf 'deploy/k8s/namespace.yaml: want the brokers'"'"' message.max.bytes=%s\n' "$want" >&2
+        ok=0
+    }
+    for f in deploy/prometheus/*.yml; do
+        [ -e "$f" ] || continue
+        python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' "$f" || ok=0
+    done
+    if [ "$ok" -eq 1 ]; then
+        say "Kafka record limits agree ($want bytes at the broker); alert rules parse"
+    else
+        fail "deploy files disagree with common/kafka_limits.h (see above)"
+    fi
+}
+
 fix_format() {
     need clang-format
     c_files | xargs -0 -r clang-format -i
@@ -117,6 +151,7 @@ main() {
     check_format
     check_banned
     check_k8s
+    check_limits
     if [ "$failed" -ne 0 ]; then
         exit 1
     fi

@@ -292,7 +292,18 @@ static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
         return;
     }
     char err[256] = "";
-    if (webhook_parse(body, len, &ctx, &p->batch, err, sizeof err) != 0) {
+    int parsed = webhook_parse(body, len, &ctx, &p->batch, err, sizeof err);
+    if (parsed == WEBHOOK_PARSE_TOO_LARGE) {
+        /* Refused here, at the edge: answered 200 and spooled, it would have
+         * failed to produce for ever (common/kafka_limits.h). LINE does not
+         * send such events; whoever did learns which one and why. */
+        free(p);
+        log_warn("webhook body refused: an event is too large for Kafka", "channel", ch->channel_id,
+                 "reason", err);
+        webhook_refuse(wh, resp, 413, "event_too_large", err, "body");
+        return;
+    }
+    if (parsed != 0) {
         free(p);
         log_warn("webhook body refused", "channel", ch->channel_id, "reason", err);
         webhook_refuse(wh, resp, 400, "bad_request", err[0] ? err : "invalid webhook body", "body");

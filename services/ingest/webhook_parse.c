@@ -27,6 +27,7 @@
 #include <uuid/uuid.h>
 
 #include "jsonf.h"
+#include "kafka_limits.h"
 
 #include "kizuna/v1/webhook.pb-c.h"
 
@@ -1008,6 +1009,7 @@ int webhook_parse(const char *body, size_t len, const struct webhook_context *ct
     json_t *root = NULL;
     json_error_t jerr;
     int rc = -1;
+    bool too_large = false;
 
     if (err && errcap > 0)
         err[0] = '\0';
@@ -1071,6 +1073,17 @@ int webhook_parse(const char *body, size_t len, const struct webhook_context *ct
             event_to_record(&p, &ev, ctx, dest, &out->records[i]) < 0)
             goto done;
         out->n = i + 1;
+        /* The record must fit every Kafka limit after it (kafka_limits.h):
+         * one that does not would be answered 200 and never published. */
+        size_t bytes = out->records[i].len + strlen(out->records[i].key);
+        if (bytes > KAFKA_RECORD_MAX_BYTES) {
+            parse_fail(&p,
+                       "events[%zu]: packs to a record of %zu bytes; the largest event ingest "
+                       "accepts packs to %d bytes",
+                       i, bytes, KAFKA_RECORD_MAX_BYTES);
+            too_large = true;
+            goto done;
+        }
     }
     copy_bounded(out->destination, sizeof out->destination, dest);
     rc = 0;
@@ -1081,7 +1094,7 @@ done:
     parse_done(&p);
     if (rc < 0)
         webhook_batch_free(out);
-    return rc;
+    return rc < 0 && too_large ? WEBHOOK_PARSE_TOO_LARGE : rc;
 }
 
 void webhook_batch_free(struct webhook_batch *batch)

@@ -27,12 +27,18 @@ struct webhook_batch {
     char destination[64];
 };
 
+/* webhook_parse's answer for an event whose record (key and packed
+ * WebhookEvent) is larger than KAFKA_RECORD_MAX_BYTES (common/kafka_limits.h):
+ * the broker could never take it, so the request is refused (413). */
+#define WEBHOOK_PARSE_TOO_LARGE (-2)
+
 /* Parses body strictly: invalid UTF-8, malformed JSON, duplicate keys, a
  * non-object body, a missing or non-array "events", or an event that is not
- * an object is refused with -1 and a precise reason in err (answer 400).
- * An unknown event type is kept (as UnknownEvent with its raw JSON), never
- * dropped. On success fills out (n may be 0: LINE's "Verify") and returns 0;
- * the caller frees it with webhook_batch_free(). */
+ * an object is refused with -1 and a precise reason in err (answer 400); an
+ * event too large for Kafka with WEBHOOK_PARSE_TOO_LARGE and its index and
+ * size in err. An unknown event type is kept (as UnknownEvent with its raw
+ * JSON), never dropped. On success fills out (n may be 0: LINE's "Verify")
+ * and returns 0; the caller frees it with webhook_batch_free(). */
 int webhook_parse(const char *body, size_t len, const struct webhook_context *ctx,
                   struct webhook_batch *out, char *err, size_t errcap);
 
