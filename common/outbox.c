@@ -8,7 +8,14 @@
  * key. Rows kept after publishing are published again; inboxes absorb that.
  * The same relay serves any table of the outbox's shape (ingest's spool):
  * the table name is an identifier from code, checked and quoted, never
- * input. */
+ * input.
+ *
+ * A row the broker can never take (kafka.h's KAFKA_FAILED_PERMANENT: too
+ * large, invalid, not authorized) would stop the relay at it for ever, and
+ * every row behind it, whoever they belong to. Such a row is moved to the
+ * schema's dead_letter table in the round's transaction (common/dead_letter.h)
+ * and the rows behind it go on. A failure for now (the broker away, a
+ * timeout) still stops the round at the row, as before. */
 #include "outbox.h"
 
 #include <string.h>
@@ -20,6 +27,7 @@
 
 #include "clock.h"
 #include "db.h"
+#include "dead_letter.h"
 #include "kafka.h"
 #include "log.h"
 
@@ -92,6 +100,80 @@ int outbox_relay_once(struct db *db, struct kafka_producer *producer, int limit,
 int outbox_relay_table_once(struct db *db, const char *table, struct kafka_producer *producer,
                             int limit, int ack_timeout_ms)
 {
+    struct outbox_round round;
+    int n = outbox_relay_table_round(db, table, producer, limit, ack_timeout_ms, &round);
+    return n < 0 ? n : round.published + round.dead;
+}
+
+/* What became of one row of a round. */
+enum outbox_fate {
+    OUTBOX_KEPT = 0, /* not produced, or no verdict: stays for the next round */
+    OUTBOX_QUEUED,   /* produced, verdict not read yet */
+    OUTBOX_ACKED,    /* on the broker: deleted */
+    OUTBOX_DEAD,     /* can never be produced: moved to dead_letter */
+};
+
+/* Moves row id of table to dead_letter inside the open transaction, with
+ * the tenant, channel and event of its envelope when it has one. */
+static enum db_status outbox_bury(struct db *db, const char *table, int64_t id,
+                                  const struct db_result *r, int row, const char *error)
+{
+    struct dead_letter_envelope env;
+    bool has_tenant =
+        dead_letter_envelope_read(db_result_value(r, row, 3), db_result_length(r, row, 3), &env);
+    char id_text[24], sql[512];
+    snprintf(id_text, sizeof id_text, "%lld", (long long)id);
+    snprintf(sql, sizeof sql,
+             "WITH moved AS (DELETE FROM \"%s\" WHERE id = $1::bigint "
+             "RETURNING id, topic, key, payload, created_at) "
+             "INSERT INTO dead_letter (source_table, source_id, topic, key, payload, tenant_id, "
+             "channel_id, event_id, error, created_at) "
+             "SELECT $2::text, id, topic, key, payload, $3::text, $4::text, $5::text, $6::text, "
+             "created_at FROM moved",
+             table);
+    const char *params[] = {id_text,        table,        has_tenant ? env.tenant_id : NULL,
+                            env.channel_id, env.event_id, error && error[0] ? error : "UNKNOWN"};
+    return db_exec(db, sql, 6, params, NULL);
+}
+
+/* A row the broker refused for good may only have shared a batch with the
+ * row that caused it, so before it is buried it is sent once more on its
+ * own, after every other record of the round has its verdict (none of ours
+ * is in flight to share a batch with it). Returns 0 (acknowledged this
+ * time), KAFKA_FAILED_PERMANENT with *error set (refused alone: it is the
+ * poison), or another verdict (keep it). */
+static int outbox_probe_alone(struct kafka_producer *producer, const struct db_result *r, int row,
+                              struct kafka_ack **later, int nlater, int64_t deadline,
+                              int ack_timeout_ms, const char **error)
+{
+    for (int i = 0; i < nlater; i++) {
+        int64_t left = deadline - clock_mono_ms();
+        if (later[i])
+            kafka_ack_wait(later[i], left > 0 ? (int)left : 0);
+    }
+    bool nokey = db_result_isnull(r, row, 2);
+    struct kafka_ack *ack = NULL;
+    int verdict = kafka_produce(producer, db_result_value(r, row, 1),
+                                nokey ? NULL : db_result_value(r, row, 2),
+                                nokey ? 0 : db_result_length(r, row, 2), db_result_value(r, row, 3),
+                                db_result_length(r, row, 3), &ack);
+    if (verdict != 0) {
+        *error = kafka_produce_error();
+        return verdict;
+    }
+    verdict = kafka_ack_wait(ack, ack_timeout_ms);
+    *error = kafka_ack_error(ack);
+    kafka_ack_release(&ack);
+    return verdict;
+}
+
+int outbox_relay_table_round(struct db *db, const char *table, struct kafka_producer *producer,
+                             int limit, int ack_timeout_ms, struct outbox_round *round)
+{
+    struct outbox_round none = {0};
+    if (!round)
+        round = &none;
+    *round = none;
     if (!db || !producer || !outbox_table_ok(table))
         return DB_FATAL;
     if (limit <= 0)
@@ -111,7 +193,9 @@ int outbox_relay_table_once(struct db *db, const char *table, struct kafka_produ
     struct db_result *r = NULL;
     struct kafka_ack **acks = NULL;
     int64_t *ids = NULL;
-    int rows = 0, queued = 0, acked = 0;
+    enum outbox_fate *fates = NULL;
+    const char **errors = NULL;
+    int rows = 0, produced = 0, done = 0, nacked = 0;
 
     enum db_status st = db_begin(db);
     if (st != DB_OK)
@@ -147,26 +231,38 @@ int outbox_relay_table_once(struct db *db, const char *table, struct kafka_produ
     }
     acks = calloc((size_t)rows, sizeof *acks);
     ids = calloc((size_t)rows, sizeof *ids);
-    if (!acks || !ids) {
+    fates = calloc((size_t)rows, sizeof *fates);
+    errors = calloc((size_t)rows, sizeof *errors);
+    if (!acks || !ids || !fates || !errors) {
         st = DB_FATAL;
         goto fail;
     }
 
-    for (; queued < rows; queued++) {
-        if (db_result_length(r, queued, 0) != 8) {
+    for (; produced < rows; produced++) {
+        if (db_result_length(r, produced, 0) != 8) {
             st = DB_FATAL;
             goto fail;
         }
-        ids[queued] = outbox_int8_decode(db_result_value(r, queued, 0));
-        const char *topic = db_result_value(r, queued, 1);
-        bool nokey = db_result_isnull(r, queued, 2);
-        if (kafka_produce(producer, topic, nokey ? NULL : db_result_value(r, queued, 2),
-                          nokey ? 0 : db_result_length(r, queued, 2), db_result_value(r, queued, 3),
-                          db_result_length(r, queued, 3), &acks[queued]) != 0) {
+        ids[produced] = outbox_int8_decode(db_result_value(r, produced, 0));
+        const char *topic = db_result_value(r, produced, 1);
+        bool nokey = db_result_isnull(r, produced, 2);
+        int rc = kafka_produce(producer, topic, nokey ? NULL : db_result_value(r, produced, 2),
+                               nokey ? 0 : db_result_length(r, produced, 2),
+                               db_result_value(r, produced, 3), db_result_length(r, produced, 3),
+                               &acks[produced]);
+        if (rc == 0) {
+            fates[produced] = OUTBOX_QUEUED;
+        } else if (rc == KAFKA_FAILED_PERMANENT) {
+            /* librdkafka refused this record itself (too large): it never
+             * will take it, and it is not in the sequence the later rows
+             * follow, so they go on. */
+            fates[produced] = OUTBOX_DEAD;
+            errors[produced] = kafka_produce_error();
+        } else {
             /* Queue full or unknown topic: later rows must not overtake this
              * one, so stop producing. */
             char id[24];
-            snprintf(id, sizeof id, "%lld", (long long)ids[queued]);
+            snprintf(id, sizeof id, "%lld", (long long)ids[produced]);
             log_warn("outbox row not queued; relay stops here until next round", "table", table,
                      "topic", topic, "outbox_id", id);
             break;
@@ -174,44 +270,91 @@ int outbox_relay_table_once(struct db *db, const char *table, struct kafka_produ
     }
 
     /* One deadline for the whole batch; acks arrive roughly in order, so the
-     * first waits longest and the rest are usually already complete. */
+     * first waits longest and the rest are usually already complete. Rows
+     * are finished in order, up to the first without an ack. */
     int64_t deadline = clock_mono_ms() + (ack_timeout_ms > 0 ? ack_timeout_ms : 0);
-    for (; acked < queued; acked++) {
+    for (; done < produced; done++) {
+        if (fates[done] == OUTBOX_DEAD)
+            continue;
         int64_t left = deadline - clock_mono_ms();
-        int verdict = kafka_ack_wait(acks[acked], left > 0 ? (int)left : 0);
-        if (verdict != 0) {
-            char id[24];
-            snprintf(id, sizeof id, "%lld", (long long)ids[acked]);
-            log_warn(verdict < 0 ? "outbox row delivery failed; kept for the next round"
-                                 : "outbox row not acknowledged in time; kept for the next round",
-                     "table", table, "topic", db_result_value(r, acked, 1), "outbox_id", id);
+        int verdict = kafka_ack_wait(acks[done], left > 0 ? (int)left : 0);
+        if (verdict == 0) {
+            fates[done] = OUTBOX_ACKED;
+            continue;
+        }
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)ids[done]);
+        if (verdict == KAFKA_FAILED_PERMANENT) {
+            const char *error = kafka_ack_error(acks[done]);
+            verdict = outbox_probe_alone(producer, r, done, acks + done + 1, produced - done - 1,
+                                         deadline, ack_timeout_ms, &error);
+            if (verdict == 0 || verdict == KAFKA_FAILED_PERMANENT) {
+                fates[done] = verdict == 0 ? OUTBOX_ACKED : OUTBOX_DEAD;
+                errors[done] = error;
+                done++;
+            }
+            /* The rows after it had their verdicts read by the probe, not
+             * in order: the next round publishes them again. */
             break;
         }
+        log_warn(verdict < 0 ? "outbox row delivery failed; kept for the next round"
+                             : "outbox row not acknowledged in time; kept for the next round",
+                 "table", table, "topic", db_result_value(r, done, 1), "outbox_id", id);
+        break;
     }
 
-    if (acked > 0) {
-        st = outbox_delete(db, table, ids, acked);
+    /* The acknowledged rows of the finished prefix, deleted in one go (ids
+     * compacted in place), and each dead one moved aside. */
+    for (int i = 0; i < done; i++) {
+        if (fates[i] == OUTBOX_ACKED)
+            ids[nacked++] = ids[i];
+        else if (fates[i] == OUTBOX_DEAD) {
+            int64_t id = ids[i];
+            st = outbox_bury(db, table, id, r, i, errors[i]);
+            if (st != DB_OK)
+                goto fail;
+            round->dead++;
+        }
+    }
+    if (nacked > 0) {
+        st = outbox_delete(db, table, ids, nacked);
         if (st != DB_OK)
             goto fail;
     }
     st = db_commit(db);
     if (st != DB_OK)
         goto fail_after_commit;
+    round->published = nacked;
+    /* One line per buried row, once it is really in dead_letter: its topic,
+     * size and the broker's reason, never its bytes. */
+    for (int i = 0; i < done; i++) {
+        if (fates[i] != OUTBOX_DEAD)
+            continue;
+        char id[24], bytes[24];
+        snprintf(id, sizeof id, "%lld", (long long)outbox_int8_decode(db_result_value(r, i, 0)));
+        snprintf(bytes, sizeof bytes, "%zu", db_result_length(r, i, 2) + db_result_length(r, i, 3));
+        log_error("outbox row can never be published; moved to dead_letter", "table", table,
+                  "topic", db_result_value(r, i, 1), "outbox_id", id, "bytes", bytes, "error",
+                  errors[i] && errors[i][0] ? errors[i] : "UNKNOWN");
+    }
+    st = DB_OK;
     goto out;
 
 fail:
     db_rollback(db);
 fail_after_commit:
     /* Whatever was published is republished next round; inboxes absorb it. */
-    acked = st;
+    *round = none;
 out:
     for (int i = 0; acks && i < rows; i++)
         if (acks[i])
             kafka_ack_release(&acks[i]);
     free(acks);
     free(ids);
+    free(fates);
+    free(errors);
     db_result_free(&r);
-    return acked;
+    return st == DB_OK ? round->published + round->dead : st;
 }
 
 long outbox_depth(struct db *db)

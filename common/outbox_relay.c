@@ -5,7 +5,8 @@
  * a part batch lingers (uninterruptibly, or the kick that every commit
  * sends would cut the pause that lets rows gather), an empty round idles
  * until a kick, and a database error backs off, doubling, with one
- * warning per outage rather than one per round. */
+ * warning per outage rather than one per round. A round that moved a row
+ * to dead_letter made progress like one that published it. */
 #include "outbox_relay.h"
 
 #include <stdint.h>
@@ -49,6 +50,7 @@ struct outbox_relay {
     int64_t depth_at_ms; /* monotonic; 0: never refreshed */
     struct metric *depth;
     struct metric *relayed;
+    struct metric *dead; /* kizuna_outbox_dead_letters_total{table}, shared by every relay */
 };
 
 enum outbox_relay_step outbox_relay_pace_next(struct outbox_relay_pace *pace, int n, bool stopping,
@@ -119,9 +121,10 @@ static long relay_round(struct worker *w, void *ctx)
     bool was_idle = rl->idle;
     int n = was_idle ? relay_rows_waiting(rl) : 1;
     bool empty = n == 0;
+    struct outbox_round round = {0};
     if (n > 0)
-        n = outbox_relay_table_once(rl->db, rl->table, rl->producer, rl->pace.batch,
-                                    rl->ack_timeout_ms);
+        n = outbox_relay_table_round(rl->db, rl->table, rl->producer, rl->pace.batch,
+                                     rl->ack_timeout_ms, &round);
     rl->idle = n == 0;
     bool warn = false, recovered = false;
     enum outbox_relay_step step = outbox_relay_pace_next(&rl->pace, n, stopping, &warn, &recovered);
@@ -130,11 +133,13 @@ static long relay_round(struct worker *w, void *ctx)
                  "table", rl->table, "error", db_error_message(rl->db));
     if (recovered)
         log_info("outbox relay: database reachable again", "relay", rl->name, "table", rl->table);
-    if (n > 0) {
-        metrics_add(rl->relayed, (double)n);
+    if (round.dead > 0)
+        metrics_add(rl->dead, (double)round.dead, rl->table);
+    if (round.published > 0) {
+        metrics_add(rl->relayed, (double)round.published);
         if (rl->log_published) {
             char count[16];
-            snprintf(count, sizeof count, "%d", n);
+            snprintf(count, sizeof count, "%d", round.published);
             log_info("outbox relay: rows republished", "relay", rl->name, "table", rl->table,
                      "events", count);
         }
@@ -198,6 +203,12 @@ struct outbox_relay *outbox_relay_start(const struct outbox_relay_options *opts,
     snprintf(name, sizeof name, "%s_relayed_total", prefix);
     snprintf(help, sizeof help, "Rows of %s published and acknowledged by the broker.", rl->table);
     rl->relayed = metrics_counter(name, help, NULL);
+    rl->dead = metrics_counter(OUTBOX_RELAY_DEAD_METRIC,
+                               "Rows an outbox relay moved to dead_letter because the broker "
+                               "can never take them (too large, invalid, not authorized), by "
+                               "the table they left.",
+                               "table");
+    metrics_add(rl->dead, 0, rl->table); /* the series exists before the first, for alerts */
 
     rl->db = db_connect(opts->dsn, errstr, errcap);
     if (!rl->db)

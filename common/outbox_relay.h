@@ -13,7 +13,10 @@
  *
  * Metrics (prefix from the options, "kizuna_outbox" by default):
  * <prefix>_depth (gauge: rows waiting, refreshed about once a second) and
- * <prefix>_relayed_total (counter: rows published and acknowledged). */
+ * <prefix>_relayed_total (counter: rows published and acknowledged); and,
+ * one for every relay of the process, OUTBOX_RELAY_DEAD_METRIC{table}
+ * (counter: rows moved to dead_letter, common/outbox.h; alerted on by
+ * deploy/prometheus/kizuna-alerts.yml). */
 #ifndef KIZUNA_OUTBOX_RELAY_H
 #define KIZUNA_OUTBOX_RELAY_H
 
@@ -23,6 +26,8 @@
 struct kafka_producer;
 struct outbox_relay;
 struct service;
+
+#define OUTBOX_RELAY_DEAD_METRIC "kizuna_outbox_dead_letters_total"
 
 /* How long outbox_relay_start_service's drain step lets the relay publish
  * what is left. */

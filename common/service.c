@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "db.h"
+#include "dead_letter.h"
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
@@ -214,6 +215,12 @@ static void admin_route(void *ctx, const struct httpd_request *req, struct httpd
         httpd_respond_json(resp, 200, body);
         return;
     }
+    /* Every service relays an outbox, so every service lists the rows its
+     * relays could never publish (dead_letter.h). */
+    if (strcmp(path, DEAD_LETTERS_PATH) == 0) {
+        dead_letters_respond(svc->dead_letters, &claims, req, resp);
+        return;
+    }
     if (!svc->def->api) {
         httpd_respond_error(resp, 404, "not_found", "no such route", NULL);
         return;
@@ -238,6 +245,7 @@ static void step_flush_producer(void *ctx)
 static void step_close_db(void *ctx)
 {
     struct service *svc = ctx;
+    dead_letters_free(&svc->dead_letters);
     db_free(&svc->db);
 }
 
@@ -282,6 +290,12 @@ int service_start(struct service *svc, const struct service_def *def)
                                             errstr, sizeof errstr);
     if (!svc->producer) {
         log_error("cannot create Kafka producer", "error", errstr);
+        return 1;
+    }
+
+    svc->dead_letters = dead_letters_new(svc->database_url, errstr, sizeof errstr);
+    if (!svc->dead_letters) {
+        log_error("cannot set up the dead letters listing", "error", errstr);
         return 1;
     }
 

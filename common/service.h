@@ -1,6 +1,7 @@
 /* What every Kizuna service does the same way: read the shared part of its
  * config, connect to its schema and migrate it, open a producer, serve
- * /healthz, /readyz and /metrics on its admin port, and drain on SIGTERM.
+ * /healthz, /readyz, /metrics, /v1/whoami and /v1/dead-letters on its
+ * admin port, and drain on SIGTERM.
  * main() of each service wires its own parts around this. Main thread only. */
 #ifndef KIZUNA_SERVICE_H
 #define KIZUNA_SERVICE_H
@@ -88,6 +89,9 @@ struct service {
     struct db *db; /* the main thread's connection */
     struct kafka_producer *producer;
     struct httpd *admin;
+    /* GET /v1/dead-letters on the admin port (dead_letter.h), freed with
+     * the database. */
+    struct dead_letters *dead_letters;
     atomic_bool ready;
     char env_names[6][64]; /* INGEST_DATABASE_URL, ... */
 };

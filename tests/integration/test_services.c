@@ -90,6 +90,13 @@ Test(services, each_becomes_ready_accepts_a_kizunactl_token_and_stops_on_sigterm
         cr_expect_eq(itest_http_get_status(url, NULL), 401, "%s refuses a missing token", c->name);
         cr_expect_eq(itest_http_get_status(url, "not.a.jwt"), 401, "%s refuses a bad token",
                      c->name);
+        /* Every service lists its relays' dead letters (common/dead_letter.h). */
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/dead-letters?limit=1", c->port);
+        cr_expect_eq(itest_http_do("GET", url, headers, NULL, 0, &r), 200, "%s dead letters: %s",
+                     c->name, r.body);
+        cr_expect(r.json && json_is_array(json_object_get(r.json, "dead_letters")),
+                  "%s dead letters: %s", c->name, r.body);
+        itest_http_free(&r);
 
         long t0 = itest_now_ms();
         kill(pid, SIGTERM);
