@@ -158,8 +158,8 @@ static int kafka_conf_set_secret(rd_kafka_conf_t *conf, const char *name, const 
 /* TLS and SASL as kafka_security_set made them (common/kafka_security.h):
  * the same for every client, so that no path reaches the brokers in
  * plaintext when the deployment says otherwise. */
-static int kafka_conf_security(rd_kafka_conf_t *conf, const struct kafka_security *s,
-                               char *errstr, size_t errcap)
+static int kafka_conf_security(rd_kafka_conf_t *conf, const struct kafka_security *s, char *errstr,
+                               size_t errcap)
 {
     const char *protocol = kafka_security_protocol_name(s->protocol);
     if (!protocol || kafka_conf_set(conf, "security.protocol", protocol, errstr, errcap) < 0)
@@ -167,8 +167,8 @@ static int kafka_conf_security(rd_kafka_conf_t *conf, const struct kafka_securit
     if (kafka_security_uses_sasl(s)) {
         const char *mechanism = kafka_security_mechanism_name(s->mechanism);
         if (!mechanism || kafka_conf_set(conf, "sasl.mechanisms", mechanism, errstr, errcap) < 0 ||
-            kafka_conf_set(conf, "sasl.username", s->username ? s->username : "", errstr,
-                           errcap) < 0 ||
+            kafka_conf_set(conf, "sasl.username", s->username ? s->username : "", errstr, errcap) <
+                0 ||
             kafka_conf_set_secret(conf, "sasl.password", s->password ? s->password : "", errstr,
                                   errcap) < 0)
             return -1;
@@ -187,10 +187,10 @@ static int kafka_conf_security(rd_kafka_conf_t *conf, const struct kafka_securit
         for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
             if (!files[i].value || !*files[i].value)
                 continue;
-            int rc = files[i].secret
-                         ? kafka_conf_set_secret(conf, files[i].name, files[i].value, errstr,
-                                                 errcap)
-                         : kafka_conf_set(conf, files[i].name, files[i].value, errstr, errcap);
+            int rc =
+                files[i].secret
+                    ? kafka_conf_set_secret(conf, files[i].name, files[i].value, errstr, errcap)
+                    : kafka_conf_set(conf, files[i].name, files[i].value, errstr, errcap);
             if (rc < 0)
                 return -1;
         }

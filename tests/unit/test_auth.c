@@ -84,8 +84,8 @@ Test(auth, issued_token_carries_audience_iat_and_nbf)
     const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
     cr_assert_not_null(dot2);
     uint8_t payload[1024];
-    long n = crypto_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload,
-                                     sizeof payload - 1);
+    long n =
+        crypto_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, sizeof payload - 1);
     cr_assert_gt(n, 0);
     payload[n] = '\0';
     cr_expect(strstr((char *)payload, "\"aud\":\"kizuna\"") != NULL, "%s", payload);
@@ -125,9 +125,8 @@ Test(auth, claims_at_the_edges_verify)
         const char *name;
         const char *payload;
     } cases[] = {
-        {"iat at the skew",
-         "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-         ",\"aud\":\"kizuna\",\"iat\":1700000060}"},
+        {"iat at the skew", "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+                            ",\"aud\":\"kizuna\",\"iat\":1700000060}"},
         {"nbf at the skew",
          "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
          ",\"nbf\":1700000060}"},
@@ -138,8 +137,8 @@ Test(auth, claims_at_the_edges_verify)
          "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1700086390"
          ",\"aud\":\"kizuna\",\"iat\":" IAT_OK "}"},
         {"aud an array holding ours",
-         "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-         ",\"iat\":" IAT_OK ",\"aud\":[\"billing\",\"kizuna\"]}"},
+         "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+         ",\"aud\":[\"billing\",\"kizuna\"]}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *tok = token_craft(hs256, cases[i].payload, SIG_GOOD);
@@ -152,10 +151,11 @@ Test(auth, claims_at_the_edges_verify)
 
 Test(auth, header_without_typ_and_with_extra_claims_verifies)
 {
-    char *tok = token_craft("{\"alg\":\"HS256\"}",
-                            "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-                            AUD_IAT ",\"note\":[1,2]}",
-                            SIG_GOOD);
+    char *tok =
+        token_craft("{\"alg\":\"HS256\"}",
+                    "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+                    ",\"note\":[1,2]}",
+                    SIG_GOOD);
     cr_expect_eq(auth_token_verify(key, strlen(key), tok, NOW, NULL), AUTH_OK);
     free(tok);
 }
@@ -275,71 +275,73 @@ static const struct token_bad token_bad_cases[] = {
     {"payload truncated JSON", hs256, "{\"tenant\":\"t1\"", SIG_GOOD, NULL, AUTH_MALFORMED},
     {"payload empty", hs256, "", SIG_GOOD, NULL, AUTH_MALFORMED},
     {"payload with a duplicate tenant", hs256,
-     "{\"tenant\":\"t1\",\"tenant\":\"t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     "{\"tenant\":\"t1\",\"tenant\":\"t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+     "}",
      SIG_GOOD, NULL, AUTH_MALFORMED},
     /* claims */
-    {"tenant missing", hs256, "{\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
-     NULL, AUTH_MALFORMED},
-    {"sub missing", hs256, "{\"tenant\":\"t1\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
-     NULL, AUTH_MALFORMED},
-    {"role missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
-    {"exp missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\"" AUD_IAT "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+    {"tenant missing", hs256, "{\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"sub missing", hs256, "{\"tenant\":\"t1\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"role missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"exp missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\"" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"exp a string", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":\"" EXP_OK "\"" AUD_IAT "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":\"" EXP_OK "\"" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"exp a fraction", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ".5" AUD_IAT "}", SIG_GOOD, NULL,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ".5" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"tenant a number", hs256,
+     "{\"tenant\":1,\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD, NULL,
      AUTH_MALFORMED},
-    {"tenant a number", hs256, "{\"tenant\":1,\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
-     SIG_GOOD, NULL, AUTH_MALFORMED},
-    {"tenant empty", hs256, "{\"tenant\":\"\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
-     SIG_GOOD, NULL, AUTH_MALFORMED},
-    {"tenant with a NUL", hs256,
-     "{\"tenant\":\"t1\\u0000t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
+    {"tenant empty", hs256,
+     "{\"tenant\":\"\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
      NULL, AUTH_MALFORMED},
+    {"tenant with a NUL", hs256,
+     "{\"tenant\":\"t1\\u0000t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"sub with a newline", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"a\\nb\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"a\\nb\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"unknown role", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"root\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"root\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
+     NULL, AUTH_MALFORMED},
     {"role in upper case", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"ADMIN\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"ADMIN\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
+     NULL, AUTH_MALFORMED},
     /* audience */
     {"aud missing", hs256,
      "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK "}",
      SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
     {"aud another service", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-     ",\"iat\":" IAT_OK ",\"aud\":\"billing\"}",
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":\"billing\"}",
      SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
     {"aud in upper case", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-     ",\"iat\":" IAT_OK ",\"aud\":\"KIZUNA\"}",
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":\"KIZUNA\"}",
      SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
     {"aud with a suffix", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-     ",\"iat\":" IAT_OK ",\"aud\":\"kizuna-staging\"}",
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":\"kizuna-staging\"}",
      SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
     {"aud a number", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-     ",\"iat\":" IAT_OK ",\"aud\":1}",
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":1}",
      SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
     {"aud an array without ours", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-     ",\"iat\":" IAT_OK ",\"aud\":[\"billing\",\"crm\"]}",
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":[\"billing\",\"crm\"]}",
      SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
     {"aud an empty array", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-     ",\"iat\":" IAT_OK ",\"aud\":[]}",
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":[]}",
      SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
     /* issued-at and not-before */
     {"iat missing", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-     ",\"aud\":\"kizuna\"}",
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"aud\":\"kizuna\"}",
      SIG_GOOD, NULL, AUTH_MALFORMED},
     {"iat a string", hs256,
      "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
@@ -379,13 +381,14 @@ static const struct token_bad token_bad_cases[] = {
      ",\"aud\":\"kizuna\",\"iat\":1600000000}",
      SIG_GOOD, NULL, AUTH_TOO_LONG},
     /* time */
-    {"expired", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_PAST AUD_IAT "}",
-     SIG_GOOD, NULL, AUTH_EXPIRED},
-    {"exp equal to now", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1700000000" AUD_IAT "}", SIG_GOOD, NULL,
-     AUTH_EXPIRED},
-    {"exp zero", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":0" AUD_IAT "}", SIG_GOOD,
+    {"expired", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_PAST AUD_IAT "}", SIG_GOOD,
      NULL, AUTH_EXPIRED},
+    {"exp equal to now", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1700000000" AUD_IAT "}", SIG_GOOD,
+     NULL, AUTH_EXPIRED},
+    {"exp zero", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":0" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_EXPIRED},
 };
 
 Test(auth, verify_rejects_bad_tokens)
@@ -662,9 +665,9 @@ Test(auth, ttl_parse_rejects_bad_input)
 Test(auth, result_strings_are_distinct)
 {
     enum auth_result all[] = {
-        AUTH_OK,        AUTH_MALFORMED,     AUTH_BAD_SIGNATURE, AUTH_BAD_ALGORITHM,
-        AUTH_EXPIRED,   AUTH_WRONG_TENANT,  AUTH_FORBIDDEN,     AUTH_NOT_YET_VALID,
-        AUTH_BAD_AUDIENCE, AUTH_TOO_LONG,   AUTH_BAD_KEY};
+        AUTH_OK,           AUTH_MALFORMED,    AUTH_BAD_SIGNATURE, AUTH_BAD_ALGORITHM,
+        AUTH_EXPIRED,      AUTH_WRONG_TENANT, AUTH_FORBIDDEN,     AUTH_NOT_YET_VALID,
+        AUTH_BAD_AUDIENCE, AUTH_TOO_LONG,     AUTH_BAD_KEY};
     size_t n = sizeof all / sizeof all[0];
     for (size_t i = 0; i < n; i++)
         for (size_t j = i + 1; j < n; j++)

@@ -52,8 +52,8 @@ Test(secrets, json_wipe_on_free_installs_a_wiping_free_that_jansson_uses)
 
     /* A tree made before the switch is freed after it: blocks stay plain
      * malloc'd, so either order is safe. */
-    json_t *before = json_loads("{\"channel_secret\":\"0123456789abcdef0123456789abcdef\"}", 0,
-                                NULL);
+    json_t *before =
+        json_loads("{\"channel_secret\":\"0123456789abcdef0123456789abcdef\"}", 0, NULL);
     cr_assert_not_null(before);
     secrets_json_wipe_on_free();
     json_malloc_t m;
