@@ -27,7 +27,9 @@
  *   exception is MHD_stop_daemon, which must not run while any connection
  *   is suspended: httpd_stop first answers every deferred request itself;
  * - a drain on stop: quiesce, wait a bounded time for in-flight requests,
- *   answer the deferred ones still open with 503, then stop. */
+ *   answer the deferred ones still open with 503, then stop;
+ * - for servers whose bodies carry secrets (wipe_bodies: the admin APIs),
+ *   every body buffer wiped before it is freed. */
 #include "httpd.h"
 
 #include <arpa/inet.h>
@@ -50,6 +52,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "crypto.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -83,6 +86,8 @@ struct httpd {
     struct MHD_Daemon *daemon;
     char name[64];
     size_t body_cap;
+    bool wipe_bodies;
+    void (*body_freed)(void *ctx, const char *buf, size_t alloc);
     httpd_handler handler;
     void *ctx;
     httpd_ready_fn ready;
@@ -480,6 +485,34 @@ static void httpd_linger(int fd)
     }
 }
 
+/* Frees a body buffer of alloc bytes, wiped first when the server's bodies
+ * may carry secrets. */
+static void body_buffer_free(struct httpd *h, char *buf, size_t alloc)
+{
+    if (!buf)
+        return;
+    if (h->wipe_bodies)
+        crypto_wipe(buf, alloc);
+    if (h->body_freed)
+        h->body_freed(h->ctx, buf, alloc);
+    free(buf);
+}
+
+/* realloc, except that a server wiping its bodies copies, so that the old
+ * buffer is wiped and not left in freed memory with the secret in it. */
+static char *body_buffer_grow(struct httpd *h, char *buf, size_t len, size_t alloc, size_t want)
+{
+    if (!h->wipe_bodies && !h->body_freed)
+        return realloc(buf, want);
+    char *grown = malloc(want);
+    if (!grown)
+        return NULL;
+    if (buf)
+        memcpy(grown, buf, len + 1);
+    body_buffer_free(h, buf, alloc);
+    return grown;
+}
+
 /* MHD 0.9.75 cannot queue a response here (see the top of the file), so
  * the 413 goes out on the socket directly. Nothing else has been written on
  * this connection for this request: 100 Continue, if any, was sent before
@@ -526,7 +559,7 @@ static enum MHD_Result request_reject_upload(struct httpd_request *req)
     response_clear(&resp);
     request_count(req, 413);
     log_info("http request body over cap", "server", h->name, "path", req->path);
-    free(req->body);
+    body_buffer_free(h, req->body, req->body_alloc);
     req->body = NULL;
     req->body_len = 0;
     req->body_alloc = 0;
@@ -545,7 +578,7 @@ static enum MHD_Result request_body(struct httpd_request *req, const char *data,
             want = req->body_len + n + 1;
         if (want > h->body_cap + 1)
             want = h->body_cap + 1;
-        char *grown = realloc(req->body, want);
+        char *grown = body_buffer_grow(h, req->body, req->body_len, req->body_alloc, want);
         if (!grown) {
             log_error("http request body allocation failed", "server", h->name);
             return MHD_NO;
@@ -823,7 +856,7 @@ static void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_c
         return;
     if (req->deferred)
         request_deferred_end(h, req->deferred);
-    free(req->body);
+    body_buffer_free(h, req->body, req->body_alloc);
     free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&h->inflight, 1);
@@ -876,6 +909,8 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
     }
     snprintf(h->name, sizeof h->name, "%s", opts->name ? opts->name : "http");
     h->body_cap = opts->body_cap ? opts->body_cap : HTTPD_DEFAULT_BODY_CAP;
+    h->wipe_bodies = opts->wipe_bodies;
+    h->body_freed = opts->body_freed;
     h->handler = opts->handler;
     h->ctx = opts->ctx;
     h->ready = opts->ready;

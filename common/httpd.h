@@ -50,6 +50,15 @@ struct httpd_options {
     int drain_ms;        /* httpd_stop's wait for in-flight requests, default 5000 */
     int max_connections; /* open connections, default 1000; a deferred request
                             keeps its connection open until answered */
+    /* Request bodies may carry secrets (the admin APIs take channel secrets
+     * and access tokens): every body buffer is wiped (crypto_wipe) before
+     * it is freed, and grown by copy instead of realloc, so that no copy is
+     * left in freed memory. */
+    bool wipe_bodies;
+    /* Tests: called with each request body buffer (its whole allocation)
+     * just before it is freed, after any wipe, on the thread that frees
+     * it, with ctx. NULL in services. */
+    void (*body_freed)(void *ctx, const char *buf, size_t alloc);
 };
 
 /* Starts listening. Returns NULL and fills errstr on failure. */

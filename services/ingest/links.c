@@ -17,6 +17,7 @@
 
 #include "ackwait.h"
 #include "clock.h"
+#include "crypto.h"
 #include "kizuna/v1/envelope.pb-c.h"
 #include "kizuna/v1/inbound.pb-c.h"
 #include "link_token.h"
@@ -60,7 +61,7 @@ void links_free(struct links **l)
 {
     if (!l || !*l)
         return;
-    memset((*l)->key, 0, sizeof(*l)->key);
+    crypto_wipe((*l)->key, sizeof(*l)->key);
     free(*l);
     *l = NULL;
 }

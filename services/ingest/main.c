@@ -229,7 +229,7 @@ int main(void)
     service_run(&svc);
     rc = 0;
 out:
-    memset(link_key, 0, sizeof link_key);
+    crypto_wipe(link_key, sizeof link_key);
     if (rc != 0)
         shutdown_request(); /* whatever started watches for it */
     service_stop(&svc);

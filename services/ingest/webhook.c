@@ -374,7 +374,7 @@ static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
     const char *why =
         signature_check(&ch, httpd_request_header(req, WEBHOOK_SIGNATURE_HEADER), body, len);
     if (why) {
-        memset(ch.secret, 0, sizeof ch.secret);
+        crypto_wipe(ch.secret, sizeof ch.secret);
         metrics_add(wh->signature_failures, 1, ch.channel_id, why);
         log_warn("webhook signature refused", "channel", ch.channel_id, "reason", why);
         webhook_refuse(wh, resp, 401, "bad_signature",
@@ -383,7 +383,7 @@ static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
                        "x-line-signature");
         return;
     }
-    memset(ch.secret, 0, sizeof ch.secret);
+    crypto_wipe(ch.secret, sizeof ch.secret);
     webhook_accept(wh, req, &ch, body, len, start_ns, resp);
 }
 
