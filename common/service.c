@@ -299,6 +299,7 @@ int service_start(struct service *svc, const struct service_def *def)
         .ctx = svc,
         .ready = service_ready,
         .ready_ctx = svc,
+        .metrics = true, /* the admin port only: metrics name tenants' channels */
     };
     svc->admin = httpd_start(&opts, errstr, sizeof errstr);
     if (!svc->admin) {
