@@ -319,6 +319,7 @@ int service_start(struct service *svc, const struct service_def *def)
         .ready = service_ready,
         .ready_ctx = svc,
         .wipe_bodies = true, /* /v1 bodies carry channel secrets and access tokens */
+        .metrics = true,     /* the admin port only: metrics name tenants' channels */
     };
     svc->admin = httpd_start(&opts, errstr, sizeof errstr);
     if (!svc->admin) {
