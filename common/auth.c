@@ -1,12 +1,18 @@
 /* JWT issue and verification for the admin APIs, HS256 only.
  *
- * libjwt checks the signature, but it is lenient about what it is handed:
- * it accepts "alg":"none" when given no key, decodes base64 loosely and
- * takes the last of duplicate JSON keys. So before libjwt sees a token we
- * split it ourselves, decode every part with the strict base64url decoder,
- * and insist that the header says HS256 and nothing else. After libjwt has
- * verified it we check jwt_get_alg() again, then read the claims with exact
- * types from the same bytes. Only this file includes jwt.h. */
+ * Verification does not use libjwt. libjwt parses the header and payload
+ * JSON before it checks the signature, accepts "alg":"none" when given no
+ * key, decodes base64 loosely and takes the last of duplicate JSON keys;
+ * and whether it compares signatures in constant time depends on the
+ * build (decision 0008). So we split the token ourselves, decode every part
+ * with the strict base64url decoder, check the HMAC-SHA256 of the header
+ * and payload text with common/crypto (CRYPTO_memcmp), and only then parse
+ * any JSON: an anonymous caller cannot make us parse anything without the
+ * key. The header must then say HS256 and nothing else, and the claims are
+ * read with exact types.
+ *
+ * Issuing still goes through libjwt, whose output the tests verify with the
+ * code here. Only this file includes jwt.h. */
 #include "auth.h"
 
 #include <errno.h>
@@ -46,6 +52,14 @@ const char *auth_result_str(enum auth_result r)
         return "wrong tenant";
     case AUTH_FORBIDDEN:
         return "role not allowed";
+    case AUTH_NOT_YET_VALID:
+        return "token not yet valid";
+    case AUTH_BAD_AUDIENCE:
+        return "token for another audience";
+    case AUTH_TOO_LONG:
+        return "token lifetime over the limit";
+    case AUTH_BAD_KEY:
+        return "signing key too short";
     }
     return "unknown";
 }
@@ -80,12 +94,13 @@ char *auth_token_issue(const void *key, size_t keylen, const char *tenant, const
     jwt_t *jwt = NULL;
     char *token = NULL;
 
-    if (!key || keylen == 0 || keylen > INT_MAX)
+    if (!key || keylen < AUTH_KEY_MIN || keylen > INT_MAX)
         return NULL;
     if (!tenant || !field_valid(tenant, strlen(tenant)) || !subject ||
         !field_valid(subject, strlen(subject)) || role_rank(role) < 0)
         return NULL;
-    if (ttl_seconds <= 0 || now < 0 || (long long)now > LLONG_MAX - ttl_seconds)
+    if (ttl_seconds <= 0 || ttl_seconds > AUTH_LIFETIME_MAX || now < 0 ||
+        (long long)now > LLONG_MAX - ttl_seconds)
         return NULL;
     long long exp = (long long)now + ttl_seconds;
     if (exp > LONG_MAX) /* jwt_add_grant_int takes a long */
@@ -94,7 +109,9 @@ char *auth_token_issue(const void *key, size_t keylen, const char *tenant, const
     if (jwt_new(&jwt) != 0)
         return NULL;
     if (jwt_add_grant(jwt, "tenant", tenant) != 0 || jwt_add_grant(jwt, "sub", subject) != 0 ||
-        jwt_add_grant(jwt, "role", role) != 0 || jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
+        jwt_add_grant(jwt, "role", role) != 0 || jwt_add_grant(jwt, "aud", AUTH_AUDIENCE) != 0 ||
+        jwt_add_grant_int(jwt, "iat", (long)now) != 0 ||
+        jwt_add_grant_int(jwt, "nbf", (long)now) != 0 ||
         jwt_add_grant_int(jwt, "exp", (long)exp) != 0)
         goto done;
     if (jwt_set_alg(jwt, JWT_ALG_HS256, key, (int)keylen) != 0)
@@ -105,13 +122,11 @@ done:
     return token;
 }
 
-/* Strictly decodes one base64url part and parses it as a JSON object. */
-static json_t *part_json(const char *part, size_t len, uint8_t *buf, size_t cap)
+/* Parses decoded bytes as a JSON object; NULL if they are not one. Only
+ * called once the signature has been checked. */
+static json_t *object_parse(const uint8_t *bytes, size_t len)
 {
-    long n = crypto_base64url_decode(part, len, buf, cap);
-    if (n <= 0)
-        return NULL;
-    json_t *json = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+    json_t *json = json_loadb((const char *)bytes, len, JSON_REJECT_DUPLICATES, NULL);
     if (json && !json_is_object(json)) {
         json_decref(json);
         return NULL;
@@ -145,18 +160,72 @@ static bool claim_copy(const json_t *payload, const char *name, char out[AUTH_FI
     return true;
 }
 
+static bool audience_is(const json_t *v, const char *want)
+{
+    return json_is_string(v) && json_string_length(v) == strlen(want) &&
+           strcmp(json_string_value(v), want) == 0;
+}
+
+/* RFC 7519 4.1.3: "aud" is one string or an array of strings; ours must
+ * be, or be among, AUTH_AUDIENCE. */
+static bool audience_ok(const json_t *aud)
+{
+    if (json_is_array(aud)) {
+        size_t i;
+        const json_t *v;
+        json_array_foreach(aud, i, v)
+        {
+            if (audience_is(v, AUTH_AUDIENCE))
+                return true;
+        }
+        return false;
+    }
+    return audience_is(aud, AUTH_AUDIENCE);
+}
+
+/* Reads the payload's claims into c and checks them at time now. */
+static enum auth_result claims_check(const json_t *payload, time_t now, struct auth_claims *c)
+{
+    const json_t *exp = json_object_get(payload, "exp");
+    const json_t *iat = json_object_get(payload, "iat");
+    const json_t *nbf = json_object_get(payload, "nbf");
+    if (!claim_copy(payload, "tenant", c->tenant) || !claim_copy(payload, "sub", c->subject) ||
+        !claim_copy(payload, "role", c->role) || role_rank(c->role) < 0 || !json_is_integer(exp) ||
+        !json_is_integer(iat) || (nbf && !json_is_integer(nbf)))
+        return AUTH_MALFORMED;
+    c->exp = (long long)json_integer_value(exp);
+    c->iat = (long long)json_integer_value(iat);
+    if (c->iat < 0)
+        return AUTH_MALFORMED;
+    if (!audience_ok(json_object_get(payload, "aud")))
+        return AUTH_BAD_AUDIENCE;
+    /* iat >= 0, so exp - iat cannot overflow. */
+    if (c->exp > c->iat && c->exp - c->iat > AUTH_LIFETIME_MAX)
+        return AUTH_TOO_LONG;
+    long long late = (long long)now + AUTH_CLOCK_SKEW;
+    if (c->iat > late || (nbf && (long long)json_integer_value(nbf) > late))
+        return AUTH_NOT_YET_VALID;
+    /* RFC 7519: the token must not be accepted on or after exp. */
+    if ((long long)now >= c->exp)
+        return AUTH_EXPIRED;
+    return AUTH_OK;
+}
+
 enum auth_result auth_token_verify(const void *key, size_t keylen, const char *token, time_t now,
                                    struct auth_claims *claims)
 {
     enum auth_result rc = AUTH_MALFORMED;
     uint8_t *buf = NULL;
     json_t *header = NULL, *payload = NULL;
-    jwt_t *jwt = NULL;
     struct auth_claims c;
 
     memset(&c, 0, sizeof c);
     if (claims)
         memset(claims, 0, sizeof *claims);
+    /* A short or missing key verifies nothing: an empty key would make
+     * every HMAC computable by anyone. */
+    if (!key || keylen < AUTH_KEY_MIN)
+        return AUTH_BAD_KEY;
     if (!token)
         return AUTH_MALFORMED;
     size_t len = strnlen(token, AUTH_TOKEN_MAX + 1);
@@ -171,48 +240,48 @@ enum auth_result auth_token_verify(const void *key, size_t keylen, const char *t
     size_t hlen = (size_t)(dot1 - token), plen = (size_t)(dot2 - dot1 - 1);
     size_t slen = len - (size_t)(dot2 + 1 - token);
 
+    /* Every part must be strict base64url (the header and payload
+     * non-empty): decoding is not parsing, and a token that is not even
+     * shaped like a JWT is malformed whatever its signature. The three
+     * decoded parts together are shorter than the token. */
     if (!(buf = malloc(len)))
         goto done;
-    if (!(header = part_json(token, hlen, buf, len)))
+    uint8_t *hbuf = buf;
+    long hn = crypto_base64url_decode(token, hlen, hbuf, len);
+    if (hn <= 0)
+        goto done;
+    uint8_t *pbuf = hbuf + hn;
+    long pn = crypto_base64url_decode(dot1 + 1, plen, pbuf, len - (size_t)hn);
+    if (pn <= 0)
+        goto done;
+    uint8_t *sbuf = pbuf + pn;
+    long sn = crypto_base64url_decode(dot2 + 1, slen, sbuf, len - (size_t)hn - (size_t)pn);
+    if (sn < 0)
+        goto done;
+
+    /* The signature, before any JSON. An empty or short one under an HS256
+     * header is simply wrong. */
+    rc = AUTH_BAD_SIGNATURE;
+    uint8_t mac[AUTH_SIG_LEN];
+    crypto_hmac_sha256(key, keylen, token, (size_t)(dot2 - token), mac);
+    bool signed_ok = sn == AUTH_SIG_LEN && crypto_equal(mac, sbuf, AUTH_SIG_LEN);
+    crypto_wipe(mac, sizeof mac);
+    if (!signed_ok)
+        goto done;
+
+    rc = AUTH_MALFORMED;
+    if (!(header = object_parse(hbuf, (size_t)hn)))
         goto done;
     if ((rc = header_check(header)) != AUTH_OK)
         goto done;
     rc = AUTH_MALFORMED;
-    if (!(payload = part_json(dot1 + 1, plen, buf, len)))
+    if (!(payload = object_parse(pbuf, (size_t)pn)))
         goto done;
-
-    /* A signature that is not base64url is a malformed token; an empty or
-     * short one under an HS256 header is simply wrong. A missing key must
-     * never reach libjwt, which would then skip verification. */
-    long siglen = crypto_base64url_decode(dot2 + 1, slen, buf, len);
-    if (siglen < 0)
-        goto done;
-    rc = AUTH_BAD_SIGNATURE;
-    if (siglen != AUTH_SIG_LEN)
-        goto done;
-    if (!key || keylen == 0 || keylen > INT_MAX)
-        goto done;
-    if (jwt_decode(&jwt, token, key, (int)keylen) != 0 || !jwt)
-        goto done;
-    rc = AUTH_BAD_ALGORITHM;
-    if (jwt_get_alg(jwt) != JWT_ALG_HS256)
-        goto done;
-
-    rc = AUTH_MALFORMED;
-    const json_t *exp = json_object_get(payload, "exp");
-    if (!claim_copy(payload, "tenant", c.tenant) || !claim_copy(payload, "sub", c.subject) ||
-        !claim_copy(payload, "role", c.role) || role_rank(c.role) < 0 || !json_is_integer(exp))
-        goto done;
-    c.exp = (long long)json_integer_value(exp);
-    /* RFC 7519: the token must not be accepted on or after exp. */
-    rc = AUTH_EXPIRED;
-    if ((long long)now >= c.exp)
+    if ((rc = claims_check(payload, now, &c)) != AUTH_OK)
         goto done;
     if (claims)
         *claims = c;
-    rc = AUTH_OK;
 done:
-    jwt_free(jwt);
     json_decref(header);
     json_decref(payload);
     free(buf);

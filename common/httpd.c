@@ -1,23 +1,39 @@
 /* The HTTP server every service uses, on libmicrohttpd (MHD) 0.9.75, which
  * only this file includes. What it adds to MHD:
- * - a body cap. A Content-Length over the cap gets 413 before the body is
- *   read. A chunked upload is counted as it arrives; MHD 0.9.75 refuses to
- *   queue a response while upload data is being delivered (see the access
- *   handler comment in microhttpd.h), and returning MHD_NO alone closes the
- *   connection with no answer at all. So once the cap is passed we write a
- *   small, complete 413 on the socket ourselves, shut down our side, and
- *   return MHD_NO so that MHD closes the connection without reading more.
- *   Closing a socket with unread input makes the kernel send a reset, which
- *   can reach a client still uploading before it has read the 413 (curl
- *   then reports "connection reset" and never sees the status). So the 413
- *   path keeps a duplicate of the socket and lingers: a short-lived thread
- *   reads and discards what the client still sends, for at most
- *   HTTPD_LINGER_MS or HTTPD_LINGER_BYTES, until the client closes, and only
- *   then closes it. MHD's own close of its descriptor does not end the
- *   socket while the duplicate is open (MHD removes it from its epoll set
- *   first), and the lingering thread never touches MHD;
- * - the built-in /healthz, /readyz and /metrics routes, request metrics, and
- *   the project's JSON error form;
+ * - routing before the body: the service's route callback sees method, path
+ *   and headers and may answer at once (404, 405...), and a Content-Length
+ *   over the cap gets 413, all before a byte of the body is read;
+ * - a body cap and a byte budget. Bodies are buffered up to the cap, and
+ *   all bodies of a server together up to the budget (httpd_guard.h); a
+ *   declared length takes its share of the budget before the body is read
+ *   (503 when it does not fit). A chunked upload is counted as it arrives;
+ *   MHD 0.9.75 refuses to queue a response while upload data is being
+ *   delivered (see the access handler comment in microhttpd.h), and
+ *   returning MHD_NO alone closes the connection with no answer at all. So
+ *   once the cap or the budget is passed we write a small, complete answer
+ *   on the socket ourselves, shut down our side, and return MHD_NO so that
+ *   MHD closes the connection without reading more. Closing a socket with
+ *   unread input makes the kernel send a reset, which can reach a client
+ *   still uploading before it has read the answer (curl then reports
+ *   "connection reset" and never sees the status). So that path keeps a
+ *   duplicate of the socket and lingers (httpd_socket_answer): a
+ *   short-lived thread reads and discards what the client still sends, for
+ *   a bounded time and size, until the client closes, and only then closes
+ *   it. MHD's own close of its descriptor does not end the socket while the
+ *   duplicate is open (MHD removes it from its epoll set first), and the
+ *   lingering thread never touches MHD;
+ * - a deadline for the whole request, not only MHD's idle timeout: a
+ *   connection's clock starts when it opens, when a request line arrives
+ *   (MHD's URI callback) and when a request ends; until the server has the
+ *   whole request the watch (httpd_guard.h) may cut it, and a body still
+ *   arriving late is answered 408. A request being handled or deferred is
+ *   never cut. MHD's idle timeout is never longer than the deadline: MHD
+ *   0.9.75 leaves a connection whose client went away mid-body (or that the
+ *   watch shut down then) to that timeout;
+ * - connection limits: in total, and per client address (MHD's own
+ *   per-IP limit, which closes the extra connection at once);
+ * - the built-in /healthz, /readyz and (where asked for) /metrics routes,
+ *   request metrics, and the project's JSON error form;
  * - deferred answers (httpd_defer / httpd_complete), on MHD's suspend and
  *   resume: the handler suspends its connection and returns; whoever
  *   completes stores the answer and resumes it; MHD then calls the access
@@ -27,7 +43,9 @@
  *   exception is MHD_stop_daemon, which must not run while any connection
  *   is suspended: httpd_stop first answers every deferred request itself;
  * - a drain on stop: quiesce, wait a bounded time for in-flight requests,
- *   answer the deferred ones still open with 503, then stop. */
+ *   answer the deferred ones still open with 503, then stop;
+ * - for servers whose bodies carry secrets (wipe_bodies: the admin APIs),
+ *   every body buffer wiped before it is freed. */
 #include "httpd.h"
 
 #include <arpa/inet.h>
@@ -43,13 +61,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "crypto.h"
+#include "httpd_guard.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -57,22 +75,23 @@
 #define HTTPD_DEFAULT_THREADS 2
 #define HTTPD_MAX_THREADS 64
 #define HTTPD_MAX_PATH 8192
-/* Idle or slow clients are cut after this long. */
+/* A connection that moves no byte for this long is closed (MHD's idle
+ * timeout), or for the request deadline if that is shorter. */
 #define HTTPD_CONNECTION_TIMEOUT_S 30u
 #define HTTPD_CONNECTION_LIMIT 1000
 #define HTTPD_MAX_CONNECTIONS 65536
+/* The bytes of request bodies a server holds at once, unless told. */
+#define HTTPD_DEFAULT_BODY_BUDGET ((size_t)64 << 20)
+/* From a connection's start or its previous request's end until the request
+ * is read whole, unless told; and the most that can be asked for. */
+#define HTTPD_DEADLINE_MS 30000
+#define HTTPD_DEADLINE_MAX_MS 600000
 /* httpd_stop waits this long for in-flight requests; services must exit
  * within 10 s of SIGTERM and have other things to drain. */
 #define HTTPD_DRAIN_MS 5000
 #define HTTPD_DRAIN_MAX_MS 60000
 /* After the deferred requests got their 503, the wait for it to be sent. */
 #define HTTPD_CANCEL_MS 1000
-/* A lingering close after an early 413 (see the top of the file): how long
- * and how much input it discards at most, and how many sockets linger at
- * once (past that, the close is immediate, as without lingering). */
-#define HTTPD_LINGER_MS 1000
-#define HTTPD_LINGER_BYTES ((size_t)8 << 20)
-#define HTTPD_LINGER_MAX 16
 /* The first body allocation; a declared length is not trusted further. */
 #define HTTPD_BODY_INITIAL ((size_t)64 << 10)
 
@@ -83,15 +102,22 @@ struct httpd {
     struct MHD_Daemon *daemon;
     char name[64];
     size_t body_cap;
+    bool wipe_bodies;
+    void (*body_freed)(void *ctx, const char *buf, size_t alloc);
+    httpd_route_fn route;
     httpd_handler handler;
     void *ctx;
     httpd_ready_fn ready;
     void *ready_ctx;
+    bool metrics; /* serves /metrics */
     int port;
     int drain_ms;
     atomic_int inflight;
+    struct httpd_budget budget;
+    struct httpd_watch *watch;
     struct metric *requests;
     struct metric *duration;
+    struct metric *refused;
     /* The deferred requests whose request has not ended, and whether
      * httpd_stop has begun cancelling them (no new deferrals then). */
     pthread_mutex_t mu;
@@ -120,9 +146,12 @@ struct httpd_request {
     struct MHD_Connection *conn;
     const char *method; /* owned by MHD, valid for the whole request */
     const char *path;
-    char *body; /* NUL-terminated, at most body_cap bytes before the NUL */
+    struct httpd_conn *sock; /* the watch's entry for the connection, or NULL */
+    long long declared;      /* Content-Length, or -1 (none, or chunked) */
+    char *body;              /* NUL-terminated, at most body_cap bytes before the NUL */
     size_t body_len;
     size_t body_alloc;
+    size_t reserved;                 /* of the server's byte budget, for the body: >= body_alloc */
     int status;                      /* answered with this status; 0 until then */
     int64_t start_ns;                /* clock_mono_ns() when the request began */
     struct httpd_deferred *deferred; /* set by httpd_defer */
@@ -133,119 +162,6 @@ static const char *const httpd_methods[] = {"GET",    "POST", "PUT",    "PATCH",
 
 static const double httpd_duration_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-
-/* --- responses ---------------------------------------------------------- */
-
-static void response_clear(struct httpd_response *resp)
-{
-    free(resp->body);
-    resp->body = NULL;
-    resp->body_len = 0;
-    for (int i = 0; i < resp->nheaders && i < HTTPD_MAX_HEADERS; i++) {
-        free(resp->header_names[i]);
-        free(resp->header_values[i]);
-        resp->header_names[i] = NULL;
-        resp->header_values[i] = NULL;
-    }
-    resp->nheaders = 0;
-}
-
-void httpd_respond(struct httpd_response *resp, int status, const char *content_type,
-                   const char *body, size_t len)
-{
-    free(resp->body);
-    resp->body = NULL;
-    resp->body_len = 0;
-    resp->status = status;
-    resp->content_type = content_type;
-    if (len == 0 || !body)
-        return;
-    resp->body = malloc(len);
-    if (!resp->body) {
-        /* Out of memory: the status stands, the body is lost. */
-        log_error("http response body allocation failed");
-        return;
-    }
-    memcpy(resp->body, body, len);
-    resp->body_len = len;
-}
-
-void httpd_respond_json(struct httpd_response *resp, int status, const char *json)
-{
-    httpd_respond(resp, status, HTTPD_JSON, json, json ? strlen(json) : 0);
-}
-
-/* Appends raw text, clamped to the buffer. Returns the new length. */
-static size_t json_append_raw(char *out, size_t cap, size_t len, const char *s)
-{
-    size_t n = strlen(s);
-    if (len + n + 1 > cap)
-        return len;
-    memcpy(out + len, s, n + 1);
-    return len + n;
-}
-
-/* Appends "s" as a quoted JSON string, or null. Returns the new length. */
-static size_t json_append_string(char *out, size_t cap, size_t len, const char *s)
-{
-    if (!s)
-        return json_append_raw(out, cap, len, "null");
-    if (len + 3 > cap)
-        return len;
-    out[len++] = '"';
-    len += log_json_escape(out + len, cap - len - 1, s);
-    out[len++] = '"';
-    out[len] = '\0';
-    return len;
-}
-
-void httpd_respond_error(struct httpd_response *resp, int status, const char *code,
-                         const char *message, const char *field)
-{
-    if (!code)
-        code = "error";
-    if (!message)
-        message = "";
-    /* Escaping grows a byte to at most six ("\u00XX", "\ufffd"); 64 covers
-     * the fixed text. */
-    size_t cap = 64 + 6 * (strlen(code) + strlen(message) + (field ? strlen(field) : 0));
-    char *json = malloc(cap);
-    if (!json) {
-        httpd_respond_json(resp, status, "{\"error\":{\"code\":\"internal\"}}");
-        return;
-    }
-    json[0] = '\0';
-    size_t len = json_append_raw(json, cap, 0, "{\"error\":{\"code\":");
-    len = json_append_string(json, cap, len, code);
-    len = json_append_raw(json, cap, len, ",\"message\":");
-    len = json_append_string(json, cap, len, message);
-    len = json_append_raw(json, cap, len, ",\"field\":");
-    len = json_append_string(json, cap, len, field);
-    len = json_append_raw(json, cap, len, "}}");
-    httpd_respond(resp, status, HTTPD_JSON, json, len);
-    free(json);
-}
-
-int httpd_response_header(struct httpd_response *resp, const char *name, const char *value)
-{
-    if (!resp || !name || !value || resp->nheaders < 0 || resp->nheaders >= HTTPD_MAX_HEADERS)
-        return -1;
-    size_t nlen = strlen(name) + 1;
-    size_t vlen = strlen(value) + 1;
-    char *n = malloc(nlen);
-    char *v = malloc(vlen);
-    if (!n || !v) {
-        free(n);
-        free(v);
-        return -1;
-    }
-    memcpy(n, name, nlen);
-    memcpy(v, value, vlen);
-    resp->header_names[resp->nheaders] = n;
-    resp->header_values[resp->nheaders] = v;
-    resp->nheaders++;
-    return 0;
-}
 
 /* --- request accessors -------------------------------------------------- */
 
@@ -309,7 +225,7 @@ static enum MHD_Result request_queue(struct httpd_request *req, struct httpd_res
         mr = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     }
     if (!mr) {
-        response_clear(resp);
+        httpd_response_clear(resp);
         log_error("http response creation failed", "server", req->h->name);
         return MHD_NO;
     }
@@ -321,10 +237,11 @@ static enum MHD_Result request_queue(struct httpd_request *req, struct httpd_res
             log_warn("http response header refused", "server", req->h->name, "header",
                      resp->header_names[i]);
     }
+    httpd_conn_phase(req->sock, HTTPD_PHASE_BUSY);
     enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned int)resp->status, mr);
     MHD_destroy_response(mr);
     request_count(req, resp->status);
-    response_clear(resp);
+    httpd_response_clear(resp);
     return ret;
 }
 
@@ -366,10 +283,10 @@ static enum MHD_Result request_builtin(struct httpd_request *req)
     return request_queue(req, &resp);
 }
 
-static bool path_is_builtin(const char *path)
+static bool path_is_builtin(const struct httpd *h, const char *path)
 {
     return strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
-           strcmp(path, "/metrics") == 0;
+           (h->metrics && strcmp(path, "/metrics") == 0);
 }
 
 /* The declared body length, or -1 when there is none or it is chunked. */
@@ -392,8 +309,60 @@ static long long request_declared_length(struct httpd_request *req)
     return v;
 }
 
+/* Frees a body buffer of alloc bytes, wiped first when the server's bodies
+ * may carry secrets. */
+static void body_buffer_free(struct httpd *h, char *buf, size_t alloc)
+{
+    if (!buf)
+        return;
+    if (h->wipe_bodies)
+        crypto_wipe(buf, alloc);
+    if (h->body_freed)
+        h->body_freed(h->ctx, buf, alloc);
+    free(buf);
+}
+
+/* realloc, except that a server wiping its bodies copies, so that the old
+ * buffer is wiped and not left in freed memory with the secret in it. */
+static char *body_buffer_grow(struct httpd *h, char *buf, size_t len, size_t alloc, size_t want)
+{
+    if (!h->wipe_bodies && !h->body_freed)
+        return realloc(buf, want);
+    char *grown = malloc(want);
+    if (!grown)
+        return NULL;
+    if (buf)
+        memcpy(grown, buf, len + 1);
+    body_buffer_free(h, buf, alloc);
+    return grown;
+}
+
+/* Frees the body and gives its share of the budget back. */
+static void request_body_release(struct httpd_request *req)
+{
+    body_buffer_free(req->h, req->body, req->body_alloc);
+    req->body = NULL;
+    req->body_len = 0;
+    req->body_alloc = 0;
+    httpd_budget_give(&req->h->budget, req->reserved);
+    req->reserved = 0;
+}
+
+/* 503 for a body the budget cannot hold now: the client may retry soon,
+ * when other requests have given their share back. */
+static void request_refuse_busy(struct httpd_request *req)
+{
+    metrics_add(req->h->refused, 1, req->h->name, "budget");
+    log_info("http request refused: request bodies over the byte budget", "server", req->h->name,
+             "path", req->path);
+}
+
+static enum MHD_Result request_answer(struct httpd_request *req, struct httpd_response *resp);
+
 /* First call, headers only: everything that can be refused without the
- * body is refused here, and MHD then closes instead of reading the body. */
+ * body is refused here, and MHD then closes instead of reading the body.
+ * A declared body takes its share of the budget now, so that a body that
+ * cannot be held is refused before it is sent. */
 static enum MHD_Result request_begin(struct httpd_request *req)
 {
     struct httpd *h = req->h;
@@ -404,97 +373,59 @@ static enum MHD_Result request_begin(struct httpd_request *req)
         return request_error(req, 501, "method_not_implemented", "method not supported");
     if (strlen(req->path) > HTTPD_MAX_PATH)
         return request_error(req, 414, "uri_too_long", "path over 8192 bytes");
-    if (path_is_builtin(req->path))
+    if (path_is_builtin(h, req->path))
         return request_builtin(req);
-    long long declared = request_declared_length(req);
-    if (declared >= 0 && (unsigned long long)declared > h->body_cap)
+    if (h->route) {
+        struct httpd_response resp = {0};
+        if (!h->route(h->ctx, req, &resp))
+            return request_answer(req, &resp);
+        httpd_response_clear(&resp);
+    }
+    req->declared = request_declared_length(req);
+    if (req->declared >= 0 && (unsigned long long)req->declared > h->body_cap)
         return request_error(req, 413, "body_too_large", "request body over the size cap");
     if (!h->handler)
         return request_error(req, 404, "not_found", "no such route");
-    if (declared > 0) {
-        size_t want = (size_t)declared < HTTPD_BODY_INITIAL ? (size_t)declared : HTTPD_BODY_INITIAL;
-        req->body = malloc(want + 1);
-        if (!req->body)
+    if (req->declared > 0) {
+        size_t full = (size_t)req->declared + 1;
+        if (!httpd_budget_take(&h->budget, full)) {
+            request_refuse_busy(req);
+            struct httpd_response resp = {0};
+            httpd_respond_error(&resp, 503, "busy", "too many request bodies at once; retry later",
+                                NULL);
+            httpd_response_header(&resp, "Retry-After", "1");
+            return request_queue(req, &resp);
+        }
+        req->reserved = full;
+        size_t want = full < HTTPD_BODY_INITIAL + 1 ? full : HTTPD_BODY_INITIAL + 1;
+        req->body = malloc(want);
+        if (!req->body) {
+            request_body_release(req);
             return request_error(req, 503, "unavailable", "out of memory");
-        req->body_alloc = want + 1;
+        }
+        req->body_alloc = want;
         req->body[0] = '\0';
     }
     return MHD_YES;
 }
 
-/* --- lingering close ------------------------------------------------------ */
-
-static atomic_int httpd_lingering;
-
-/* Discards input until the client closes, or the time or byte bound is
- * reached, then closes our duplicate: the last reference to the socket. */
-static void *httpd_linger_main(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    char buf[16384];
-    size_t drained = 0;
-    int64_t deadline = clock_mono_ms() + HTTPD_LINGER_MS;
-    for (;;) {
-        int64_t left = deadline - clock_mono_ms();
-        if (left <= 0 || drained >= HTTPD_LINGER_BYTES)
-            break;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-            continue;
-        if (n <= 0)
-            break; /* the client closed (it has read the answer), or reset */
-        drained += (size_t)n;
-    }
-    close(fd);
-    atomic_fetch_sub(&httpd_lingering, 1);
-    return NULL;
-}
-
-/* Keeps the connection's socket open past MHD's close and lets a detached
- * thread drain it. Nothing happens when too many linger already. */
-static void httpd_linger(int fd)
-{
-    if (atomic_fetch_add(&httpd_lingering, 1) >= HTTPD_LINGER_MAX) {
-        atomic_fetch_sub(&httpd_lingering, 1);
-        return;
-    }
-    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    pthread_attr_t attr;
-    pthread_t thread;
-    bool started = false;
-    if (dup_fd >= 0 && pthread_attr_init(&attr) == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        started = pthread_create(&thread, &attr, httpd_linger_main, (void *)(intptr_t)dup_fd) == 0;
-        pthread_attr_destroy(&attr);
-    }
-    if (!started) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        atomic_fetch_sub(&httpd_lingering, 1);
-    }
-}
-
 /* MHD 0.9.75 cannot queue a response here (see the top of the file), so
- * the 413 goes out on the socket directly. Nothing else has been written on
- * this connection for this request: 100 Continue, if any, was sent before
- * the body started. Returning MHD_NO makes MHD close the connection. */
-static enum MHD_Result request_reject_upload(struct httpd_request *req)
+ * the answer goes out on the socket directly. Nothing else has been written
+ * on this connection for this request: 100 Continue, if any, was sent
+ * before the body started. Returning MHD_NO makes MHD close the connection. */
+static enum MHD_Result request_reject_upload(struct httpd_request *req, int status,
+                                             const char *code, const char *message)
 {
     struct httpd *h = req->h;
     struct httpd_response resp = {0};
-    char head[256];
-    httpd_respond_error(&resp, 413, "body_too_large", "request body over the size cap", NULL);
-    const char *reason = MHD_get_reason_phrase_for(413);
+    char head[320];
+    httpd_respond_error(&resp, status, code, message, NULL);
+    const char *reason = MHD_get_reason_phrase_for((unsigned int)status);
     int hlen = snprintf(head, sizeof head,
-                        "HTTP/1.1 413 %s\r\nConnection: close\r\nContent-Type: " HTTPD_JSON
-                        "\r\nContent-Length: %zu\r\n\r\n",
-                        reason ? reason : "Content Too Large", resp.body_len);
+                        "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: " HTTPD_JSON
+                        "\r\n%sContent-Length: %zu\r\n\r\n",
+                        status, reason && *reason ? reason : "Error",
+                        status == 503 ? "Retry-After: 1\r\n" : "", resp.body_len);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (info && hlen > 0 && (size_t)hlen < sizeof head && resp.body) {
@@ -502,34 +433,15 @@ static enum MHD_Result request_reject_upload(struct httpd_request *req)
         if (msg) {
             memcpy(msg, head, (size_t)hlen);
             memcpy(msg + hlen, resp.body, resp.body_len);
-            size_t total = (size_t)hlen + resp.body_len;
-            size_t off = 0;
-            /* The send buffer is empty at this point, so a few hundred bytes
-             * go out at once; if they don't, the client just sees a close. */
-            while (off < total) {
-                ssize_t n =
-                    send(info->connect_fd, msg + off, total - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0)
-                    break;
-                off += (size_t)n;
-            }
+            httpd_socket_answer(info->connect_fd, msg, (size_t)hlen + resp.body_len);
             free(msg);
-            /* FIN after the answer; the input still coming is drained, so
-             * that the close sends no reset before the client has read it. */
-            shutdown(info->connect_fd, SHUT_WR);
-            if (off == total)
-                httpd_linger(info->connect_fd);
         }
     }
-    response_clear(&resp);
-    request_count(req, 413);
-    log_info("http request body over cap", "server", h->name, "path", req->path);
-    free(req->body);
-    req->body = NULL;
-    req->body_len = 0;
-    req->body_alloc = 0;
+    httpd_response_clear(&resp);
+    request_count(req, status);
+    log_info("http request refused while its body arrived", "server", h->name, "path", req->path,
+             "code", code);
+    request_body_release(req);
     return MHD_NO;
 }
 
@@ -537,15 +449,30 @@ static enum MHD_Result request_body(struct httpd_request *req, const char *data,
 {
     struct httpd *h = req->h;
     size_t n = *size;
+    if (httpd_conn_late(h->watch, req->sock))
+        return request_reject_upload(req, 408, "request_timeout",
+                                     "the request was not received within the deadline");
     if (n > h->body_cap - req->body_len)
-        return request_reject_upload(req);
+        return request_reject_upload(req, 413, "body_too_large", "request body over the size cap");
     if (req->body_len + n + 1 > req->body_alloc) {
         size_t want = req->body_alloc ? req->body_alloc * 2 : 4096;
         if (want < req->body_len + n + 1)
             want = req->body_len + n + 1;
         if (want > h->body_cap + 1)
             want = h->body_cap + 1;
-        char *grown = realloc(req->body, want);
+        /* A declared body never grows past its declared length (MHD hands
+         * over no more), which its share of the budget covers already. */
+        if (req->declared >= 0 && want > (size_t)req->declared + 1)
+            want = (size_t)req->declared + 1;
+        if (want > req->reserved) {
+            if (!httpd_budget_take(&h->budget, want - req->reserved)) {
+                request_refuse_busy(req);
+                return request_reject_upload(req, 503, "busy",
+                                             "too many request bodies at once; retry later");
+            }
+            req->reserved = want;
+        }
+        char *grown = body_buffer_grow(h, req->body, req->body_len, req->body_alloc, want);
         if (!grown) {
             log_error("http request body allocation failed", "server", h->name);
             return MHD_NO;
@@ -566,13 +493,13 @@ static enum MHD_Result request_answer(struct httpd_request *req, struct httpd_re
     struct httpd *h = req->h;
     if (resp->drop) {
         /* Fault injection: MHD closes the connection without an answer. */
-        response_clear(resp);
+        httpd_response_clear(resp);
         req->status = -1;
         return MHD_NO;
     }
     if (resp->status < 100 || resp->status > 599) {
         log_error("http handler left no valid status", "server", h->name, "path", req->path);
-        response_clear(resp);
+        httpd_response_clear(resp);
         httpd_respond_error(resp, 500, "internal", "internal error", NULL);
     }
     return request_queue(req, resp);
@@ -587,7 +514,7 @@ static void deferred_unref(struct httpd_deferred *d)
     pthread_mutex_unlock(&d->mu);
     if (refs > 0)
         return;
-    response_clear(&d->resp);
+    httpd_response_clear(&d->resp);
     pthread_mutex_destroy(&d->mu);
     free(d);
 }
@@ -646,7 +573,7 @@ int httpd_complete(struct httpd_deferred **dp, struct httpd_response *resp)
         resp = &internal;
     }
     if (!dp || !*dp) {
-        response_clear(resp);
+        httpd_response_clear(resp);
         return -1;
     }
     struct httpd_deferred *d = *dp;
@@ -655,7 +582,7 @@ int httpd_complete(struct httpd_deferred **dp, struct httpd_response *resp)
     bool queued = deferred_answer_locked(d, resp);
     pthread_mutex_unlock(&d->mu);
     if (!queued)
-        response_clear(resp);
+        httpd_response_clear(resp);
     deferred_unref(d);
     return queued ? 0 : -1;
 }
@@ -716,7 +643,7 @@ static void request_deferred_end(struct httpd *h, struct httpd_deferred *d)
     d->ended = true;
     d->suspended = false;
     d->conn = NULL;
-    response_clear(&d->resp);
+    httpd_response_clear(&d->resp);
     pthread_mutex_unlock(&d->mu);
     deferred_unref(d);
 }
@@ -746,7 +673,7 @@ static int httpd_cancel_deferred(struct httpd *h)
         if (deferred_answer_locked(d, &resp))
             cancelled++;
         pthread_mutex_unlock(&d->mu);
-        response_clear(&resp);
+        httpd_response_clear(&resp);
         /* The next one, while d (still referenced) keeps its place; if d
          * ended meanwhile it left the list, and the walk starts over, which
          * skips what is answered already. */
@@ -774,12 +701,26 @@ static enum MHD_Result request_finish(struct httpd_request *req)
 {
     struct httpd *h = req->h;
     struct httpd_response resp = {0};
+    /* The whole request is in: no deadline while it is handled or waits
+     * for a deferred answer. */
+    httpd_conn_phase(req->sock, HTTPD_PHASE_BUSY);
     h->handler(h->ctx, req, &resp);
+    /* The handler copied what it needs: the body's share of the budget is
+     * free for others while a deferred answer waits. */
+    request_body_release(req);
     if (req->deferred) {
-        response_clear(&resp); /* the answer comes through httpd_complete */
+        httpd_response_clear(&resp); /* the answer comes through httpd_complete */
         return request_park(req);
     }
     return request_answer(req, &resp);
+}
+
+/* The watch's entry for the connection (httpd_connection_notify). */
+static struct httpd_conn *connection_watched(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
 }
 
 static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -796,8 +737,10 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, cons
             return MHD_NO;
         req->h = h;
         req->conn = conn;
+        req->sock = connection_watched(conn);
         req->method = method;
         req->path = url;
+        req->declared = -1;
         req->start_ns = clock_mono_ns();
         *con_cls = req;
         atomic_fetch_add(&h->inflight, 1);
@@ -817,16 +760,44 @@ static void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_c
 {
     struct httpd *h = cls;
     struct httpd_request *req = *con_cls;
-    (void)conn;
     (void)code;
+    /* A kept-alive connection's clock starts again for the next request. */
+    httpd_conn_phase(connection_watched(conn), HTTPD_PHASE_IDLE);
     if (!req)
         return;
     if (req->deferred)
         request_deferred_end(h, req->deferred);
-    free(req->body);
+    request_body_release(req);
     free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&h->inflight, 1);
+}
+
+/* A request line arrived: the request's clock starts. Returns the initial
+ * con_cls, which stays NULL (httpd_access allocates on its first call). */
+static void *httpd_request_line(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)cls;
+    (void)uri;
+    httpd_conn_phase(connection_watched(conn), HTTPD_PHASE_RECEIVING);
+    return NULL;
+}
+
+/* Lists each connection with the watch while it is open. MHD reports the
+ * close before it closes the socket, so the watch never sees a reused one. */
+static void httpd_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                                    enum MHD_ConnectionNotificationCode toe)
+{
+    struct httpd *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = info ? httpd_watch_add(h->watch, info->connect_fd) : NULL;
+        return;
+    }
+    struct httpd_conn *c = *socket_context;
+    httpd_watch_remove(h->watch, &c);
+    *socket_context = NULL;
 }
 
 __attribute__((format(printf, 2, 0))) static void httpd_mhd_log(void *cls, const char *fmt,
@@ -838,10 +809,38 @@ __attribute__((format(printf, 2, 0))) static void httpd_mhd_log(void *cls, const
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    /* Our own MHD_NO after a 413 makes MHD say this; it is not news. */
-    enum log_level level =
-        strncmp(msg, "Application reported internal error", 35) == 0 ? LOG_DEBUG : LOG_WARN;
+    enum log_level level = LOG_WARN;
+    if (strncmp(msg, "Application reported internal error", 35) == 0) {
+        /* Our own MHD_NO after an early answer makes MHD say this. */
+        level = LOG_DEBUG;
+    } else if (strncmp(msg, "Server reached connection limit", 31) == 0) {
+        /* MHD says this for the total and the per-address limit alike, once
+         * per connection it closes: counted, and not a log line each. */
+        metrics_add(h->refused, 1, h->name, "connections");
+        level = LOG_DEBUG;
+    }
     log_write(level, "libmicrohttpd", "server", h->name, "detail", msg, (const char *)0);
+}
+
+/* The options httpd_start refuses. */
+static bool httpd_options_bad(const struct httpd_options *opts)
+{
+    size_t cap = opts->body_cap ? opts->body_cap : HTTPD_DEFAULT_BODY_CAP;
+    return opts->port < 0 || opts->port > 65535 || opts->threads < 0 ||
+           opts->threads > HTTPD_MAX_THREADS || opts->drain_ms < 0 ||
+           opts->drain_ms > HTTPD_DRAIN_MAX_MS || opts->max_connections < 0 ||
+           opts->max_connections > HTTPD_MAX_CONNECTIONS || opts->per_address_connections < 0 ||
+           opts->per_address_connections > HTTPD_MAX_CONNECTIONS || opts->request_deadline_ms < 0 ||
+           opts->request_deadline_ms > HTTPD_DEADLINE_MAX_MS ||
+           (opts->body_budget && opts->body_budget <= cap);
+}
+
+/* Frees what httpd_start set up before the daemon ran. */
+static void httpd_free(struct httpd *h)
+{
+    httpd_watch_free(&h->watch);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
 }
 
 struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t errcap)
@@ -852,10 +851,7 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
 
     if (errstr && errcap)
         errstr[0] = '\0';
-    if (!opts || opts->port < 0 || opts->port > 65535 || opts->threads < 0 ||
-        opts->threads > HTTPD_MAX_THREADS || opts->drain_ms < 0 ||
-        opts->drain_ms > HTTPD_DRAIN_MAX_MS || opts->max_connections < 0 ||
-        opts->max_connections > HTTPD_MAX_CONNECTIONS) {
+    if (!opts || httpd_options_bad(opts)) {
         if (errstr)
             snprintf(errstr, errcap, "httpd: invalid options");
         return NULL;
@@ -876,11 +872,20 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
     }
     snprintf(h->name, sizeof h->name, "%s", opts->name ? opts->name : "http");
     h->body_cap = opts->body_cap ? opts->body_cap : HTTPD_DEFAULT_BODY_CAP;
+    h->wipe_bodies = opts->wipe_bodies;
+    h->body_freed = opts->body_freed;
+    h->route = opts->route;
     h->handler = opts->handler;
     h->ctx = opts->ctx;
     h->ready = opts->ready;
     h->ready_ctx = opts->ready_ctx;
+    h->metrics = opts->metrics;
     h->drain_ms = opts->drain_ms ? opts->drain_ms : HTTPD_DRAIN_MS;
+    size_t budget = opts->body_budget ? opts->body_budget : HTTPD_DEFAULT_BODY_BUDGET;
+    /* The default budget holds at least a few bodies at the cap (+1: NUL). */
+    if (!opts->body_budget && budget < 4 * (h->body_cap + 1))
+        budget = 4 * (h->body_cap + 1);
+    httpd_budget_init(&h->budget, budget);
     atomic_init(&h->inflight, 0);
     pthread_mutex_init(&h->mu, NULL);
     h->requests = metrics_counter("kizuna_http_requests_total",
@@ -889,8 +894,30 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
         "kizuna_http_request_duration_seconds",
         "Time from request headers to the response being queued, by server.", "server",
         httpd_duration_buckets, sizeof httpd_duration_buckets / sizeof httpd_duration_buckets[0]);
+    h->refused = metrics_counter(
+        "kizuna_http_refused_total",
+        "Requests and connections refused to protect the server, by server and reason: budget "
+        "(request bodies over the byte budget, 503), deadline (a request not received whole "
+        "in time), connections (over the total or per-address connection limit).",
+        "server,reason");
+    long deadline_ms = opts->request_deadline_ms ? opts->request_deadline_ms : HTTPD_DEADLINE_MS;
+    char werr[256] = "";
+    h->watch = httpd_watch_start(h->name, deadline_ms, h->refused, werr, sizeof werr);
+    if (!h->watch) {
+        if (errstr)
+            snprintf(errstr, errcap, "httpd %s: %s", h->name, werr);
+        httpd_free(h);
+        return NULL;
+    }
 
     unsigned int threads = opts->threads > 0 ? (unsigned int)opts->threads : HTTPD_DEFAULT_THREADS;
+    /* MHD 0.9.75 does not close a connection whose client closed (or that
+     * the watch shut down) while its body was arriving: only its idle
+     * timeout does. Never longer than the deadline, so that such a request
+     * gives its share of the budget back within about two deadlines. */
+    unsigned int idle_s = (unsigned int)((deadline_ms + 999) / 1000);
+    if (idle_s > HTTPD_CONNECTION_TIMEOUT_S)
+        idle_s = HTTPD_CONNECTION_TIMEOUT_S;
     unsigned int max_conn =
         opts->max_connections ? (unsigned int)opts->max_connections : HTTPD_CONNECTION_LIMIT;
     /* ITC is what MHD_quiesce_daemon needs in thread-pool mode, and what
@@ -899,19 +926,20 @@ struct httpd *httpd_start(const struct httpd_options *opts, char *errstr, size_t
                          MHD_ALLOW_SUSPEND_RESUME;
     flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_AUTO;
     errno = 0;
-    h->daemon = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, httpd_access, h,
-                                 MHD_OPTION_EXTERNAL_LOGGER, httpd_mhd_log, h, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&addr, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONNECTION_TIMEOUT_S,
-                                 MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_NOTIFY_COMPLETED,
-                                 httpd_completed, h, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)opts->port, NULL, NULL, httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER,
+        httpd_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_CONNECTION_LIMIT, max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)opts->per_address_connections, MHD_OPTION_NOTIFY_COMPLETED, httpd_completed,
+        h, MHD_OPTION_NOTIFY_CONNECTION, httpd_connection_notify, h, MHD_OPTION_URI_LOG_CALLBACK,
+        httpd_request_line, h, MHD_OPTION_END);
     if (!h->daemon) {
         int err = errno;
         if (errstr)
             snprintf(errstr, errcap, "httpd %s: cannot listen on %s:%d: %s", h->name, bind_addr,
                      opts->port, err ? strerror(err) : "MHD_start_daemon failed");
-        pthread_mutex_destroy(&h->mu);
-        free(h);
+        httpd_free(h);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -965,7 +993,6 @@ void httpd_stop(struct httpd **hp)
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
     log_info("http server stopped", "server", h->name);
-    pthread_mutex_destroy(&h->mu);
-    free(h);
+    httpd_free(h);
     *hp = NULL;
 }

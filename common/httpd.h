@@ -1,9 +1,15 @@
-/* HTTP server on libmicrohttpd (only httpd.c includes microhttpd.h). It caps
- * request bodies (413 as soon as the cap is passed, also for chunked
- * uploads), answers /healthz, /readyz and /metrics itself, counts requests
- * by status, and hands every other complete request to one handler.
- * The handler runs on the server's worker threads, several at once. It
- * answers through resp before it returns, or defers the answer
+/* HTTP server on libmicrohttpd (only httpd.c includes microhttpd.h). It
+ * lets the service refuse a request from its method, path and headers
+ * before any of its body is read (route), caps each request body (413 as
+ * soon as the cap is passed, also for chunked uploads) and the bodies of
+ * all requests together (the byte budget: 503 past it), caps connections in
+ * total and per client address, and cuts a request not received whole
+ * within its deadline (a slow client cannot hold a connection by sending a
+ * byte now and then). It answers /healthz and /readyz itself, and /metrics
+ * where asked to (the admin port, never a public one), counts requests by
+ * status and refusals by reason, and hands every other complete request to
+ * one handler. The handler runs on the server's worker threads, several at
+ * once. It answers through resp before it returns, or defers the answer
  * (httpd_defer) and gives it later from any thread (httpd_complete), so that
  * a request waiting for something else holds no worker thread. */
 #ifndef KIZUNA_HTTPD_H
@@ -34,6 +40,15 @@ struct httpd_response {
 
 typedef void (*httpd_handler)(void *ctx, const struct httpd_request *req,
                               struct httpd_response *resp);
+/* Decides from the method, path and headers alone, before a byte of the
+ * body is read, whether the request goes on: true to go on (read the body,
+ * then call the handler; whatever it put in resp is discarded), false when
+ * resp holds the answer, which is sent at once; the body is then never read
+ * (a connection that announced one is closed after the answer). The body is empty here,
+ * and the request cannot be deferred. Runs on the server's worker threads,
+ * several at once, with the handler's ctx. */
+typedef bool (*httpd_route_fn)(void *ctx, const struct httpd_request *req,
+                               struct httpd_response *resp);
 /* Returns true when the service can take traffic. */
 typedef bool (*httpd_ready_fn)(void *ctx);
 
@@ -41,15 +56,44 @@ struct httpd_options {
     const char *name;      /* label for metrics and logs, e.g. "admin" */
     const char *bind;      /* IPv4 address, default 127.0.0.1 */
     int port;              /* 0 picks a free port (tests) */
-    size_t body_cap;       /* default 1 MiB */
+    size_t body_cap;       /* one request's body, default 1 MiB */
     int threads;           /* worker threads, default 2 */
+    httpd_route_fn route;  /* may be NULL: every request's body is read */
     httpd_handler handler; /* may be NULL: only the built-in routes */
-    void *ctx;
-    httpd_ready_fn ready; /* may be NULL: always ready */
+    void *ctx;             /* route's and handler's */
+    httpd_ready_fn ready;  /* may be NULL: always ready */
     void *ready_ctx;
+    bool metrics;        /* serve /metrics (admin ports); off, /metrics is like any path */
     int drain_ms;        /* httpd_stop's wait for in-flight requests, default 5000 */
     int max_connections; /* open connections, default 1000; a deferred request
                             keeps its connection open until answered */
+    /* Request bodies may carry secrets (the admin APIs take channel secrets
+     * and access tokens): every body buffer is wiped (crypto_wipe) before
+     * it is freed, and grown by copy instead of realloc, so that no copy is
+     * left in freed memory. */
+    bool wipe_bodies;
+    /* Tests: called with each request body buffer (its whole allocation)
+     * just before it is freed, after any wipe, on the thread that frees
+     * it, with ctx. NULL in services. */
+    void (*body_freed)(void *ctx, const char *buf, size_t alloc);
+    /* Open connections from one client address; past it a new connection is
+     * closed at once. 0: no cap. Behind a proxy every client has the
+     * proxy's address. */
+    int per_address_connections;
+    /* Bytes of request bodies held at once across all requests, more than
+     * body_cap; a declared body that does not fit gets 503 (Retry-After: 1)
+     * before it is read, a chunked one as soon as it does not fit. Default
+     * 64 MiB (or 4 bodies at the cap, if more). A body is held from its
+     * headers until the handler returns. */
+    size_t body_budget;
+    /* From a connection's start, or its previous request's end, until a
+     * request is received whole (headers and body); a request still
+     * arriving then is cut (408 if its body is arriving, else the
+     * connection is closed), and an idle connection closed. A request
+     * being handled or deferred has no deadline. A connection that sends
+     * nothing for as long (in whole seconds, at most 30) is closed too.
+     * Default 30000, at most 600000. */
+    int request_deadline_ms;
 };
 
 /* Starts listening. Returns NULL and fills errstr on failure. */
@@ -101,5 +145,7 @@ void httpd_respond_error(struct httpd_response *resp, int status, const char *co
                          const char *message, const char *field);
 /* Adds a response header (copied). Returns -1 when full. */
 int httpd_response_header(struct httpd_response *resp, const char *name, const char *value);
+/* Frees resp's body and headers and leaves it empty (status and flags stay). */
+void httpd_response_clear(struct httpd_response *resp);
 
 #endif

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "kafka_security.h"
 #include "log.h"
 #include "worker.h"
 
@@ -149,6 +150,61 @@ static int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *v
     return 0;
 }
 
+/* kafka_conf_set for a secret: the value never reaches errstr. */
+static int kafka_conf_set_secret(rd_kafka_conf_t *conf, const char *name, const char *value,
+                                 char *errstr, size_t errcap)
+{
+    char detail[256];
+    if (rd_kafka_conf_set(conf, name, value, detail, sizeof detail) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errcap, "kafka config %s: refused", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* TLS and SASL as kafka_security_set made them (common/kafka_security.h):
+ * the same for every client, so that no path reaches the brokers in
+ * plaintext when the deployment says otherwise. */
+static int kafka_conf_security(rd_kafka_conf_t *conf, const struct kafka_security *s, char *errstr,
+                               size_t errcap)
+{
+    const char *protocol = kafka_security_protocol_name(s->protocol);
+    if (!protocol || kafka_conf_set(conf, "security.protocol", protocol, errstr, errcap) < 0)
+        return -1;
+    if (kafka_security_uses_sasl(s)) {
+        const char *mechanism = kafka_security_mechanism_name(s->mechanism);
+        if (!mechanism || kafka_conf_set(conf, "sasl.mechanisms", mechanism, errstr, errcap) < 0 ||
+            kafka_conf_set(conf, "sasl.username", s->username ? s->username : "", errstr, errcap) <
+                0 ||
+            kafka_conf_set_secret(conf, "sasl.password", s->password ? s->password : "", errstr,
+                                  errcap) < 0)
+            return -1;
+    }
+    if (kafka_security_uses_tls(s)) {
+        const struct {
+            const char *name;
+            const char *value;
+            bool secret;
+        } files[] = {
+            {"ssl.ca.location", s->ca_location, false},
+            {"ssl.certificate.location", s->certificate_location, false},
+            {"ssl.key.location", s->key_location, false},
+            {"ssl.key.password", s->key_password, true},
+        };
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            if (!files[i].value || !*files[i].value)
+                continue;
+            int rc =
+                files[i].secret
+                    ? kafka_conf_set_secret(conf, files[i].name, files[i].value, errstr, errcap)
+                    : kafka_conf_set(conf, files[i].name, files[i].value, errstr, errcap);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* The settings every client shares. */
 static rd_kafka_conf_t *kafka_conf_base(const char *brokers, const char *client_id, char *errstr,
                                         size_t errcap)
@@ -158,7 +214,8 @@ static rd_kafka_conf_t *kafka_conf_base(const char *brokers, const char *client_
         kafka_conf_set(conf, "client.id", client_id, errstr, errcap) < 0 ||
         kafka_conf_set(conf, "allow.auto.create.topics", "false", errstr, errcap) < 0 ||
         kafka_conf_set(conf, "topic.metadata.propagation.max.ms", KAFKA_TOPIC_PROPAGATION_MS,
-                       errstr, errcap) < 0) {
+                       errstr, errcap) < 0 ||
+        kafka_conf_security(conf, kafka_security_get(), errstr, errcap) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -199,6 +256,22 @@ static int kafka_failure(rd_kafka_resp_err_t err)
 const char *kafka_produce_error(void)
 {
     return kafka_produce_refusal;
+}
+
+int kafka_conf_describe(const char *property, char *out, size_t cap, char *errstr, size_t errcap)
+{
+    rd_kafka_conf_t *conf = kafka_conf_base("127.0.0.1:1", "kizuna-describe", errstr, errcap);
+    if (!conf)
+        return -1;
+    size_t size = cap;
+    rd_kafka_conf_res_t res = rd_kafka_conf_get(conf, property, out, &size);
+    rd_kafka_conf_destroy(conf);
+    if (res != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errcap, "kafka config %s: %s", property,
+                 res == RD_KAFKA_CONF_UNKNOWN ? "unknown property" : "does not fit");
+        return -1;
+    }
+    return 0;
 }
 
 /* --- acks ----------------------------------------------------------------- */

@@ -17,6 +17,15 @@ struct kafka_producer;
 struct kafka_consumer;
 struct kafka_ack;
 
+/* Every client below reaches the brokers with the TLS and SASL settings of
+ * kafka_security_set (common/kafka_security.h); plaintext until then. */
+
+/* For tests and diagnostics: the value of a librdkafka property in the
+ * configuration every client starts from (with the current TLS and SASL
+ * settings), into out. Returns 0, or -1 with errstr when those settings
+ * are refused by librdkafka or the property is unknown. Any thread. */
+int kafka_conf_describe(const char *property, char *out, size_t cap, char *errstr, size_t errcap);
+
 /* Creates a producer with a background thread that serves delivery reports.
  * Returns NULL and fills errstr on failure. One connection to each broker. */
 struct kafka_producer *kafka_producer_new(const char *brokers, const char *client_id, char *errstr,

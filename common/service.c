@@ -16,6 +16,7 @@
 #include "kafka.h"
 #include "log.h"
 #include "metrics.h"
+#include "secrets.h"
 #include "shutdown.h"
 
 /* How often readiness is re-checked. */
@@ -77,9 +78,10 @@ static void validate_report(void *rctx, const char *name, const char *reason)
     v->errors++;
 }
 
-/* Reads the table, then checks what the table cannot (LOG_LEVEL's words,
- * the data key's hex, the service's own validate), and reports every error before exiting, so that an
- * operator fixes them all in one restart. */
+/* Reads the table, then checks what the table cannot (the JWT key's
+ * length, the Kafka TLS and SASL combination, the service's own validate),
+ * and reports every error before exiting, so that an operator fixes them
+ * all in one restart. */
 static void load_config(struct service *svc, const struct service_def *def)
 {
     static const char *const suffixes[ENV_NAMES] = {"DATABASE_URL", "ADMIN_PORT", "BIND",
@@ -96,7 +98,7 @@ static void load_config(struct service *svc, const struct service_def *def)
     snprintf(default_connections, sizeof default_connections, "%d",
              def->producer_connections > 0 ? def->producer_connections : 1);
 
-    struct config_entry table[10 + SERVICE_EXTRA_MAX] = {
+    struct config_entry table[10 + KAFKA_SECURITY_ENTRIES + SERVICE_EXTRA_MAX] = {
         {svc->env_names[ENV_DATABASE_URL], CONFIG_SECRET, NULL, &svc->database_url, 0, 0,
          "libpq URI of this service's role and schema"},
         {"KAFKA_BROKERS", CONFIG_STRING, "127.0.0.1:19092", &svc->brokers, 0, 0,
@@ -108,7 +110,7 @@ static void load_config(struct service *svc, const struct service_def *def)
         {svc->env_names[ENV_MIGRATIONS_DIR], CONFIG_STRING, default_migrations,
          &svc->migrations_dir, 0, 0, "folder of this service's *.sql migrations"},
         {"KIZUNA_JWT_KEY", CONFIG_SECRET, NULL, &svc->jwt_key, 0, 0,
-         "HS256 key that signs admin tokens"},
+         "HS256 key that signs admin tokens, at least 32 bytes (openssl rand -hex 32)"},
         {"LOG_LEVEL", CONFIG_ENUM, "info", &svc->log_level, 0, 0, "debug, info, warn, error",
          log_levels},
         {"KIZUNA_STARTUP_TIMEOUT_S", CONFIG_INT, "30", &svc->startup_timeout_s, 1, 600,
@@ -118,6 +120,7 @@ static void load_config(struct service *svc, const struct service_def *def)
          "the producer's connections to the broker (librdkafka instances)"},
     };
     size_t n = 9;
+    n += kafka_security_entries(&svc->kafka, table + n);
     if (def->nextra > SERVICE_EXTRA_MAX) {
         /* A programmer's error, but one that would silently drop settings. */
         log_error("service defines more config entries than SERVICE_EXTRA_MAX");
@@ -142,11 +145,19 @@ static void load_config(struct service *svc, const struct service_def *def)
         memcpy(svc->data_key, data_key.bytes, sizeof svc->data_key);
         crypto_wipe(&data_key, sizeof data_key);
     }
-    if (def->validate) {
-        struct validate_ctx v = {table, n, 0};
-        def->validate(validate_report, &v);
-        errors += v.errors;
+    struct validate_ctx v = {table, n, 0};
+    /* The key signs every admin token: a short one can be found offline
+     * from any token (common/auth.h). Its length is said, never the key. */
+    if (svc->jwt_key && strlen(svc->jwt_key) < AUTH_KEY_MIN) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "must be at least %d bytes (got %zu)", AUTH_KEY_MIN,
+                 strlen(svc->jwt_key));
+        validate_report(&v, "KIZUNA_JWT_KEY", reason);
     }
+    kafka_security_check(&svc->kafka, validate_report, &v);
+    if (def->validate)
+        def->validate(validate_report, &v);
+    errors += v.errors;
     if (errors > 0) {
         char count[24];
         snprintf(count, sizeof count, "%d", errors);
@@ -155,6 +166,7 @@ static void load_config(struct service *svc, const struct service_def *def)
     }
     log_init(def->name, (enum log_level)svc->log_level);
     config_log(table, n);
+    kafka_security_set(&svc->kafka);
 }
 
 /* PostgreSQL may still be starting (compose, Kubernetes): wait for it here,
@@ -264,6 +276,13 @@ int service_start(struct service *svc, const struct service_def *def)
     svc->def = def;
     log_init(def->name, LOG_INFO);
     load_config(svc, def);
+    /* Every service holds the JWT key, and most hold more: no core files,
+     * and JSON bodies (channel secrets, access tokens) wiped when freed. */
+    if (secrets_process_protect(errstr, sizeof errstr) != 0) {
+        log_error("cannot protect the process's secrets", "error", errstr);
+        return 1;
+    }
+    secrets_json_wipe_on_free();
     if (shutdown_install() != 0) {
         log_error("cannot install signal handlers");
         return 1;
@@ -313,6 +332,8 @@ int service_start(struct service *svc, const struct service_def *def)
         .ctx = svc,
         .ready = service_ready,
         .ready_ctx = svc,
+        .wipe_bodies = true, /* /v1 bodies carry channel secrets and access tokens */
+        .metrics = true,     /* the admin port only: metrics name tenants' channels */
     };
     svc->admin = httpd_start(&opts, errstr, sizeof errstr);
     if (!svc->admin) {

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "httpd.h"
+#include "kafka_security.h"
 
 struct auth_claims;
 struct service;
@@ -82,6 +83,7 @@ struct service {
     long admin_port;
     long startup_timeout_s;
     long producer_connections;
+    struct kafka_security kafka; /* TLS and SASL of every Kafka client */
     /* KIZUNA_DATA_KEY when def->needs_data_key, else zeros. Wiped by the
      * drain's last step; copy it into whatever keeps using it. */
     uint8_t data_key[CRYPTO_KEY_LEN];
@@ -97,8 +99,11 @@ struct service {
 };
 
 /* Loads config (exits CONFIG_EXIT on any error, listing all of them: the
- * table's, LOG_LEVEL's, KIZUNA_DATA_KEY's and def->validate's),
- * installs signal handlers, connects to PostgreSQL (retrying until
+ * table's, KIZUNA_JWT_KEY's length, KIZUNA_DATA_KEY's, the Kafka TLS and
+ * SASL settings' and def->validate's), applies the Kafka settings to every
+ * client (kafka_security_set), makes the process non-dumpable with no core
+ * files and JSON wiped when freed (common/secrets.h), installs signal
+ * handlers, connects to PostgreSQL (retrying until
  * startup_timeout_s), applies migrations, creates the producer, runs
  * def->setup, and starts the admin server. Returns 0, or the process exit
  * code after logging why (1, or what setup returned). */

@@ -179,7 +179,9 @@ metric() { # name{labels} value from ingest's public /metrics, 0 if absent
 
 # --- ingest and a channel ------------------------------------------------------
 say "starting kizuna-ingest on 127.0.0.1:$PUBLIC_PORT (admin $ADMIN_PORT), log $LOG"
+# wrk's connections all come from 127.0.0.1: no per-address cap unless asked.
 INGEST_PUBLIC_PORT="$PUBLIC_PORT" INGEST_ADMIN_PORT="$ADMIN_PORT" LOG_LEVEL="${LOG_LEVEL:-warn}" \
+    INGEST_PUBLIC_PER_ADDRESS_CONNECTIONS="${INGEST_PUBLIC_PER_ADDRESS_CONNECTIONS:-0}" \
     "$BIN/kizuna-ingest" >"$LOG" 2>&1 &
 INGEST_PID=$!
 for _ in $(seq 1 300); do

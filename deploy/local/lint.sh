@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make lint`: the checks a reviewer should not have to do by eye.
-#   1. docker-compose.yml is valid (docker-compose config -q; no engine needed);
+#   1. docker-compose.yml is valid (docker-compose config -q; no engine needed)
+#      given the keys it requires, and refuses to start without them;
 #   2. our C follows .clang-format (clang-format --dry-run --Werror);
 #   3. no banned C function (sprintf strcpy strcat strtok gets atoi atol);
 #   4. deploy/k8s/*.yaml parse, and their topics ConfigMap equals
@@ -39,13 +40,32 @@ c_files() {
         sort -z
 }
 
+# The compose file ships no keys (${VAR:?...}): it is checked with lint-only
+# values, and must refuse to start when either is unset. An empty env file
+# keeps a developer's .env out of both checks.
 check_compose() {
     need docker-compose
-    if docker-compose -f docker-compose.yml config -q; then
+    local jwt=KIZUNA_JWT_KEY=lint-only-not-a-key-0123456789abcdef0123456789
+    local data=KIZUNA_DATA_KEY=0000000000000000000000000000000000000000000000000000000000000000
+    local none
+    none="$(mktemp)"
+    compose_config() {
+        env -u KIZUNA_JWT_KEY -u KIZUNA_DATA_KEY "$@" \
+            docker-compose --env-file "$none" -f docker-compose.yml config -q
+    }
+    if compose_config "$jwt" "$data"; then
         say "docker-compose.yml ok"
     else
         fail "docker-compose.yml is not valid (docker-compose config)"
     fi
+    if compose_config "$data" >/dev/null 2>&1; then
+        fail "docker-compose.yml starts without KIZUNA_JWT_KEY (it must have no default)"
+    elif compose_config "$jwt" >/dev/null 2>&1; then
+        fail "docker-compose.yml starts without KIZUNA_DATA_KEY (it must have no default)"
+    else
+        say "docker-compose.yml refuses to start without its keys"
+    fi
+    rm -f "$none"
 }
 
 check_format() {

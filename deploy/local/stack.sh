@@ -206,7 +206,9 @@ write_env() {
     jwt="$(saved_value KIZUNA_JWT_KEY)"
     data="$(saved_value KIZUNA_DATA_KEY)"
     [ -n "$admin_pw" ] || admin_pw="$(random_hex 24)"
-    [ -n "$jwt" ] || jwt="$(random_hex 32)"
+    # 32 random bytes as 64 hex characters: the services refuse a JWT key
+    # under 32 bytes (common/auth.h), so a shorter saved one is replaced.
+    [ "${#jwt}" -ge 32 ] || jwt="$(random_hex 32)"
     [ -n "$data" ] || data="$(random_hex 32)"
 
     mkdir -p "$LOCAL"

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "errstr.h"
 
 #define PATH_ID_MAX 128
@@ -310,7 +311,7 @@ void line_request_clear(struct line_request *r)
     free(r->body);
     for (size_t i = 0; i < r->nheaders && i < LINE_REQUEST_HEADERS_MAX; i++) {
         if (r->headers[i]) {
-            explicit_bzero(r->headers[i], strlen(r->headers[i]));
+            crypto_wipe(r->headers[i], strlen(r->headers[i])); /* Authorization */
             free(r->headers[i]);
         }
     }

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "crypto.h"
 #include "db.h"
 #include "deliveries.h"
 #include "log.h"
@@ -134,9 +135,7 @@ void sender_quota_sync_start(struct sender *s, struct chan *c, int64_t now_ns, i
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", cr->token);
         char *headers[] = {auth};
         struct transfer *t = sender_transfer_start(s, LINE_GET, calls[i].path, NULL, 0, headers, 1);
-        volatile char *a = auth;
-        for (size_t k = 0; k < sizeof auth; k++)
-            a[k] = 0;
+        crypto_wipe(auth, sizeof auth);
         if (!t) {
             c->sync_failed = true;
             continue;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto.h"
+
 /* --- calls ------------------------------------------------------------------------ */
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ctx)
@@ -75,6 +77,16 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ctx)
     return len;
 }
 
+/* The header list holds "Authorization: Bearer <access token>": each line
+ * is wiped before curl frees it. */
+static void sender_headers_free(struct curl_slist *headers)
+{
+    for (struct curl_slist *h = headers; h; h = h->next)
+        if (h->data)
+            crypto_wipe(h->data, strlen(h->data));
+    curl_slist_free_all(headers);
+}
+
 void sender_transfer_free(struct sender *s, struct transfer *t)
 {
     if (!t)
@@ -96,7 +108,8 @@ void sender_transfer_free(struct sender *s, struct transfer *t)
         else
             curl_easy_cleanup(t->easy);
     }
-    curl_slist_free_all(t->headers);
+    sender_headers_free(t->headers);
+    t->headers = NULL;
     free(t->url);
     free(t->body);
     free(t);

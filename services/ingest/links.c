@@ -17,6 +17,7 @@
 
 #include "ackwait.h"
 #include "clock.h"
+#include "crypto.h"
 #include "kizuna/v1/envelope.pb-c.h"
 #include "kizuna/v1/inbound.pb-c.h"
 #include "link_token.h"
@@ -60,7 +61,7 @@ void links_free(struct links **l)
 {
     if (!l || !*l)
         return;
-    memset((*l)->key, 0, sizeof(*l)->key);
+    crypto_wipe((*l)->key, sizeof(*l)->key);
     free(*l);
     *l = NULL;
 }
@@ -196,16 +197,22 @@ static void links_durable(void *arg, struct spool_record *recs, size_t n, bool d
     click_free(c);
 }
 
+bool links_admit(const struct httpd_request *req, struct httpd_response *resp)
+{
+    const char *method = httpd_request_method(req);
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        return true;
+    httpd_response_header(resp, "Allow", "GET, HEAD");
+    httpd_respond_error(resp, 405, "method_not_allowed", "use GET", NULL);
+    return false;
+}
+
 void links_handle(struct links *l, struct ackwait *aw, const struct httpd_request *req,
                   const char *token, struct httpd_response *resp)
 {
-    const char *method = httpd_request_method(req);
-    bool head = strcmp(method, "HEAD") == 0;
-    if (strcmp(method, "GET") != 0 && !head) {
-        httpd_response_header(resp, "Allow", "GET, HEAD");
-        httpd_respond_error(resp, 405, "method_not_allowed", "use GET", NULL);
+    if (!links_admit(req, resp))
         return;
-    }
+    bool head = strcmp(httpd_request_method(req), "HEAD") == 0;
     struct link_token t;
     enum link_token_result r =
         link_token_verify(l->key, token, strlen(token), (int64_t)time(NULL), &t);

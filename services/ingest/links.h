@@ -4,6 +4,7 @@
 #ifndef KIZUNA_INGEST_LINKS_H
 #define KIZUNA_INGEST_LINKS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,10 @@ struct ackwait;
  * errstr. */
 struct links *links_new(const uint8_t key[CRYPTO_KEY_LEN], char *errstr, size_t errcap);
 void links_free(struct links **l);
+
+/* Before the body: true for GET and HEAD, else false with 405 (Allow: GET,
+ * HEAD) in resp. Any worker thread. */
+bool links_admit(const struct httpd_request *req, struct httpd_response *resp);
 
 /* Answers one request for /r/{token}; token points into the request path.
  * A valid click's redirect is deferred (httpd_defer) until its event is

@@ -35,11 +35,17 @@
 #define INGEST_PRODUCER_CONNECTIONS 4
 /* Spool writes happen only while the broker is slow or away. */
 #define INGEST_SPOOL_CONNECTIONS 4
+/* One webhook body at most; LINE's stay far below it. */
+#define INGEST_BODY_CAP ((size_t)1 << 20)
 
 static struct config_key link_key_opt;
 static long public_port;
 static long public_threads;
 static long ack_budget_ms;
+static long public_max_connections;
+static long public_per_address;
+static long public_body_budget_mb;
+static long public_deadline_ms;
 
 static const struct config_entry ingest_config[] = {
     {"INGEST_PUBLIC_PORT", CONFIG_PORT, "8080", &public_port, 0, 0,
@@ -48,6 +54,15 @@ static const struct config_entry ingest_config[] = {
      "public server worker threads; a webhook request holds one only while it is parsed"},
     {"INGEST_ACK_BUDGET_MS", CONFIG_INT, "1000", &ack_budget_ms, 10, 1900,
      "how long a webhook waits for the broker's acks before spooling (LINE times out at 2 s)"},
+    {"INGEST_PUBLIC_MAX_CONNECTIONS", CONFIG_INT, "1000", &public_max_connections, 1, 65536,
+     "open connections on the public port; a webhook waiting for the broker holds one"},
+    {"INGEST_PUBLIC_PER_ADDRESS_CONNECTIONS", CONFIG_INT, "64", &public_per_address, 0, 65536,
+     "open public connections from one client address (0: no cap; behind a proxy every client "
+     "has the proxy's address)"},
+    {"INGEST_PUBLIC_BODY_BUDGET_MB", CONFIG_INT, "64", &public_body_budget_mb, 2, 4096,
+     "MiB of request bodies the public port holds at once, all requests together; past it 503"},
+    {"INGEST_PUBLIC_REQUEST_DEADLINE_MS", CONFIG_INT, "10000", &public_deadline_ms, 100, 600000,
+     "time a client has to send a whole request (headers and body) on the public port"},
     {"KIZUNA_LINK_KEY", CONFIG_KEY, "", &link_key_opt, 0, 0,
      "64 hex chars: key of tracked-link tokens (default: derived from KIZUNA_DATA_KEY)"},
 };
@@ -211,14 +226,22 @@ int main(void)
         goto out;
     }
 
+    /* Only what LINE and browsers need: the webhook, tracked links and
+     * health. /metrics names channels and stays on the admin port. Unknown
+     * paths, methods and channels are refused before a body is read. */
     struct httpd_options opts = {
         .name = "public",
         .bind = svc.bind,
         .port = (int)public_port,
-        .body_cap = 1024 * 1024, /* LINE's webhook bodies stay far below this */
+        .body_cap = INGEST_BODY_CAP,
         .threads = (int)public_threads,
+        .route = webhook_admit,
         .handler = webhook_route,
         .ctx = webhook,
+        .max_connections = (int)public_max_connections,
+        .per_address_connections = (int)public_per_address,
+        .body_budget = (size_t)public_body_budget_mb << 20,
+        .request_deadline_ms = (int)public_deadline_ms,
     };
     public_server = httpd_start(&opts, errstr, sizeof errstr);
     if (!public_server) {
@@ -229,7 +252,7 @@ int main(void)
     service_run(&svc);
     rc = 0;
 out:
-    memset(link_key, 0, sizeof link_key);
+    crypto_wipe(link_key, sizeof link_key);
     if (rc != 0)
         shutdown_request(); /* whatever started watches for it */
     service_stop(&svc);

@@ -9,7 +9,10 @@
  * tombstone is published). The row keeps the version counting, so the same
  * LINE channel can be registered again, by any tenant, with a higher
  * version. Secrets are sealed before the transaction and never logged;
- * responses show fingerprints. */
+ * responses show fingerprints. The parsed input and the sealed boxes are
+ * wiped before each handler returns; the request body itself is wiped by
+ * the admin server (httpd_options.wipe_bodies) and the JSON tree by
+ * jansson's wiping free (common/secrets.h). */
 #include "registry.h"
 
 #include <jansson.h>

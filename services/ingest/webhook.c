@@ -354,38 +354,51 @@ static void webhook_accept(struct webhook *wh, const struct httpd_request *req,
     }
 }
 
-static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
-                           const char *channel_id, struct httpd_response *resp)
+/* What can be checked before the body: the method, the channel id, and
+ * the registry. 0 when the request may go on, with *ch filled (the caller
+ * wipes it); else resp holds the refusal. */
+static int webhook_gate(struct webhook *wh, const struct httpd_request *req, const char *channel_id,
+                        struct channel_view *ch, struct httpd_response *resp)
 {
-    int64_t start_ns = clock_mono_ns();
     if (strcmp(httpd_request_method(req), "POST") != 0) {
         httpd_response_header(resp, "Allow", "POST");
         webhook_refuse(wh, resp, 405, "method_not_allowed", "use POST", NULL);
-        return;
+        return -1;
     }
     if (!channel_id_ok(channel_id)) {
         webhook_refuse(wh, resp, 404, "unknown_channel", "no such channel", "channel_id");
-        return;
+        return -1;
     }
-    struct channel_view ch;
-    int found = wh->lookup(wh->lookup_ctx, channel_id, &ch);
+    int found = wh->lookup(wh->lookup_ctx, channel_id, ch);
     if (found < 0) {
         log_warn("webhook refused: channel registry unavailable", "channel", channel_id);
         httpd_response_header(resp, "Retry-After", "1");
         webhook_refuse(wh, resp, 503, "registry_unavailable", "channel registry unavailable", NULL);
-        return;
+        return -1;
     }
     if (found > 0) {
         webhook_refuse(wh, resp, 404, "unknown_channel", "no such channel", "channel_id");
-        return;
+        return -1;
     }
+    return 0;
+}
+
+static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
+                           const char *channel_id, struct httpd_response *resp)
+{
+    int64_t start_ns = clock_mono_ns();
+    struct channel_view ch;
+    /* Checked again: the channel may have gone since webhook_admit, and
+     * the secret is needed now. A cached lookup costs little. */
+    if (webhook_gate(wh, req, channel_id, &ch, resp) != 0)
+        return;
 
     size_t len = 0;
     const char *body = httpd_request_body(req, &len);
     const char *why =
         signature_check(&ch, httpd_request_header(req, WEBHOOK_SIGNATURE_HEADER), body, len);
     if (why) {
-        memset(ch.secret, 0, sizeof ch.secret);
+        crypto_wipe(ch.secret, sizeof ch.secret);
         metrics_add(wh->signature_failures, 1, ch.channel_id, why);
         log_warn("webhook signature refused", "channel", ch.channel_id, "reason", why);
         webhook_refuse(wh, resp, 401, "bad_signature",
@@ -394,8 +407,25 @@ static void webhook_handle(struct webhook *wh, const struct httpd_request *req,
                        "x-line-signature");
         return;
     }
-    memset(ch.secret, 0, sizeof ch.secret);
+    crypto_wipe(ch.secret, sizeof ch.secret);
     webhook_accept(wh, req, &ch, body, len, start_ns, resp);
+}
+
+bool webhook_admit(void *ctx, const struct httpd_request *req, struct httpd_response *resp)
+{
+    struct webhook *wh = ctx;
+    const char *path = httpd_request_path(req);
+    if (strncmp(path, WEBHOOK_PREFIX, sizeof WEBHOOK_PREFIX - 1) == 0) {
+        struct channel_view ch;
+        bool ok = webhook_gate(wh, req, path + sizeof WEBHOOK_PREFIX - 1, &ch, resp) == 0;
+        if (ok)
+            crypto_wipe(&ch, sizeof ch);
+        return ok;
+    }
+    if (wh->links && strncmp(path, LINKS_PREFIX, sizeof LINKS_PREFIX - 1) == 0)
+        return links_admit(req, resp);
+    httpd_respond_error(resp, 404, "not_found", "no such route", NULL);
+    return false;
 }
 
 void webhook_route(void *ctx, const struct httpd_request *req, struct httpd_response *resp)

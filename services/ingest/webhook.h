@@ -4,6 +4,7 @@
 #ifndef KIZUNA_INGEST_WEBHOOK_H
 #define KIZUNA_INGEST_WEBHOOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "httpd.h"
@@ -37,6 +38,13 @@ struct webhook *webhook_new(const struct webhook_options *opts, char *errstr, si
 void webhook_stop(struct webhook *wh);
 /* Stops if needed, then frees. Accepts NULL. */
 void webhook_free(struct webhook **wh);
+
+/* The public server's httpd_route_fn (ctx is the webhook): refuses, from
+ * the method, path and headers alone and before any body is read, what no
+ * body could make right: an unknown path (404), a method the path does not
+ * take (405), a webhook for an unknown channel (404) or while the registry
+ * is unreachable (503). Worker threads, several at once. */
+bool webhook_admit(void *ctx, const struct httpd_request *req, struct httpd_response *resp);
 
 /* The public server's httpd_handler (ctx is the webhook). Runs on its
  * worker threads, several at once, and never waits for the broker: a

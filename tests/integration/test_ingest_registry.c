@@ -29,7 +29,7 @@
 #include "outbox.h"
 
 #define MIGRATIONS "services/ingest/migrations"
-#define JWT_KEY "registry-test-jwt-key"
+#define JWT_KEY "registry-test-jwt-key-0123456789abcdef" /* >= AUTH_KEY_MIN */
 #define CONSUME_TIMEOUT_MS 30000
 
 static const uint8_t data_key[CRYPTO_KEY_LEN] = {

@@ -12,6 +12,9 @@
 
 #include "itest.h"
 
+/* One byte short of AUTH_KEY_MIN. */
+#define SHORT_JWT_KEY "too-short-jwt-key-of-31-bytes-x"
+
 struct svc_case {
     const char *name;
     const char *port_var;
@@ -56,6 +59,39 @@ static void token_from_kizunactl(const char *tenant, char *out, size_t cap)
 }
 
 TestSuite(services, .timeout = 120);
+
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static int shell_status(const char *cmd)
+{
+    int status = system(cmd);
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* kizunactl will not sign with a key the services would refuse, nor a
+ * token they would refuse for its lifetime: both are usage errors (2). */
+Test(services, kizunactl_refuses_a_short_key_and_a_ttl_over_24h)
+{
+    char cmd[768];
+    snprintf(cmd, sizeof cmd,
+             "KIZUNA_JWT_KEY=%s %s/bin/kizunactl token issue --tenant t --role admin --ttl 1h "
+             ">/dev/null 2>&1",
+             SHORT_JWT_KEY, itest_build_dir());
+    cr_expect_eq(shell_status(cmd), 2, "a 31-byte key");
+    snprintf(cmd, sizeof cmd,
+             "KIZUNA_JWT_KEY=long-enough-key-0123456789abcdef-0123 %s/bin/kizunactl token issue "
+             "--tenant t --role admin --ttl %s >/dev/null 2>&1",
+             itest_build_dir(), "25h");
+    cr_expect_eq(shell_status(cmd), 2, "--ttl 25h");
+    snprintf(cmd, sizeof cmd,
+             "KIZUNA_JWT_KEY=long-enough-key-0123456789abcdef-0123 %s/bin/kizunactl token issue "
+             "--tenant t --role admin --ttl 24h >/dev/null 2>&1",
+             itest_build_dir());
+    cr_expect_eq(shell_status(cmd), 0, "--ttl 24h is the limit, and allowed");
+    snprintf(cmd, sizeof cmd,
+             "KAFKA_SECURITY_PROTOCOL=sasl_ssl %s/bin/kizunactl topics check >/dev/null 2>&1",
+             itest_build_dir());
+    cr_expect_eq(shell_status(cmd), 2, "topics check with sasl_ssl and no username");
+}
 
 Test(services, each_becomes_ready_accepts_a_kizunactl_token_and_stops_on_sigterm)
 {
@@ -114,6 +150,7 @@ struct bad_config {
     const char *name;
     const char *setting;
     const char *expect_in_log;
+    const char *not_in_log; /* a secret the log must not show, or NULL */
 };
 
 static const struct bad_config bad_configs[] = {
@@ -121,6 +158,13 @@ static const struct bad_config bad_configs[] = {
     {"non-number port", "SEGMENTATION_ADMIN_PORT=eighty", "SEGMENTATION_ADMIN_PORT"},
     {"port out of range", "SEGMENTATION_ADMIN_PORT=70000", "SEGMENTATION_ADMIN_PORT"},
     {"missing jwt key", "KIZUNA_JWT_KEY", "KIZUNA_JWT_KEY"},
+    {"jwt key under 32 bytes", "KIZUNA_JWT_KEY=" SHORT_JWT_KEY, "at least 32 bytes (got 31)",
+     SHORT_JWT_KEY},
+    {"unknown kafka security protocol", "KAFKA_SECURITY_PROTOCOL=tls", "KAFKA_SECURITY_PROTOCOL"},
+    {"sasl without a username or password", "KAFKA_SECURITY_PROTOCOL=sasl_ssl",
+     "KAFKA_SASL_USERNAME"},
+    {"a kafka CA file under plaintext", "KAFKA_SSL_CA_LOCATION=/etc/hostname",
+     "KAFKA_SSL_CA_LOCATION"},
     {"bad log level", "LOG_LEVEL=loud", "LOG_LEVEL"},
     {"producer connections out of range", "KAFKA_PRODUCER_CONNECTIONS=9",
      "KAFKA_PRODUCER_CONNECTIONS"},
@@ -148,6 +192,10 @@ Test(services, bad_config_exits_2_naming_the_variable)
         fclose(f);
         cr_expect(strstr(log, c->expect_in_log) != NULL, "%s: log does not name %s: %s", c->name,
                   c->expect_in_log, log);
+        if (c->not_in_log)
+            cr_expect(strstr(log, c->not_in_log) == NULL, "%s: the log shows the secret", c->name);
+        cr_expect(strstr(log, "schema up to date") == NULL, "%s: got past config: %s", c->name,
+                  log);
         const char *url = getenv("SEGMENTATION_DATABASE_URL");
         const char *at = url ? strchr(url, '@') : NULL;
         const char *colon = url ? strchr(url + 13, ':') : NULL;

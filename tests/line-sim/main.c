@@ -83,6 +83,7 @@ int main(void)
         .threads = (int)threads,
         .handler = sim_routes_handle,
         .ctx = st,
+        .metrics = true,
     };
     struct httpd *server = httpd_start(&hopts, err, sizeof err);
     if (!server) {

@@ -15,11 +15,14 @@
 #define NOW ((time_t)1700000000)
 #define EXP_OK "1700003600"
 #define EXP_PAST "1699999999"
+#define IAT_OK "1699999990"
+/* The claims every token needs besides tenant, sub, role and exp. */
+#define AUD_IAT ",\"aud\":\"kizuna\",\"iat\":" IAT_OK
 
 static const char key[] = "unit-test-key-0123456789abcdef-0123456789";
 static const char other_key[] = "another-key-0123456789abcdef-0123456789";
 
-enum sig_mode { SIG_GOOD, SIG_OTHER_KEY, SIG_EMPTY, SIG_SHORT, SIG_PADDED };
+enum sig_mode { SIG_GOOD, SIG_OTHER_KEY, SIG_EMPTY, SIG_SHORT, SIG_PADDED, SIG_TAMPERED };
 
 /* Builds "b64url(header).b64url(payload).signature". Returns malloc'd text. */
 static char *token_craft(const char *header, const char *payload, enum sig_mode mode)
@@ -37,6 +40,8 @@ static char *token_craft(const char *header, const char *payload, enum sig_mode 
     uint8_t mac[CRYPTO_SHA256_LEN];
     const char *k = mode == SIG_OTHER_KEY ? other_key : key;
     crypto_hmac_sha256(k, strlen(k), tok, o, mac);
+    if (mode == SIG_TAMPERED)
+        mac[CRYPTO_SHA256_LEN - 1] ^= 0x01;
     tok[o++] = '.';
     tok[o] = '\0';
     if (mode == SIG_EMPTY)
@@ -52,7 +57,7 @@ static char *token_craft(const char *header, const char *payload, enum sig_mode 
 
 static const char hs256[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 static const char good_payload[] =
-    "{\"tenant\":\"t1\",\"sub\":\"alice\",\"role\":\"operator\",\"exp\":" EXP_OK "}";
+    "{\"tenant\":\"t1\",\"sub\":\"alice\",\"role\":\"operator\",\"exp\":" EXP_OK AUD_IAT "}";
 
 /* --- good tokens ------------------------------------------------------------ */
 
@@ -66,6 +71,29 @@ Test(auth, issued_token_verifies_with_its_claims)
     cr_expect_str_eq(claims.subject, "alice");
     cr_expect_str_eq(claims.role, "admin");
     cr_expect_eq(claims.exp, (long long)NOW + 3600);
+    cr_expect_eq(claims.iat, (long long)NOW);
+    free(tok);
+}
+
+/* What kizunactl issues carries aud, iat and nbf, and at most 24 h. */
+Test(auth, issued_token_carries_audience_iat_and_nbf)
+{
+    char *tok = auth_token_issue(key, strlen(key), "t1", "alice", "viewer", AUTH_LIFETIME_MAX, NOW);
+    cr_assert_not_null(tok);
+    const char *dot1 = strchr(tok, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    cr_assert_not_null(dot2);
+    uint8_t payload[1024];
+    long n =
+        crypto_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, sizeof payload - 1);
+    cr_assert_gt(n, 0);
+    payload[n] = '\0';
+    cr_expect(strstr((char *)payload, "\"aud\":\"kizuna\"") != NULL, "%s", payload);
+    cr_expect(strstr((char *)payload, "\"iat\":1700000000") != NULL, "%s", payload);
+    cr_expect(strstr((char *)payload, "\"nbf\":1700000000") != NULL, "%s", payload);
+    cr_expect(strstr((char *)payload, "\"exp\":1700086400") != NULL, "%s", payload);
+    cr_expect_eq(auth_token_verify(key, strlen(key), tok, NOW + AUTH_LIFETIME_MAX - 1, NULL),
+                 AUTH_OK);
     free(tok);
 }
 
@@ -81,7 +109,8 @@ Test(auth, token_is_valid_until_the_second_before_exp)
 
 Test(auth, hand_signed_hs256_token_verifies)
 {
-    /* Our HMAC and libjwt agree on what an HS256 signature is. */
+    /* A token signed by hand, as another issuer would sign it, verifies:
+     * the check is not tied to libjwt's output. */
     char *tok = token_craft(hs256, good_payload, SIG_GOOD);
     struct auth_claims claims;
     cr_expect_eq(auth_token_verify(key, strlen(key), tok, NOW, &claims), AUTH_OK);
@@ -90,12 +119,44 @@ Test(auth, hand_signed_hs256_token_verifies)
     free(tok);
 }
 
+/* The edges of the time and audience checks, just inside. */
+Test(auth, claims_at_the_edges_verify)
+{
+    const struct {
+        const char *name;
+        const char *payload;
+    } cases[] = {
+        {"iat at the skew", "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+                            ",\"aud\":\"kizuna\",\"iat\":1700000060}"},
+        {"nbf at the skew",
+         "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+         ",\"nbf\":1700000060}"},
+        {"nbf in the past",
+         "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+         ",\"nbf\":1}"},
+        {"lifetime exactly 24 h",
+         "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1700086390"
+         ",\"aud\":\"kizuna\",\"iat\":" IAT_OK "}"},
+        {"aud an array holding ours",
+         "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+         ",\"aud\":[\"billing\",\"kizuna\"]}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *tok = token_craft(hs256, cases[i].payload, SIG_GOOD);
+        struct auth_claims claims;
+        enum auth_result r = auth_token_verify(key, strlen(key), tok, NOW, &claims);
+        cr_expect_eq(r, AUTH_OK, "%s: got %s", cases[i].name, auth_result_str(r));
+        free(tok);
+    }
+}
+
 Test(auth, header_without_typ_and_with_extra_claims_verifies)
 {
-    char *tok = token_craft("{\"alg\":\"HS256\"}",
-                            "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
-                            ",\"iat\":1,\"note\":[1,2]}",
-                            SIG_GOOD);
+    char *tok =
+        token_craft("{\"alg\":\"HS256\"}",
+                    "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+                    ",\"note\":[1,2]}",
+                    SIG_GOOD);
     cr_expect_eq(auth_token_verify(key, strlen(key), tok, NOW, NULL), AUTH_OK);
     free(tok);
 }
@@ -117,7 +178,7 @@ Test(auth, token_of_nearly_8_kib_is_accepted)
 {
     char *payload = malloc(6200);
     int n = snprintf(payload, 6200,
-                     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+                     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
                      ",\"pad\":\"%05000d\"}",
                      0);
     cr_assert_lt(n, 6200);
@@ -145,12 +206,26 @@ static const struct token_bad token_bad_cases[] = {
     {"empty signature", hs256, good_payload, SIG_EMPTY, NULL, AUTH_BAD_SIGNATURE},
     {"signature one byte short", hs256, good_payload, SIG_SHORT, NULL, AUTH_BAD_SIGNATURE},
     {"signature with base64 padding", hs256, good_payload, SIG_PADDED, NULL, AUTH_MALFORMED},
-    /* algorithm */
+    {"tampered signature over valid JSON", hs256, good_payload, SIG_TAMPERED, NULL,
+     AUTH_BAD_SIGNATURE},
+    /* The signature is checked before any JSON is parsed: bad JSON under a
+     * bad signature is a bad signature, and the JSON is never read. */
+    {"header not JSON, signed with another key", "alg=HS256", good_payload, SIG_OTHER_KEY, NULL,
+     AUTH_BAD_SIGNATURE},
+    {"payload not JSON, tampered signature", hs256, "tenant=t1", SIG_TAMPERED, NULL,
+     AUTH_BAD_SIGNATURE},
+    {"header a JSON array, no signature", "[\"HS256\"]", good_payload, SIG_EMPTY, NULL,
+     AUTH_BAD_SIGNATURE},
+    /* algorithm: a token that is not HMAC-SHA256-signed with our key fails
+     * on its signature whatever its header says; one that is, but names
+     * another algorithm, is refused on the algorithm */
     {"alg none, empty signature", "{\"alg\":\"none\",\"typ\":\"JWT\"}", good_payload, SIG_EMPTY,
-     NULL, AUTH_BAD_ALGORITHM},
+     NULL, AUTH_BAD_SIGNATURE},
+    {"alg none, signed with another key", "{\"alg\":\"none\"}", good_payload, SIG_OTHER_KEY, NULL,
+     AUTH_BAD_SIGNATURE},
     {"alg none, HS256 signature", "{\"alg\":\"none\",\"typ\":\"JWT\"}", good_payload, SIG_GOOD,
      NULL, AUTH_BAD_ALGORITHM},
-    {"alg None", "{\"alg\":\"None\"}", good_payload, SIG_EMPTY, NULL, AUTH_BAD_ALGORITHM},
+    {"alg None", "{\"alg\":\"None\"}", good_payload, SIG_EMPTY, NULL, AUTH_BAD_SIGNATURE},
     {"alg hs256 in lower case", "{\"alg\":\"hs256\"}", good_payload, SIG_GOOD, NULL,
      AUTH_BAD_ALGORITHM},
     {"alg HS512", "{\"alg\":\"HS512\",\"typ\":\"JWT\"}", good_payload, SIG_GOOD, NULL,
@@ -159,17 +234,18 @@ static const struct token_bad token_bad_cases[] = {
     {"alg RS256", "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", good_payload, SIG_GOOD, NULL,
      AUTH_BAD_ALGORITHM},
     /* Correctly signed with the same key under HS512 / HS384 (made once with
-     * libjwt, which accepts them when asked to verify with that key). */
+     * libjwt, which accepts them when asked to verify with that key): their
+     * signatures are not HS256 signatures. */
     {"alg HS512, validly signed", NULL, NULL, SIG_GOOD,
      "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9."
      "eyJleHAiOjE3MDAwMDM2MDAsInJvbGUiOiJvcGVyYXRvciIsInN1YiI6ImFsaWNlIiwidGVuYW50IjoidDEifQ."
      "3QpP9SC0dLP1G5gf72dSu0CiqrHG9w0ZnTm-ydQcupTHpQa-QaLJBvgcu0uJXmOh3nZCCzlX_uCx0sui5tZppw",
-     AUTH_BAD_ALGORITHM},
+     AUTH_BAD_SIGNATURE},
     {"alg HS384, validly signed", NULL, NULL, SIG_GOOD,
      "eyJhbGciOiJIUzM4NCIsInR5cCI6IkpXVCJ9."
      "eyJleHAiOjE3MDAwMDM2MDAsInJvbGUiOiJvcGVyYXRvciIsInN1YiI6ImFsaWNlIiwidGVuYW50IjoidDEifQ."
      "Ag4ZBZHjRUw32IRvS-YypEEJfIgA34bZ5zwwvlsBC3nYiSTEiNDxFNdN3CBh8baL",
-     AUTH_BAD_ALGORITHM},
+     AUTH_BAD_SIGNATURE},
     {"alg ES256", "{\"alg\":\"ES256\"}", good_payload, SIG_GOOD, NULL, AUTH_BAD_ALGORITHM},
     /* jansson refuses \u0000 in strings, so this never reaches the alg check. */
     {"alg with a NUL after HS256", "{\"alg\":\"HS256\\u0000x\"}", good_payload, SIG_GOOD, NULL,
@@ -200,47 +276,120 @@ static const struct token_bad token_bad_cases[] = {
     {"payload truncated JSON", hs256, "{\"tenant\":\"t1\"", SIG_GOOD, NULL, AUTH_MALFORMED},
     {"payload empty", hs256, "", SIG_GOOD, NULL, AUTH_MALFORMED},
     {"payload with a duplicate tenant", hs256,
-     "{\"tenant\":\"t1\",\"tenant\":\"t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK "}",
+     "{\"tenant\":\"t1\",\"tenant\":\"t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+     "}",
      SIG_GOOD, NULL, AUTH_MALFORMED},
     /* claims */
-    {"tenant missing", hs256, "{\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK "}", SIG_GOOD,
-     NULL, AUTH_MALFORMED},
-    {"sub missing", hs256, "{\"tenant\":\"t1\",\"role\":\"admin\",\"exp\":" EXP_OK "}", SIG_GOOD,
-     NULL, AUTH_MALFORMED},
-    {"role missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"exp\":" EXP_OK "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
-    {"exp missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\"}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+    {"tenant missing", hs256, "{\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"sub missing", hs256, "{\"tenant\":\"t1\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"role missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"exp missing", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\"" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"exp a string", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":\"" EXP_OK "\"}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":\"" EXP_OK "\"" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"exp a fraction", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ".5}", SIG_GOOD, NULL,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ".5" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"tenant a number", hs256,
+     "{\"tenant\":1,\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD, NULL,
      AUTH_MALFORMED},
-    {"tenant a number", hs256, "{\"tenant\":1,\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK "}",
-     SIG_GOOD, NULL, AUTH_MALFORMED},
-    {"tenant empty", hs256, "{\"tenant\":\"\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK "}",
-     SIG_GOOD, NULL, AUTH_MALFORMED},
-    {"tenant with a NUL", hs256,
-     "{\"tenant\":\"t1\\u0000t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK "}", SIG_GOOD,
+    {"tenant empty", hs256,
+     "{\"tenant\":\"\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
      NULL, AUTH_MALFORMED},
+    {"tenant with a NUL", hs256,
+     "{\"tenant\":\"t1\\u0000t2\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"sub with a newline", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"a\\nb\",\"role\":\"admin\",\"exp\":" EXP_OK "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"a\\nb\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
     {"unknown role", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"root\",\"exp\":" EXP_OK "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"root\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
+     NULL, AUTH_MALFORMED},
     {"role in upper case", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"ADMIN\",\"exp\":" EXP_OK "}", SIG_GOOD, NULL,
-     AUTH_MALFORMED},
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"ADMIN\",\"exp\":" EXP_OK AUD_IAT "}", SIG_GOOD,
+     NULL, AUTH_MALFORMED},
+    /* audience */
+    {"aud missing", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK "}",
+     SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
+    {"aud another service", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":\"billing\"}",
+     SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
+    {"aud in upper case", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":\"KIZUNA\"}",
+     SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
+    {"aud with a suffix", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":\"kizuna-staging\"}",
+     SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
+    {"aud a number", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":1}",
+     SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
+    {"aud an array without ours", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":[\"billing\",\"crm\"]}",
+     SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
+    {"aud an empty array", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"iat\":" IAT_OK
+     ",\"aud\":[]}",
+     SIG_GOOD, NULL, AUTH_BAD_AUDIENCE},
+    /* issued-at and not-before */
+    {"iat missing", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK ",\"aud\":\"kizuna\"}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"iat a string", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+     ",\"aud\":\"kizuna\",\"iat\":\"" IAT_OK "\"}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"iat negative", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+     ",\"aud\":\"kizuna\",\"iat\":-1}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"nbf a string", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+     ",\"nbf\":\"" IAT_OK "\"}",
+     SIG_GOOD, NULL, AUTH_MALFORMED},
+    {"iat in the future, past the skew", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+     ",\"aud\":\"kizuna\",\"iat\":1700000061}",
+     SIG_GOOD, NULL, AUTH_NOT_YET_VALID},
+    {"nbf in the future, past the skew", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+     ",\"nbf\":1700000061}",
+     SIG_GOOD, NULL, AUTH_NOT_YET_VALID},
+    {"nbf an hour ahead", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
+     ",\"nbf\":1700003599}",
+     SIG_GOOD, NULL, AUTH_NOT_YET_VALID},
+    /* lifetime (exp - iat) over AUTH_LIFETIME_MAX, 24 h */
+    {"lifetime one second over the cap", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1700086391"
+     ",\"aud\":\"kizuna\",\"iat\":" IAT_OK "}",
+     SIG_GOOD, NULL, AUTH_TOO_LONG},
+    {"lifetime of a year", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1731536000"
+     ",\"aud\":\"kizuna\",\"iat\":" IAT_OK "}",
+     SIG_GOOD, NULL, AUTH_TOO_LONG},
+    {"short exp but an iat long ago", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+     ",\"aud\":\"kizuna\",\"iat\":1600000000}",
+     SIG_GOOD, NULL, AUTH_TOO_LONG},
     /* time */
-    {"expired", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_PAST "}",
-     SIG_GOOD, NULL, AUTH_EXPIRED},
-    {"exp equal to now", hs256,
-     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1700000000}", SIG_GOOD, NULL,
-     AUTH_EXPIRED},
-    {"exp zero", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":0}", SIG_GOOD,
+    {"expired", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_PAST AUD_IAT "}", SIG_GOOD,
      NULL, AUTH_EXPIRED},
+    {"exp equal to now", hs256,
+     "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":1700000000" AUD_IAT "}", SIG_GOOD,
+     NULL, AUTH_EXPIRED},
+    {"exp zero", hs256, "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":0" AUD_IAT "}",
+     SIG_GOOD, NULL, AUTH_EXPIRED},
 };
 
 Test(auth, verify_rejects_bad_tokens)
@@ -266,7 +415,7 @@ Test(auth, verify_rejects_fields_over_the_cap)
     for (size_t i = 0; i < 2; i++) {
         char payload[512];
         snprintf(payload, sizeof payload,
-                 "{\"tenant\":\"%s\",\"sub\":\"%s\",\"role\":\"admin\",\"exp\":" EXP_OK "}",
+                 "{\"tenant\":\"%s\",\"sub\":\"%s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT "}",
                  i == 0 ? field : "t1", i == 1 ? field : "s");
         char *tok = token_craft(hs256, payload, SIG_GOOD);
         cr_expect_eq(auth_token_verify(key, strlen(key), tok, NOW, NULL), AUTH_MALFORMED,
@@ -279,7 +428,7 @@ Test(auth, verify_rejects_tokens_over_8_kib)
 {
     char *payload = malloc(7000);
     snprintf(payload, 7000,
-             "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK
+             "{\"tenant\":\"t1\",\"sub\":\"s\",\"role\":\"admin\",\"exp\":" EXP_OK AUD_IAT
              ",\"pad\":\"%06200d\"}",
              0);
     char *tok = token_craft(hs256, payload, SIG_GOOD);
@@ -292,10 +441,41 @@ Test(auth, verify_rejects_tokens_over_8_kib)
 Test(auth, verify_without_a_key_never_accepts)
 {
     char *tok = token_craft(hs256, good_payload, SIG_GOOD);
-    cr_expect_eq(auth_token_verify(NULL, 0, tok, NOW, NULL), AUTH_BAD_SIGNATURE);
-    cr_expect_eq(auth_token_verify(key, 0, tok, NOW, NULL), AUTH_BAD_SIGNATURE);
+    cr_expect_eq(auth_token_verify(NULL, 0, tok, NOW, NULL), AUTH_BAD_KEY);
+    cr_expect_eq(auth_token_verify(key, 0, tok, NOW, NULL), AUTH_BAD_KEY);
     cr_expect_eq(auth_token_verify(key, strlen(key), NULL, NOW, NULL), AUTH_MALFORMED);
     free(tok);
+}
+
+/* A key shorter than AUTH_KEY_MIN verifies nothing, not even a token it
+ * signed itself; one of exactly AUTH_KEY_MIN bytes works. */
+Test(auth, verify_refuses_a_key_under_32_bytes)
+{
+    cr_assert_geq(strlen(key), AUTH_KEY_MIN);
+    char *tok = auth_token_issue(key, AUTH_KEY_MIN, "t1", "alice", "admin", 60, NOW);
+    cr_assert_not_null(tok);
+    struct auth_claims claims;
+    cr_expect_eq(auth_token_verify(key, AUTH_KEY_MIN, tok, NOW, &claims), AUTH_OK);
+    free(tok);
+
+    /* Signed by hand with the 31-byte key, as another issuer could. */
+    const char *short_payload = good_payload;
+    size_t cap = 512;
+    char *hand = malloc(cap);
+    long h = crypto_base64url_encode(hs256, strlen(hs256), hand, cap);
+    hand[h] = '.';
+    long p = crypto_base64url_encode(short_payload, strlen(short_payload), hand + h + 1,
+                                     cap - (size_t)h - 1);
+    size_t o = (size_t)(h + 1 + p);
+    uint8_t mac[CRYPTO_SHA256_LEN];
+    crypto_hmac_sha256(key, AUTH_KEY_MIN - 1, hand, o, mac);
+    hand[o++] = '.';
+    cr_assert_geq(crypto_base64url_encode(mac, sizeof mac, hand + o, cap - o), 0);
+    memset(&claims, 'x', sizeof claims);
+    cr_expect_eq(auth_token_verify(key, AUTH_KEY_MIN - 1, hand, NOW, &claims), AUTH_BAD_KEY);
+    cr_expect_eq(claims.tenant[0], '\0');
+    cr_expect_eq(auth_token_verify("", 0, hand, NOW, NULL), AUTH_BAD_KEY);
+    free(hand);
 }
 
 /* --- Authorization header ------------------------------------------------------ */
@@ -424,6 +604,9 @@ Test(auth, issue_rejects_bad_input)
         long ttl;
     } cases[] = {
         {"empty key", 0, "t1", "s", "admin", 60},
+        {"key of 31 bytes", AUTH_KEY_MIN - 1, "t1", "s", "admin", 60},
+        {"ttl over 24 h", 1, "t1", "s", "admin", AUTH_LIFETIME_MAX + 1},
+        {"ttl of a week", 1, "t1", "s", "admin", 7 * 86400},
         {"NULL tenant", 1, NULL, "s", "admin", 60},
         {"empty tenant", 1, "", "s", "admin", 60},
         {"tenant over the cap", 1, long_field, "s", "admin", 60},
@@ -436,7 +619,7 @@ Test(auth, issue_rejects_bad_input)
         {"negative ttl", 1, "t1", "s", "admin", -5},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        size_t keylen = cases[i].keylen ? strlen(key) : 0;
+        size_t keylen = cases[i].keylen == 1 ? strlen(key) : cases[i].keylen;
         char *tok = auth_token_issue(key, keylen, cases[i].tenant, cases[i].subject, cases[i].role,
                                      cases[i].ttl, NOW);
         cr_expect_null(tok, "%s", cases[i].name);
@@ -483,9 +666,11 @@ Test(auth, ttl_parse_rejects_bad_input)
 Test(auth, result_strings_are_distinct)
 {
     enum auth_result all[] = {
-        AUTH_OK,      AUTH_MALFORMED,    AUTH_BAD_SIGNATURE, AUTH_BAD_ALGORITHM,
-        AUTH_EXPIRED, AUTH_WRONG_TENANT, AUTH_FORBIDDEN};
-    for (size_t i = 0; i < 7; i++)
-        for (size_t j = i + 1; j < 7; j++)
+        AUTH_OK,           AUTH_MALFORMED,    AUTH_BAD_SIGNATURE, AUTH_BAD_ALGORITHM,
+        AUTH_EXPIRED,      AUTH_WRONG_TENANT, AUTH_FORBIDDEN,     AUTH_NOT_YET_VALID,
+        AUTH_BAD_AUDIENCE, AUTH_TOO_LONG,     AUTH_BAD_KEY};
+    size_t n = sizeof all / sizeof all[0];
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
             cr_expect_str_neq(auth_result_str(all[i]), auth_result_str(all[j]));
 }

@@ -79,6 +79,7 @@ static void server_start(bool with_handler)
         .threads = 2,
         .handler = with_handler ? echo_handler : NULL,
         .ready = ready_fn,
+        .metrics = true,
     };
     server = httpd_start(&opts, err, sizeof err);
     cr_assert_not_null(server, "httpd_start: %s", err);

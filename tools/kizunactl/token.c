@@ -1,6 +1,8 @@
-/* kizunactl token issue: signs an admin-API JWT with $KIZUNA_JWT_KEY. Only
- * the token and a newline go to stdout, so that TOKEN=$(kizunactl ...) works;
- * the key itself is never printed. */
+/* kizunactl token issue: signs an admin-API JWT with $KIZUNA_JWT_KEY (at
+ * least 32 bytes), with the claims the services require: tenant, sub, role,
+ * aud "kizuna", iat, nbf and exp, at most 24 h after iat (common/auth.h).
+ * Only the token and a newline go to stdout, so that TOKEN=$(kizunactl ...)
+ * works; the key itself is never printed. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,8 @@
 static const char usage[] =
     "usage: kizunactl token issue --tenant T --role admin|operator|viewer --ttl DURATION "
     "[--subject S]\n"
-    "  DURATION is 90s, 15m, 1h or 7d. The signing key comes from $KIZUNA_JWT_KEY.\n"
+    "  DURATION is 90s, 15m, 1h or 24h: at most 24h, which the services enforce.\n"
+    "  The signing key comes from $KIZUNA_JWT_KEY (at least 32 bytes).\n"
     "  The subject defaults to $USER.\n";
 
 static bool token_role_valid(const char *role)
@@ -70,7 +73,9 @@ int ctl_token_issue(int argc, char **argv)
         return ctl_usage_error(usage, "--role must be admin, operator or viewer");
     long ttl = auth_ttl_parse(ttl_text);
     if (ttl <= 0)
-        return ctl_usage_error(usage, "--ttl must look like 90s, 15m, 1h or 7d");
+        return ctl_usage_error(usage, "--ttl must look like 90s, 15m, 1h or 24h");
+    if (ttl > AUTH_LIFETIME_MAX)
+        return ctl_usage_error(usage, "--ttl must be at most 24h: the services refuse longer");
     if (!subject) {
         const char *user = getenv("USER");
         subject = user && *user ? user : "kizunactl";
@@ -81,6 +86,11 @@ int ctl_token_issue(int argc, char **argv)
     const char *key = getenv("KIZUNA_JWT_KEY");
     if (!key || !*key) {
         fputs("kizunactl: KIZUNA_JWT_KEY is not set (the services' signing key)\n", stderr);
+        return CTL_EXIT_USAGE;
+    }
+    if (strlen(key) < AUTH_KEY_MIN) {
+        fprintf(stderr, "kizunactl: KIZUNA_JWT_KEY must be at least %d bytes (got %zu)\n",
+                AUTH_KEY_MIN, strlen(key));
         return CTL_EXIT_USAGE;
     }
     char *token = auth_token_issue(key, strlen(key), tenant, subject, role, ttl, time(NULL));
