@@ -10,14 +10,18 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "log.h"
 
 /* A migration file larger than this is a mistake (data belongs elsewhere). */
@@ -34,9 +38,33 @@ struct db {
     /* Class of the first failure inside the open transaction, so that the
      * COMMIT which PostgreSQL turns into ROLLBACK reports something useful. */
     enum db_status tx_failure;
+    /* A statement found no answer within deadline_ms: the connection may be
+     * in any state (a reply could still come), so it is closed and reopened
+     * before the next statement, never reused. */
+    bool stuck;
+    long deadline_ms; /* the client's wait for a reply; 0: no limit */
+    bool no_deadline; /* migrations: a long statement is expected */
     char errmsg[512];
     char sqlstate[6];
 };
+
+static pthread_mutex_t db_options_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct db_options db_options_now = DB_OPTIONS_DEFAULT;
+
+void db_options_set(const struct db_options *o)
+{
+    pthread_mutex_lock(&db_options_mu);
+    db_options_now = *o;
+    pthread_mutex_unlock(&db_options_mu);
+}
+
+struct db_options db_options_get(void)
+{
+    pthread_mutex_lock(&db_options_mu);
+    struct db_options o = db_options_now;
+    pthread_mutex_unlock(&db_options_mu);
+    return o;
+}
 
 struct db_result {
     PGresult *res;
@@ -70,8 +98,10 @@ static bool db_sqlstate_retriable(const char *s)
     /* 08: connection exception; 53: insufficient resources. */
     if (strncmp(s, "08", 2) == 0 || strncmp(s, "53", 2) == 0)
         return true;
-    /* serialization failure, deadlock, admin/crash/cannot-connect-now shutdown. */
-    static const char *const codes[] = {"40001", "40P01", "57P01", "57P02", "57P03"};
+    /* serialization failure, deadlock, statement timeout (the lock or the
+     * load that made it slow may be gone next time), admin/crash/
+     * cannot-connect-now shutdown. */
+    static const char *const codes[] = {"40001", "40P01", "57014", "57P01", "57P02", "57P03"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
         if (strcmp(s, codes[i]) == 0)
             return true;
@@ -173,14 +203,43 @@ struct db *db_connect(const char *dsn, char *errstr, size_t errcap)
     PQconninfoFree(parsed);
 
     /* Defaults first: the expanded DSN that follows overrides any of them,
-     * so a DSN that sets connect_timeout or application_name wins. */
-    const char *keys[8];
-    const char *vals[8];
+     * so a DSN that sets connect_timeout or application_name wins. The
+     * timeouts go in the startup packet (options), so a reconnect (PQreset)
+     * has them too. */
+    struct db_options o = db_options_get();
+    char ka_idle[24], ka_interval[24], ka_count[24], user_timeout[24], options[128];
+    const char *keys[16];
+    const char *vals[16];
     int n = 0;
     if (!getenv("PGCONNECT_TIMEOUT")) {
         keys[n] = "connect_timeout";
         vals[n++] = "5";
     }
+    if (o.keepalives_idle_s > 0) {
+        snprintf(ka_idle, sizeof ka_idle, "%ld", o.keepalives_idle_s);
+        snprintf(ka_interval, sizeof ka_interval, "%ld",
+                 o.keepalives_interval_s > 0 ? o.keepalives_interval_s : 10);
+        snprintf(ka_count, sizeof ka_count, "%ld", o.keepalives_count > 0 ? o.keepalives_count : 3);
+        keys[n] = "keepalives";
+        vals[n++] = "1";
+        keys[n] = "keepalives_idle";
+        vals[n++] = ka_idle;
+        keys[n] = "keepalives_interval";
+        vals[n++] = ka_interval;
+        keys[n] = "keepalives_count";
+        vals[n++] = ka_count;
+    }
+    if (o.tcp_user_timeout_ms > 0) {
+        snprintf(user_timeout, sizeof user_timeout, "%ld", o.tcp_user_timeout_ms);
+        keys[n] = "tcp_user_timeout";
+        vals[n++] = user_timeout;
+    }
+    snprintf(options, sizeof options,
+             "-c statement_timeout=%ld -c idle_in_transaction_session_timeout=%ld",
+             o.statement_timeout_ms > 0 ? o.statement_timeout_ms : 0,
+             o.idle_in_tx_timeout_ms > 0 ? o.idle_in_tx_timeout_ms : 0);
+    keys[n] = "options";
+    vals[n++] = options;
     keys[n] = "fallback_application_name";
     vals[n++] = program_invocation_short_name;
     keys[n] = "client_encoding";
@@ -195,6 +254,7 @@ struct db *db_connect(const char *dsn, char *errstr, size_t errcap)
         snprintf(errstr, errcap, "out of memory");
         return NULL;
     }
+    db->deadline_ms = o.statement_timeout_ms > 0 ? o.statement_timeout_ms + DB_CLIENT_GRACE_MS : 0;
     db->conn = PQconnectdbParams(keys, vals, 1);
     if (!db->conn || PQstatus(db->conn) != CONNECTION_OK) {
         const char *msg = db->conn ? PQerrorMessage(db->conn) : "out of memory";
@@ -232,6 +292,7 @@ static bool db_reconnect(struct db *db)
         db_error_set(db, "08006", PQerrorMessage(db->conn));
         return false;
     }
+    db->stuck = false;
     db_log_connected(db, "database reconnected");
     return true;
 }
@@ -242,7 +303,7 @@ static bool db_reconnect(struct db *db)
  * connection is alive; once it is gone, keep what we knew. */
 static void db_tx_track(struct db *db, bool was_in_tx)
 {
-    if (PQstatus(db->conn) != CONNECTION_OK) {
+    if (PQstatus(db->conn) != CONNECTION_OK || db->stuck) {
         db->in_tx = was_in_tx;
         return;
     }
@@ -252,13 +313,83 @@ static void db_tx_track(struct db *db, bool was_in_tx)
         db->tx_failure = DB_OK;
 }
 
+/* Waits for the reply to a sent statement for at most db->deadline_ms, as
+ * PQexecParams would wait for ever: the result (the first error if any,
+ * else the last result) goes to *resp. Returns 0, or -1 when the deadline
+ * passed (the statement may still be running; the caller drops the
+ * connection). */
+static int db_result_wait(struct db *db, PGresult **resp)
+{
+    /* The real clock, as clock_mono_deadline's: a test's fake time must not
+     * make a kernel wait shorter or longer. */
+    struct timespec deadline = clock_mono_deadline(db->deadline_ms);
+    PGresult *keep = NULL;
+    for (;;) {
+        while (PQisBusy(db->conn)) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            int64_t left = (int64_t)(deadline.tv_sec - now.tv_sec) * 1000 +
+                           (deadline.tv_nsec - now.tv_nsec) / 1000000;
+            if (left <= 0) {
+                PQclear(keep);
+                return -1;
+            }
+            struct pollfd pfd = {.fd = PQsocket(db->conn), .events = POLLIN};
+            if (pfd.fd < 0)
+                break;
+            int n = poll(&pfd, 1, left > 1000 ? 1000 : (int)left);
+            if (n < 0 && errno != EINTR)
+                break;
+            if (n > 0 && !PQconsumeInput(db->conn))
+                break; /* the connection broke: PQgetResult reports it */
+        }
+        PGresult *r = PQgetResult(db->conn);
+        if (!r)
+            break;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+            PQclear(keep); /* db_copy_abandon ends it */
+            *resp = r;
+            return 0;
+        }
+        if (keep && (PQresultStatus(keep) == PGRES_FATAL_ERROR ||
+                     PQresultStatus(keep) == PGRES_BAD_RESPONSE)) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+    }
+    *resp = keep;
+    return 0;
+}
+
 static enum db_status db_run(struct db *db, const char *sql, int nparams, const char *const *values,
                              const int *lengths, const int *binary, bool binary_result,
                              PGresult **resp)
 {
     *resp = NULL;
-    PGresult *res =
-        PQexecParams(db->conn, sql, nparams, NULL, values, lengths, binary, binary_result ? 1 : 0);
+    PGresult *res = NULL;
+    if (db->deadline_ms > 0 && !db->no_deadline) {
+        if (!PQsendQueryParams(db->conn, sql, nparams, NULL, values, lengths, binary,
+                               binary_result ? 1 : 0))
+            return db_result_classify(db, NULL);
+        if (db_result_wait(db, &res) != 0) {
+            db->stuck = true;
+            char msg[160], waited[24];
+            snprintf(waited, sizeof waited, "%ld", db->deadline_ms);
+            snprintf(msg, sizeof msg,
+                     "no answer from the database within %ld ms; the connection is reopened",
+                     db->deadline_ms);
+            log_warn("database did not answer in time; reconnecting before the next statement",
+                     "host", PQhost(db->conn), "port", PQport(db->conn), "waited_ms", waited);
+            db_error_set(db, "57014", msg);
+            return DB_RETRY;
+        }
+    } else {
+        res = PQexecParams(db->conn, sql, nparams, NULL, values, lengths, binary,
+                           binary_result ? 1 : 0);
+    }
     enum db_status st = db_result_classify(db, res);
     if (res && st != DB_OK)
         db_copy_abandon(db, res);
@@ -284,7 +415,7 @@ enum db_status db_execv(struct db *db, const char *sql, int nparams, const char 
     }
 
     bool was_in_tx = db->in_tx;
-    if (PQstatus(db->conn) != CONNECTION_OK) {
+    if (PQstatus(db->conn) != CONNECTION_OK || db->stuck) {
         if (was_in_tx) {
             /* The server has already discarded the transaction; pretending
              * otherwise would let the caller commit half its work. */
@@ -377,6 +508,13 @@ enum db_status db_rollback(struct db *db)
     if (!db)
         return DB_FATAL;
     db_error_clear(db);
+    if (db->stuck) {
+        /* The server's transaction ends with the connection, which the next
+         * statement replaces. */
+        db->in_tx = false;
+        db->tx_failure = DB_OK;
+        return DB_OK;
+    }
     if (!db->in_tx && PQstatus(db->conn) == CONNECTION_OK &&
         PQtransactionStatus(db->conn) == PQTRANS_IDLE)
         return DB_OK; /* nothing open: harmless, so cleanup paths can call it always */
@@ -607,11 +745,17 @@ static enum db_status db_migration_begin(struct db *db, const char *schema, cons
     enum db_status st = db_begin(db);
     if (st != DB_OK)
         return st;
-    const char *lock[] = {schema};
-    st = db_exec(db, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, lock, NULL);
+    /* No statement timeout first: waiting for another replica's
+     * migrations on the lock, or rewriting a large table, may take longer
+     * than any statement of the running service should. */
+    const char *path[] = {quoted};
+    st = db_exec(db,
+                 "SELECT set_config('search_path', $1, true), "
+                 "set_config('statement_timeout', '0', true)",
+                 1, path, NULL);
     if (st == DB_OK) {
-        const char *path[] = {quoted};
-        st = db_exec(db, "SELECT set_config('search_path', $1, true)", 1, path, NULL);
+        const char *lock[] = {schema};
+        st = db_exec(db, "SELECT pg_advisory_xact_lock(hashtext($1))", 1, lock, NULL);
     }
     if (st != DB_OK)
         db_rollback(db);
@@ -727,6 +871,9 @@ int db_migrate(struct db *db, const char *schema, const char *dir, char *errstr,
     n = db_migrations_list(dir, &names, errstr, errcap);
     if (n < 0)
         return -1;
+    /* Replicas starting together wait for each other's migrations on the
+     * advisory lock, which may take longer than any statement should. */
+    db->no_deadline = true;
     /* Outside a transaction a lost connection is picked up here. */
     if (!db_ping(db)) {
         snprintf(errstr, errcap, "database unavailable: %s", db_error_message(db));
@@ -759,6 +906,7 @@ int db_migrate(struct db *db, const char *schema, const char *dir, char *errstr,
     }
     db_names_free(names, (size_t)n);
     PQfreemem(quoted);
+    db->no_deadline = false;
     return applied;
 
 db_fail:
@@ -768,5 +916,6 @@ db_fail:
 fail:
     db_names_free(names, n > 0 ? (size_t)n : 0);
     PQfreemem(quoted);
+    db->no_deadline = false;
     return -1;
 }

@@ -18,7 +18,35 @@ enum db_status {
     DB_FATAL = -2, /* constraint, syntax, permission: retrying will not help */
 };
 
-/* Connects (libpq conninfo or URI). Returns NULL and fills errstr. */
+/* Timeouts and TCP keepalives of every connection opened after
+ * db_options_set, so that a PostgreSQL that stops answering (a black-holed
+ * network, a stopped backend, a statement stuck behind a lock) costs a
+ * caller a bounded wait instead of a thread. 0 disables an item. A DSN that
+ * sets the same libpq keyword (keepalives_idle, options...) wins. */
+struct db_options {
+    long statement_timeout_ms;  /* the server cancels a statement after this
+                                 * (SQLSTATE 57014, retriable); the client
+                                 * gives up DB_CLIENT_GRACE_MS later */
+    long idle_in_tx_timeout_ms; /* idle_in_transaction_session_timeout */
+    long keepalives_idle_s;     /* TCP keepalive: idle time before the first probe */
+    long keepalives_interval_s; /* between probes */
+    long keepalives_count;      /* unanswered probes before the connection is dead */
+    long tcp_user_timeout_ms;   /* sent data unacknowledged this long: dead */
+};
+#define DB_CLIENT_GRACE_MS 2000
+/* The defaults (the services' config table documents the same). */
+#define DB_OPTIONS_DEFAULT             \
+    {                                  \
+        30000, 60000, 30, 10, 3, 30000 \
+    }
+/* Sets the options for connections opened afterwards. Call at start-up
+ * before threads connect (the services' common config does). */
+void db_options_set(const struct db_options *o);
+/* The options in effect. Any thread. */
+struct db_options db_options_get(void);
+
+/* Connects (libpq conninfo or URI) with db_options. Returns NULL and fills
+ * errstr. */
 struct db *db_connect(const char *dsn, char *errstr, size_t errcap);
 void db_free(struct db **db);
 

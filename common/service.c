@@ -98,7 +98,8 @@ static void load_config(struct service *svc, const struct service_def *def)
     snprintf(default_connections, sizeof default_connections, "%d",
              def->producer_connections > 0 ? def->producer_connections : 1);
 
-    struct config_entry table[10 + KAFKA_SECURITY_ENTRIES + SERVICE_EXTRA_MAX] = {
+    static long db_opts[6];
+    struct config_entry table[16 + KAFKA_SECURITY_ENTRIES + SERVICE_EXTRA_MAX] = {
         {svc->env_names[ENV_DATABASE_URL], CONFIG_SECRET, NULL, &svc->database_url, 0, 0,
          "libpq URI of this service's role and schema"},
         {"KAFKA_BROKERS", CONFIG_STRING, "127.0.0.1:19092", &svc->brokers, 0, 0,
@@ -118,8 +119,23 @@ static void load_config(struct service *svc, const struct service_def *def)
         {"KAFKA_PRODUCER_CONNECTIONS", CONFIG_INT, default_connections, &svc->producer_connections,
          1, KAFKA_PRODUCER_CONNECTIONS_MAX,
          "the producer's connections to the broker (librdkafka instances)"},
+        /* Every PostgreSQL connection of the process (common/db.h). */
+        {"DB_STATEMENT_TIMEOUT_MS", CONFIG_INT, "30000", &db_opts[0], 0, 3600000,
+         "a statement running longer is cancelled (retriable); the client waits 2 s more, "
+         "then drops the connection (0: no limit)"},
+        {"DB_IDLE_IN_TX_TIMEOUT_MS", CONFIG_INT, "60000", &db_opts[1], 0, 86400000,
+         "a session idle inside a transaction this long is ended (0: never)"},
+        {"DB_KEEPALIVES_IDLE_S", CONFIG_INT, "30", &db_opts[2], 0, 7200,
+         "TCP keepalive: idle seconds before the first probe (0: keepalives off)"},
+        {"DB_KEEPALIVES_INTERVAL_S", CONFIG_INT, "10", &db_opts[3], 1, 600,
+         "TCP keepalive: seconds between probes"},
+        {"DB_KEEPALIVES_COUNT", CONFIG_INT, "3", &db_opts[4], 1, 100,
+         "TCP keepalive: unanswered probes before the connection counts as dead"},
+        {"DB_TCP_USER_TIMEOUT_MS", CONFIG_INT, "30000", &db_opts[5], 0, 3600000,
+         "data sent to PostgreSQL unacknowledged this long ends the connection (0: the "
+         "kernel's default)"},
     };
-    size_t n = 9;
+    size_t n = 15;
     n += kafka_security_entries(&svc->kafka, table + n);
     if (def->nextra > SERVICE_EXTRA_MAX) {
         /* A programmer's error, but one that would silently drop settings. */
@@ -167,6 +183,15 @@ static void load_config(struct service *svc, const struct service_def *def)
     log_init(def->name, (enum log_level)svc->log_level);
     config_log(table, n);
     kafka_security_set(&svc->kafka);
+    struct db_options dbo = {
+        .statement_timeout_ms = db_opts[0],
+        .idle_in_tx_timeout_ms = db_opts[1],
+        .keepalives_idle_s = db_opts[2],
+        .keepalives_interval_s = db_opts[3],
+        .keepalives_count = db_opts[4],
+        .tcp_user_timeout_ms = db_opts[5],
+    };
+    db_options_set(&dbo);
 }
 
 /* PostgreSQL may still be starting (compose, Kubernetes): wait for it here,

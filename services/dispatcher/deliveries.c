@@ -101,9 +101,9 @@ int deliveries_intake_batch(struct db *db, const char *instance, struct delivery
         "  CASE WHEN i.requested::bigint > 0 THEN to_timestamp(i.requested::bigint / 1000.0) END, "
         "  to_timestamp(i.received::bigint / 1000.0) "
         "  FROM input i ORDER BY i.ord "
-        "  ON CONFLICT (request_id) DO NOTHING RETURNING request_id), "
-        "own AS (INSERT INTO pending (request_id, owner, request) "
-        "  SELECT i.request_id, $12, i.request FROM input i JOIN ins USING (request_id)) "
+        "  ON CONFLICT (request_id) DO NOTHING RETURNING request_id, seq), "
+        "own AS (INSERT INTO pending (request_id, owner, request, seq) "
+        "  SELECT i.request_id, $12, i.request, ins.seq FROM input i JOIN ins USING (request_id)) "
         "SELECT request_id FROM ins",
         COLS + 1, values, lengths, binary, false, &r);
     if (st != DB_OK) {
@@ -124,6 +124,8 @@ out:
     return rc;
 }
 
+/* What a pending delivery is loaded with; each query adds the row's epoch
+ * and seq as columns 7 and 8. */
 #define PENDING_COLUMNS                                                          \
     "request_id, channel_id, p.request, attempts::text, "                        \
     "COALESCE((extract(epoch FROM first_attempt_at) * 1000)::bigint, 0)::text, " \
@@ -139,12 +141,15 @@ static long long text_ll(const struct db_result *r, int row, int col)
 }
 
 /* Rows come back in binary format (for the bytea); every other column was
- * cast to text, whose binary form is its text. */
+ * cast to text, whose binary form is its text. *last_seq (may be NULL) gets
+ * the last row's seq. */
 static long pending_rows_hand_over(struct db_result *r, void (*fn)(void *, struct delivery *),
-                                   void *ctx)
+                                   void *ctx, int64_t *last_seq)
 {
     long n = 0;
     for (int i = 0; i < db_result_rows(r); i++) {
+        if (last_seq)
+            *last_seq = text_ll(r, i, 8);
         char errstr[256] = "";
         const char *rid = db_result_value(r, i, 0);
         struct delivery *d =
@@ -160,27 +165,50 @@ static long pending_rows_hand_over(struct db_result *r, void (*fn)(void *, struc
         d->first_attempt_ms = text_ll(r, i, 4);
         d->not_before_ms = text_ll(r, i, 5);
         d->received_ms = text_ll(r, i, 6);
+        d->epoch = text_ll(r, i, 7);
         fn(ctx, d);
         n++;
     }
     return n;
 }
 
-long deliveries_recover(struct db *db, const char *instance,
-                        void (*fn)(void *ctx, struct delivery *d), void *ctx)
+int deliveries_recover_mark(struct db *db, const char *instance, int64_t *until)
 {
     const char *values[] = {instance};
     struct db_result *r = NULL;
-    enum db_status st = db_execv(db,
-                                 "SELECT " PENDING_COLUMNS " FROM deliveries d "
-                                 "JOIN pending p USING (request_id) "
-                                 "WHERE p.owner = $1 ORDER BY d.seq",
-                                 1, values, NULL, NULL, true, &r);
+    enum db_status st = db_exec(
+        db, "SELECT COALESCE(max(seq), 0)::text FROM pending WHERE owner = $1", 1, values, &r);
     if (st != DB_OK)
         return st;
-    long n = pending_rows_hand_over(r, fn, ctx);
+    *until = text_ll(r, 0, 0);
     db_result_free(&r);
-    return n;
+    return DB_OK;
+}
+
+long deliveries_recover_page(struct db *db, const char *instance, int64_t after, int64_t until,
+                             int limit, void (*fn)(void *ctx, struct delivery *d), void *ctx,
+                             int64_t *last)
+{
+    char a[24], u[24], l[16];
+    snprintf(a, sizeof a, "%lld", (long long)after);
+    snprintf(u, sizeof u, "%lld", (long long)until);
+    snprintf(l, sizeof l, "%d", limit);
+    const char *values[] = {instance, a, u, l};
+    struct db_result *r = NULL;
+    /* Keyset on the (owner, seq) index: each page costs its own rows only. */
+    enum db_status st = db_execv(db,
+                                 "SELECT " PENDING_COLUMNS ", p.epoch::text, p.seq::text "
+                                 "FROM pending p JOIN deliveries d USING (request_id) "
+                                 "WHERE p.owner = $1 AND p.seq > $2::bigint "
+                                 "AND p.seq <= $3::bigint ORDER BY p.seq LIMIT $4::int",
+                                 4, values, NULL, NULL, true, &r);
+    if (st != DB_OK)
+        return st;
+    *last = after;
+    long rows = db_result_rows(r);
+    pending_rows_hand_over(r, fn, ctx, last);
+    db_result_free(&r);
+    return rows;
 }
 
 long deliveries_reload(struct db *db, const char *instance, const char *request_id,
@@ -189,13 +217,13 @@ long deliveries_reload(struct db *db, const char *instance, const char *request_
     const char *values[] = {instance, request_id};
     struct db_result *r = NULL;
     enum db_status st = db_execv(db,
-                                 "SELECT " PENDING_COLUMNS " FROM deliveries d "
-                                 "JOIN pending p USING (request_id) "
+                                 "SELECT " PENDING_COLUMNS ", p.epoch::text, p.seq::text "
+                                 "FROM deliveries d JOIN pending p USING (request_id) "
                                  "WHERE p.owner = $1 AND p.request_id = $2",
                                  2, values, NULL, NULL, true, &r);
     if (st != DB_OK)
         return st;
-    long n = pending_rows_hand_over(r, fn, ctx);
+    long n = pending_rows_hand_over(r, fn, ctx, NULL);
     db_result_free(&r);
     return n;
 }
@@ -207,25 +235,29 @@ long deliveries_take_over(struct db *db, const char *instance, long lease_s,
     snprintf(lease, sizeof lease, "%ld", lease_s);
     const char *values[] = {instance, lease};
     struct db_result *r = NULL;
-    enum db_status st = db_execv(
-        db,
-        "WITH dead AS (SELECT instance_id FROM instances WHERE instance_id <> $1 "
-        "  AND heartbeat_at < now() - make_interval(secs => $2::bigint)), "
-        /* Both rows locked: the delivery row as its latest version (a retry
+    enum db_status st =
+        db_execv(db,
+                 "WITH dead AS (SELECT instance_id FROM instances WHERE instance_id <> $1 "
+                 "  AND heartbeat_at < now() - make_interval(secs => $2::bigint)), "
+                 /* Both rows locked: the delivery row as its latest version (a retry
          * of the old owner committed meanwhile is seen, one in progress is
          * skipped and taken next time), the pending row to move it. */
-        "moved AS (SELECT p.request_id, p.request, d.channel_id, d.attempts, "
-        "  d.first_attempt_at, d.next_attempt_at, d.received_at, d.seq "
-        "  FROM pending p JOIN deliveries d USING (request_id) "
-        "  WHERE p.owner IN (SELECT instance_id FROM dead) ORDER BY d.seq "
-        "  LIMIT " TAKEOVER_BATCH " FOR UPDATE OF p, d SKIP LOCKED), "
-        "upd AS (UPDATE pending p SET owner = $1 FROM moved "
-        "  WHERE p.request_id = moved.request_id RETURNING p.request_id) "
-        "SELECT " PENDING_COLUMNS " FROM moved p JOIN upd USING (request_id) ORDER BY p.seq",
-        2, values, NULL, NULL, true, &r);
+                 "moved AS (SELECT p.request_id, p.request, d.channel_id, d.attempts, "
+                 "  d.first_attempt_at, d.next_attempt_at, d.received_at, p.seq "
+                 "  FROM pending p JOIN deliveries d USING (request_id) "
+                 "  WHERE p.owner IN (SELECT instance_id FROM dead) ORDER BY p.seq "
+                 "  LIMIT " TAKEOVER_BATCH " FOR UPDATE OF p, d SKIP LOCKED), "
+                 /* The epoch moves with the owner: the fencing token (decision
+         * 0010). Whatever the old owner still writes for these rows, even
+         * if they come back to it later, matches no more. */
+                 "upd AS (UPDATE pending p SET owner = $1, epoch = p.epoch + 1 FROM moved "
+                 "  WHERE p.request_id = moved.request_id RETURNING p.request_id, p.epoch) "
+                 "SELECT " PENDING_COLUMNS ", upd.epoch::text, p.seq::text "
+                 "FROM moved p JOIN upd USING (request_id) ORDER BY p.seq",
+                 2, values, NULL, NULL, true, &r);
     if (st != DB_OK)
         return st;
-    long n = pending_rows_hand_over(r, fn, ctx);
+    long n = pending_rows_hand_over(r, fn, ctx, NULL);
     db_result_free(&r);
     if (n == 0) {
         st = db_exec(db,

@@ -14,8 +14,9 @@
  * X-Line-Retry-Key, which LINE answers 409 if the first send got through.
  *
  * Every update of a pending row is guarded by its pending row's owner = this
- * instance (locked or deleted in the same statement), so a
- * replica whose rows were taken over never publishes a second result.
+ * instance and epoch = the epoch the delivery was loaded with (locked or
+ * deleted in the same statement), so a replica whose rows were taken over
+ * never publishes a second result (decision 0010).
  * Functions taking a struct db follow db.h's threading rules. */
 #ifndef KIZUNA_DISPATCHER_DELIVERIES_H
 #define KIZUNA_DISPATCHER_DELIVERIES_H
@@ -38,18 +39,28 @@ struct db;
 int deliveries_intake_batch(struct db *db, const char *instance, struct delivery *const *ds,
                             const void *const *bytes, const size_t *lens, size_t n, int *claimed);
 
-/* Loads the pending rows owned by instance (a restart), calling
- * fn(ctx, delivery) for each with ownership. Returns the count or a
- * db_status. Call before the intake starts, so nothing is loaded twice. */
-long deliveries_recover(struct db *db, const char *instance,
-                        void (*fn)(void *ctx, struct delivery *d), void *ctx);
+/* Recovery (a restart, or a lease regained) reads instance's pending rows
+ * one page at a time, in seq order, up to the mark taken when it began:
+ * rows the intake adds afterwards have a higher seq and are already held.
+ * This sets *until to the highest seq instance owns (0: none) and returns a
+ * db_status. */
+int deliveries_recover_mark(struct db *db, const char *instance, int64_t *until);
+/* One page of recovery: loads up to limit of instance's rows with after <
+ * seq <= until, in seq order, calling fn(ctx, delivery) for each with
+ * ownership (each with its epoch), sets *last to the last seq read, and
+ * returns the number of rows read (fewer than limit: the end), or a
+ * db_status. */
+long deliveries_recover_page(struct db *db, const char *instance, int64_t after, int64_t until,
+                             int limit, void (*fn)(void *ctx, struct delivery *d), void *ctx,
+                             int64_t *last);
 /* Loads request_id's row if it is pending and owned by instance (a commit
  * whose answer was lost: the row exists but nothing holds it). Returns 1
  * if handed to fn, 0 if not pending here, or a db_status. */
 long deliveries_reload(struct db *db, const char *instance, const char *request_id,
                        void (*fn)(void *ctx, struct delivery *d), void *ctx);
 /* Takes over up to 1000 pending rows of replicas whose heartbeat is older
- * than lease_s, and forgets such replicas that own nothing any more.
+ * than lease_s (each row's epoch goes up by one: the old owner's writes no
+ * longer match), and forgets such replicas that own nothing any more.
  * Returns the count handed to fn, or a db_status. */
 long deliveries_take_over(struct db *db, const char *instance, long lease_s,
                           void (*fn)(void *ctx, struct delivery *d), void *ctx);

@@ -36,11 +36,16 @@ struct deliveries_writer {
     size_t backlog;
     struct metric *written;
     struct metric *lost;
+    struct metric *fenced;
 };
 
-static enum db_status writer_retry(struct deliveries_writer *w, const struct delivery_record *r)
+/* A retry's update; *mine says whether the row was still ours (owner and
+ * epoch). */
+static enum db_status writer_retry(struct deliveries_writer *w, const struct delivery_record *r,
+                                   bool *mine)
 {
-    char attempts[16], http[16], first[24], next[24], last[16];
+    char attempts[16], http[16], first[24], next[24], last[16], epoch[24];
+    snprintf(epoch, sizeof epoch, "%lld", (long long)r->epoch);
     snprintf(attempts, sizeof attempts, "%d", r->attempts);
     snprintf(http, sizeof http, "%d", r->http_status);
     snprintf(first, sizeof first, "%lld", (long long)r->first_attempt_ms);
@@ -54,20 +59,26 @@ static enum db_status writer_retry(struct deliveries_writer *w, const struct del
                             first,
                             next,
                             last,
-                            w->instance};
+                            w->instance,
+                            epoch};
     /* The pending row locked first: a takeover changing its owner waits,
-     * or has already moved it and nothing is written. */
-    return db_exec(w->db,
-                   "WITH mine AS (SELECT request_id FROM pending WHERE request_id = $1 "
-                   "  AND owner = $9 FOR UPDATE) "
-                   "UPDATE deliveries d SET status = 'retrying', attempts = $2::int, "
-                   "http_status = $3::int, line_request_id = $4, error_message = $5, "
-                   "first_attempt_at = COALESCE(CASE WHEN $6::bigint > 0 THEN "
-                   "to_timestamp($6::bigint / 1000.0) END, first_attempt_at), "
-                   "next_attempt_at = to_timestamp($7::bigint / 1000.0), "
-                   "last_attempt_ms = $8::int "
-                   "FROM mine WHERE d.request_id = mine.request_id",
-                   9, values, NULL);
+     * or has already moved it (and its epoch) and nothing is written. */
+    struct db_result *res = NULL;
+    enum db_status st =
+        db_exec(w->db,
+                "WITH mine AS (SELECT request_id FROM pending WHERE request_id = $1 "
+                "  AND owner = $9 AND epoch = $10::bigint FOR UPDATE) "
+                "UPDATE deliveries d SET status = 'retrying', attempts = $2::int, "
+                "http_status = $3::int, line_request_id = $4, error_message = $5, "
+                "first_attempt_at = COALESCE(CASE WHEN $6::bigint > 0 THEN "
+                "to_timestamp($6::bigint / 1000.0) END, first_attempt_at), "
+                "next_attempt_at = to_timestamp($7::bigint / 1000.0), "
+                "last_attempt_ms = $8::int "
+                "FROM mine WHERE d.request_id = mine.request_id",
+                10, values, &res);
+    *mine = st == DB_OK && db_result_affected(res) > 0;
+    db_result_free(&res);
+    return st;
 }
 
 /* Quota usage to add, summed per channel and month over one batch, so a
@@ -114,9 +125,10 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
                                     int nfinal, int *done)
 {
     enum { COLS = 14 };
-    struct pgarray col[COLS];
+    struct pgarray col[COLS], fence;
     for (int c = 0; c < COLS; c++)
         pgarray_init(&col[c], c >= 12 ? PGARRAY_BYTEA_OID : PGARRAY_TEXT_OID);
+    pgarray_init(&fence, PGARRAY_TEXT_OID);
     for (struct delivery_record *r = batch; r; r = r->next) {
         if (r->type != DELIVERY_RECORD_FINAL)
             continue;
@@ -134,10 +146,13 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
         pgarray_add_ll(&col[11], r->last_attempt_ms);
         pgarray_add(&col[12], r->key, r->key ? strlen(r->key) : 0);
         pgarray_add(&col[13], r->payload ? (const void *)r->payload : "", r->len);
+        char token[DELIVERY_ID_MAX + 32];
+        snprintf(token, sizeof token, "%s/%lld", r->request_id, (long long)r->epoch);
+        pgarray_add_text(&fence, token);
     }
     enum db_status st = DB_FATAL;
-    const char *values[COLS + 2];
-    int lengths[COLS + 2] = {0}, binary[COLS + 2] = {0};
+    const char *values[COLS + 3];
+    int lengths[COLS + 3] = {0}, binary[COLS + 3] = {0};
     for (int c = 0; c < COLS; c++) {
         values[c] = pgarray_finish(&col[c], &lengths[c]);
         binary[c] = 1;
@@ -146,6 +161,10 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
     }
     values[COLS] = w->instance;
     values[COLS + 1] = w->topic;
+    values[COLS + 2] = pgarray_finish(&fence, &lengths[COLS + 2]);
+    binary[COLS + 2] = 1;
+    if (!values[COLS + 2])
+        goto out;
     struct db_result *res = NULL;
     st = db_execv(
         w->db,
@@ -154,14 +173,17 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
         "  $12::text[], $13::bytea[], $14::bytea[]) WITH ORDINALITY AS t(request_id, status, "
         "  attempts, http_status, line_request_id, accepted_request_id, error_message, "
         "  error_details, fell_back, first_ms, finished_ms, last_ms, key, payload, ord)), "
-        /* Deleting the pending row is the owner check: a row taken over by
-         * another replica is no longer ours and is left alone. No index of
+        /* Deleting the pending row is the owner check and the fence: a row
+         * taken over by another replica (a new owner and epoch, even if it
+         * came back to this instance since) is no longer ours and is left
+         * alone; "request_id/epoch" is this delivery's token. No index of
          * deliveries covers a column set here, so the update is HOT. The
          * ids as an array, not a join with input: joined, the planner
          * hashed every pending row of this owner (the owner index) for each
          * batch; "= ANY" is one index probe per id. */
         "mine AS (DELETE FROM pending p WHERE p.request_id = ANY($1::text[]) "
-        "  AND p.owner = $15 RETURNING p.request_id), "
+        "  AND p.owner = $15 AND (p.request_id || '/' || p.epoch) = ANY($17::text[]) "
+        "  RETURNING p.request_id), "
         "upd AS (UPDATE deliveries d SET status = i.status, attempts = i.attempts::int, "
         "  http_status = i.http_status::int, line_request_id = i.line_request_id, "
         "  accepted_request_id = i.accepted_request_id, error_message = i.error_message, "
@@ -175,7 +197,7 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
         "ob AS (INSERT INTO outbox (topic, key, payload) SELECT $16, i.key, i.payload "
         "  FROM input i JOIN upd u ON u.ord = i.ord ORDER BY i.ord RETURNING 1) "
         "SELECT ord::text FROM upd",
-        COLS + 2, values, lengths, binary, false, &res);
+        COLS + 3, values, lengths, binary, false, &res);
     if (st != DB_OK)
         goto out;
     for (int i = 0; i < db_result_rows(res); i++) {
@@ -187,6 +209,7 @@ static enum db_status writer_finals(struct deliveries_writer *w, struct delivery
 out:
     for (int c = 0; c < COLS; c++)
         pgarray_free(&col[c]);
+    pgarray_free(&fence);
     return st;
 }
 
@@ -195,9 +218,10 @@ out:
  * one statement, then the quota usage summed per channel and month. Returns
  * DB_OK with *finals set, or the failing status (rolled back). */
 static enum db_status writer_batch(struct deliveries_writer *w, struct delivery_record *batch,
-                                   int *finals)
+                                   int *finals, int *fenced)
 {
     *finals = 0;
+    *fenced = 0;
     struct usage_sum sums[WRITER_BATCH_MAX];
     int nsums = 0, nfinal = 0;
     int done[WRITER_BATCH_MAX] = {0};
@@ -209,7 +233,13 @@ static enum db_status writer_batch(struct deliveries_writer *w, struct delivery_
             nfinal++;
             continue;
         }
-        st = writer_retry(w, r);
+        bool mine = false;
+        st = writer_retry(w, r, &mine);
+        if (st == DB_OK && !mine) {
+            (*fenced)++;
+            log_warn("retry not recorded: the delivery is no longer ours (taken over)",
+                     "request_id", r->request_id, "channel", r->channel_id);
+        }
         if (st != DB_OK) {
             char sqlstate[8];
             snprintf(sqlstate, sizeof sqlstate, "%s", db_error_sqlstate(w->db));
@@ -239,6 +269,7 @@ static enum db_status writer_batch(struct deliveries_writer *w, struct delivery_
             if (r->quota_cost > 0)
                 usage_add(sums, &nsums, r);
         } else {
+            (*fenced)++;
             log_warn("delivery taken over by another replica; its result is theirs", "request_id",
                      r->request_id, "channel", r->channel_id);
         }
@@ -274,9 +305,11 @@ static void writer_drop(struct deliveries_writer *w, struct delivery_record *bat
 static void writer_process(struct deliveries_writer *w, struct delivery_record *batch)
 {
     for (;;) {
-        int finals = 0;
-        enum db_status st = writer_batch(w, batch, &finals);
+        int finals = 0, fenced = 0;
+        enum db_status st = writer_batch(w, batch, &finals, &fenced);
         if (st == DB_OK) {
+            if (fenced > 0)
+                metrics_add(w->fenced, (double)fenced);
             long n = 0;
             for (struct delivery_record *r = batch; r; r = r->next)
                 n++;
@@ -378,6 +411,10 @@ struct deliveries_writer *deliveries_writer_start(const char *dsn, const char *i
                               "outcomes not written (the row stays pending and is resent "
                               "with its retry key after a restart)",
                               NULL);
+    w->fenced = metrics_counter("kizuna_dispatcher_fenced_writes_total",
+                                "outcomes not written because the row is no longer this "
+                                "replica's (owner or epoch changed by a takeover)",
+                                NULL);
     pthread_mutex_init(&w->mu, NULL);
     w->worker = worker_start("delivery-writer", writer_main, w, errstr, errcap);
     if (!w->worker) {

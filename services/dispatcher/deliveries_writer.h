@@ -3,7 +3,9 @@
  * the request and deletes the pending row and, in the same transaction,
  * puts the DeliveryResult into the outbox and adds the messages counted
  * against the month's quota. Every update is guarded by the pending row's
- * owner = this instance (see deliveries.h). */
+ * owner = this instance and its epoch = the delivery's (see deliveries.h):
+ * an outcome that does not match is dropped, logged and counted
+ * (kizuna_dispatcher_fenced_writes_total), never published. */
 #ifndef KIZUNA_DISPATCHER_DELIVERIES_WRITER_H
 #define KIZUNA_DISPATCHER_DELIVERIES_WRITER_H
 

@@ -47,6 +47,7 @@ struct delivery {
     int64_t received_ms;      /* unix ms: the intake took it */
     int64_t first_attempt_ms; /* unix ms; 0: no attempt known */
     int64_t not_before_ms;    /* unix ms: a retry's time; 0: now */
+    int64_t epoch;            /* its pending row's epoch when loaded: the fencing token */
     bool recovered;           /* loaded from the log: an attempt may have been made */
     bool ambiguous;           /* some attempt may have been accepted by LINE */
     bool reply_token_used;    /* LINE said the reply token is spent: push instead */
@@ -102,6 +103,7 @@ struct delivery_record {
     int64_t first_attempt_ms; /* 0: none */
     int64_t finished_ms;      /* FINAL */
     int64_t next_attempt_ms;  /* RETRY */
+    int64_t epoch;            /* the delivery's; written only if the row still has it */
     char *line_request_id;    /* each may be NULL for "" */
     char *accepted_request_id;
     char *error_message;

@@ -3,9 +3,11 @@
  * delivery log writer (deliveries_writer.c) and the results relay
  * (common/outbox_relay.h), the sender (sender.c), the admin API (api.c), the
  * `send.requests` intake (intake.c) on its own worker, which also takes over
- * dead replicas' pending rows, and on the main thread service_run with this
- * service's hooks: readiness (channels caught up), the replica heartbeat and
- * rate-limit overrides made on other replicas. */
+ * dead replicas' pending rows and recovers this replica's own (a page at a
+ * time, as the sender has room), and on the main thread service_run with
+ * this service's hooks: readiness (channels caught up), the replica
+ * heartbeat (which keeps the sender's lease, decision 0010) and rate-limit
+ * overrides made on other replicas. */
 #include <curl/curl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -45,6 +47,16 @@
 #define INTAKE_STOP_MS 5000 /* a polled batch is made durable before the intake ends */
 #define WRITER_STOP_MS 5000
 #define RELAY_STOP_MS 3000
+#define RECOVER_PAGE 1000 /* pending rows read per recovery statement, at most */
+#define RESYNC_WAIT_MS 50 /* while calls or outcomes of a lost lease finish */
+
+/* The lease (decision 0010). HELD: the heartbeat extends the sender's lease.
+ * LOST: the lease ran out (the heartbeat failed, or the process was paused
+ * for longer than the lease): the sender starts no call and the intake
+ * stops. RESYNC: a heartbeat succeeded again; the intake worker drops what
+ * the sender held, re-reads this replica's rows and then extends the
+ * lease. */
+enum lease_state { LEASE_HELD, LEASE_LOST, LEASE_RESYNC };
 
 static const char *line_api_base;
 static const char *instance_opt;
@@ -115,6 +127,12 @@ static struct app {
     struct worker *intake_worker; /* polls send.requests; see intake_main */
     atomic_bool intake_failed;    /* the consumer failed for good: exit 1 */
     int64_t next_beat, next_limits;
+    _Atomic int lease_state;    /* enum lease_state */
+    _Atomic int64_t beat_ok_ms; /* monotonic: when the last good heartbeat was sent */
+    /* Recovery of this replica's pending rows: the intake worker's only. */
+    bool recovering;
+    int64_t recover_after, recover_until;
+    long recovered_count;
 } app;
 
 /* The admin server opens after setup and closes before the parts are
@@ -174,6 +192,15 @@ static void step_free(void *ctx)
 
 /* --- start-up ------------------------------------------------------------------ */
 
+/* How long a heartbeat keeps the sender's lease, from the moment it was
+ * sent: four fifths of the lease, so that this replica stops before any
+ * other may take its rows over (a heartbeat_at older than the lease), with
+ * a fifth of it to spare for the clocks and the takeover's own scan. */
+static int64_t lease_valid_ms(void)
+{
+    return lease_s * 1000 - lease_s * 1000 / 5;
+}
+
 static void recovered(void *ctx, struct delivery *d)
 {
     sender_submit(ctx, d);
@@ -196,6 +223,7 @@ static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
 {
     char errstr[512] = "";
     struct service *svc = &a->svc;
+    int64_t beat_sent = clock_mono_ms();
     if (deliveries_heartbeat(svc->db, a->instance) != DB_OK) {
         log_error("cannot register this replica", "error", db_error_message(svc->db));
         return -1;
@@ -245,18 +273,16 @@ static int start_parts(struct app *a, const uint8_t key[CRYPTO_KEY_LEN])
     if (!a->sender)
         goto fail;
     sync_limits(a);
-    /* Before the intake starts, so no row is loaded twice. */
-    long n = deliveries_recover(svc->db, a->instance, recovered, a->sender);
-    if (n < 0) {
+    /* The first heartbeat (above) started the lease. Recovery runs on the
+     * intake worker, a page at a time as the sender has room. */
+    atomic_store(&a->beat_ok_ms, beat_sent);
+    sender_lease_extend(a->sender, beat_sent + lease_valid_ms());
+    if (deliveries_recover_mark(svc->db, a->instance, &a->recover_until) != DB_OK) {
         snprintf(errstr, sizeof errstr, "recovering pending deliveries: %s",
                  db_error_message(svc->db));
         goto fail;
     }
-    if (n > 0) {
-        char count[24];
-        snprintf(count, sizeof count, "%ld", n);
-        log_info("resuming pending deliveries (sent again with their retry keys)", "count", count);
-    }
+    a->recovering = true;
     if (sender_start(a->sender, errstr, sizeof errstr) != 0)
         goto fail;
     a->api = api_new(svc->database_url, a->channels, a->sender, errstr, sizeof errstr);
@@ -304,6 +330,75 @@ static void intake_take_over(struct app *a)
     }
 }
 
+/* One page of recovery, sized to the room the sender has (max_queued), so
+ * that a restart after a long outage holds no more than the intake would.
+ * Returns true when it read a page (or must wait after a failure), false
+ * when the sender is full or recovery is over: then the intake's own loop
+ * runs, which while the sender is full takes one message now and then to
+ * keep its place in the consumer group. */
+static bool intake_recover_step(struct app *a, struct worker *w)
+{
+    long room = max_queued - sender_held(a->sender);
+    if (room <= 0)
+        return false;
+    int limit = room < RECOVER_PAGE ? (int)room : RECOVER_PAGE;
+    int64_t last = a->recover_after;
+    long rows = deliveries_recover_page(a->intake_db, a->instance, a->recover_after,
+                                        a->recover_until, limit, recovered, a->sender, &last);
+    if (rows < 0) {
+        log_warn("recovering pending deliveries failed; trying again", "error",
+                 db_error_message(a->intake_db));
+        worker_wait(w, 1000);
+        return true;
+    }
+    a->recover_after = last;
+    a->recovered_count += rows;
+    if (rows == limit)
+        return true;
+    a->recovering = false;
+    if (a->recovered_count > 0) {
+        char count[24];
+        snprintf(count, sizeof count, "%ld", a->recovered_count);
+        log_info("resumed pending deliveries (sent again with their retry keys)", "count", count);
+    }
+    return false;
+}
+
+/* The lease came back after it was lost: what the sender held may have
+ * been taken over meanwhile. Once the calls of before have ended and their
+ * outcomes are written (fenced if taken), drop everything held and read
+ * this replica's rows again, then give the sender its lease back. */
+static void intake_resync(struct app *a, struct worker *w)
+{
+    if (deliveries_writer_backlog(a->writer) > 0) {
+        worker_wait(w, RESYNC_WAIT_MS);
+        return;
+    }
+    long dropped = sender_release_all(a->sender);
+    if (dropped < 0) {
+        worker_wait(w, RESYNC_WAIT_MS);
+        return;
+    }
+    int64_t until = 0;
+    if (deliveries_recover_mark(a->intake_db, a->instance, &until) != DB_OK) {
+        log_warn("re-reading this replica's deliveries failed; trying again", "error",
+                 db_error_message(a->intake_db));
+        worker_wait(w, 1000);
+        return;
+    }
+    a->recovering = true;
+    a->recover_after = 0;
+    a->recover_until = until;
+    a->recovered_count = 0;
+    char count[24];
+    snprintf(count, sizeof count, "%ld", dropped);
+    log_warn("lease regained: dropped what was held; re-reading this replica's own rows", "dropped",
+             count);
+    sender_lease_extend(a->sender, atomic_load(&a->beat_ok_ms) + lease_valid_ms());
+    int resync = LEASE_RESYNC;
+    atomic_compare_exchange_strong(&a->lease_state, &resync, LEASE_HELD);
+}
+
 static void intake_main(struct worker *w, void *ctx)
 {
     struct app *a = ctx;
@@ -315,6 +410,21 @@ static void intake_main(struct worker *w, void *ctx)
     intake_init(&in);
     int64_t last_poll = 0, next_takeover = 0;
     while (!worker_stopping(w)) {
+        /* Without the lease, take nothing in: another replica may own
+         * these rows by now. */
+        int lease = atomic_load(&a->lease_state);
+        if (lease == LEASE_LOST || clock_mono_ms() >= sender_lease_until(a->sender)) {
+            if (lease == LEASE_RESYNC)
+                intake_resync(a, w);
+            else
+                worker_wait(w, 100);
+            continue;
+        }
+        /* Recovery first, as the sender drains; rows the intake adds
+         * meanwhile (one now and then while the sender is full) lie past
+         * recover_until. */
+        if (a->recovering && intake_recover_step(a, w))
+            continue;
         /* While the sender is full, leave the messages in the consumer's
          * queue instead of taking them only to rewind every partition (a
          * seek, which can time out on a busy machine and then ends the
@@ -322,7 +432,7 @@ static void intake_main(struct worker *w, void *ctx)
          * same, so that the group keeps this member through a long stall
          * (max.poll.interval.ms) while memory grows by one request only. */
         int64_t now = clock_mono_ms();
-        if (now >= next_takeover) {
+        if (!a->recovering && now >= next_takeover) {
             intake_take_over(a);
             next_takeover = now + TAKEOVER_EVERY_MS;
         }
@@ -350,14 +460,46 @@ static bool channels_ready(struct service *svc)
     return channels_caught_up(app.channels);
 }
 
+/* HELD becomes LOST once the sender's lease has run out. */
+static void lease_check(struct app *a)
+{
+    int held = LEASE_HELD;
+    if (clock_mono_ms() >= sender_lease_until(a->sender) &&
+        atomic_compare_exchange_strong(&a->lease_state, &held, LEASE_LOST)) {
+        char lease[24];
+        snprintf(lease, sizeof lease, "%ld", lease_s);
+        log_error("lease lost: no heartbeat succeeded for most of the lease; sending and intake "
+                  "paused until one does",
+                  "lease_s", lease);
+    }
+}
+
 /* service_def.tick: the heartbeat that keeps this replica's rows its own,
  * and rate-limit overrides made through another replica's API. */
 static void dispatcher_tick(struct service *svc, int64_t now)
 {
     struct app *a = &app;
+    /* The sender stops by itself at the end of its lease; here the rest of
+     * the replica learns it, before any heartbeat (a process resumed after
+     * a pause must not extend a lease that ran out while it slept). */
+    lease_check(a);
     if (now >= a->next_beat) {
-        if (deliveries_heartbeat(svc->db, a->instance) != DB_OK)
+        int64_t sent = clock_mono_ms();
+        if (deliveries_heartbeat(svc->db, a->instance) != DB_OK) {
             log_warn("replica heartbeat failed", "error", db_error_message(svc->db));
+        } else {
+            atomic_store(&a->beat_ok_ms, sent);
+            /* Extended only if the lease still held when the heartbeat
+             * landed: then no other replica can have taken a row over (it
+             * waits for a heartbeat older than the whole lease). Otherwise
+             * the rows may be someone else's now: resync first. */
+            lease_check(a);
+            int lost = LEASE_LOST;
+            if (atomic_load(&a->lease_state) == LEASE_HELD)
+                sender_lease_extend(a->sender, sent + lease_valid_ms());
+            else if (atomic_compare_exchange_strong(&a->lease_state, &lost, LEASE_RESYNC))
+                worker_wake(a->intake_worker);
+        }
         long every = lease_s * 1000 / 5;
         a->next_beat = now + (every < 1000 ? 1000 : every);
     }

@@ -67,6 +67,7 @@ static struct delivery_record *record_base(const struct delivery *d, enum delive
     snprintf(r->request_id, sizeof r->request_id, "%s", d->request_id);
     snprintf(r->channel_id, sizeof r->channel_id, "%s", d->channel_id);
     r->attempts = d->attempts;
+    r->epoch = d->epoch;
     r->first_attempt_ms = d->first_attempt_ms;
     r->last_attempt_ms = d->last_attempt_ms;
     r->fell_back = d->fell_back;

@@ -62,7 +62,11 @@ static void sender_main(struct worker *wk, void *ctx)
         bool stopping = atomic_load(&s->stop);
         long wait_ms = SENDER_IDLE_MS;
         pthread_mutex_lock(&s->mu);
-        if (!stopping) {
+        /* Without the lease nothing moves: what waits keeps waiting, and
+         * only the calls already out complete (their outcomes are fenced
+         * at the writer if the rows were taken over meanwhile). */
+        bool leased = clock_mono_ms() < atomic_load(&s->lease_until_ms);
+        if (!stopping && leased) {
             take_mailbox(s);
             long t = sender_fire_timers(s);
             if (t < wait_ms)
@@ -126,8 +130,15 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
     s->writer = writer;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->mailbox_mu, NULL);
+    pthread_mutex_init(&s->loads_mu, NULL);
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->loads_done, &cattr);
+    pthread_condattr_destroy(&cattr);
     atomic_init(&s->stop, false);
     atomic_init(&s->held, 0);
+    atomic_init(&s->lease_until_ms, 0);
     if (crypto_random(&s->rng_state, sizeof s->rng_state) != 0)
         s->rng_state = (uint64_t)clock_mono_ns();
     s->rng.next = backoff_rng_splitmix64;
@@ -183,6 +194,11 @@ int sender_start(struct sender *s, char *errstr, size_t errcap)
 {
     if (s->worker)
         return 0;
+    if (!s->loader) {
+        s->loader = worker_start_rounds("quota-loader", sender_quota_load_round, s, errstr, errcap);
+        if (!s->loader)
+            return -1;
+    }
     s->worker = worker_start("sender", sender_main, s, errstr, errcap);
     return s->worker ? 0 : -1;
 }
@@ -212,6 +228,80 @@ void sender_submit(struct sender *s, struct delivery *d)
     curl_multi_wakeup(s->multi);
 }
 
+void sender_lease_extend(struct sender *s, int64_t until_ms)
+{
+    atomic_store(&s->lease_until_ms, until_ms);
+    curl_multi_wakeup(s->multi);
+}
+
+int64_t sender_lease_until(struct sender *s)
+{
+    return atomic_load(&s->lease_until_ms);
+}
+
+/* One delivery that was waiting leaves memory without an outcome, and
+ * the quota it had counted goes back (recovery counts it again). */
+static void release(struct sender *s, struct delivery *d)
+{
+    sender_quota_release(d, strmap_get(s->chans, d->channel_id));
+    delivery_move(d, DELIVERY_DROPPED);
+    sender_forget(s, d);
+    delivery_free(d);
+}
+
+struct release_ctx {
+    struct sender *s;
+    long n;
+};
+
+/* Every queue of one channel (listed as active or not: a channel whose
+ * listing failed keeps its queue); the next dispatch unlists an active
+ * channel with nothing queued. */
+static void release_chan(void *ctx, const char *key, void *value)
+{
+    (void)key;
+    struct release_ctx *rc = ctx;
+    struct chan *c = value;
+    for (int cls = 0; cls < RATELIMIT_CLASS_COUNT; cls++) {
+        struct delivery *d;
+        while ((d = sender_dq_pop(&c->q[cls])) != NULL) {
+            release(rc->s, d);
+            rc->n++;
+        }
+    }
+    c->queued = 0;
+}
+
+long sender_release_all(struct sender *s)
+{
+    long n = 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->inflight > 0 || clock_mono_ms() < atomic_load(&s->lease_until_ms)) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    pthread_mutex_lock(&s->mailbox_mu);
+    struct delivery *d = s->mailbox_head;
+    s->mailbox_head = s->mailbox_tail = NULL;
+    pthread_mutex_unlock(&s->mailbox_mu);
+    while (d) {
+        struct delivery *next = d->next;
+        d->next = NULL;
+        release(s, d);
+        n++;
+        d = next;
+    }
+    for (size_t i = 0; i < s->nheap; i++) {
+        release(s, s->heap[i]);
+        n++;
+    }
+    s->nheap = 0;
+    struct release_ctx rc = {s, n};
+    strmap_each(s->chans, release_chan, &rc);
+    pthread_mutex_unlock(&s->mu);
+    return rc.n;
+}
+
 bool sender_holds(struct sender *s, const char *request_id)
 {
     pthread_mutex_lock(&s->mailbox_mu);
@@ -232,11 +322,16 @@ bool sender_full(struct sender *s)
 
 void sender_stop(struct sender *s)
 {
-    if (!s || !s->worker)
+    if (!s)
         return;
-    atomic_store(&s->stop, true);
-    curl_multi_wakeup(s->multi);
-    worker_stop(&s->worker, s->cfg.drain_ms);
+    if (s->worker) {
+        atomic_store(&s->stop, true);
+        curl_multi_wakeup(s->multi);
+        worker_stop(&s->worker, s->cfg.drain_ms);
+    }
+    /* After the sender: nothing asks for a read any more. A read in
+     * progress ends within the statement timeout. */
+    worker_stop(&s->loader, 0);
 }
 
 /* At shutdown: d leaves memory without an outcome (its row stays pending). */
@@ -305,8 +400,11 @@ void sender_free(struct sender **sp)
     if (s->multi)
         curl_multi_cleanup(s->multi);
     db_free(&s->db);
+    sender_quota_loads_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->mailbox_mu);
+    pthread_mutex_destroy(&s->loads_mu);
+    pthread_cond_destroy(&s->loads_done);
     free(s);
     *sp = NULL;
 }

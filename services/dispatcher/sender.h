@@ -59,6 +59,20 @@ bool sender_holds(struct sender *s, const char *request_id);
  * max_queued. Any thread. */
 long sender_held(struct sender *s);
 bool sender_full(struct sender *s);
+/* The lease (decision 0010): the sender starts no call once the monotonic
+ * clock (clock_mono_ms) reaches until_ms, until it is extended again. The
+ * replica's heartbeat extends it; a replica whose heartbeat stopped (or
+ * that was paused) stops sending on its own, whatever its other threads
+ * do. Starts at 0: nothing is sent before the first extension. Any thread. */
+void sender_lease_extend(struct sender *s, int64_t until_ms);
+/* The end of the lease (monotonic ms; 0 before the first). Any thread. */
+int64_t sender_lease_until(struct sender *s);
+/* After the lease was lost: drops every delivery held (their rows stay
+ * pending; recovery loads again those still this replica's), so that
+ * nothing taken over meanwhile is sent. Only while the lease is out and no
+ * call is in flight: returns the number dropped, or -1 while calls are
+ * still in flight (try again). Any thread. */
+long sender_release_all(struct sender *s);
 /* Stops taking new calls, waits for those in flight up to drain_ms (then
  * abandons them: their rows stay pending and are resent with the same
  * retry key after a restart), and joins the thread. Safe to repeat. */

@@ -24,8 +24,10 @@ struct line_result;
 #define SENDER_BODY_CAP (64 * 1024) /* LINE's answers are small; more is cut */
 #define SENDER_HEADER_MAX 128
 #define SENDER_IDLE_MS 100
-#define SENDER_PARK_MS 1000         /* re-check a delivery waiting for its channel */
-#define SENDER_QUOTA_RETRY_MS 60000 /* after a failed quota sync */
+#define SENDER_PARK_MS 1000            /* re-check a delivery waiting for its channel */
+#define SENDER_QUOTA_RETRY_MS 60000    /* after a failed quota sync */
+#define SENDER_QUOTA_VIEW_WAIT_MS 5000 /* the admin API waits this long for a usage read */
+#define SENDER_QUOTA_LOAD_WAIT_MS 20   /* the send path waits this long, then parks */
 #define SENDER_GAUGE_MS 500
 #define NS_PER_MS 1000000LL
 
@@ -70,6 +72,18 @@ struct transfer {
     int64_t started_ns;
 };
 
+/* A read of one channel's month of quota usage, asked for by the send
+ * path and done by the quota loader (sender_quota.c) on its own connection,
+ * so that a database that stops answering never holds sender.mu. */
+enum quota_load_state { QUOTA_LOAD_WANTED, QUOTA_LOAD_RUNNING, QUOTA_LOAD_DONE, QUOTA_LOAD_FAILED };
+struct quota_load {
+    struct quota_load *next;
+    char channel_id[CHANNEL_ID_MAX + 1];
+    int64_t month_start; /* unix s */
+    enum quota_load_state state;
+    long long used; /* DONE */
+};
+
 struct override {
     char channel_id[CHANNEL_ID_MAX + 1];
     enum ratelimit_class cls;
@@ -83,7 +97,14 @@ struct sender {
     char instance[DELIVERY_INSTANCE_MAX + 1];
     struct channels *channels;
     struct deliveries_writer *writer;
-    struct db *db; /* quota usage reads; under mu */
+    /* Quota usage reads: the loader thread queries db without mu; the
+     * send path asks and collects through loads, under loads_mu (never
+     * taken with loads_mu held: mu; loads_mu may be taken under mu). */
+    struct db *db; /* the loader's thread only */
+    struct worker *loader;
+    pthread_mutex_t loads_mu;
+    pthread_cond_t loads_done; /* a load ended (monotonic clock) */
+    struct quota_load *loads;
 
     struct worker *worker; /* the sender's thread; NULL when not running */
     /* Set by sender_stop before it wakes curl_multi_poll, so that the thread
@@ -91,6 +112,7 @@ struct sender {
      * come only after the wake). */
     atomic_bool stop;
     atomic_long held;
+    _Atomic int64_t lease_until_ms; /* monotonic; no call starts at or after it */
 
     /* the mailbox: submitted deliveries, and the request ids of every
      * delivery held, under mailbox_mu */
@@ -166,10 +188,16 @@ void sender_completions(struct sender *s);
 
 /* --- sender_quota.c --------------------------------------------------------- */
 
-/* Makes c's quota state current for cr. Returns 0, or -1 when the usage
- * could not be read (try again later). */
+/* Makes c's quota state current for cr. Returns 0; 1 while the month's
+ * usage is being read by the loader (nothing waits: try again later); or
+ * -1 when it could not be read (try again later). */
 int sender_quota_ensure(struct sender *s, struct chan *c, const struct channel_creds *cr,
                         int64_t now_ms);
+/* The loader thread's round (worker_start_rounds): one read per round.
+ * ctx is the sender. */
+long sender_quota_load_round(struct worker *w, void *ctx);
+/* Frees what the loader left (at sender_free). */
+void sender_quota_loads_free(struct sender *s);
 /* Gives d's counted quota back to c (c may be NULL). */
 void sender_quota_release(struct delivery *d, struct chan *c);
 /* Asks LINE for c's quota and usage (two calls), when slots and limits allow. */

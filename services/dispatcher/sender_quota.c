@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "strmap.h"
+#include "worker.h"
 
 /* --- quota ------------------------------------------------------------------------ */
 
@@ -55,8 +56,140 @@ static struct quota_limits chan_limits(const struct sender *s, const struct chan
     return lim;
 }
 
-/* Makes c's quota state current for cr. Returns 0, or -1 when the usage
- * could not be read (try again later). */
+/* --- usage reads, off the send path ------------------------------------------- */
+
+static struct quota_load *load_find(struct sender *s, const char *channel_id)
+{
+    for (struct quota_load *l = s->loads; l; l = l->next)
+        if (strcmp(l->channel_id, channel_id) == 0)
+            return l;
+    return NULL;
+}
+
+static void load_remove(struct sender *s, struct quota_load *gone)
+{
+    for (struct quota_load **link = &s->loads; *link; link = &(*link)->next) {
+        if (*link == gone) {
+            *link = gone->next;
+            free(gone);
+            return;
+        }
+    }
+}
+
+/* One look at the read of channel_id's month (see usage_take). */
+static int usage_take_once(struct sender *s, const char *channel_id, int64_t month_start,
+                           long long *used)
+{
+    int rc = 0;
+    bool wake = false;
+    pthread_mutex_lock(&s->loads_mu);
+    struct quota_load *l = load_find(s, channel_id);
+    if (l && l->month_start == month_start && l->state == QUOTA_LOAD_DONE) {
+        *used = l->used;
+        load_remove(s, l);
+        rc = 1;
+    } else if (l && l->month_start == month_start && l->state == QUOTA_LOAD_FAILED) {
+        load_remove(s, l);
+        rc = -1;
+    } else if (l && l->state != QUOTA_LOAD_RUNNING && l->month_start != month_start) {
+        l->month_start = month_start;
+        l->state = QUOTA_LOAD_WANTED;
+        wake = true;
+    } else if (!l) {
+        l = calloc(1, sizeof *l);
+        if (l) {
+            snprintf(l->channel_id, sizeof l->channel_id, "%s", channel_id);
+            l->month_start = month_start;
+            l->state = QUOTA_LOAD_WANTED;
+            l->next = s->loads;
+            s->loads = l;
+            wake = true;
+        } else {
+            rc = -1;
+        }
+    }
+    pthread_mutex_unlock(&s->loads_mu);
+    if (wake)
+        worker_wake(s->loader);
+    return rc;
+}
+
+/* The usage of channel_id's month starting at month_start: 1 with *used
+ * once the loader has read it, 0 while it is asked for or being read, -1
+ * when the read failed (the next call asks again). A read just asked for
+ * is waited for SENDER_QUOTA_LOAD_WAIT_MS at most: a healthy database
+ * answers within it, so a channel's first send is not parked for nothing,
+ * and a stalled one costs the send path no more. Under mu or not. */
+static int usage_take(struct sender *s, const char *channel_id, int64_t month_start,
+                      long long *used)
+{
+    int rc = usage_take_once(s, channel_id, month_start, used);
+    if (rc != 0)
+        return rc;
+    struct timespec give_up = clock_mono_deadline(SENDER_QUOTA_LOAD_WAIT_MS);
+    pthread_mutex_lock(&s->loads_mu);
+    struct quota_load *l = load_find(s, channel_id);
+    while (l && (l->state == QUOTA_LOAD_WANTED || l->state == QUOTA_LOAD_RUNNING) &&
+           pthread_cond_timedwait(&s->loads_done, &s->loads_mu, &give_up) == 0)
+        l = load_find(s, channel_id);
+    pthread_mutex_unlock(&s->loads_mu);
+    return usage_take_once(s, channel_id, month_start, used);
+}
+
+long sender_quota_load_round(struct worker *w, void *ctx)
+{
+    (void)w;
+    struct sender *s = ctx;
+    char channel_id[CHANNEL_ID_MAX + 1];
+    int64_t month = 0;
+    pthread_mutex_lock(&s->loads_mu);
+    struct quota_load *l = s->loads;
+    while (l && l->state != QUOTA_LOAD_WANTED)
+        l = l->next;
+    if (l) {
+        l->state = QUOTA_LOAD_RUNNING;
+        snprintf(channel_id, sizeof channel_id, "%s", l->channel_id);
+        month = l->month_start;
+    }
+    pthread_mutex_unlock(&s->loads_mu);
+    if (!l)
+        return SENDER_IDLE_MS * 10;
+
+    /* No lock held: a database that does not answer holds this thread only
+     * (for DB_STATEMENT_TIMEOUT_MS at most). */
+    long long used = 0;
+    int rc = deliveries_quota_used(s->db, channel_id, month, &used);
+    if (rc != 0)
+        log_warn("cannot read quota usage; the channel waits", "channel", channel_id, "error",
+                 db_error_message(s->db));
+
+    pthread_mutex_lock(&s->loads_mu);
+    l = load_find(s, channel_id); /* still there: only usage_take removes, and not RUNNING ones */
+    if (l && l->state == QUOTA_LOAD_RUNNING) {
+        if (l->month_start != month) {
+            l->state = QUOTA_LOAD_WANTED; /* the month turned meanwhile */
+        } else {
+            l->state = rc == 0 ? QUOTA_LOAD_DONE : QUOTA_LOAD_FAILED;
+            l->used = used;
+        }
+    }
+    pthread_cond_broadcast(&s->loads_done);
+    pthread_mutex_unlock(&s->loads_mu);
+    return 0;
+}
+
+void sender_quota_loads_free(struct sender *s)
+{
+    while (s->loads) {
+        struct quota_load *next = s->loads->next;
+        free(s->loads);
+        s->loads = next;
+    }
+}
+
+/* --- quota ---------------------------------------------------------------------- */
+
 int sender_quota_ensure(struct sender *s, struct chan *c, const struct channel_creds *cr,
                         int64_t now_ms)
 {
@@ -76,11 +209,9 @@ int sender_quota_ensure(struct sender *s, struct chan *c, const struct channel_c
     int64_t start, end;
     quota_month_window(z, now_ms / 1000, &start, &end);
     long long used = 0;
-    if (deliveries_quota_used(s->db, c->id, start, &used) != 0) {
-        log_warn("cannot read quota usage; the channel waits", "channel", c->id, "error",
-                 db_error_message(s->db));
-        return -1;
-    }
+    int got = usage_take(s, c->id, start, &used);
+    if (got <= 0)
+        return got == 0 ? 1 : -1; /* the loader logged a failure */
     /* A zone change keeps what this replica counted, if more. */
     if (c->quota_ready && c->quota.used > used)
         used = c->quota.used;
@@ -212,10 +343,28 @@ int sender_quota_get(struct sender *s, const char *channel_id, struct sender_quo
     int rc = -1;
     if (channels_lookup(s->channels, channel_id, cr) != 0 || cr->deleted)
         goto out;
+    /* The usage read is the loader's: wait for it without holding mu. */
+    struct timespec give_up = clock_mono_deadline(SENDER_QUOTA_VIEW_WAIT_MS);
     pthread_mutex_lock(&s->mu);
     struct chan *c = sender_chan_get(s, channel_id);
     int64_t now_ms = clock_wall_ms();
-    if (!c || sender_quota_ensure(s, c, cr, now_ms) != 0) {
+    int ready = c ? sender_quota_ensure(s, c, cr, now_ms) : -1;
+    while (ready == 1) {
+        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&s->loads_mu);
+        struct quota_load *l = load_find(s, channel_id);
+        int waited = 0;
+        if (l && (l->state == QUOTA_LOAD_WANTED || l->state == QUOTA_LOAD_RUNNING))
+            waited = pthread_cond_timedwait(&s->loads_done, &s->loads_mu, &give_up);
+        pthread_mutex_unlock(&s->loads_mu);
+        pthread_mutex_lock(&s->mu);
+        c = sender_chan_get(s, channel_id);
+        now_ms = clock_wall_ms();
+        ready = c ? sender_quota_ensure(s, c, cr, now_ms) : -1;
+        if (waited != 0 && ready == 1)
+            ready = -1; /* timed out */
+    }
+    if (ready != 0) {
         rc = -2;
     } else {
         /* Reading turns an ended month over, as a send would. */

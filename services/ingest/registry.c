@@ -16,7 +16,10 @@
  * made through this process's API are visible at once; those made by other
  * replicas after at most the TTL. While the database is unreachable, a known
  * channel is served from its expired entry for up to REGISTRY_STALE_MS, so
- * webhooks keep being accepted through a short outage. */
+ * webhooks keep being accepted through a short outage; that includes a
+ * database that accepts the query and never answers (the refill is bounded
+ * by DB_STATEMENT_TIMEOUT_MS, and no lock is held while it waits, so other
+ * lookups answer from their expired entries at once). */
 #include "registry.h"
 
 #include <stdio.h>
@@ -41,6 +44,9 @@
 /* After a failed refill, lookups do not retry the database for this long:
  * webhook threads must not queue behind reconnect attempts. */
 #define REGISTRY_DB_BACKOFF_MS 1000
+/* A lookup with nothing cached waits this long for another thread's refill
+ * to end before it answers "try again" (503): LINE retries a webhook. */
+#define REGISTRY_REFILL_WAIT_MS 5000
 
 /* $TZDIR if set (as the C library does), else the usual folder; a host
  * without one gets the pattern check only, said once at start. */
@@ -76,6 +82,11 @@ struct registry *registry_new(const char *database_url, const uint8_t key[CRYPTO
     memcpy(reg->key, key, CRYPTO_KEY_LEN);
     pthread_mutex_init(&reg->api_lock, NULL);
     pthread_mutex_init(&reg->lookup_lock, NULL);
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&reg->lookup_done, &cattr);
+    pthread_condattr_destroy(&cattr);
     registry_zoneinfo_init(reg);
 
     reg->cache = registry_cache_new(REGISTRY_CACHE_MAX);
@@ -113,6 +124,7 @@ void registry_free(struct registry **regp)
     registry_cache_free(&reg->cache);
     pthread_mutex_destroy(&reg->api_lock);
     pthread_mutex_destroy(&reg->lookup_lock);
+    pthread_cond_destroy(&reg->lookup_done);
     crypto_wipe(reg->key, sizeof reg->key);
     free(reg);
     *regp = NULL;
@@ -127,8 +139,10 @@ static void lookup_count(struct registry *reg, const char *result)
 /* Reads one channel for the webhook path. Returns 0 (view filled), 1 (no
  * such channel) or < 0: a db_status, or DB_FATAL when the secret does not
  * open (wrong KIZUNA_DATA_KEY, or a row that was tampered with). Called
- * with lookup_lock held. */
-static int lookup_fetch(struct registry *reg, const char *channel_id, struct channel_view *view)
+ * by the thread that set lookup_busy, without lookup_lock; was_down
+ * quiets the warning while the database is known to be away. */
+static int lookup_fetch(struct registry *reg, const char *channel_id, struct channel_view *view,
+                        bool was_down)
 {
     const char *params[] = {channel_id};
     struct db_result *r = NULL;
@@ -137,7 +151,7 @@ static int lookup_fetch(struct registry *reg, const char *channel_id, struct cha
                                  "WHERE channel_id = $1 AND deleted_at IS NULL",
                                  1, params, NULL, NULL, true, &r);
     if (st != DB_OK) {
-        if (reg->lookup_db_down_until_ms == 0)
+        if (!was_down)
             log_warn("channel lookup: database query failed", "channel", channel_id, "error",
                      db_error_message(reg->lookup_db));
         return st;
@@ -176,6 +190,19 @@ out:
     return rc;
 }
 
+/* Answers from an expired entry, or says why there is none. */
+static int lookup_fallback(struct registry *reg, enum registry_cache_result cached, int rc,
+                           struct channel_view *out)
+{
+    if (rc != 1 && cached == REGISTRY_CACHE_STALE) {
+        lookup_count(reg, "stale");
+        return 0; /* out was filled from the expired entry */
+    }
+    crypto_wipe(out, sizeof *out); /* no stale secret left behind */
+    lookup_count(reg, rc == 1 ? "unknown" : "error");
+    return rc;
+}
+
 int registry_lookup(struct registry *reg, const char *channel_id, struct channel_view *out)
 {
     if (!reg || !out)
@@ -192,29 +219,52 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
         return found ? 0 : 1;
     }
 
-    struct channel_view view;
+    /* Become the refilling thread, or answer without the database: from
+     * the expired entry at once, else after waiting (bounded) for the
+     * thread that is refilling. */
+    struct timespec give_up = clock_mono_deadline(REGISTRY_REFILL_WAIT_MS);
     pthread_mutex_lock(&reg->lookup_lock);
-    /* Another thread may have refilled the entry while this one waited. */
-    int64_t now = clock_mono_ms();
-    cached = registry_cache_get(reg->cache, channel_id, now, REGISTRY_STALE_MS, &found, out);
-    if (cached == REGISTRY_CACHE_FRESH) {
-        pthread_mutex_unlock(&reg->lookup_lock);
-        lookup_count(reg, found ? "hit" : "hit_unknown");
-        return found ? 0 : 1;
-    }
-    int rc = DB_RETRY;
-    if (now >= reg->lookup_db_down_until_ms) {
-        rc = lookup_fetch(reg, channel_id, &view);
-        if (rc == 0 || rc == 1) {
-            if (reg->lookup_db_down_until_ms != 0)
-                log_info("channel lookup: database reachable again");
-            reg->lookup_db_down_until_ms = 0;
-            registry_cache_put(reg->cache, channel_id, rc == 0 ? &view : NULL, now,
-                               rc == 0 ? REGISTRY_TTL_FOUND_MS : REGISTRY_TTL_MISSING_MS);
-        } else if (rc == DB_RETRY) {
-            reg->lookup_db_down_until_ms = now + REGISTRY_DB_BACKOFF_MS;
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        /* Another thread may have refilled the entry meanwhile. */
+        cached = registry_cache_get(reg->cache, channel_id, now, REGISTRY_STALE_MS, &found, out);
+        if (cached == REGISTRY_CACHE_FRESH) {
+            pthread_mutex_unlock(&reg->lookup_lock);
+            lookup_count(reg, found ? "hit" : "hit_unknown");
+            return found ? 0 : 1;
+        }
+        if (now < reg->lookup_db_down_until_ms) {
+            pthread_mutex_unlock(&reg->lookup_lock);
+            return lookup_fallback(reg, cached, DB_RETRY, out);
+        }
+        if (!reg->lookup_busy)
+            break;
+        if (cached == REGISTRY_CACHE_STALE ||
+            pthread_cond_timedwait(&reg->lookup_done, &reg->lookup_lock, &give_up) != 0) {
+            pthread_mutex_unlock(&reg->lookup_lock);
+            return lookup_fallback(reg, cached, DB_RETRY, out);
         }
     }
+    reg->lookup_busy = true;
+    bool was_down = reg->lookup_db_down_until_ms != 0;
+    pthread_mutex_unlock(&reg->lookup_lock);
+
+    struct channel_view view;
+    int rc = lookup_fetch(reg, channel_id, &view, was_down);
+
+    pthread_mutex_lock(&reg->lookup_lock);
+    int64_t now = clock_mono_ms();
+    if (rc == 0 || rc == 1) {
+        if (reg->lookup_db_down_until_ms != 0)
+            log_info("channel lookup: database reachable again");
+        reg->lookup_db_down_until_ms = 0;
+        registry_cache_put(reg->cache, channel_id, rc == 0 ? &view : NULL, now,
+                           rc == 0 ? REGISTRY_TTL_FOUND_MS : REGISTRY_TTL_MISSING_MS);
+    } else if (rc == DB_RETRY) {
+        reg->lookup_db_down_until_ms = now + REGISTRY_DB_BACKOFF_MS;
+    }
+    reg->lookup_busy = false;
+    pthread_cond_broadcast(&reg->lookup_done);
     pthread_mutex_unlock(&reg->lookup_lock);
 
     if (rc == 0) {
@@ -223,11 +273,5 @@ int registry_lookup(struct registry *reg, const char *channel_id, struct channel
         lookup_count(reg, "found");
         return 0;
     }
-    if (rc != 1 && cached == REGISTRY_CACHE_STALE) {
-        lookup_count(reg, "stale");
-        return 0; /* out was filled from the expired entry */
-    }
-    crypto_wipe(out, sizeof *out); /* no stale secret left behind */
-    lookup_count(reg, rc == 1 ? "unknown" : "error");
-    return rc;
+    return lookup_fallback(reg, cached, rc, out);
 }

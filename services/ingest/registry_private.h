@@ -27,11 +27,16 @@ struct registry {
     pthread_mutex_t api_lock;
     struct db *api_db;
 
-    /* Cache refills: one connection; misses for the same id wait here and
-     * then find the entry the first one stored. */
+    /* Cache refills: one connection, used by one refilling thread at a
+     * time (lookup_busy). lookup_lock guards the fields below and is never
+     * held during a query, so a database that stops answering holds up the
+     * one refill, never the webhook threads: those with an expired entry
+     * answer from it, the others wait on lookup_done for a bounded time. */
     pthread_mutex_t lookup_lock;
-    struct db *lookup_db;
-    int64_t lookup_db_down_until_ms; /* under lookup_lock */
+    pthread_cond_t lookup_done; /* a refill ended (monotonic clock) */
+    bool lookup_busy;           /* a thread is querying lookup_db */
+    struct db *lookup_db;       /* only the thread that set lookup_busy */
+    int64_t lookup_db_down_until_ms;
 
     struct registry_cache *cache;
     struct metric *lookups; /* kizuna_registry_lookups_total{result} */

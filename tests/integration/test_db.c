@@ -1,6 +1,8 @@
 /* common/db.c against the real PostgreSQL of the local stack: parameters
  * that would break string-built SQL, transactions, the retry/fatal split by
- * SQLSTATE, reconnecting after the server killed our backend, migrations
+ * SQLSTATE, reconnecting after the server killed our backend, statement
+ * timeouts (a statement stuck behind a lock, a backend that stopped
+ * answering), migrations
  * (once only, refused when edited, atomic per file, safe when two replicas
  * start together), and the isolation between service roles.
  * Each test that needs tables gets a scratch schema owned by the ingest role
@@ -10,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +178,7 @@ static const struct class_case class_cases[] = {
     {"42501", DB_FATAL}, /* insufficient_privilege */
     {"22012", DB_FATAL}, /* division_by_zero */
     {"40002", DB_FATAL}, /* integrity constraint in 40 that is not retriable */
-    {"57014", DB_FATAL}, /* query_canceled */
+    {"57014", DB_RETRY}, /* query_canceled: a statement timeout (decision 0010) */
 };
 
 Test(db, sqlstates_are_classified_retry_or_fatal)
@@ -257,6 +260,86 @@ Test(db, terminated_backend_reconnects_outside_transaction)
     terminate_backend(second);
     free(second);
     cr_assert(db_ping(ingest));
+}
+
+/* --- timeouts -------------------------------------------------------------- */
+
+/* A connection opened with these options (db_options are read at connect);
+ * the defaults come back for the other tests. */
+static struct db *connect_with_timeout(long statement_timeout_ms)
+{
+    struct db_options o = DB_OPTIONS_DEFAULT;
+    o.statement_timeout_ms = statement_timeout_ms;
+    db_options_set(&o);
+    struct db *db = itest_db_connect_env("INGEST_DATABASE_URL");
+    struct db_options def = DB_OPTIONS_DEFAULT;
+    db_options_set(&def);
+    return db;
+}
+
+Test(db, statement_stuck_behind_a_lock_times_out_as_retry)
+{
+    itest_exec_ok(ingest, "CREATE TABLE widgets (id int)", 0, NULL);
+    struct db *stuck = connect_with_timeout(1000);
+    itest_search_path_set(stuck, scratch);
+    cr_assert_eq(db_begin(ingest), DB_OK);
+    cr_assert_eq(db_exec(ingest, "LOCK TABLE widgets IN ACCESS EXCLUSIVE MODE", 0, NULL, NULL),
+                 DB_OK, "%s", db_error_message(ingest));
+
+    long t0 = itest_now_ms();
+    enum db_status st = db_exec(stuck, "SELECT count(*) FROM widgets", 0, NULL, NULL);
+    long took = itest_now_ms() - t0;
+    cr_expect_eq(st, DB_RETRY, "a statement timeout is worth retrying");
+    cr_expect_str_eq(db_error_sqlstate(stuck), "57014", "%s", db_error_message(stuck));
+    cr_expect_geq(took, 900, "cancelled after %ld ms", took);
+    cr_expect_lt(took, 1000 + DB_CLIENT_GRACE_MS, "cancelled by the server after %ld ms", took);
+
+    cr_assert_eq(db_rollback(ingest), DB_OK);
+    char *n = itest_query_text(stuck, "SELECT count(*) FROM widgets", 0, NULL);
+    cr_expect_str_eq(n, "0", "the same connection works once the lock is gone");
+    free(n);
+    db_free(&stuck);
+}
+
+Test(db, stopped_backend_times_out_on_the_client_and_reconnects)
+{
+    /* A backend that stops answering (SIGSTOP): the server's own timeout
+     * cannot fire, so the client gives up DB_CLIENT_GRACE_MS after it. */
+    struct db *stuck = connect_with_timeout(500);
+    char *pid_text = itest_query_text(stuck, "SELECT pg_backend_pid()::text", 0, NULL);
+    pid_t pid = (pid_t)strtol(pid_text, NULL, 10);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(kill(pid, SIGSTOP), 0, "cannot stop backend %ld (run as root or postgres)",
+                 (long)pid);
+
+    long t0 = itest_now_ms();
+    enum db_status st = db_exec(stuck, "SELECT 1", 0, NULL, NULL);
+    long took = itest_now_ms() - t0;
+    kill(pid, SIGCONT);
+    cr_expect_eq(st, DB_RETRY);
+    cr_expect_str_eq(db_error_sqlstate(stuck), "57014", "%s", db_error_message(stuck));
+    cr_expect_geq(took, 500 + DB_CLIENT_GRACE_MS - 100, "gave up after %ld ms", took);
+    cr_expect_lt(took, 500 + DB_CLIENT_GRACE_MS + 1500, "gave up after %ld ms", took);
+
+    /* The next statement runs on a new connection, not behind the old reply. */
+    char *again = itest_query_text(stuck, "SELECT pg_backend_pid()::text", 0, NULL);
+    cr_expect_str_neq(again, pid_text, "a new backend answered");
+    free(again);
+    free(pid_text);
+
+    /* Inside a transaction the loss is reported, and rollback cleans up. */
+    cr_assert_eq(db_begin(stuck), DB_OK);
+    pid_text = itest_query_text(stuck, "SELECT pg_backend_pid()::text", 0, NULL);
+    pid = (pid_t)strtol(pid_text, NULL, 10);
+    free(pid_text);
+    cr_assert_eq(kill(pid, SIGSTOP), 0);
+    st = db_exec(stuck, "SELECT 1", 0, NULL, NULL);
+    kill(pid, SIGCONT);
+    cr_expect_eq(st, DB_RETRY);
+    cr_expect_eq(db_commit(stuck), DB_RETRY, "commit after a lost transaction");
+    cr_expect_eq(db_rollback(stuck), DB_OK);
+    cr_expect(db_ping(stuck), "usable again: %s", db_error_message(stuck));
+    db_free(&stuck);
 }
 
 Test(db, terminated_backend_inside_transaction_is_retry)

@@ -5,17 +5,28 @@
  * request delivered exactly once: accepted == N, duplicate == 0, and every
  * recipient with one message. The crash test's scale keeps the suite short;
  * the issue's version (10,000 sends, 5 kills) is the same test with
- * KIZUNA_CRASH_SENDS=10000 KIZUNA_CRASH_KILLS=5 KIZUNA_CRASH_RATE=1000. */
+ * KIZUNA_CRASH_SENDS=10000 KIZUNA_CRASH_KILLS=5 KIZUNA_CRASH_RATE=1000.
+ * Issue 9 adds a restart with more pending rows than the sender may hold
+ * (recovery in pages, within DISPATCHER_MAX_QUEUED) and a replica that
+ * lost its lease while another took its rows over (it must send nothing
+ * more of them). */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "itest.h"
 #include "test_dispatcher_harness.h"
+
+static pid_t second_pid; /* a second replica beside dh.disp */
 
 static void teardown(void)
 {
+    if (dh.disp > 0)
+        kill(dh.disp, SIGCONT); /* a test that failed while it was stopped */
+    itest_service_reap(&second_pid);
     dh_teardown();
 }
 
@@ -214,5 +225,135 @@ Test(dispatcher_faults, a_live_replica_takes_over_a_dead_ones_pending_deliveries
     expect_exactly_once(N);
     cr_expect(log_mentions(dh.log_path, "took over pending deliveries"),
               "the rows were not taken over; see %s", dh.log_path);
+    dh_finish();
+}
+
+/* --- issue 9: recovery within the cap, fencing -------------------------------- */
+
+/* A gauge or counter without labels from the admin port's /metrics (-1 if
+ * absent). */
+static long metric_read(int port, const char *name)
+{
+    char url[96], needle[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    snprintf(needle, sizeof needle, "\n%s ", name);
+    struct itest_http m;
+    if (itest_http_do("GET", url, NULL, NULL, 0, &m) != 200) {
+        itest_http_free(&m);
+        return -1;
+    }
+    const char *at = strstr(m.body, needle);
+    long v = at ? strtol(at + strlen(needle), NULL, 10) : -1;
+    itest_http_free(&m);
+    return v;
+}
+
+struct held_watch {
+    long want, max, samples;
+};
+
+static bool sent_watching_held(void *ctx)
+{
+    struct held_watch *hw = ctx;
+    long held = metric_read(DH_ADMIN_PORT, "kizuna_dispatcher_deliveries_held");
+    if (held > hw->max)
+        hw->max = held;
+    hw->samples++;
+    return dh_sim_stat(NULL, "accepted") >= hw->want;
+}
+
+static bool all_taken_in(void *ctx)
+{
+    const long *n = ctx;
+    struct dh_counts c;
+    dh_counts(&c);
+    return c.total >= *n;
+}
+
+Test(dispatcher_faults, a_restart_with_more_pending_than_max_queued_recovers_in_pages)
+{
+    enum { N = 600, MAX_QUEUED = 100 };
+    dh_setup("recover");
+    dh_dispatcher_start(NULL);
+    dh_limits_set("{\"push\": 5}"); /* almost nothing is sent before the kill */
+    dh_dispatcher_wait_consuming();
+    sleep(6); /* the partition's offset stored once (see the crash test) */
+    produce_pushes(0, N, "recover");
+    long n = N; /* dh_counts leaves the probes out */
+    cr_assert(dh_wait(all_taken_in, &n, 30000), "the intake did not take every request in");
+    sleep(6); /* their offsets committed: the restart does not read them again */
+    dh_dispatcher_kill9();
+    long before = dh_sim_stat(NULL, "accepted");
+    cr_assert_lt(before, N - 2 * MAX_QUEUED, "too much was sent before the kill");
+
+    char cap[64];
+    snprintf(cap, sizeof cap, "DISPATCHER_MAX_QUEUED=%d", MAX_QUEUED);
+    const char *small[] = {cap, NULL};
+    dh_dispatcher_start(small);
+    dh_limits_set("{\"push\": 200}");
+    struct held_watch hw = {.want = N};
+    cr_assert(dh_wait(sent_watching_held, &hw, 60000), "accepted %lld of %d; see %s",
+              dh_sim_stat(NULL, "accepted"), N, dh.log_path);
+    cr_expect_gt(hw.samples, 5, "the held gauge was read %ld times", hw.samples);
+    cr_expect_gt(hw.max, 0, "the held gauge never showed the recovered rows");
+    cr_expect_leq(hw.max, MAX_QUEUED, "%ld deliveries held at once, more than %d", hw.max,
+                  MAX_QUEUED);
+    expect_exactly_once(N);
+    cr_expect(log_mentions(dh.log_path, "resumed pending deliveries"), "no recovery logged; see %s",
+              dh.log_path);
+    dh_finish();
+}
+
+static bool push_requests_stable(void *ctx)
+{
+    long long *last = ctx;
+    long long now = dh_sim_stat("push", "requests");
+    bool same = now == *last;
+    *last = now;
+    return same;
+}
+
+/* Replica A is paused (SIGSTOP) past its lease with sends queued; replica B
+ * takes A's rows over and sends them; A resumes. A must start no call for
+ * the rows it held (its lease ran out: it drops them, re-reads its own rows
+ * and finds none), and whatever it had in flight is fenced at the writer. */
+Test(dispatcher_faults, a_replica_that_lost_its_lease_sends_nothing_after_a_takeover)
+{
+    enum { N = 200, RATE = 20 };
+    dh_setup("fence");
+    const char *short_lease[] = {"DISPATCHER_LEASE_S=3", NULL};
+    dh_dispatcher_start(short_lease);
+    char body[64];
+    snprintf(body, sizeof body, "{\"push\": %d}", RATE);
+    dh_limits_set(body);
+    dh_dispatcher_wait_consuming();
+    produce_pushes(0, N, "fence");
+    struct want some = {.accepted = 20};
+    cr_assert(dh_wait(accepted_reached, &some, 30000), "nothing sent before the pause");
+
+    cr_assert_eq(kill(dh.disp, SIGSTOP), 0);
+    cr_assert_lt(dh_sim_stat(NULL, "accepted"), N - 50, "A sent almost everything already");
+
+    char instance[160], log_b[256];
+    snprintf(instance, sizeof instance, "DISPATCHER_INSTANCE_ID=%s-b", dh.instance);
+    const char *b_settings[] = {instance, "DISPATCHER_LEASE_S=3", NULL};
+    second_pid = dh_replica_start(DH_ADMIN_PORT + 1, b_settings, log_b, sizeof log_b);
+    struct want all = {.accepted = N};
+    cr_assert(dh_wait(accepted_reached, &all, 60000), "B sent %lld of %d; see %s",
+              dh_sim_stat(NULL, "accepted"), N, log_b);
+    long long requests = dh_sim_stat("push", "requests");
+
+    /* A resumes with its queues full of rows that are B's now. */
+    cr_assert_eq(kill(dh.disp, SIGCONT), 0);
+    sleep(8); /* A's tick, its heartbeat, the resync, and time to misbehave */
+    long long after = requests;
+    cr_expect(dh_wait(push_requests_stable, &after, 3000), "push requests still moving");
+    cr_expect_eq(after, requests, "A sent %lld push requests after it resumed", after - requests);
+    cr_expect(log_mentions(dh.log_path, "lease lost"), "A never noticed; see %s", dh.log_path);
+    cr_expect(log_mentions(dh.log_path, "lease regained"), "A never resynced; see %s", dh.log_path);
+    cr_expect(log_mentions(log_b, "took over pending deliveries"), "B took nothing over; see %s",
+              log_b);
+    expect_exactly_once(N);
+    itest_service_stop(&second_pid, log_b);
     dh_finish();
 }

@@ -263,10 +263,12 @@ static bool sim_up(void *ctx)
     return dh_sim("GET", "/healthz", NULL, NULL) == 200;
 }
 
-void dh_dispatcher_start(const char *const *extra)
+/* A dispatcher on admin_port with dh's settings and extra (which win). */
+static pid_t dispatcher_spawn(int admin_port, const char *const *extra, char *log_path,
+                              size_t log_cap)
 {
     char port[64], base[128], instance[160], grp[160];
-    snprintf(port, sizeof port, "DISPATCHER_ADMIN_PORT=%d", DH_ADMIN_PORT);
+    snprintf(port, sizeof port, "DISPATCHER_ADMIN_PORT=%d", admin_port);
     snprintf(base, sizeof base, "DISPATCHER_LINE_API_BASE=http://127.0.0.1:%d", DH_SIM_PORT);
     snprintf(instance, sizeof instance, "DISPATCHER_INSTANCE_ID=%s", dh.instance);
     snprintf(grp, sizeof grp, "DISPATCHER_GROUP=%s", dh.group);
@@ -283,11 +285,22 @@ void dh_dispatcher_start(const char *const *extra)
     for (const char *const *s = extra; s && *s && n < 31; s++)
         settings[n++] = *s;
     settings[n] = NULL;
-    snprintf(dh.log_path, sizeof dh.log_path, "%s/tests/dispatcher-%s-%d.log", itest_build_dir(),
-             test_name, ++dispatcher_starts);
-    dh.disp = itest_service_spawn("dispatcher", settings, dh.log_path);
-    cr_assert(itest_http_wait_ready(DH_ADMIN_PORT, 45000),
-              "the dispatcher did not become ready; see %s", dh.log_path);
+    snprintf(log_path, log_cap, "%s/tests/dispatcher-%s-%d.log", itest_build_dir(), test_name,
+             ++dispatcher_starts);
+    pid_t pid = itest_service_spawn("dispatcher", settings, log_path);
+    cr_assert(itest_http_wait_ready(admin_port, 45000),
+              "the dispatcher did not become ready; see %s", log_path);
+    return pid;
+}
+
+void dh_dispatcher_start(const char *const *extra)
+{
+    dh.disp = dispatcher_spawn(DH_ADMIN_PORT, extra, dh.log_path, sizeof dh.log_path);
+}
+
+pid_t dh_replica_start(int admin_port, const char *const *settings, char *log_path, size_t cap)
+{
+    return dispatcher_spawn(admin_port, settings, log_path, cap);
 }
 
 static bool probe_seen(void *ctx)

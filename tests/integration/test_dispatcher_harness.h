@@ -53,6 +53,11 @@ void dh_teardown(void);
 /* Starts the dispatcher (extra "K=V" settings, NULL-terminated, may be
  * NULL) and waits until /readyz answers 200. */
 void dh_dispatcher_start(const char *const *settings);
+/* A second replica beside dh.disp: the same settings but admin_port and
+ * settings (which win; give it its own DISPATCHER_INSTANCE_ID), its log in
+ * log_path (checked by dh_finish like the others). Waits until it is ready
+ * and returns its pid; stop it with itest_service_stop. */
+pid_t dh_replica_start(int admin_port, const char *const *settings, char *log_path, size_t cap);
 /* Sends a probe through the intake until the simulator sees it, so that the
  * consumer (which starts at "latest") is known to hold its partitions. */
 void dh_dispatcher_wait_consuming(void);

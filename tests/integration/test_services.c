@@ -170,6 +170,9 @@ static const struct bad_config bad_configs[] = {
      "KAFKA_PRODUCER_CONNECTIONS"},
     {"producer connections not a number", "KAFKA_PRODUCER_CONNECTIONS=four",
      "KAFKA_PRODUCER_CONNECTIONS"},
+    {"negative statement timeout", "DB_STATEMENT_TIMEOUT_MS=-1", "DB_STATEMENT_TIMEOUT_MS"},
+    {"keepalive count out of range", "DB_KEEPALIVES_COUNT=0", "DB_KEEPALIVES_COUNT"},
+    {"tcp user timeout not a number", "DB_TCP_USER_TIMEOUT_MS=soon", "DB_TCP_USER_TIMEOUT_MS"},
 };
 
 Test(services, bad_config_exits_2_naming_the_variable)
