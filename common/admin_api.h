@@ -20,7 +20,7 @@
 /* One method a route accepts and the least role that may use it. */
 struct admin_method {
     const char *method;   /* "GET" */
-    const char *min_role; /* "viewer", "operator" or "admin" */
+    const char *min_role; /* "viewer", "operator", "admin" or "deployment" */
 };
 
 /* Finds req's method in methods[0..n) and checks the token's role for it

@@ -33,7 +33,11 @@
 #define AUTH_TOKEN_MAX 8192
 #define AUTH_SIG_LEN 32
 
-static const char *const role_names[] = {"viewer", "operator", "admin"};
+/* In rank order. "deployment" is the deployment's operator (whoever holds
+ * the signing key and runs kizunactl), above every tenant's admin: it may
+ * also do what a tenant must not, such as lift a channel's rate limit. */
+static const char *const role_names[] = {"viewer", "operator", "admin", "deployment"};
+#define ROLE_COUNT (sizeof role_names / sizeof role_names[0])
 
 const char *auth_result_str(enum auth_result r)
 {
@@ -64,10 +68,11 @@ const char *auth_result_str(enum auth_result r)
     return "unknown";
 }
 
-/* Rank of a role (viewer 0 < operator 1 < admin 2), or -1 if unknown. */
+/* Rank of a role (viewer 0 < operator 1 < admin 2 < deployment 3), or -1
+ * if unknown. */
 static int role_rank(const char *role)
 {
-    for (int i = 0; role && i < 3; i++)
+    for (int i = 0; role && i < (int)ROLE_COUNT; i++)
         if (strcmp(role, role_names[i]) == 0)
             return i;
     return -1;

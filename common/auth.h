@@ -26,7 +26,7 @@
 struct auth_claims {
     char tenant[AUTH_FIELD_MAX];  /* claim "tenant" */
     char subject[AUTH_FIELD_MAX]; /* claim "sub" */
-    char role[AUTH_FIELD_MAX];    /* claim "role": admin, operator, viewer */
+    char role[AUTH_FIELD_MAX];    /* claim "role": viewer, operator, admin, deployment */
     long long exp;                /* claim "exp", unix seconds */
     long long iat;                /* claim "iat", unix seconds */
 };
@@ -67,7 +67,10 @@ enum auth_result auth_header_verify(const void *key, size_t keylen, const char *
                                     struct auth_claims *claims);
 
 /* Checks that claims may act on tenant with at least min_role
- * (viewer < operator < admin). AUTH_WRONG_TENANT means "answer 404". */
+ * (viewer < operator < admin < deployment). "deployment" is the
+ * deployment's operator's role: only kizunactl issues tokens, so only the
+ * holder of the signing key can give it; a tenant's admin cannot. It is
+ * still scoped to its token's tenant. AUTH_WRONG_TENANT means "answer 404". */
 enum auth_result auth_claims_allow(const struct auth_claims *claims, const char *tenant,
                                    const char *min_role);
 

@@ -48,6 +48,9 @@
 #include "topics.h"
 
 #define TENANT "bench"
+/* The profile the consuming probes fetch: a LINE user id, as the dispatcher
+ * accepts in a URL path (U and 32 lowercase hex digits). */
+#define PROBE_USER "U0000000000000000000000000000be01"
 #define MAX_CHANNELS 64
 #define QUOTA_BIG 1000000000LL /* per month: the quota path runs, never binds */
 
@@ -348,7 +351,7 @@ static void sim_setup(int i)
     if (http("PUT", sim_port, path, body, NULL) != 200)
         die("the simulator refused the limits");
     snprintf(body, sizeof body,
-             "{\"channel_id\":\"%.71s\",\"user_id\":\"Uprobe\",\"display_name\":\"Probe\"}",
+             "{\"channel_id\":\"%.71s\",\"user_id\":\"" PROBE_USER "\",\"display_name\":\"Probe\"}",
              channels[i]);
     if (http("POST", sim_port, "/_sim/users", body, NULL) / 100 != 2)
         die("the simulator refused the probe user");
@@ -486,7 +489,7 @@ int main(int argc, char **argv)
     /* The dispatcher starts at "latest": probe until one arrives. */
     long long t0 = now_ms();
     for (;;) {
-        request(channels[0], KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE, "Uprobe", NULL, 0, NULL);
+        request(channels[0], KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE, PROBE_USER, NULL, 0, NULL);
         kafka_producer_flush(producer, 5000);
         usleep(700 * 1000);
         json_t *st = sim_stats();

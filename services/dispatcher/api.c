@@ -379,14 +379,35 @@ fail:
     return -1;
 }
 
-static void limits_patch(struct api *a, const char *channel_id, const char *tenant,
-                         const struct httpd_request *req, struct httpd_response *resp)
+/* A limit of 0 lifts the channel's limit for an endpoint: LINE then
+ * answers 429 for the channel, and the channel can take every call slot
+ * the deployment has. Only the deployment's operator decides that. */
+static bool limits_allowed(const struct auth_claims *claims, const char *tenant,
+                           const struct limit_change *changes, int n, struct httpd_response *resp)
+{
+    if (auth_claims_allow(claims, tenant, "deployment") == AUTH_OK)
+        return true;
+    for (int i = 0; i < n; i++) {
+        if (changes[i].reset || changes[i].rate.limit != 0)
+            continue;
+        httpd_respond_error(resp, 403, "forbidden",
+                            "a limit of 0 (unlimited) can be set only by the deployment's "
+                            "operator (role deployment)",
+                            ratelimit_class_name(changes[i].cls));
+        return false;
+    }
+    return true;
+}
+
+static void limits_patch(struct api *a, const struct auth_claims *claims, const char *channel_id,
+                         const char *tenant, const struct httpd_request *req,
+                         struct httpd_response *resp)
 {
     struct limit_change changes[RATELIMIT_CLASS_COUNT];
     size_t len = 0;
     const char *body = httpd_request_body(req, &len);
     int n = limits_parse(body, len, changes, resp);
-    if (n < 0)
+    if (n < 0 || !limits_allowed(claims, tenant, changes, n, resp))
         return;
     pthread_mutex_lock(&a->mu);
     enum db_status st = db_begin(a->db);
@@ -435,7 +456,7 @@ static void channel_limits(struct api *a, const struct auth_claims *claims, cons
     if (!admin_api_allow(claims, cr->tenant_id, limits_methods[m].min_role, resp))
         goto out;
     if (m == LIMITS_PATCH)
-        limits_patch(a, id, cr->tenant_id, req, resp);
+        limits_patch(a, claims, id, cr->tenant_id, req, resp);
     else
         admin_api_respond_json(resp, 200, limits_json(a, id));
 out:

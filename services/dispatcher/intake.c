@@ -8,6 +8,8 @@
  * dispatcher's bottleneck (docs/benchmarks.md). */
 #include "intake.h"
 
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "sender.h"
+#include "strmap.h"
 
 /* The most request bytes in one statement (a whole batch of pushes fits). */
 #define INTAKE_CHUNK_BYTES (8 * 1024 * 1024)
@@ -99,6 +102,37 @@ bool intake_full(struct intake *in)
     return full;
 }
 
+/* Leaves in Kafka (KAFKA_RETRY: they come again) the requests of tenants
+ * whose share of the sender is full, counting the batch's own requests
+ * against it, so that one tenant's campaign cannot fill the memory whose
+ * cap pauses the intake for every tenant. Only that campaign's partitions
+ * are rewound. */
+#define TENANT_REFUSED UINTPTR_MAX
+
+static void intake_tenant_shares(struct intake *in, struct delivery **ds, size_t n)
+{
+    struct strmap *taken = strmap_new(); /* tenant -> (void *)(uintptr_t) count in batch */
+    if (!taken)
+        return; /* out of memory: the global cap still holds */
+    for (size_t i = 0; i < n; i++) {
+        if (!ds[i])
+            continue;
+        uintptr_t mine = (uintptr_t)strmap_get(taken, ds[i]->tenant_id);
+        long room = mine == TENANT_REFUSED ? 0 : sender_tenant_room(in->sender, ds[i]->tenant_id);
+        if (room != LONG_MAX && (uintptr_t)room <= mine) {
+            /* Its later requests in the batch wait too, so that a channel's
+             * requests still reach the sender in order. */
+            metrics_add(in->taken, 1, "tenant_full");
+            strmap_put(taken, ds[i]->tenant_id, (void *)TENANT_REFUSED);
+            delivery_free(ds[i]);
+            ds[i] = NULL; /* stays KAFKA_RETRY */
+            continue;
+        }
+        strmap_put(taken, ds[i]->tenant_id, (void *)(mine + 1));
+    }
+    strmap_free(&taken, NULL);
+}
+
 void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
                    enum kafka_handled *results)
 {
@@ -116,6 +150,7 @@ void intake_handle(void *ctx, const struct kafka_message *msgs, size_t n,
         if (!ds[i])
             results[i] = KAFKA_SKIP;
     }
+    intake_tenant_shares(in, ds, n);
     /* Statements of at most INTAKE_CHUNK_BYTES of requests (multicasts are
      * large); each is durable on its own, so a failure leaves the chunks
      * before it done and the rest to come again. */

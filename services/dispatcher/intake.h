@@ -4,6 +4,8 @@
  * the requests to the sender; only then does it report them done, so their
  * offsets are stored after the commit and a crash replays rather than
  * loses. A request_id seen before is done at once and never sent again.
+ * Requests of a tenant whose share of the sender is full
+ * (sender_tenant_room) are left in Kafka (KAFKA_RETRY) while others flow.
  * Runs on the thread that polls the consumer, with that thread's
  * connection. */
 #ifndef KIZUNA_DISPATCHER_INTAKE_H

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "crypto.h"
 #include "errstr.h"
@@ -90,8 +91,9 @@ bool line_uuid_valid(const char *s)
     return true;
 }
 
-/* An id that goes into a path as it is: RFC 3986 unreserved characters. */
-static int path_id_check(const char *field, const char *s, char *errstr, size_t errcap)
+/* An id that goes into a body as a JSON string without escaping: RFC 3986
+ * unreserved characters. */
+static int plain_id_check(const char *field, const char *s, char *errstr, size_t errcap)
 {
     if (!s || !*s) {
         errstr_set(errstr, errcap, "%s: required", field);
@@ -106,10 +108,129 @@ static int path_id_check(const char *field, const char *s, char *errstr, size_t 
         char c = s[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
               c == '-' || c == '.' || c == '_' || c == '~')) {
-            errstr_set(errstr, errcap, "%s: character %zu is not allowed in a URL path", field,
+            errstr_set(errstr, errcap, "%s: character %zu is not allowed in a LINE id", field,
                        i + 1);
             return -1;
         }
+    }
+    return 0;
+}
+
+#define LINE_ID_HEX 32
+
+bool line_id_valid(enum line_id_kind kind, const char *s)
+{
+    static const char *const prefixes[] = {
+        [LINE_ID_USER] = "U",
+        [LINE_ID_GROUP] = "C",
+        [LINE_ID_ROOM] = "R",
+        [LINE_ID_RICH_MENU] = "richmenu-",
+    };
+    if (!s || (unsigned)kind >= sizeof prefixes / sizeof prefixes[0])
+        return false;
+    size_t pl = strlen(prefixes[kind]);
+    if (strncmp(s, prefixes[kind], pl) != 0 || strlen(s + pl) != LINE_ID_HEX)
+        return false;
+    for (const char *p = s + pl; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/* An id that goes into a URL path: only the LINE id form the path names,
+ * so that no word such as `all` and no `..` can reach another endpoint. */
+static int path_id_check(const char *field, enum line_id_kind kind, const char *s, char *errstr,
+                         size_t errcap)
+{
+    static const char *const forms[] = {
+        [LINE_ID_USER] = "a user id (U and 32 lowercase hexadecimal digits)",
+        [LINE_ID_GROUP] = "a group id (C and 32 lowercase hexadecimal digits)",
+        [LINE_ID_ROOM] = "a room id (R and 32 lowercase hexadecimal digits)",
+        [LINE_ID_RICH_MENU] = "a rich menu id (richmenu- and 32 lowercase hexadecimal digits)",
+    };
+    if (!s || !*s) {
+        errstr_set(errstr, errcap, "%s: required", field);
+        return -1;
+    }
+    if (line_id_valid(kind, s))
+        return 0;
+    errstr_set(errstr, errcap, "%s: not %s, as this call puts it in the URL path", field,
+               forms[kind]);
+    return -1;
+}
+
+/* 127.0.0.0/8, localhost or [::1], from host to end (exclusive). */
+static bool loopback_host(const char *host, size_t n)
+{
+    char h[64];
+    if (n == 0 || n >= sizeof h)
+        return false;
+    memcpy(h, host, n);
+    h[n] = '\0';
+    if (strcasecmp(h, "localhost") == 0 || strcmp(h, "[::1]") == 0)
+        return true;
+    /* Four decimal octets, the first 127. */
+    int octets = 0;
+    const char *p = h;
+    while (*p) {
+        size_t digits = 0;
+        int v = 0;
+        while (p[digits] >= '0' && p[digits] <= '9' && digits < 3)
+            v = v * 10 + (p[digits++] - '0');
+        if (digits == 0 || v > 255 || (octets == 0 && v != 127))
+            return false;
+        octets++;
+        p += digits;
+        if (*p == '.' && octets < 4)
+            p++;
+        else if (*p)
+            return false;
+    }
+    return octets == 4;
+}
+
+int line_base_url_check(const char *url, char *errstr, size_t errcap)
+{
+    if (!url || !*url) {
+        errstr_set(errstr, errcap, "empty");
+        return -1;
+    }
+    if (strncmp(url, "https://", 8) == 0) {
+        if (!url[8] || url[8] == '/') {
+            errstr_set(errstr, errcap, "no host after https://");
+            return -1;
+        }
+        return 0;
+    }
+    if (strncmp(url, "http://", 7) != 0) {
+        errstr_set(errstr, errcap, "must start with https:// (or http:// to a loopback address)");
+        return -1;
+    }
+    const char *host = url + 7;
+    size_t n = strcspn(host, "/?#");
+    /* The host ends at the port's colon (after a bracketed address's ']'). */
+    const char *end = host + n;
+    const char *colon = NULL;
+    for (const char *p = host; p < end; p++)
+        if (*p == ':' && (host[0] != '[' || (p > host && p[-1] == ']')))
+            colon = p;
+    size_t hl = colon ? (size_t)(colon - host) : n;
+    if (colon) {
+        const char *port = colon + 1;
+        size_t pl = (size_t)(end - port);
+        bool ok = pl >= 1 && pl <= 5;
+        for (size_t i = 0; ok && i < pl; i++)
+            ok = port[i] >= '0' && port[i] <= '9';
+        if (!ok) {
+            errstr_set(errstr, errcap, "not a port number after the host");
+            return -1;
+        }
+    }
+    if (!loopback_host(host, hl)) {
+        errstr_set(errstr, errcap,
+                   "http:// is allowed only to a loopback address (127.0.0.0/8, localhost, "
+                   "[::1]); use https://, access tokens must not cross a network in clear");
+        return -1;
     }
     return 0;
 }
@@ -443,7 +564,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         body_options(&b, req, false);
         break;
     case KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH:
-        if (path_id_check("to", req->to, errstr, errcap) != 0 ||
+        if (plain_id_check("to", req->to, errstr, errcap) != 0 ||
             units_check(req, errstr, errcap) != 0)
             goto fail;
         out->method = LINE_POST;
@@ -502,7 +623,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         break;
     }
     case KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE:
-        if (path_id_check("to", req->to, errstr, errcap) != 0)
+        if (path_id_check("to", LINE_ID_USER, req->to, errstr, errcap) != 0)
             goto fail;
         out->method = LINE_GET;
         out->path = str_printf(&oom, "/v2/bot/profile/%s", req->to);
@@ -510,8 +631,9 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         has_body = false;
         break;
     case KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_LINK:
-        if (path_id_check("to", req->to, errstr, errcap) != 0 ||
-            path_id_check("rich_menu_id", req->rich_menu_id, errstr, errcap) != 0)
+        if (path_id_check("to", LINE_ID_USER, req->to, errstr, errcap) != 0 ||
+            path_id_check("rich_menu_id", LINE_ID_RICH_MENU, req->rich_menu_id, errstr, errcap) !=
+                0)
             goto fail;
         out->method = LINE_POST;
         out->path = str_printf(&oom, "/v2/bot/user/%s/richmenu/%s", req->to, req->rich_menu_id);
@@ -519,7 +641,7 @@ int line_request_build(const Kizuna__V1__SendRequest *req, const char *access_to
         has_body = false;
         break;
     case KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_UNLINK:
-        if (path_id_check("to", req->to, errstr, errcap) != 0)
+        if (path_id_check("to", LINE_ID_USER, req->to, errstr, errcap) != 0)
             goto fail;
         out->method = LINE_DELETE;
         out->path = str_printf(&oom, "/v2/bot/user/%s/richmenu", req->to);

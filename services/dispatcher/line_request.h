@@ -7,8 +7,10 @@
  * string; it is copied into the body byte for byte (LINE gets what
  * segmentation rendered, numbers and key order included). 1..5 messages;
  * multicast and bulk rich-menu calls take 1..500 user ids; the whole body is
- * capped at LINE's 2 MB. Ids placed in a path must be URL-safe as they are
- * (LINE's ids are), so nothing is percent-encoded behind the caller's back.
+ * capped at LINE's 2 MB. An id placed in a path must be one of LINE's id
+ * forms for what the path names (line_id_valid): `all`, `..` or another
+ * channel-wide word never reaches LINE, and nothing is percent-encoded
+ * behind the caller's back.
  *
  * Headers: Authorization: Bearer <token>; Content-Type: application/json
  * when there is a body; X-Line-Retry-Key: request_id (a UUID) on push,
@@ -85,5 +87,17 @@ const char *line_method_name(enum line_method m);
 /* True when s is a UUID in 8-4-4-4-12 hexadecimal form, as LINE requires of
  * X-Line-Retry-Key. */
 bool line_uuid_valid(const char *s);
+
+/* The kinds of LINE id that go into a URL path, each a prefix and 32
+ * lowercase hexadecimal digits (webhook.yml's `^U[0-9a-f]{32}$`): a user
+ * (U...), a group (C...), a room (R...), a rich menu (richmenu-...). */
+enum line_id_kind { LINE_ID_USER, LINE_ID_GROUP, LINE_ID_ROOM, LINE_ID_RICH_MENU };
+/* True when s is an id of that kind, exactly. */
+bool line_id_valid(enum line_id_kind kind, const char *s);
+
+/* Checks DISPATCHER_LINE_API_BASE: https://, or http:// to a loopback
+ * host only (127.0.0.0/8, localhost, [::1]), since the access tokens go
+ * in clear over http. Returns 0, or -1 with the reason in errstr. */
+int line_base_url_check(const char *url, char *errstr, size_t errcap);
 
 #endif

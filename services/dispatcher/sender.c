@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <limits.h>
+
 #include "crypto.h"
 #include "db.h"
 #include "log.h"
@@ -148,6 +150,8 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
     s->chans = strmap_new();
     s->zones = strmap_new();
     s->held_ids = strmap_new();
+    s->tenant_held = sender_counts_new();
+    s->tenant_inflight = sender_counts_new();
     s->rl = ratelimit_new(NULL, errstr, errcap);
     if (s->rl &&
         ratelimit_set_margin(s->rl, s->cfg.rate_margin_ms * NS_PER_MS, errstr, errcap) != 0) {
@@ -155,7 +159,8 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
         return NULL;
     }
     s->multi = curl_multi_init();
-    if (!s->idle || !s->chans || !s->zones || !s->held_ids || !s->rl || !s->multi) {
+    if (!s->idle || !s->chans || !s->zones || !s->held_ids || !s->tenant_held ||
+        !s->tenant_inflight || !s->rl || !s->multi) {
         if (!errstr[0])
             snprintf(errstr, errcap, "out of memory");
         sender_free(&s);
@@ -187,6 +192,9 @@ struct sender *sender_new(const struct sender_config *cfg, struct channels *chan
         metrics_gauge("kizuna_dispatcher_calls_in_flight", "calls to LINE in flight", NULL);
     s->m_held = metrics_gauge("kizuna_dispatcher_deliveries_held",
                               "deliveries held in memory (queued, waiting or in flight)", NULL);
+    s->m_refused =
+        metrics_counter("kizuna_dispatcher_requests_refused_total",
+                        "send requests refused before any call to LINE, by reason", "reason");
     return s;
 }
 
@@ -217,6 +225,10 @@ void sender_submit(struct sender *s, struct delivery *d)
     }
     if (strmap_put(s->held_ids, d->request_id, s) != 0)
         log_warn("out of memory tracking a delivery", "request_id", d->request_id);
+    /* Out of memory here only leaves it uncounted against its tenant's
+     * share (a count never drops below 0). */
+    if (sender_counts_add(s->tenant_held, d->tenant_id, 1) != 0)
+        log_warn("out of memory counting a tenant's deliveries", "tenant", d->tenant_id);
     atomic_fetch_add(&s->held, 1);
     delivery_move(d, DELIVERY_MAILBOX);
     if (s->mailbox_tail)
@@ -320,6 +332,16 @@ bool sender_full(struct sender *s)
     return atomic_load(&s->held) >= s->cfg.max_queued;
 }
 
+long sender_tenant_room(struct sender *s, const char *tenant)
+{
+    if (s->cfg.tenant_max_queued <= 0)
+        return LONG_MAX;
+    pthread_mutex_lock(&s->mailbox_mu);
+    long room = sender_counts_room(s->tenant_held, tenant, s->cfg.tenant_max_queued);
+    pthread_mutex_unlock(&s->mailbox_mu);
+    return room;
+}
+
 void sender_stop(struct sender *s)
 {
     if (!s)
@@ -391,6 +413,8 @@ void sender_free(struct sender **sp)
     strmap_free(&s->chans, chan_free);
     strmap_free(&s->zones, zone_free);
     strmap_free(&s->held_ids, NULL);
+    sender_counts_free(&s->tenant_held);
+    sender_counts_free(&s->tenant_inflight);
     free(s->active);
     ratelimit_free(&s->rl);
     for (size_t i = 0; i < s->nidle; i++)

@@ -25,11 +25,13 @@
 #include "ratelimit.h"
 
 struct sender_config {
-    const char *base_url; /* DISPATCHER_LINE_API_BASE, no trailing slash needed */
-    const char *dsn;      /* for reading quota usage */
-    const char *instance; /* this replica */
-    long max_inflight;    /* concurrent calls to LINE */
-    long max_queued;      /* deliveries held in memory before the intake waits */
+    const char *base_url;     /* DISPATCHER_LINE_API_BASE, no trailing slash needed */
+    const char *dsn;          /* for reading quota usage */
+    const char *instance;     /* this replica */
+    long max_inflight;        /* concurrent calls to LINE */
+    long max_queued;          /* deliveries held in memory before the intake waits */
+    long tenant_max_inflight; /* one tenant's calls in flight; 0: no cap of its own */
+    long tenant_max_queued;   /* one tenant's deliveries held; 0: no cap of its own */
     long connect_timeout_ms;
     long request_timeout_ms;
     long unknown_channel_grace_s; /* a channel not (yet) in the `channels` topic */
@@ -73,6 +75,10 @@ int64_t sender_lease_until(struct sender *s);
  * call is in flight: returns the number dropped, or -1 while calls are
  * still in flight (try again). Any thread. */
 long sender_release_all(struct sender *s);
+/* How many more deliveries of tenant may be submitted before its share
+ * (tenant_max_queued) is full; LONG_MAX without a cap. The intake leaves a
+ * full tenant's requests in Kafka. Any thread. */
+long sender_tenant_room(struct sender *s, const char *tenant);
 /* Stops taking new calls, waits for those in flight up to drain_ms (then
  * abandons them: their rows stay pending and are resent with the same
  * retry key after a restart), and joins the thread. Safe to repeat. */

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "quota.h"
 #include "sender.h"
+#include "sender_fair.h"
 
 struct line_result;
 
@@ -41,7 +42,9 @@ struct chan {
     struct dq q[RATELIMIT_CLASS_COUNT];
     int64_t blocked_until_ns[RATELIMIT_CLASS_COUNT]; /* monotonic */
     size_t queued;
-    bool active; /* listed in sender.active */
+    bool active;          /* listed in sender.active */
+    int next_cls;         /* the queue a visit tries first (round-robin over endpoints) */
+    uint64_t idle_in_run; /* sender.run in which a visit found nothing to start */
     /* quota */
     bool quota_ready;
     long long quota_version; /* of the ChannelConfig the limits came from */
@@ -119,14 +122,18 @@ struct sender {
     pthread_mutex_t mailbox_mu;
     struct delivery *mailbox_head, *mailbox_tail;
     struct strmap *held_ids;
+    struct sender_counts *tenant_held; /* deliveries held, by tenant */
 
     /* everything below: under mu */
     pthread_mutex_t mu;
     CURLM *multi;
     struct strmap *chans; /* channel id -> struct chan */
-    struct chan **active; /* channels with queued deliveries */
+    struct chan **active; /* channels with queued deliveries, in order of arrival */
     size_t nactive, active_cap;
-    struct delivery **heap; /* waiting deliveries, by not_before_ms */
+    struct sender_rr rr;                   /* the channel served first by the next dispatch */
+    uint64_t run;                          /* dispatches so far */
+    struct sender_counts *tenant_inflight; /* calls to LINE in flight, by tenant */
+    struct delivery **heap;                /* waiting deliveries, by not_before_ms */
     size_t nheap, heap_cap;
     struct strmap *zones; /* name -> struct quota_zone */
     struct ratelimit *rl;
@@ -147,6 +154,7 @@ struct sender {
     struct metric *m_quota_warn;
     struct metric *m_inflight;
     struct metric *m_held;
+    struct metric *m_refused; /* reason: requests refused before any call */
 };
 
 /* --- sender_schedule.c ------------------------------------------------------ */

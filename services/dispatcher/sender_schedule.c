@@ -106,6 +106,7 @@ void sender_forget(struct sender *s, struct delivery *d)
 {
     pthread_mutex_lock(&s->mailbox_mu);
     strmap_remove(s->held_ids, d->request_id);
+    sender_counts_add(s->tenant_held, d->tenant_id, -1);
     pthread_mutex_unlock(&s->mailbox_mu);
     atomic_fetch_sub(&s->held, 1);
 }
@@ -242,16 +243,18 @@ void sender_park(struct sender *s, struct delivery *d, int64_t until_ms)
 /* --- dispatching ------------------------------------------------------------------ */
 
 enum try_result {
-    TRY_STARTED, /* the call is out */
-    TRY_DONE,    /* the delivery left the queue (final or parked) */
-    TRY_WAIT,    /* the head must wait: *wait_ns */
-    TRY_NO_SLOT, /* too many calls in flight */
+    TRY_STARTED,     /* the call is out */
+    TRY_DONE,        /* the delivery left the queue (final or parked) */
+    TRY_WAIT,        /* the head must wait: *wait_ns */
+    TRY_NO_SLOT,     /* too many calls in flight */
+    TRY_TENANT_FULL, /* its tenant has its share of calls in flight */
 };
 
 static enum try_result try_start(struct sender *s, struct chan *c, struct delivery *d,
                                  int64_t now_ns, int64_t now_ms, int64_t *wait_ns)
 {
     char errstr[512] = "";
+    const char *refused = "invalid_request"; /* the metric's reason for final_invalid */
     struct channel_creds *cr = malloc(sizeof *cr);
     if (!cr)
         return TRY_NO_SLOT;
@@ -267,20 +270,29 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
             goto out;
         }
         snprintf(errstr, sizeof errstr, "channel %s is not in the channels topic", d->channel_id);
+        refused = "unknown_channel";
         goto final_invalid;
     }
     if (cr->deleted) {
         snprintf(errstr, sizeof errstr, "channel %s was deleted", d->channel_id);
+        refused = "channel_deleted";
         goto final_invalid;
     }
+    /* The envelope's tenant must own the channel (the channels topic says
+     * who does): a producer cannot spend another tenant's channel. */
     if (strcmp(cr->tenant_id, d->tenant_id) != 0) {
-        snprintf(errstr, sizeof errstr, "channel %s does not belong to tenant %s", d->channel_id,
-                 d->tenant_id);
+        snprintf(errstr, sizeof errstr,
+                 "wrong tenant: channel %s does not belong to tenant %s (the envelope's)",
+                 d->channel_id, d->tenant_id);
+        refused = "wrong_tenant";
+        log_warn("send request refused: its tenant does not own the channel", "request_id",
+                 d->request_id, "tenant", d->tenant_id, "channel", d->channel_id);
         goto final_invalid;
     }
     if (!cr->token_ok) {
         snprintf(errstr, sizeof errstr,
                  "the access token of channel %s does not open with this data key", d->channel_id);
+        refused = "token_unusable";
         goto final_invalid;
     }
     /* A request recovered after its retry deadline is not sent again. */
@@ -383,6 +395,10 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
         tr = TRY_NO_SLOT;
         goto out;
     }
+    if (sender_counts_room(s->tenant_inflight, d->tenant_id, s->cfg.tenant_max_inflight) == 0) {
+        tr = TRY_TENANT_FULL;
+        goto out;
+    }
     int64_t w = ratelimit_take(s->rl, c->id, d->call.rl_class, now_ns);
     if (w > 0) {
         *wait_ns = w;
@@ -401,6 +417,7 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
     t->d = d;
     t->chan = c;
     t->cls = d->call.rl_class;
+    sender_counts_add(s->tenant_inflight, d->tenant_id, 1);
     sender_dq_pop(&c->q[class_of(d->req->kind)]);
     c->queued--;
     delivery_move(d, DELIVERY_IN_FLIGHT);
@@ -411,6 +428,7 @@ static enum try_result try_start(struct sender *s, struct chan *c, struct delive
     goto out;
 
 final_invalid:
+    metrics_add(s->m_refused, 1, refused);
     sender_dq_pop(&c->q[class_of(d->req->kind)]);
     c->queued--;
     sender_quota_release(d, c);
@@ -421,46 +439,84 @@ out:
     return tr;
 }
 
-/* Walks the active channels and starts what the limits allow. Returns the
- * time (ms) until something may change without a completion. */
-long sender_dispatch(struct sender *s)
+/* One dispatch: the time and the soonest change found so far. */
+struct dispatch_run {
+    struct sender *s;
+    int64_t now_ns, now_ms, next_ns;
+};
+
+/* A visit of one channel: starts at most one call, trying its endpoints'
+ * queues in turn from where the last visit left off. Requests that end
+ * without a call (final, parked) do not use up the visit. */
+static enum sender_rr_step dispatch_visit(void *ctx, size_t i)
 {
-    int64_t now_ns = clock_mono_ns(), now_ms = clock_wall_ms();
-    int64_t next_ns = SENDER_IDLE_MS * NS_PER_MS;
-    for (size_t i = 0; i < s->nactive;) {
-        struct chan *c = s->active[i];
-        bool no_slot = false;
-        for (int cls = 0; cls < RATELIMIT_CLASS_COUNT && !no_slot; cls++) {
-            while (c->q[cls].head) {
-                if (c->blocked_until_ns[cls] > now_ns) {
-                    if (c->blocked_until_ns[cls] - now_ns < next_ns)
-                        next_ns = c->blocked_until_ns[cls] - now_ns;
-                    break;
-                }
-                int64_t wait = 0;
-                enum try_result r = try_start(s, c, c->q[cls].head, now_ns, now_ms, &wait);
-                if (r == TRY_WAIT) {
-                    c->blocked_until_ns[cls] = now_ns + wait;
-                    if (wait < next_ns)
-                        next_ns = wait;
-                    break;
-                }
-                if (r == TRY_NO_SLOT) {
-                    no_slot = true;
-                    break;
-                }
+    struct dispatch_run *run = ctx;
+    struct sender *s = run->s;
+    struct chan *c = s->active[i];
+    if (c->idle_in_run == s->run)
+        return SENDER_RR_IDLE;
+    for (int k = 0; k < RATELIMIT_CLASS_COUNT; k++) {
+        int cls = (c->next_cls + k) % RATELIMIT_CLASS_COUNT;
+        while (c->q[cls].head) {
+            if (c->blocked_until_ns[cls] > run->now_ns) {
+                if (c->blocked_until_ns[cls] - run->now_ns < run->next_ns)
+                    run->next_ns = c->blocked_until_ns[cls] - run->now_ns;
+                break;
+            }
+            int64_t wait = 0;
+            enum try_result r = try_start(s, c, c->q[cls].head, run->now_ns, run->now_ms, &wait);
+            if (r == TRY_WAIT) {
+                c->blocked_until_ns[cls] = run->now_ns + wait;
+                if (wait < run->next_ns)
+                    run->next_ns = wait;
+                break;
+            }
+            if (r == TRY_NO_SLOT)
+                return SENDER_RR_STOP; /* a completion frees a slot and wakes the loop */
+            if (r == TRY_TENANT_FULL)
+                goto idle; /* a completion of its tenant's wakes the loop */
+            if (r == TRY_STARTED) {
+                c->next_cls = (cls + 1) % RATELIMIT_CLASS_COUNT;
+                return SENDER_RR_STARTED;
             }
         }
-        if (c->queued == 0) {
-            c->active = false;
-            s->active[i] = s->active[--s->nactive];
-            continue;
-        }
-        i++;
-        if (no_slot)
-            break; /* a completion frees a slot and wakes the loop */
     }
-    long ms = (long)((next_ns + NS_PER_MS - 1) / NS_PER_MS);
+idle:
+    c->idle_in_run = s->run;
+    return SENDER_RR_IDLE;
+}
+
+static bool chan_keep(void *ctx, size_t i)
+{
+    struct chan *c = ((struct sender *)ctx)->active[i];
+    if (c->queued > 0)
+        return true;
+    c->active = false;
+    return false;
+}
+
+static void chan_move(void *ctx, size_t from, size_t to)
+{
+    struct sender *s = ctx;
+    s->active[to] = s->active[from];
+}
+
+/* Walks the active channels round-robin, from the one after the last
+ * channel served, one call per channel per round, and starts what the
+ * limits allow. Returns the time (ms) until something may change without
+ * a completion. */
+long sender_dispatch(struct sender *s)
+{
+    struct dispatch_run run = {
+        .s = s,
+        .now_ns = clock_mono_ns(),
+        .now_ms = clock_wall_ms(),
+        .next_ns = SENDER_IDLE_MS * NS_PER_MS,
+    };
+    s->run++;
+    sender_rr_run(&s->rr, s->nactive, dispatch_visit, &run);
+    s->nactive = sender_rr_compact(&s->rr, s->nactive, chan_keep, chan_move, s);
+    long ms = (long)((run.next_ns + NS_PER_MS - 1) / NS_PER_MS);
     return ms < 1 ? 1 : ms;
 }
 
@@ -503,6 +559,7 @@ void sender_send_done(struct sender *s, struct transfer *t, CURLcode rc, long st
 {
     struct delivery *d = t->d;
     struct chan *c = t->chan;
+    sender_counts_add(s->tenant_inflight, d->tenant_id, -1);
     int64_t now_ns = clock_mono_ns();
     d->last_attempt_ms = (int)((now_ns - t->started_ns) / NS_PER_MS);
     const char *endpoint = ratelimit_class_name(t->cls);

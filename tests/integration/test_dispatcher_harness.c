@@ -123,9 +123,15 @@ long dh_sim(const char *method, const char *path, const char *body, json_t **out
 
 long dh_api(const char *method, const char *path, const char *body, json_t **out)
 {
+    return dh_api_as(dh.jwt, method, path, body, out);
+}
+
+long dh_api_as(const char *jwt, const char *method, const char *path, const char *body,
+               json_t **out)
+{
     char url[1024];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", DH_ADMIN_PORT, path);
-    return http(method, url, dh.jwt, body, out);
+    return http(method, url, jwt, body, out);
 }
 
 /* The simulator's endpoint names and per-endpoint counters, as
@@ -170,6 +176,11 @@ static bool listed(const char *name, const char *const *list, size_t n)
 
 long long dh_sim_stat(const char *endpoint, const char *field)
 {
+    return dh_sim_stat_of(dh.channel, endpoint, field);
+}
+
+long long dh_sim_stat_of(const char *channel, const char *endpoint, const char *field)
+{
     json_t *st = NULL;
     long status = dh_sim("GET", "/_sim/stats", NULL, &st);
     if (status != 200 || !json_is_object(st)) {
@@ -184,11 +195,11 @@ long long dh_sim_stat(const char *endpoint, const char *field)
         cr_assert(listed(field, sim_endpoint_fields,
                          sizeof sim_endpoint_fields / sizeof *sim_endpoint_fields),
                   "the simulator counts no \"%s\" per endpoint", field);
-        json_t *ch = json_object_get(json_object_get(st, "channels"), dh.channel);
+        json_t *ch = json_object_get(json_object_get(st, "channels"), channel);
         json_t *eps = json_object_get(ch, "endpoints");
         if (!json_is_object(eps)) {
             json_decref(st);
-            cr_assert_fail("/_sim/stats has no endpoints for channel %s", dh.channel);
+            cr_assert_fail("/_sim/stats has no endpoints for channel %s", channel);
         }
         json_t *ep = json_object_get(eps, endpoint);
         if (!ep) {
@@ -317,7 +328,7 @@ void dh_dispatcher_wait_consuming(void)
         Kizuna__V1__SendRequest req;
         Kizuna__V1__Envelope env;
         dh_request_init(&req, &env, KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE, NULL);
-        req.to = "Uprobe";
+        req.to = DH_PROBE_USER;
         dh_produce(&req);
         dh_flush();
         if (dh_wait(probe_seen, NULL, 700))
@@ -361,13 +372,18 @@ void dh_request_init(Kizuna__V1__SendRequest *req, Kizuna__V1__Envelope *env,
 
 void dh_produce(const Kizuna__V1__SendRequest *req)
 {
+    dh_produce_keyed(req, dh.channel);
+}
+
+void dh_produce_keyed(const Kizuna__V1__SendRequest *req, const char *key)
+{
     size_t len = kizuna__v1__send_request__get_packed_size(req);
     uint8_t *buf = malloc(len ? len : 1);
     cr_assert_not_null(buf);
     kizuna__v1__send_request__pack(req, buf);
     int rc = -1;
     for (int i = 0; i < 100 && rc != 0; i++) {
-        rc = kafka_produce(producer, DH_TOPIC, dh.channel, strlen(dh.channel), buf, len, NULL);
+        rc = kafka_produce(producer, DH_TOPIC, key, strlen(key), buf, len, NULL);
         if (rc != 0)
             usleep(10 * 1000); /* local queue full: let it drain */
     }
@@ -397,27 +413,27 @@ void dh_flush(void)
     cr_assert_eq(kafka_producer_flush(producer, 15000), 0, "Kafka did not take the messages");
 }
 
-static void publish_channel(long long version, bool deleted)
+static void publish_config(const char *channel, const char *tenant, const char *token,
+                           long long version, bool deleted)
 {
     uint8_t key[CRYPTO_KEY_LEN];
     cr_assert_eq(crypto_key_from_hex(itest_env("KIZUNA_DATA_KEY"), key), 0);
     char aad[160];
-    int aadlen = snprintf(aad, sizeof aad, "%s/%s", DH_TENANT, dh.channel);
+    int aadlen = snprintf(aad, sizeof aad, "%s/%s", tenant, channel);
     uint8_t sealed[256];
-    long n =
-        crypto_seal(key, aad, (size_t)aadlen, dh.token, strlen(dh.token), sealed, sizeof sealed);
+    long n = crypto_seal(key, aad, (size_t)aadlen, token, strlen(token), sealed, sizeof sealed);
     cr_assert_gt(n, 0);
     Kizuna__V1__ChannelConfig cfg = KIZUNA__V1__CHANNEL_CONFIG__INIT;
     Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
     char event_id[37];
     uuid_text(event_id);
     env.event_id = event_id;
-    env.tenant_id = DH_TENANT;
-    env.channel_id = dh.channel;
+    env.tenant_id = (char *)tenant;
+    env.channel_id = (char *)channel;
     env.occurred_at = wall_ms();
     cfg.envelope = &env;
-    cfg.channel_id = dh.channel;
-    cfg.tenant_id = DH_TENANT;
+    cfg.channel_id = (char *)channel;
+    cfg.tenant_id = (char *)tenant;
     cfg.name = "dispatcher integration test";
     cfg.timezone = "Asia/Tokyo";
     cfg.monthly_quota = dh.monthly_quota;
@@ -430,10 +446,35 @@ static void publish_channel(long long version, bool deleted)
     uint8_t *buf = malloc(len);
     cr_assert_not_null(buf);
     kizuna__v1__channel_config__pack(&cfg, buf);
-    cr_assert_eq(
-        kafka_produce(producer, "channels", dh.channel, strlen(dh.channel), buf, len, NULL), 0);
+    cr_assert_eq(kafka_produce(producer, "channels", channel, strlen(channel), buf, len, NULL), 0);
     free(buf);
     dh_flush();
+}
+
+static void publish_channel(long long version, bool deleted)
+{
+    publish_config(dh.channel, DH_TENANT, dh.token, version, deleted);
+}
+
+/* Channels added by dh_channel_add, marked deleted by dh_teardown. */
+static struct {
+    char channel[24], tenant[64], token[64];
+} extra[4];
+static size_t nextra;
+
+void dh_channel_add(char *channel, const char *tenant)
+{
+    cr_assert_lt(nextra, sizeof extra / sizeof extra[0], "too many channels for one test");
+    itest_unique_digits(channel, 24, '8');
+    snprintf(extra[nextra].channel, sizeof extra[nextra].channel, "%s", channel);
+    snprintf(extra[nextra].tenant, sizeof extra[nextra].tenant, "%s", tenant);
+    snprintf(extra[nextra].token, sizeof extra[nextra].token, "itest-token-%s", channel);
+    char body[256];
+    snprintf(body, sizeof body, "{\"channel_id\":\"%s\",\"access_token\":\"%s\"}", channel,
+             extra[nextra].token);
+    cr_assert_eq(dh_sim("POST", "/_sim/channels", body, NULL), 201);
+    publish_config(channel, tenant, extra[nextra].token, 1, false);
+    nextra++;
 }
 
 /* --- the stage ---------------------------------------------------------------- */
@@ -475,7 +516,7 @@ void dh_setup(const char *name)
              dh.token);
     cr_assert_eq(dh_sim("POST", "/_sim/channels", body, NULL), 201);
     snprintf(body, sizeof body,
-             "{\"channel_id\":\"%s\",\"user_id\":\"Uprobe\",\"display_name\":\"Probe\"}",
+             "{\"channel_id\":\"%s\",\"user_id\":\"" DH_PROBE_USER "\",\"display_name\":\"Probe\"}",
              dh.channel);
     cr_assert_eq(dh_sim("POST", "/_sim/users", body, NULL) / 100, 2);
 
@@ -512,8 +553,11 @@ void dh_teardown(void)
     itest_service_reap(&dh.sim);
     if (producer) {
         publish_channel(2, true);
+        for (size_t i = 0; i < nextra; i++)
+            publish_config(extra[i].channel, extra[i].tenant, extra[i].token, 2, true);
         kafka_producer_free(&producer);
     }
+    nextra = 0;
     dh.monthly_quota = 0;
 }
 

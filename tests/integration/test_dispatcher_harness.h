@@ -22,6 +22,9 @@
 #define DH_ADMIN_PORT 18184
 #define DH_TOPIC "send.requests.itest"
 #define DH_TENANT "itest-dispatch"
+/* The user the consuming probes fetch the profile of: a LINE user id (U and
+ * 32 lowercase hex digits), as the dispatcher accepts in a URL path. */
+#define DH_PROBE_USER "U0000000000000000000000000000be01"
 
 struct dh {
     char channel[24];
@@ -70,6 +73,12 @@ void dh_dispatcher_stop(void);
 void dh_request_init(Kizuna__V1__SendRequest *req, Kizuna__V1__Envelope *env,
                      Kizuna__V1__SendKind kind, char *request_id);
 void dh_produce(const Kizuna__V1__SendRequest *req);
+/* dh_produce with another record key (a channel id: its partition). */
+void dh_produce_keyed(const Kizuna__V1__SendRequest *req, const char *key);
+/* Another channel, of tenant, for the test: a fresh id (written to channel,
+ * 24 bytes) registered on the simulator and published, sealed, to
+ * `channels`; dh_teardown marks it deleted. Call after dh_setup. */
+void dh_channel_add(char *channel, const char *tenant);
 /* A push of one text message to `to`. */
 void dh_produce_push(const char *to, const char *text, char *request_id);
 void dh_flush(void);
@@ -91,8 +100,13 @@ long dh_sim(const char *method, const char *path, const char *body, json_t **out
  * have fails the test; an endpoint never called reads 0 (the simulator
  * lists an endpoint once it has a request). */
 long long dh_sim_stat(const char *endpoint, const char *field);
+/* The same for another channel of the simulator. */
+long long dh_sim_stat_of(const char *channel, const char *endpoint, const char *field);
 /* Admin API of the dispatcher with the test token. */
 long dh_api(const char *method, const char *path, const char *body, json_t **out);
+/* The same with another token (jwt). */
+long dh_api_as(const char *jwt, const char *method, const char *path, const char *body,
+               json_t **out);
 /* Waits until fn(ctx) is true, checking every 100 ms, up to timeout_ms. */
 bool dh_wait(bool (*fn)(void *ctx), void *ctx, long timeout_ms);
 /* The test channel's deliveries by status (from GET /v1/deliveries, all pages). */

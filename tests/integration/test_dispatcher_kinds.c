@@ -140,6 +140,24 @@ static void expect_sent(const Kizuna__V1__DeliveryResult *r, Kizuna__V1__SendKin
     cr_expect_gt(r->finished_at, 0, "%s: finished_at", what);
 }
 
+/* LINE's id forms (U or richmenu- and 32 lowercase hex digits): the
+ * dispatcher refuses any other id that goes into a URL path. */
+#define LINK1 "U0000000000000000000000000000a001"
+#define LINK2 "U0000000000000000000000000000a002"
+#define LINK3 "U0000000000000000000000000000a003"
+#define PROFILE_FULL "U0000000000000000000000000000f001"
+#define PROFILE_PLAIN "U0000000000000000000000000000f002"
+#define BAD1 "U0000000000000000000000000000bad1"
+#define BAD2 "U0000000000000000000000000000bad2"
+#define NOBODY "U0000000000000000000000000000dead"
+#define BAD_BLOCKER "U0000000000000000000000000000b10c"
+#define MENU_A "richmenu-0000000000000000000000000000000a"
+#define MENU_B "richmenu-0000000000000000000000000000000b"
+#define MENU_BULK "richmenu-000000000000000000000000000000b0"
+#define MENU_LIMITED "richmenu-000000000000000000000000000001ed"
+#define MENU_REAL "richmenu-0000000000000000000000000000ea11"
+#define MENU_MISSING "richmenu-0000000000000000000000000000dead"
+
 /* --- the simulator's side --------------------------------------------------------- */
 
 /* Which menu the simulator has linked to user ("" for none). */
@@ -241,15 +259,16 @@ static void produce_profile(const char *user, char *id)
     dh_produce(&req);
 }
 
-/* n user ids "<prefix>NNN" in one malloc'd block of 32-byte slots. */
-static char **user_ids(const char *prefix, size_t first, size_t n)
+/* n LINE user ids, U, the hex tag and the number (32 hex digits in all), in
+ * one malloc'd block of 40-byte slots. */
+static char **user_ids(unsigned tag, size_t first, size_t n)
 {
     char **ids = calloc(n ? n : 1, sizeof *ids);
-    char *slots = calloc(n ? n : 1, 32);
+    char *slots = calloc(n ? n : 1, 40);
     cr_assert(ids && slots);
     for (size_t i = 0; i < n; i++) {
-        ids[i] = slots + 32 * i;
-        snprintf(ids[i], 32, "%s%03zu", prefix, first + i);
+        ids[i] = slots + 40 * i;
+        snprintf(ids[i], 40, "U%08x%024zx", tag, first + i);
     }
     return ids;
 }
@@ -278,7 +297,7 @@ static void produce_bulk(Kizuna__V1__SendKind kind, const char *menu, char **use
 Test(dispatcher_kinds, rich_menu_link_and_unlink_change_the_users_menu_and_report_each_result)
 {
     stage("kinds-richmenu");
-    sim_register_menus("[\"richmenu-a\",\"richmenu-b\"]");
+    sim_register_menus("[\"" MENU_A "\",\"" MENU_B "\"]");
     struct results rs;
     results_open(&rs);
 
@@ -286,7 +305,7 @@ Test(dispatcher_kinds, rich_menu_link_and_unlink_change_the_users_menu_and_repor
      * result of "sent" shows none was sent. */
     static const struct {
         const char *user, *menu;
-    } links[] = {{"Ulink1", "richmenu-a"}, {"Ulink2", "richmenu-b"}, {"Ulink3", "richmenu-a"}};
+    } links[] = {{LINK1, MENU_A}, {LINK2, MENU_B}, {LINK3, MENU_A}};
     char ids[3][37];
     for (size_t i = 0; i < 3; i++)
         produce_link(links[i].user, links[i].menu, ids[i]);
@@ -306,20 +325,20 @@ Test(dispatcher_kinds, rich_menu_link_and_unlink_change_the_users_menu_and_repor
      * now: link and unlink wait in different queues, so their order is
      * not kept against each other. */
     char unlink_id[37], relink_id[37];
-    produce_unlink("Ulink1", unlink_id);
-    produce_link("Ulink3", "richmenu-b", relink_id);
+    produce_unlink(LINK1, unlink_id);
+    produce_link(LINK3, MENU_B, relink_id);
     dh_flush();
     const Kizuna__V1__DeliveryResult *r = results_wait(&rs, unlink_id);
     expect_sent(r, KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_UNLINK, 200, 1, "unlink");
-    cr_expect_str_eq(r->to, "Ulink1");
+    cr_expect_str_eq(r->to, LINK1);
     expect_sent(results_wait(&rs, relink_id), KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_LINK, 200,
                 1, "relink");
-    sim_linked_menu("Ulink1", menu, sizeof menu);
-    cr_expect_str_eq(menu, "", "Ulink1 was unlinked");
-    sim_linked_menu("Ulink2", menu, sizeof menu);
-    cr_expect_str_eq(menu, "richmenu-b");
-    sim_linked_menu("Ulink3", menu, sizeof menu);
-    cr_expect_str_eq(menu, "richmenu-b", "Ulink3 was moved");
+    sim_linked_menu(LINK1, menu, sizeof menu);
+    cr_expect_str_eq(menu, "", "link1 was unlinked");
+    sim_linked_menu(LINK2, menu, sizeof menu);
+    cr_expect_str_eq(menu, MENU_B);
+    sim_linked_menu(LINK3, menu, sizeof menu);
+    cr_expect_str_eq(menu, MENU_B, "link3 was moved");
 
     results_drain(&rs, 1000);
     for (size_t i = 0; i < 3; i++)
@@ -339,14 +358,14 @@ Test(dispatcher_kinds, bulk_link_and_unlink_change_every_listed_users_menu)
 {
     enum { USERS = 500, UNLINKED = 250 };
     stage("kinds-bulk");
-    sim_register_menus("[\"richmenu-bulk\"]");
+    sim_register_menus("[\"" MENU_BULK "\"]");
     struct results rs;
     results_open(&rs);
 
-    char **users = user_ids("Ubulk", 0, USERS);
+    char **users = user_ids(0xb01c, 0, USERS);
     char link_id[37];
-    produce_bulk(KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_BULK_LINK, "richmenu-bulk", users,
-                 USERS, link_id);
+    produce_bulk(KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_BULK_LINK, MENU_BULK, users, USERS,
+                 link_id);
     dh_flush();
     const Kizuna__V1__DeliveryResult *r = results_wait(&rs, link_id);
     expect_sent(r, KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_BULK_LINK, 202, USERS, "bulk link");
@@ -355,7 +374,7 @@ Test(dispatcher_kinds, bulk_link_and_unlink_change_every_listed_users_menu)
     char menu[64];
     for (size_t i = 0; i < USERS; i += 99) {
         sim_linked_menu(users[i], menu, sizeof menu);
-        cr_expect_str_eq(menu, "richmenu-bulk", "%s", users[i]);
+        cr_expect_str_eq(menu, MENU_BULK, "%s", users[i]);
     }
 
     char unlink_id[37];
@@ -371,7 +390,7 @@ Test(dispatcher_kinds, bulk_link_and_unlink_change_every_listed_users_menu)
     sim_linked_menu(users[UNLINKED - 1], menu, sizeof menu);
     cr_expect_str_eq(menu, "", "the last listed user was unlinked");
     sim_linked_menu(users[UNLINKED], menu, sizeof menu);
-    cr_expect_str_eq(menu, "richmenu-bulk", "a user not listed keeps the menu");
+    cr_expect_str_eq(menu, MENU_BULK, "a user not listed keeps the menu");
 
     results_drain(&rs, 1000);
     cr_expect_eq(results_count(&rs, link_id), 1);
@@ -391,17 +410,17 @@ struct profile_case {
 };
 
 static const struct profile_case profile_cases[] = {
-    {"Uprofilefull", "Hanako \"H\" 花子", "https://profile.example/p.jpg", "Hello, LINE! 🌸", "ja"},
-    {"Uprofileplain", "Taro", "", "", ""}, /* no picture, status or language consent */
+    {PROFILE_FULL, "Hanako \"H\" 花子", "https://profile.example/p.jpg", "Hello, LINE! 🌸", "ja"},
+    {PROFILE_PLAIN, "Taro", "", "", ""}, /* no picture, status or language consent */
 };
 
 Test(dispatcher_kinds, a_profile_result_carries_the_profile_line_returned)
 {
     stage("kinds-profile");
     sim_register_users(
-        "[{\"user_id\":\"Uprofilefull\",\"display_name\":\"Hanako \\\"H\\\" 花子\","
+        "[{\"user_id\":\"" PROFILE_FULL "\",\"display_name\":\"Hanako \\\"H\\\" 花子\","
         "\"picture_url\":\"https://profile.example/p.jpg\",\"status_message\":\"Hello, LINE! 🌸\","
-        "\"language\":\"ja\"},{\"user_id\":\"Uprofileplain\",\"display_name\":\"Taro\"}]");
+        "\"language\":\"ja\"},{\"user_id\":\"" PROFILE_PLAIN "\",\"display_name\":\"Taro\"}]");
     struct results rs;
     results_open(&rs);
     size_t n = sizeof profile_cases / sizeof profile_cases[0];
@@ -467,7 +486,7 @@ Test(dispatcher_kinds, broadcast_and_narrowcast_reach_friends_once_and_narrowcas
                        "{\"user_id\":\"Ublocker\",\"blocked\":true}]");
     /* The probe user from the stage is a friend too; block it so that the
      * audience is exactly the four above. */
-    sim_register_users("[{\"user_id\":\"Uprobe\",\"blocked\":true}]");
+    sim_register_users("[{\"user_id\":\"" DH_PROBE_USER "\",\"blocked\":true}]");
     struct results rs;
     results_open(&rs);
 
@@ -567,8 +586,8 @@ Test(dispatcher_kinds, profile_and_rich_menu_calls_keep_to_the_channels_rate_lim
     char body[128];
     snprintf(body, sizeof body, "{\"profile\":%d,\"richmenu_link\":%d}", RATE, RATE);
     dh_limits_set(body);
-    char **users = user_ids("Ulimit", 0, N);
-    char users_json[N * 40 + 8];
+    char **users = user_ids(0x1171, 0, N);
+    char users_json[N * 64 + 8];
     size_t o = 0;
     users_json[o++] = '[';
     for (size_t i = 0; i < N; i++)
@@ -584,7 +603,7 @@ Test(dispatcher_kinds, profile_and_rich_menu_calls_keep_to_the_channels_rate_lim
     long t0 = dh_monotonic_ms();
     for (size_t i = 0; i < N; i++) {
         produce_profile(users[i], ids[i]);
-        produce_link(users[i], "richmenu-limited", ids[N + i]);
+        produce_link(users[i], MENU_LIMITED, ids[N + i]);
     }
     dh_flush();
     for (size_t i = 0; i < 2 * N; i++)
@@ -629,28 +648,36 @@ struct bad_kind_case {
 #define K(kind) KIZUNA__V1__SEND_KIND__SEND_KIND_##kind
 
 static const struct bad_kind_case bad_kind_cases[] = {
-    {"link without rich_menu_id", K(RICH_MENU_LINK), "Ubad1", "", 0, NULL, NULL, 0, INVALID, 0,
+    {"link without rich_menu_id", K(RICH_MENU_LINK), BAD1, "", 0, NULL, NULL, 0, INVALID, 0,
      "rich_menu_id: required", NULL},
-    {"link with a user id that cannot go in a URL path", K(RICH_MENU_LINK), "U bad/1",
-     "richmenu-real", 0, NULL, NULL, 0, INVALID, 0, "to: character", NULL},
-    {"link to a rich menu the channel does not have", K(RICH_MENU_LINK), "Ubad2",
-     "richmenu-missing", 0, NULL, NULL, 0, FAILED, 404, "richmenu not found", NULL},
+    {"link with a user id that cannot go in a URL path", K(RICH_MENU_LINK), "U bad/1", MENU_REAL, 0,
+     NULL, NULL, 0, INVALID, 0, "to: not a user id", NULL},
+    /* LINE's DELETE /v2/bot/user/all/richmenu unlinks the channel's default
+     * rich menu for every user: "all" is no user id, and never goes out. */
+    {"unlink for `all` users", K(RICH_MENU_UNLINK), "all", NULL, 0, NULL, NULL, 0, INVALID, 0,
+     "to: not a user id", NULL},
+    {"link to a rich menu id with ..", K(RICH_MENU_LINK), BAD1, "richmenu-../x", 0, NULL, NULL, 0,
+     INVALID, 0, "rich_menu_id: not a rich menu id", NULL},
+    {"profile of ..", K(PROFILE), "..", NULL, 0, NULL, NULL, 0, INVALID, 0, "to: not a user id",
+     NULL},
+    {"link to a rich menu the channel does not have", K(RICH_MENU_LINK), BAD2, MENU_MISSING, 0,
+     NULL, NULL, 0, FAILED, 404, "richmenu not found", NULL},
     {"unlink without a user", K(RICH_MENU_UNLINK), "", NULL, 0, NULL, NULL, 0, INVALID, 0,
      "to: required", NULL},
-    {"bulk link of 501 users", K(RICH_MENU_BULK_LINK), NULL, "richmenu-real", 501, NULL, NULL, 0,
-     INVALID, 0, "at most 500", NULL},
+    {"bulk link of 501 users", K(RICH_MENU_BULK_LINK), NULL, MENU_REAL, 501, NULL, NULL, 0, INVALID,
+     0, "at most 500", NULL},
     {"bulk link without rich_menu_id", K(RICH_MENU_BULK_LINK), NULL, "", 3, NULL, NULL, 0, INVALID,
      0, "rich_menu_id: required", NULL},
     {"bulk link to a rich menu the channel does not have", K(RICH_MENU_BULK_LINK), NULL,
-     "richmenu-missing", 3, NULL, NULL, 0, FAILED, 404, "richmenu not found", NULL},
+     MENU_MISSING, 3, NULL, NULL, 0, FAILED, 404, "richmenu not found", NULL},
     {"bulk unlink of no users", K(RICH_MENU_BULK_UNLINK), NULL, NULL, 0, NULL, NULL, 0, INVALID, 0,
      "recipients: none", NULL},
     {"bulk unlink of 501 users", K(RICH_MENU_BULK_UNLINK), NULL, NULL, 501, NULL, NULL, 0, INVALID,
      0, "at most 500", NULL},
-    {"profile of a user LINE does not know", K(PROFILE), "Unobody", NULL, 0, NULL, NULL, 0, FAILED,
+    {"profile of a user LINE does not know", K(PROFILE), NOBODY, NULL, 0, NULL, NULL, 0, FAILED,
      404, "Not found", NULL},
-    {"profile of a friend who blocked the channel", K(PROFILE), "Ubadblocker", NULL, 0, NULL, NULL,
-     0, FAILED, 404, "Not found", NULL},
+    {"profile of a friend who blocked the channel", K(PROFILE), BAD_BLOCKER, NULL, 0, NULL, NULL, 0,
+     FAILED, 404, "Not found", NULL},
     {"profile without a user", K(PROFILE), "", NULL, 0, NULL, NULL, 0, INVALID, 0, "to: required",
      NULL},
     {"narrowcast to a recipient type LINE does not have", K(NARROWCAST), NULL, NULL, 0,
@@ -694,12 +721,12 @@ Test(dispatcher_kinds, bad_input_for_these_kinds_fails_for_good_with_the_reason_
     /* Two narrowcasts and a broadcast within a second: lift the hourly
      * limits so that the bucket does not hold the second one back. */
     dh_limits_set("{\"narrowcast\":100,\"broadcast\":100}");
-    sim_register_menus("[\"richmenu-real\"]");
-    sim_register_users("[{\"user_id\":\"Ubadblocker\",\"blocked\":true}]");
+    sim_register_menus("[\"" MENU_REAL "\"]");
+    sim_register_users("[{\"user_id\":\"" BAD_BLOCKER "\",\"blocked\":true}]");
     struct results rs;
     results_open(&rs);
 
-    char **many = user_ids("Ubulkbad", 0, 501);
+    char **many = user_ids(0xbad, 0, 501);
     char msg[] = "{\"type\":\"text\",\"text\":\"bad input\"}";
     char *msgs[6] = {msg, msg, msg, msg, msg, msg};
     char ids[NBAD][37];

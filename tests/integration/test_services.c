@@ -247,6 +247,17 @@ static const struct bad_configs_together bad_together[] = {
       "long-for-an-instance-id-0123456789-0123456789-0123456789",
       "DISPATCHER_ADMIN_PORT=eighty", NULL},
      {"DISPATCHER_INTAKE_FROM", "DISPATCHER_INSTANCE_ID", "\"errors\":\"3\"", NULL}},
+    /* Access tokens must not cross a network in clear: http:// only to a
+     * loopback address (the simulator), never to a real host. */
+    {"http base URL to a remote host (dispatcher)",
+     "dispatcher",
+     {"DISPATCHER_LINE_API_BASE=http://api.line.me", NULL},
+     {"DISPATCHER_LINE_API_BASE", "loopback", "\"errors\":\"1\"", NULL}},
+    {"http base URL dressed as loopback, and a bad tenant cap (dispatcher)",
+     "dispatcher",
+     {"DISPATCHER_LINE_API_BASE=http://127.0.0.1@line.example", "DISPATCHER_TENANT_MAX_INFLIGHT=-1",
+      NULL},
+     {"DISPATCHER_LINE_API_BASE", "DISPATCHER_TENANT_MAX_INFLIGHT", "\"errors\":\"2\"", NULL}},
     {"bad link key and bad data key (ingest)",
      "ingest",
      {"KIZUNA_LINK_KEY=" SECRET_LOOKING_KEY, "KIZUNA_DATA_KEY=abcd", NULL},

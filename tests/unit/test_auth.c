@@ -562,6 +562,13 @@ Test(auth, claims_allow_checks_tenant_then_role)
         {"t1", "operator", "t1", "admin", AUTH_FORBIDDEN},
         {"t1", "viewer", "t1", "admin", AUTH_FORBIDDEN},
         {"t1", "admin", "t1", "superuser", AUTH_FORBIDDEN},
+        /* The deployment's operator: above a tenant's admin, still scoped. */
+        {"t1", "deployment", "t1", "deployment", AUTH_OK},
+        {"t1", "deployment", "t1", "admin", AUTH_OK},
+        {"t1", "deployment", "t1", "viewer", AUTH_OK},
+        {"t1", "admin", "t1", "deployment", AUTH_FORBIDDEN},
+        {"t1", "operator", "t1", "deployment", AUTH_FORBIDDEN},
+        {"t1", "deployment", "t2", "viewer", AUTH_WRONG_TENANT},
         {"t1", "admin", "t2", "viewer", AUTH_WRONG_TENANT},
         {"t1", "viewer", "t2", "admin", AUTH_WRONG_TENANT},
         {"t1", "admin", "T1", "viewer", AUTH_WRONG_TENANT},

@@ -14,6 +14,9 @@
 #include "dispatcher/line_request.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
+/* LINE's id forms: U or richmenu- and 32 lowercase hex digits. */
+#define USER "U4af4980629abcdef0123456789abcdef"
+#define MENU "richmenu-88c05ef6921ae53f8b58a25f3a65faf7"
 #define TOKEN "tok-abc.DEF_123"
 #define NOW_MS 1750000000000LL
 #define NO_ISSUE_TIME INT64_MIN
@@ -62,22 +65,22 @@ Test(dispatcher_line_request, every_kind_becomes_lines_method_path_body_and_head
         {KIZUNA__V1__SEND_KIND__SEND_KIND_REPLY, "POST", "/v2/bot/message/reply",
          "{\"replyToken\":\"rt-1\",\"messages\":[" M_TEXT "]}", RATELIMIT_REPLY, false},
         {KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH, "POST", "/v2/bot/message/push",
-         "{\"to\":\"U1\",\"messages\":[" M_TEXT "]}", RATELIMIT_PUSH, true},
+         "{\"to\":\"" USER "\",\"messages\":[" M_TEXT "]}", RATELIMIT_PUSH, true},
         {KIZUNA__V1__SEND_KIND__SEND_KIND_MULTICAST, "POST", "/v2/bot/message/multicast",
          "{\"to\":[\"U1\",\"U2\"],\"messages\":[" M_TEXT "]}", RATELIMIT_MULTICAST, true},
         {KIZUNA__V1__SEND_KIND__SEND_KIND_BROADCAST, "POST", "/v2/bot/message/broadcast",
          "{\"messages\":[" M_TEXT "]}", RATELIMIT_BROADCAST, true},
         {KIZUNA__V1__SEND_KIND__SEND_KIND_NARROWCAST, "POST", "/v2/bot/message/narrowcast",
          "{\"messages\":[" M_TEXT "]}", RATELIMIT_NARROWCAST, true},
-        {KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE, "GET", "/v2/bot/profile/U1", NULL,
+        {KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE, "GET", "/v2/bot/profile/" USER, NULL,
          RATELIMIT_PROFILE, false},
         {KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_LINK, "POST",
-         "/v2/bot/user/U1/richmenu/richmenu-0a1b", NULL, RATELIMIT_RICHMENU_LINK, false},
-        {KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_UNLINK, "DELETE", "/v2/bot/user/U1/richmenu",
-         NULL, RATELIMIT_RICHMENU_UNLINK, false},
+         "/v2/bot/user/" USER "/richmenu/" MENU, NULL, RATELIMIT_RICHMENU_LINK, false},
+        {KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_UNLINK, "DELETE",
+         "/v2/bot/user/" USER "/richmenu", NULL, RATELIMIT_RICHMENU_UNLINK, false},
         {KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_BULK_LINK, "POST", "/v2/bot/richmenu/bulk/link",
-         "{\"richMenuId\":\"richmenu-0a1b\",\"userIds\":[\"U1\",\"U2\"]}",
-         RATELIMIT_RICHMENU_BULK_LINK, false},
+         "{\"richMenuId\":\"" MENU "\",\"userIds\":[\"U1\",\"U2\"]}", RATELIMIT_RICHMENU_BULK_LINK,
+         false},
         {KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_BULK_UNLINK, "POST",
          "/v2/bot/richmenu/bulk/unlink", "{\"userIds\":[\"U1\",\"U2\"]}",
          RATELIMIT_RICHMENU_BULK_UNLINK, false},
@@ -86,10 +89,10 @@ Test(dispatcher_line_request, every_kind_becomes_lines_method_path_body_and_head
         Kizuna__V1__SendRequest req = base_request(cases[i].kind);
         req.reply_token = "rt-1";
         req.reply_token_issued_at = NOW_MS - 1000;
-        req.to = "U1";
+        req.to = USER;
         req.n_recipients = 2;
         req.recipients = two_users;
-        req.rich_menu_id = "richmenu-0a1b";
+        req.rich_menu_id = MENU;
         struct line_request out = build_ok(&req);
         cr_expect_str_eq(line_method_name(out.method), cases[i].method, "case %zu", i);
         cr_expect_str_eq(out.path, cases[i].path, "case %zu", i);
@@ -481,11 +484,11 @@ Test(dispatcher_line_request, bad_requests_fail_fast_with_the_field_and_reason)
         {"bulk unlink none", bulk_unlink_none, "recipients: none"},
         {"bulk link, no menu", bulk_link_no_menu, "rich_menu_id: required"},
         {"push, no to", push_no_to, "to: required"},
-        {"push to a path", push_to_slash, "to: character 3 is not allowed in a URL path"},
+        {"push to a path", push_to_slash, "to: character 3 is not allowed in a LINE id"},
         {"push to a space", push_to_space, "to: character 3 is not allowed"},
-        {"profile with a query", profile_to_query, "to: character 3 is not allowed"},
+        {"profile with a query", profile_to_query, "to: not a user id"},
         {"link, no menu", link_no_menu, "rich_menu_id: required"},
-        {"link, encoded menu", link_menu_percent, "rich_menu_id: character 9 is not allowed"},
+        {"link, encoded menu", link_menu_percent, "rich_menu_id: not a rich menu id"},
         {"unlink, no to", unlink_no_to, "to: required"},
         {"request_id not a UUID", id_not_uuid, "request_id: not a UUID"},
         {"request_id empty", id_empty_multicast, "request_id: not a UUID"},
@@ -504,7 +507,7 @@ Test(dispatcher_line_request, bad_requests_fail_fast_with_the_field_and_reason)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         Kizuna__V1__SendRequest req = base_request(KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH);
-        req.to = "U1";
+        req.to = USER;
         cases[i].mutate(&req);
         struct line_request_opts opts = {.now_ms = NOW_MS};
         struct line_request out;
@@ -584,4 +587,127 @@ Test(dispatcher_line_request, retry_keys_must_be_uuids)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         cr_expect_eq(line_uuid_valid(cases[i].s), cases[i].ok, "%s",
                      cases[i].s ? cases[i].s : "(null)");
+}
+
+/* --- ids in URL paths ----------------------------------------------------------------------- */
+
+Test(dispatcher_line_request, lines_id_forms_are_accepted_for_their_kind_only)
+{
+    static const struct {
+        enum line_id_kind kind;
+        const char *id;
+        bool ok;
+    } cases[] = {
+        {LINE_ID_USER, USER, true},
+        {LINE_ID_GROUP, "Ca56f94637c0123456789abcdef012345", true},
+        {LINE_ID_ROOM, "Ra56f94637c0123456789abcdef012345", true},
+        {LINE_ID_RICH_MENU, MENU, true},
+        {LINE_ID_USER, "Ca56f94637c0123456789abcdef012345", false}, /* a group is no user */
+        {LINE_ID_GROUP, USER, false},
+        {LINE_ID_ROOM, USER, false},
+        {LINE_ID_RICH_MENU, "richmenu-alias-a", false}, /* an alias is no rich menu id */
+        {LINE_ID_USER, "U4AF4980629ABCDEF0123456789ABCDEF", false}, /* LINE's are lowercase */
+        {LINE_ID_USER, "u4af4980629abcdef0123456789abcdef", false},
+        {LINE_ID_USER, NULL, false},
+        {(enum line_id_kind)99, USER, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect_eq(line_id_valid(cases[i].kind, cases[i].id), cases[i].ok, "case %zu: %s", i,
+                     cases[i].id ? cases[i].id : "(null)");
+}
+
+/* What reached LINE's channel-wide endpoints before: `to = "all"` made the
+ * unlink DELETE /v2/bot/user/all/richmenu (the default rich menu of every
+ * user), and `..` walks to another path. Each is refused for good, naming
+ * the field, for every kind that puts an id in its path. */
+Test(dispatcher_line_request, bad_ids_in_url_paths_are_refused_with_the_field)
+{
+    static const char *const bad[] = {
+        "all",
+        "..",
+        "U123",
+        "Uxyzxyzxyzxyzxyzxyzxyzxyzxyzxyzxy", /* U and 32 characters, not hex */
+        "richmenu-../x",
+        "",
+        "U4af4980629abcdef0123456789abcdef0", /* one digit too many */
+        "U4af4980629abcdef0123456789abcdef/richmenu",
+        "U4af4980629abcdef0123456789abcde%2F",
+        "U4af4980629abcdef0123456789abcdef\n",
+        "richmenu-88c05ef6921ae53f8b58a25f3a65faf7", /* a rich menu as a user */
+        "Ca56f94637c0123456789abcdef012345",         /* a group as a user */
+    };
+    /* A user id of 4,000 characters: never copied into a path. */
+    static char too_long[4001];
+    memset(too_long, 'a', sizeof too_long - 1);
+    too_long[0] = 'U';
+    static const struct {
+        const char *what;
+        Kizuna__V1__SendKind kind;
+        bool bad_menu; /* the rich menu id is the bad one, the user is good */
+        const char *reason;
+    } kinds[] = {
+        {"profile", KIZUNA__V1__SEND_KIND__SEND_KIND_PROFILE, false, "to: "},
+        {"link", KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_LINK, false, "to: "},
+        {"unlink", KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_UNLINK, false, "to: "},
+        {"link's menu", KIZUNA__V1__SEND_KIND__SEND_KIND_RICH_MENU_LINK, true, "rich_menu_id: "},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (size_t i = 0; i <= sizeof bad / sizeof bad[0]; i++) {
+            const char *id = i < sizeof bad / sizeof bad[0] ? bad[i] : too_long;
+            if (kinds[k].bad_menu && strcmp(id, MENU) == 0)
+                continue; /* the one good rich menu id in the list */
+            Kizuna__V1__SendRequest req = base_request(kinds[k].kind);
+            req.to = (char *)(kinds[k].bad_menu ? USER : id);
+            req.rich_menu_id = (char *)(kinds[k].bad_menu ? id : MENU);
+            struct line_request_opts opts = {.now_ms = NOW_MS};
+            struct line_request out;
+            char err[256] = "";
+            cr_expect_eq(line_request_build(&req, TOKEN, &opts, &out, err, sizeof err),
+                         LINE_REQUEST_EINVAL, "%s %.40s", kinds[k].what, id);
+            cr_expect(strncmp(err, kinds[k].reason, strlen(kinds[k].reason)) == 0, "%s %.40s: %s",
+                      kinds[k].what, id, err);
+            cr_expect(id[0] == '\0' || strstr(err, "not a "), "%s %.40s: %s", kinds[k].what, id,
+                      err);
+            cr_expect_null(out.path, "%s %.40s", kinds[k].what, id);
+        }
+    }
+}
+
+Test(dispatcher_line_request, the_base_url_is_https_or_http_to_a_loopback_address)
+{
+    static const struct {
+        const char *url;
+        bool ok;
+    } cases[] = {
+        {"https://api.line.me", true},
+        {"https://api.line.me/", true},
+        {"https://10.0.0.5:8443", true},
+        {"http://127.0.0.1:18190", true},
+        {"http://127.1.2.3", true},
+        {"http://localhost:8080/", true},
+        {"http://LOCALHOST", true},
+        {"http://[::1]:18190", true},
+        {"http://api.line.me", false},
+        {"http://10.0.0.5:8080", false},
+        {"http://128.0.0.1", false},
+        {"http://127.0.0.1.example.com", false},
+        {"http://localhost.example.com", false},
+        {"http://127.0.0.1@evil.example", false},
+        {"http://127.0.0.1:80@evil.example/", false},
+        {"http://127.1", false},
+        {"http://[::2]", false},
+        {"http://", false},
+        {"https://", false},
+        {"ftp://127.0.0.1", false},
+        {"127.0.0.1:18190", false},
+        {"", false},
+        {NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        int rc = line_base_url_check(cases[i].url, err, sizeof err);
+        cr_expect_eq(rc == 0, cases[i].ok, "%s: %s", cases[i].url ? cases[i].url : "(null)", err);
+        if (!cases[i].ok)
+            cr_expect_neq(err[0], '\0', "%s: a reason", cases[i].url ? cases[i].url : "(null)");
+    }
 }

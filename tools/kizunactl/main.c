@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "usage: kizunactl <command> [options]\n"
-    "  token issue --tenant T --role admin|operator|viewer --ttl 1h [--subject S]\n"
+    "  token issue --tenant T --role admin|operator|viewer|deployment --ttl 1h [--subject S]\n"
     "  topics apply [--manifest P] [--brokers B] [--timeout SEC]\n"
     "  topics check [--manifest P] [--brokers B] [--timeout SEC]\n"
     "  topics tail TOPIC [--from-beginning] [--max N] [--timeout SEC] [--brokers B] [--manifest "

@@ -13,16 +13,18 @@
 #include "kizunactl.h"
 
 static const char usage[] =
-    "usage: kizunactl token issue --tenant T --role admin|operator|viewer --ttl DURATION "
-    "[--subject S]\n"
+    "usage: kizunactl token issue --tenant T --role admin|operator|viewer|deployment "
+    "--ttl DURATION [--subject S]\n"
     "  DURATION is 90s, 15m, 1h or 24h: at most 24h, which the services enforce.\n"
     "  The signing key comes from $KIZUNA_JWT_KEY (at least 32 bytes).\n"
+    "  deployment is the deployment's own operator (above a tenant's admin: it may also\n"
+    "  lift a channel's rate limit); never hand it to a tenant.\n"
     "  The subject defaults to $USER.\n";
 
 static bool token_role_valid(const char *role)
 {
     return strcmp(role, "admin") == 0 || strcmp(role, "operator") == 0 ||
-           strcmp(role, "viewer") == 0;
+           strcmp(role, "viewer") == 0 || strcmp(role, "deployment") == 0;
 }
 
 static bool token_field_valid(const char *value)
@@ -70,7 +72,7 @@ int ctl_token_issue(int argc, char **argv)
     if (!token_field_valid(tenant))
         return ctl_usage_error(usage, "--tenant must be 1..127 characters");
     if (!token_role_valid(role))
-        return ctl_usage_error(usage, "--role must be admin, operator or viewer");
+        return ctl_usage_error(usage, "--role must be admin, operator, viewer or deployment");
     long ttl = auth_ttl_parse(ttl_text);
     if (ttl <= 0)
         return ctl_usage_error(usage, "--ttl must look like 90s, 15m, 1h or 24h");
