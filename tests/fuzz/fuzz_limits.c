@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(n >= 1 && n <= RATELIMIT_CLASS_COUNT);
         FUZZ_CHECK(resp.status == 0 && resp.body == NULL);
         for (int i = 0; i < n; i++) {
-            FUZZ_CHECK(changes[i].cls >= 0 && changes[i].cls < RATELIMIT_CLASS_COUNT);
+            FUZZ_CHECK((int)changes[i].cls >= 0 && (int)changes[i].cls < RATELIMIT_CLASS_COUNT);
             if (changes[i].reset)
                 continue;
             char errstr[256];

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct line_result r;
     FUZZ_CHECK(line_result_classify(&resp, &r) == 0);
-    FUZZ_CHECK(r.outcome >= LINE_OUTCOME_SENT && r.outcome <= LINE_OUTCOME_FINAL);
+    FUZZ_CHECK((int)r.outcome >= LINE_OUTCOME_SENT && (int)r.outcome <= LINE_OUTCOME_FINAL);
     FUZZ_CHECK(line_outcome_name(r.outcome) != NULL);
     FUZZ_CHECK(header_ok(r.line_request_id) && header_ok(r.accepted_request_id));
     FUZZ_CHECK(text_ok(r.error_message, 1000));
