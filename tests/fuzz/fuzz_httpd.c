@@ -123,9 +123,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     FUZZ_CHECK(fd >= 0);
+    /* Each connection comes from another of 127.0.0.0/8's addresses: the
+     * client closes first, so its side waits in TIME_WAIT, and a million
+     * connections from one address would use up its ports. */
+    static uint32_t next_source;
+    uint32_t source = next_source++ % (254u * 254u);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000000u | (source / 254 + 1) << 8 | (source % 254 + 1));
+    FUZZ_CHECK(bind(fd, (struct sockaddr *)&src, sizeof src) == 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server_port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FUZZ_CHECK(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        fprintf(stderr, "fuzz_httpd: connect: %s\n", strerror(errno));
+        abort();
+    }
 
     /* The server may answer 413 and close before all is written. */
     size_t off = 0;
@@ -172,6 +183,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             memcpy(head + got, buf, take);
             got += take;
         }
+    }
+    if (!closed) {
+        /* A reset, so that the server drops the connection now rather than
+         * at its idle timeout. */
+        struct linger now = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
     }
     close(fd);
     /* FUZZ_HTTPD_SHOW=1: print each answer's status line start (replaying seeds). */

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets under tests/fuzz/corpus/<target>/
-(all but webhook_parse, whose seeds are hand-written JSON). Run it again
+(for webhook_parse, whose seeds are hand-written JSON, only the large bodies). Run it again
 after changing a seed here; the files it writes are committed, so the fuzz
 run itself needs no Python. Seeds are valid inputs written from LINE's
 documented formats and our own protobuf schemas, plus a few near misses.
@@ -360,7 +360,35 @@ def seeds_pbjson():
     }
 
 
+def webhook_large():
+    """Bodies near ingest's 1 MiB cap, so the 1 MiB run starts from one: many
+    text events, and one event with a long text. Written beside the
+    hand-written seeds (which are left alone)."""
+    cap = 1048576 - 4096
+    ev = {"type": "message", "mode": "active", "timestamp": 1767225660000,
+          "source": {"type": "user", "userId": USER},
+          "webhookEventId": "01JGM8T456789ABCDEFGHJKMNP", "deliveryContext": {"isRedelivery": False},
+          "replyToken": "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA",
+          "message": {"id": "468789577898262530", "type": "text", "quoteToken": "q3Plxr4AgKd...",
+                      "text": "Hello \U0001f600 @all", "mention": {"mentionees": [
+                          {"index": 8, "length": 4, "type": "all"}]}}}
+    one = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
+    n = cap // (len(one.encode()) + 1)
+    many = '{"destination":"U%s","events":[%s]}' % ("0" * 32, ",".join([one] * n))
+    long_ev = dict(ev, message=dict(ev["message"], text="\u3042" * (cap // 3 - 200)))
+    del long_ev["message"]["mention"]
+    long_body = json.dumps({"destination": "U" + "0" * 32, "events": [long_ev]},
+                           separators=(",", ":"), ensure_ascii=False)
+    d = os.path.join(CORPUS, "webhook_parse")
+    for name, body in (("large-many-events.json", many), ("large-long-text.json", long_body)):
+        data = body.encode()
+        assert len(data) <= 1048576, name
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+
+
 def main():
+    webhook_large()
     write("jwt", seeds_jwt())
     write("base64", seeds_base64())
     write("link_token", seeds_link_token())
