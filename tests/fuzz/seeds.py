@@ -361,27 +361,32 @@ def seeds_pbjson():
 
 
 def webhook_large():
-    """Bodies near ingest's 1 MiB cap, so the 1 MiB run starts from one: many
-    text events, and one event with a long text. Written beside the
+    """Bodies near ingest's 1 MiB cap that the parser accepts, so the 1 MiB run
+    starts from them: 1,000 text events (WEBHOOK_EVENTS_MAX), and 15 events
+    with 60 KB texts (under WEBHOOK_STRING_MAX). Written beside the
     hand-written seeds (which are left alone)."""
-    cap = 1048576 - 4096
-    ev = {"type": "message", "mode": "active", "timestamp": 1767225660000,
-          "source": {"type": "user", "userId": USER},
-          "webhookEventId": "01JGM8T456789ABCDEFGHJKMNP", "deliveryContext": {"isRedelivery": False},
-          "replyToken": "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA",
-          "message": {"id": "468789577898262530", "type": "text", "quoteToken": "q3Plxr4AgKd...",
-                      "text": "Hello \U0001f600 @all", "mention": {"mentionees": [
-                          {"index": 8, "length": 4, "type": "all"}]}}}
-    one = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
-    n = cap // (len(one.encode()) + 1)
-    many = '{"destination":"U%s","events":[%s]}' % ("0" * 32, ",".join([one] * n))
-    long_ev = dict(ev, message=dict(ev["message"], text="\u3042" * (cap // 3 - 200)))
-    del long_ev["message"]["mention"]
-    long_body = json.dumps({"destination": "U" + "0" * 32, "events": [long_ev]},
-                           separators=(",", ":"), ensure_ascii=False)
+    def event(text):
+        return {"type": "message", "mode": "active", "timestamp": 1767225660000,
+                "source": {"type": "user", "userId": USER},
+                "webhookEventId": "01JGM8T456789ABCDEFGHJKMNP",
+                "deliveryContext": {"isRedelivery": False},
+                "replyToken": "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA",
+                "message": {"id": "468789577898262530", "type": "text",
+                            "quoteToken": "q3Plxr4AgKd...", "text": text}}
+
+    def body(events):
+        return json.dumps({"destination": "U" + "0" * 32, "events": events},
+                          separators=(",", ":"), ensure_ascii=False).encode()
+
+    base = len(body([event("")] * 1000))
+    pad = (1048576 - 8192 - base) // 1000
+    many = body([event("Hello \U0001f600 " + "x" * (pad - 10))] * 1000)
+    long_text = body([event("\u3042" * 20000)] * 15)
     d = os.path.join(CORPUS, "webhook_parse")
-    for name, body in (("large-many-events.json", many), ("large-long-text.json", long_body)):
-        data = body.encode()
+    for name in ("large-many-events.json", "large-long-text.json"):
+        if os.path.exists(os.path.join(d, name)):
+            os.remove(os.path.join(d, name))
+    for name, data in (("large-1000-events.json", many), ("large-15-long-texts.json", long_text)):
         assert len(data) <= 1048576, name
         with open(os.path.join(d, name), "wb") as f:
             f.write(data)
