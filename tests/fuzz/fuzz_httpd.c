@@ -133,8 +133,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(bind(fd, (struct sockaddr *)&src, sizeof src) == 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)server_port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        fprintf(stderr, "fuzz_httpd: connect: %s\n", strerror(errno));
+    int err = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0 ? 0 : errno;
+    if (err == EINTR) {
+        /* libFuzzer's timer signal: the connection goes on; wait for it. */
+        struct pollfd w = {.fd = fd, .events = POLLOUT};
+        socklen_t len = sizeof err;
+        while (poll(&w, 1, FUZZ_ANSWER_WAIT_MS) < 0 && errno == EINTR)
+            ;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+    }
+    if (err != 0) {
+        fprintf(stderr, "fuzz_httpd: connect: %s\n", strerror(err));
         abort();
     }
 
