@@ -58,7 +58,7 @@ SIM_BIN     := $(BUILD)/bin/line-sim
 UNIT_BIN    := $(BUILD)/tests/unit
 INTEG_BIN   := $(BUILD)/tests/integration
 
-.PHONY: all build deps test test-unit test-integration run up down status lint fuzz bench clean
+.PHONY: all build deps test test-unit test-integration run up down status lint fuzz fuzz-short bench clean
 .DEFAULT_GOAL := all
 
 all: $(SVC_BINS) $(CTL_BIN) $(SIM_BIN)
@@ -179,9 +179,15 @@ status: $(CTL_BIN)
 lint:
 	@deploy/local/lint.sh
 
-# libFuzzer targets (clang, ASan + UBSan); FUZZ_RUNS=N to change the count.
+# libFuzzer targets (clang, ASan + UBSan), one per parser of untrusted bytes
+# (tests/fuzz/README.md): 1,000,000 inputs each; FUZZ_RUNS=N to change the
+# count, FUZZ_TARGETS="jwt httpd" to run some. fuzz-short is CI's pass:
+# 20,000 inputs or 20 s per target, whichever comes first.
 fuzz:
 	@tests/fuzz/run.sh
+
+fuzz-short:
+	@FUZZ_RUNS=$${FUZZ_RUNS:-20000} FUZZ_MAX_TIME=$${FUZZ_MAX_TIME:-20} tests/fuzz/run.sh
 
 # Benchmarks, not tests: each bench/<name>/run.sh starts what it needs and
 # prints its numbers; docs/benchmarks.md records runs and how to repeat them.

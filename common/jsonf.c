@@ -63,7 +63,8 @@ static void path_format(const struct slot *at, char *out, size_t cap)
         step_append(out, cap, &len, at->key, at->index);
 }
 
-static int slot_failv(const struct slot *at, enum jsonf_kind kind, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int
+slot_failv(const struct slot *at, enum jsonf_kind kind, const char *fmt, va_list ap)
 {
     struct jsonf_reader *r = at->parent->reader;
     if (r->n < r->cap && r->errors) {

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -767,8 +768,11 @@ static bool warn_due(struct quota_state *q)
     if (q->warned || limit < 0)
         return false;
     int pct = q->limits.warn_percent ? q->limits.warn_percent : QUOTA_WARN_PERCENT_DEFAULT;
-    /* used / limit >= pct / 100, in integers (limits stay far below 2^56). */
-    if (q->used * 100 < limit * pct)
+    /* used / limit >= pct / 100, i.e. used >= ceil(limit * pct / 100), with
+     * no product that can overflow: LINE's answers set limit and used, and
+     * may hold any integer up to 2^63 - 1. */
+    long long threshold = limit / 100 * pct + (limit % 100 * pct + 99) / 100;
+    if (q->used < threshold)
         return false;
     q->warned = true;
     return true;
@@ -797,6 +801,10 @@ int quota_reserve(struct quota_state *q, long long cost, bool up_to_remaining, i
             cost = left;
         }
     }
+    /* Without a limit, LINE's count may have left no room: the count stops
+     * at its largest value and only what fits is reserved. */
+    if (cost > LLONG_MAX - q->used)
+        cost = LLONG_MAX - q->used;
     q->used += cost;
     if (reserved)
         *reserved = cost;

@@ -6,6 +6,7 @@
  * allowed / warn / exceeded decisions, and tables of bad input. */
 #include <criterion/criterion.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,6 +477,40 @@ Test(dispatcher_quota, a_state_starts_from_the_usage_already_counted)
     struct quota_state q;
     cr_assert_eq(quota_state_init(&q, z, &lim, 399, MID_JUNE_2025, NULL, 0), 0);
     cr_expect_eq(quota_reserve(&q, 1, false, MID_JUNE_2025, NULL, NULL), QUOTA_WARN, "50%% of 800");
+    quota_zone_free(&z);
+}
+
+/* Found by tests/fuzz/fuzz_quota_sync: LINE's quota and consumption answers
+ * may hold any JSON integer, and `used * 100` or `limit * percent`
+ * overflowed, so a count of 2^62 skipped the warning (wrapped to 0). */
+Test(dispatcher_quota, huge_counts_from_line_still_warn)
+{
+    struct quota_zone *z;
+    struct quota_state q = state_tokyo(&z, 1000, QUOTA_NONE);
+    cr_expect_eq(quota_sync_usage(&q, 4611686018427387904LL, MID_JUNE_2025), QUOTA_WARN);
+    quota_zone_free(&z);
+
+    q = state_tokyo(&z, QUOTA_NONE, LLONG_MAX);
+    cr_expect_eq(quota_sync_usage(&q, LLONG_MAX / 100 * 79, MID_JUNE_2025), QUOTA_ALLOWED);
+    cr_expect_eq(quota_sync_usage(&q, LLONG_MAX / 100 * 81, MID_JUNE_2025), QUOTA_WARN);
+    quota_zone_free(&z);
+}
+
+/* Found by tests/fuzz/fuzz_quota_sync: with no limit, a send after LINE
+ * counted 2^63 - 1 overflowed `used += cost`. The count stays at its
+ * largest value and nothing more is reserved. */
+Test(dispatcher_quota, usage_at_the_largest_count_does_not_wrap)
+{
+    struct quota_zone *z;
+    struct quota_state q = state_tokyo(&z, QUOTA_NONE, QUOTA_NONE);
+    cr_expect_eq(quota_sync_usage(&q, LLONG_MAX - 2, MID_JUNE_2025), QUOTA_ALLOWED);
+    long long reserved = -1;
+    int64_t month = 0;
+    cr_expect_eq(quota_reserve(&q, 5, false, MID_JUNE_2025, &reserved, &month), QUOTA_ALLOWED);
+    cr_expect_eq(q.used, LLONG_MAX);
+    cr_expect_eq(reserved, 2, "only what fits is counted");
+    quota_release(&q, reserved, month);
+    cr_expect_eq(q.used, LLONG_MAX - 2);
     quota_zone_free(&z);
 }
 
