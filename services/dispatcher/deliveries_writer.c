@@ -430,6 +430,10 @@ void deliveries_writer_submit(struct deliveries_writer *w, struct delivery_recor
 {
     r->next = NULL;
     pthread_mutex_lock(&w->mu);
+    /* The writer sleeps only after finding the queue empty (under w->mu),
+     * and a wake sent before it sleeps is kept: so only the record that
+     * makes the queue non-empty needs to wake it, not every record. */
+    bool was_empty = w->head == NULL;
     if (w->tail)
         w->tail->next = r;
     else
@@ -437,7 +441,8 @@ void deliveries_writer_submit(struct deliveries_writer *w, struct delivery_recor
     w->tail = r;
     w->backlog++;
     pthread_mutex_unlock(&w->mu);
-    worker_wake(w->worker);
+    if (was_empty)
+        worker_wake(w->worker);
 }
 
 size_t deliveries_writer_backlog(struct deliveries_writer *w)
