@@ -1,0 +1,62 @@
+/* Custom fields: typed text, number, date, datetime or choice, one value
+ * per friend and field. Values are checked against the field's type here,
+ * whether they come as JSON (the API, actions) or as text (CSV import), so
+ * a wrong value is refused the same way everywhere.
+ *
+ * CONTRACT (issue 10): other parts build on these signatures; the fields
+ * part owns this file and may add to it, not change what is here. */
+#ifndef KIZUNA_SEGMENTATION_FIELDS_H
+#define KIZUNA_SEGMENTATION_FIELDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct db;
+
+enum field_type { FIELD_TEXT, FIELD_NUMBER, FIELD_DATE, FIELD_DATETIME, FIELD_CHOICE };
+
+#define FIELD_NAME_MAX 64
+#define FIELD_TEXT_MAX 2000
+
+struct field_def {
+    int64_t id;
+    char name[FIELD_NAME_MAX + 1];
+    enum field_type type;
+    json_t *choices; /* array of strings for FIELD_CHOICE, else NULL (owned) */
+};
+
+/* A checked value in the text form its column takes: text/choice as is,
+ * number as a decimal ("12.5"), date "YYYY-MM-DD", datetime RFC 3339 in
+ * UTC. */
+struct field_value {
+    char text[FIELD_TEXT_MAX + 1];
+};
+
+/* Loads channel_id's field name: 1 found, 0 unknown, -1 database error.
+ * Free def with field_def_clear. */
+int field_lookup(struct db *db, const char *channel_id, const char *name, struct field_def *def);
+void field_def_clear(struct field_def *def);
+
+/* Checks a JSON value (the API, actions) or a text cell (CSV) against the
+ * field's type. 0 with out filled, or -1 with *why set to a static reason
+ * ("must be a number"). */
+int field_value_from_json(const struct field_def *def, const json_t *v, struct field_value *out,
+                          const char **why);
+int field_value_from_text(const struct field_def *def, const char *text, struct field_value *out,
+                          const char **why);
+
+/* Sets a friend's value inside the caller's transaction and, when it
+ * changed, enqueues FieldChanged on friend.events (outbox) with causation.
+ * 0 done, -1 database error. */
+int field_set(struct db *db, const char *tenant_id, const char *channel_id, const char *user_id,
+              int64_t friend_id, const struct field_def *def, const struct field_value *v,
+              const char *causation_id);
+
+/* Adds n to a number field (scoring; unset starts from 0), same contract. */
+int field_add(struct db *db, const char *tenant_id, const char *channel_id, const char *user_id,
+              int64_t friend_id, const struct field_def *def, const char *n_decimal,
+              const char *causation_id);
+
+#endif
