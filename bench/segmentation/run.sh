@@ -326,7 +326,9 @@ phase_count() {
             if [ "$st" = 200 ]; then awk -v t="$t" 'BEGIN { printf "%.3f\n", t * 1000 }' >>"$WORK/t-preview.txt"; fi
         fi
         # \timing: the query's time as psql sees it (sent to answer read).
-        sql "${vars[@]}" -c "\\set form all" -c "\\set timing 1" -f "$HERE/hand.sql" |
+        # Each form runs once untimed first: a new session's first plans
+        # load the catalog caches, which the service's pooled sessions have.
+        sql "${vars[@]}" -c "\\set form all" -f "$HERE/hand.sql" -c "\\set timing 1" -f "$HERE/hand.sql" |
             awk '/^form / { f = $2 } /^Time: / { print f, $2 }' >"$WORK/t-round.txt"
         for form in $FORMS; do
             awk -v f="$form" '$1 == f { print $2 }' "$WORK/t-round.txt" >>"$WORK/t-sql-$form.txt"
@@ -384,7 +386,7 @@ service_plans() {
             sql -f "$WORK/service-explain.sql" 2>&1
         fi
     } >>"$DETAIL"
-    grep -E 'kizuna_segmentation@.*duration: .* execute' "$WORK/service-sql.log" |
+    grep -E 'kizuna_segmentation@.*duration: .* execute' "$WORK/service-sql.log" | grep -v '"outbox"' |
         sed -n 's/.*duration: \([0-9.]*\) ms.*execute[^:]*: \(.\{0,90\}\).*/      server-side: \1 ms  \2/p' | tee -a "$SUMMARY"
 }
 
@@ -421,6 +423,52 @@ phase_export() {
     report "   cpu: $CPU"
     report "   target: <= 15 s with RSS <= 64 MB: $(awk -v t="$t" -v m="$hwm" 'BEGIN { print (t <= 15 && m <= 65536) ? "MET" : "NOT MET" }')"
     [ "${BENCH_KEEP_CSV:-0}" = 1 ] || rm -f "$out"
+    export_floors
+    export_pages
+}
+
+# What the same export costs PostgreSQL alone: the same columns in one
+# statement (COPY ... TO STDOUT into psql, no pages, no HTTP), once with the
+# export's per-row subqueries and once set-based (joins and one GROUP BY).
+export_floors() {
+    local score_id f0 f1 form
+    score_id="$(sql_value "SELECT id FROM fields WHERE channel_id = '$CHANNEL' AND name = 'score'")"
+    for form in subqueries joins; do
+        f0="$(date +%s.%N)"
+        sql -v channel="$CHANNEL" -v score_id="$score_id" -v form="$form" -f "$HERE/export_floor.sql" >/dev/null
+        f1="$(date +%s.%N)"
+        report "   for comparison, one SQL statement (COPY TO STDOUT, psql to /dev/null), $form: $(awk -v a="$f0" -v b="$f1" 'BEGIN { printf "%.2f", b - a }') s"
+    done
+}
+
+# The export's page statement and its plan: statement logging on (private
+# stack only) while the first pages of a second export are read.
+export_pages() {
+    local pglog="$LOCAL/logs/postgres.log" from
+    if [ "${BENCH_STACK:-private}" != private ] || [ ! -f "$pglog" ]; then
+        return 0
+    fi
+    from="$(wc -c <"$pglog")"
+    sql_admin -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "SELECT pg_reload_conf()" >/dev/null
+    sleep 0.5
+    { curl -sS -H "Authorization: Bearer $TOKEN" \
+        "$URL/v1/channels/$CHANNEL/friends.csv?columns=user_id,display_name,added_at,blocked,tags,field:score" |
+        head -c 2000000 >/dev/null; } 2>/dev/null || true
+    sql_admin -c "ALTER SYSTEM RESET log_min_duration_statement" -c "SELECT pg_reload_conf()" >/dev/null
+    tail -c +"$((from + 1))" "$pglog" >"$WORK/export-sql.log"
+    grep -E 'kizuna_segmentation@.*duration: .* execute .*ORDER BY f.id LIMIT' "$WORK/export-sql.log" |
+        sed -n 's/.*duration: \([0-9.]*\) ms.*/\1/p' >"$WORK/export-pages.txt" || true
+    if [ -s "$WORK/export-pages.txt" ]; then
+        read -r med best cnt < <(stats <"$WORK/export-pages.txt")
+        report "   one page of $(awk '/define SEG_CSV_PAGE/ { print $3 }' "$ROOT/services/segmentation/csv_routes.h" 2>/dev/null || echo '?') friends on the server (the first $cnt pages, logged in a second export): median $med ms, best $best ms"
+    fi
+    python3 "$HERE/service_sql.py" "$WORK/export-sql.log" "order by f.id limit" 2 >"$WORK/export-explain.sql" 2>>"$DETAIL" || true
+    if [ -s "$WORK/export-explain.sql" ]; then
+        {
+            echo "== EXPLAIN (ANALYZE, BUFFERS) of the export's first two page statements"
+            sql -f "$WORK/export-explain.sql" 2>&1
+        } >>"$DETAIL"
+    fi
 }
 
 # --- import -------------------------------------------------------------------------

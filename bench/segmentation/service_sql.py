@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""The segmentation service's counting statements, from a PostgreSQL log
+"""The segmentation service's statements, from a PostgreSQL log
 written with log_min_duration_statement = 0 (bench/segmentation/run.sh),
 turned into a psql script that EXPLAIN ANALYZEs each one as the service sent
 it: the same text, the same parameters (as untyped literals, which is how
 libpq's PQexecParams sends them without types).
 
-usage: service_sql.py POSTGRES_LOG > explain.sql
+usage: service_sql.py POSTGRES_LOG [TEXT [N]] > explain.sql
+    explains the first N (all) statements that contain TEXT (count(),
+    case-insensitive.
 """
 import re
 import sys
@@ -32,15 +34,19 @@ def entries(lines):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) < 2 or len(sys.argv) > 4:
         sys.exit(__doc__)
+    want = (sys.argv[2] if len(sys.argv) > 2 else "count(").lower()
+    most = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
         log = list(entries(f))
     n = 0
     for i, (user, level, msg) in enumerate(log):
         m = EXECUTE.match(msg) if user == ROLE and level == "LOG" else None
-        if not m or "count(" not in m.group(2).lower():
+        if not m or want not in m.group(2).lower():
             continue
+        if most and n >= most:
+            break
         stmt = m.group(2).strip().rstrip(";")
         params = {}
         if i + 1 < len(log) and log[i + 1][1] == "DETAIL" and log[i + 1][2].startswith("parameters:"):
@@ -54,7 +60,7 @@ def main():
         print(f"EXPLAIN (ANALYZE, BUFFERS) {call};")
         print(f"DEALLOCATE bench_svc_{n};")
     if n == 0:
-        print("no counting statement of the service in the log", file=sys.stderr)
+        print(f"no statement of the service with {want!r} in the log", file=sys.stderr)
 
 
 if __name__ == "__main__":
