@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin_api.h"
+#include "csv_routes.h"
 #include "db.h"
 #include "db_pool.h"
 #include "log.h"
@@ -18,6 +19,8 @@
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
     NULL, /* keeps the array non-empty until the first part lands */
+    csv_route_export,
+    csv_route_import,
 };
 
 const char *seg_path_next(const char *rest, char out[SEG_ID_MAX + 1])

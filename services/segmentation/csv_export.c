@@ -41,23 +41,16 @@ static const struct {
              "JOIN tags t ON t.id = ft.tag_id WHERE ft.friend_id = f.id)"},
 };
 
-/* A field's value in the text form fields.h uses ($%d: its id). */
-static const char *const field_sql[] = {
-    /* text */ "(SELECT text_value FROM friend_fields WHERE field_id = $%d::bigint AND "
-               "friend_id = f.id)",
-    /* number */
-    "(SELECT number_value::text FROM friend_fields WHERE field_id = $%d::bigint AND "
-    "friend_id = f.id)",
-    /* date */
-    "(SELECT to_char(date_value, 'YYYY-MM-DD') FROM friend_fields WHERE field_id = $%d::bigint "
-    "AND friend_id = f.id)",
+/* A field's value in the text form fields.h uses, from friend_fields. */
+static const char *const field_expr[] = {
+    /* text */ "text_value",
+    /* number */ "number_value::text",
+    /* date */ "to_char(date_value, 'YYYY-MM-DD')",
     /* datetime, as fields.c prints it */
-    "(SELECT CASE WHEN extract(milliseconds FROM time_value)::numeric % 1000 = 0 "
+    "CASE WHEN extract(milliseconds FROM time_value)::numeric % 1000 = 0 "
     "THEN to_char(time_value AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-    "ELSE to_char(time_value AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END "
-    "FROM friend_fields WHERE field_id = $%d::bigint AND friend_id = f.id)",
-    /* choice */
-    "(SELECT text_value FROM friend_fields WHERE field_id = $%d::bigint AND friend_id = f.id)",
+    "ELSE to_char(time_value AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END",
+    /* choice */ "text_value",
 };
 
 /* One export in flight: owns its pool connection until export_free. */
@@ -251,8 +244,11 @@ static int export_column(struct seg_request *r, struct export *e, const char *na
         field_def_clear(&def);
         if ((unsigned)type > FIELD_CHOICE)
             type = FIELD_TEXT;
-        ok = param_add(e, idtext) && sql_add(sql, len, ", ") &&
-             sql_add(sql, len, field_sql[type], e->nparams);
+        ok = param_add(e, idtext) &&
+             sql_add(sql, len,
+                     ", (SELECT %s FROM friend_fields WHERE field_id = $%d::bigint AND "
+                     "friend_id = f.id)",
+                     field_expr[type], e->nparams);
     } else {
         respond_bad_column(r, "unknown column", name);
         return 0;
