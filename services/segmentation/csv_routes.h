@@ -22,7 +22,7 @@
 #include "app.h"
 
 /* Rows per export page. */
-#define SEG_CSV_PAGE 1000
+#define SEG_CSV_PAGE 5000
 /* Columns of an export or an import. */
 #define SEG_CSV_COLUMNS_MAX 64
 /* An import body; the admin server's body cap is set to this. */
