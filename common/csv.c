@@ -83,6 +83,11 @@ void csv_out_cell(struct csv_out *o, const char *s)
     csv_out_field(o, s, s ? strlen(s) : 0);
 }
 
+void csv_out_raw(struct csv_out *o, const char *s, size_t len)
+{
+    out_put(o, s, len);
+}
+
 void csv_out_row_end(struct csv_out *o)
 {
     out_put(o, "\r\n", 2);

@@ -47,6 +47,9 @@ void csv_out_bom(struct csv_out *o);
 void csv_out_field(struct csv_out *o, const char *s, size_t len);
 /* csv_out_field with strlen(s) (s may be NULL). */
 void csv_out_cell(struct csv_out *o, const char *s);
+/* Appends len bytes as they are: no quoting, no separator (building a
+ * cell's text in a second csv_out before writing it as a field). */
+void csv_out_raw(struct csv_out *o, const char *s, size_t len);
 /* Ends the row with CRLF. */
 void csv_out_row_end(struct csv_out *o);
 /* Empties the buffer, keeping its memory (and clears failed). */
