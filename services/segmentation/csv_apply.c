@@ -163,7 +163,7 @@ static int tag_batch(struct evbatch *b, const struct imp *imp, int c, size_t fro
 static const struct {
     const char *column, *cast;
 } field_types[] = {
-    {"text_value", "text"}, {"number_value", "numeric"},  {"date_value", "date"},
+    {"text_value", "text"},        {"number_value", "numeric"}, {"date_value", "date"},
     {"time_value", "timestamptz"}, {"text_value", "text"},
 };
 

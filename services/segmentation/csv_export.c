@@ -55,7 +55,8 @@ static const char *const field_expr[] = {
 };
 
 /* One export in flight: owns its pool connection until export_free. */
-struct export {
+struct export
+{
     struct db_pool *pool;
     struct db *db;
     char channel_id[SEG_ID_MAX + 1];
@@ -72,7 +73,7 @@ struct export {
     struct csv_out out;
     size_t sent; /* of out */
     long rows;
-    int tags_col; /* the `tags` column's index, or -1 */
+    int tags_col;   /* the `tags` column's index, or -1 */
     int tags_loads; /* reloads after a miss (one per page at most) */
     /* The channel's tags by id, each with its rank in name order. */
     struct export_tag *tags;
@@ -411,8 +412,8 @@ static int export_segment(struct seg_request *r, struct export *e, const char *s
         return -1;
     struct filter_sql q = {0};
     struct jsonf_error err = {0};
-    int rc = filter_compile(r->db, r->channel_id, filter, "segment.filter", e->nparams + 1, &q,
-                            &err);
+    int rc =
+        filter_compile(r->db, r->channel_id, filter, "segment.filter", e->nparams + 1, &q, &err);
     json_decref(filter);
     if (rc == -2)
         return -1;

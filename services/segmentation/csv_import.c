@@ -115,8 +115,7 @@ static bool header_read(struct seg_request *r, struct checker *k, struct csv_par
     int rc = csv_parser_next(ps, &n);
     if (rc == 0) {
         httpd_respond_error(r->resp, 400, "missing_header",
-                            "the body has no header row (user_id,tag:NAME,field:NAME,...)",
-                            "body");
+                            "the body has no header row (user_id,tag:NAME,field:NAME,...)", "body");
         return false;
     }
     if (rc < 0) {
@@ -141,8 +140,8 @@ static bool header_read(struct seg_request *r, struct checker *k, struct csv_par
         struct imp_col *col = &imp->cols[imp->ncols];
         char msg[sizeof col->header + 64];
         bool tag = strncmp(h, "tag:", 4) == 0, field = strncmp(h, "field:", 6) == 0;
-        bool ok = (tag && tag_name_valid(h + 4, len - 4)) ||
-                  (field && field_name_valid(h + 6, len - 6));
+        bool ok =
+            (tag && tag_name_valid(h + 4, len - 4)) || (field && field_name_valid(h + 6, len - 6));
         for (int c = 0; ok && c < imp->ncols; c++)
             if (strcmp(imp->cols[c].header, h) == 0) {
                 snprintf(msg, sizeof msg, "column listed twice: \"%s\"", h);
@@ -150,8 +149,8 @@ static bool header_read(struct seg_request *r, struct checker *k, struct csv_par
                 return false;
             }
         if (!ok) {
-            snprintf(msg, sizeof msg,
-                     "unknown column \"%.100s\" (user_id, tag:NAME or field:NAME)", h);
+            snprintf(msg, sizeof msg, "unknown column \"%.100s\" (user_id, tag:NAME or field:NAME)",
+                     h);
             httpd_respond_error(r->resp, 400, "invalid_column", msg, "header");
             return false;
         }
@@ -273,8 +272,8 @@ static int users_resolve(struct seg_request *r, struct checker *k)
     if (!imp->friend_id)
         return -1;
     for (size_t from = 0; from < imp->nrows; from += IMPORT_LOOKUP_BATCH) {
-        size_t to = from + IMPORT_LOOKUP_BATCH < imp->nrows ? from + IMPORT_LOOKUP_BATCH
-                                                            : imp->nrows;
+        size_t to =
+            from + IMPORT_LOOKUP_BATCH < imp->nrows ? from + IMPORT_LOOKUP_BATCH : imp->nrows;
         struct pgarray users;
         pgarray_init(&users, PGARRAY_TEXT_OID);
         for (size_t i = from; i < to; i++)
@@ -297,7 +296,8 @@ static int users_resolve(struct seg_request *r, struct checker *k)
         for (int i = 0; i < db_result_rows(res); i++) {
             long long n = strtoll(db_result_value(res, i, 0), NULL, 10);
             if (n >= 1 && (size_t)n <= to - from)
-                imp->friend_id[from + (size_t)n - 1] = strtoll(db_result_value(res, i, 1), NULL, 10);
+                imp->friend_id[from + (size_t)n - 1] =
+                    strtoll(db_result_value(res, i, 1), NULL, 10);
         }
         db_result_free(&res);
         for (size_t i = from; i < to; i++)
@@ -327,9 +327,9 @@ static void respond_rows(struct seg_request *r, struct checker *k)
     char msg[160];
     snprintf(msg, sizeof msg, "%ld problem%s in the file; nothing was applied", k->total,
              k->total == 1 ? "" : "s");
-    json_t *body = json_pack("{s:{s:s,s:s,s:s},s:o,s:I}", "error", "code", "invalid_rows",
-                             "message", msg, "field", "body", "rows", rows, "errors",
-                             (json_int_t)k->total);
+    json_t *body =
+        json_pack("{s:{s:s,s:s,s:s},s:o,s:I}", "error", "code", "invalid_rows", "message", msg,
+                  "field", "body", "rows", rows, "errors", (json_int_t)k->total);
     admin_api_respond_json(r->resp, 422, body);
 }
 
@@ -404,7 +404,8 @@ static void import_apply(struct seg_request *r, struct checker *k)
         outbox_relay_kick(r->app->relay);
     char rows[24], changes[24];
     snprintf(rows, sizeof rows, "%zu", k->imp.nrows);
-    snprintf(changes, sizeof changes, "%ld", res.tags_added + res.tags_removed + res.fields_changed);
+    snprintf(changes, sizeof changes, "%ld",
+             res.tags_added + res.tags_removed + res.fields_changed);
     log_info("csv import applied", "channel_id", r->channel_id, "rows", rows, "changes", changes,
              "causation_id", causation);
     admin_api_respond_json(r->resp, 200,

@@ -85,8 +85,8 @@ struct db *seg_itest_db(void)
     return seg_db;
 }
 
-long seg_itest_call_body(const char *tenant, const char *role, const char *method,
-                         const char *path, const char *content_type, const void *body, size_t len,
+long seg_itest_call_body(const char *tenant, const char *role, const char *method, const char *path,
+                         const char *content_type, const void *body, size_t len,
                          struct itest_http *res)
 {
     const char *jwt = itest_env("KIZUNA_JWT_KEY");

@@ -33,8 +33,8 @@ long seg_itest_call(const char *tenant, const char *role, const char *method, co
 
 /* seg_itest_call with any body and Content-Type (CSV imports): body is len
  * bytes (may be NULL), content_type NULL sends none. */
-long seg_itest_call_body(const char *tenant, const char *role, const char *method,
-                         const char *path, const char *content_type, const void *body, size_t len,
+long seg_itest_call_body(const char *tenant, const char *role, const char *method, const char *path,
+                         const char *content_type, const void *body, size_t len,
                          struct itest_http *res);
 
 /* A connection to the segmentation schema (search_path set), for asserting

@@ -58,11 +58,12 @@ static void seed(int n)
                   "JOIN tags t ON t.channel_id = f.channel_id WHERE f.channel_id = $1 AND "
                   "((t.name = 'VIP' AND f.id % 2 = 1) OR (t.name = 'Tokyo' AND f.id % 3 = 0))",
                   1, c);
-    itest_exec_ok(db,
-                  "INSERT INTO friend_fields (field_id, friend_id, number_value) SELECT d.id, f.id, "
-                  "substr(f.user_id, 2)::int FROM friends f JOIN fields d ON d.channel_id = "
-                  "f.channel_id AND d.name = 'age' WHERE f.channel_id = $1",
-                  1, c);
+    itest_exec_ok(
+        db,
+        "INSERT INTO friend_fields (field_id, friend_id, number_value) SELECT d.id, f.id, "
+        "substr(f.user_id, 2)::int FROM friends f JOIN fields d ON d.channel_id = "
+        "f.channel_id AND d.name = 'age' WHERE f.channel_id = $1",
+        1, c);
     itest_exec_ok(db,
                   "INSERT INTO friend_fields (field_id, friend_id, text_value) SELECT d.id, f.id, "
                   "'say \"hi\", then\r\nleave' FROM friends f JOIN fields d ON d.channel_id = "
@@ -256,14 +257,14 @@ Test(seg_csv_api, bad_rows_answer_422_with_row_numbers_and_change_nothing)
     char *before = count_of("SELECT count(*) || '/' || (SELECT count(*) FROM friend_fields) FROM "
                             "friend_tags");
     const char *csv = "user_id,tag:VIP,field:age,field:plan\n"
-                      "U00001,0,5,pro\n"        /* good, but must not be applied */
-                      "U99999,1,,\n"            /* row 2: no such friend */
-                      "U00003,yes,,\n"          /* row 3: bad tag cell */
-                      "U00004,,abc,\n"          /* row 4: not a number */
-                      "U00005,,,gold\n"         /* row 5: not a choice */
-                      "U00001,,,\n"             /* row 6: a repeated user */
-                      ",1,,\n"                  /* row 7: empty user */
-                      "U00008,1\n";             /* row 8: too few cells */
+                      "U00001,0,5,pro\n" /* good, but must not be applied */
+                      "U99999,1,,\n"     /* row 2: no such friend */
+                      "U00003,yes,,\n"   /* row 3: bad tag cell */
+                      "U00004,,abc,\n"   /* row 4: not a number */
+                      "U00005,,,gold\n"  /* row 5: not a choice */
+                      "U00001,,,\n"      /* row 6: a repeated user */
+                      ",1,,\n"           /* row 7: empty user */
+                      "U00008,1\n";      /* row 8: too few cells */
     struct itest_http res;
     cr_assert_eq(import_csv("admin", csv, &res), 422, "%s", res.body);
     json_t *rows = json_object_get(res.json, "rows");
@@ -271,14 +272,14 @@ Test(seg_csv_api, bad_rows_answer_422_with_row_numbers_and_change_nothing)
     static const struct {
         long row;
         const char *field;
-    } want[] = {{2, "user_id"},    {3, "tag:VIP"}, {4, "field:age"},
-                {5, "field:plan"}, {6, "user_id"}, {7, "user_id"}, {8, ""}};
+    } want[] = {{2, "user_id"}, {3, "tag:VIP"}, {4, "field:age"}, {5, "field:plan"},
+                {6, "user_id"}, {7, "user_id"}, {8, ""}};
     cr_assert_eq(json_array_size(rows), sizeof want / sizeof want[0], "%s", res.body);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         json_t *e = json_array_get(rows, i);
         cr_expect_eq(json_integer_value(json_object_get(e, "row")), want[i].row, "error %zu", i);
-        cr_expect_str_eq(json_string_value(json_object_get(e, "field")), want[i].field,
-                         "error %zu", i);
+        cr_expect_str_eq(json_string_value(json_object_get(e, "field")), want[i].field, "error %zu",
+                         i);
         cr_expect_not_null(json_string_value(json_object_get(e, "message")));
     }
     json_t *err = json_object_get(res.json, "error");
@@ -342,14 +343,14 @@ Test(seg_csv_api, malformed_csv_is_a_4xx_naming_the_problem)
     cr_expect_eq(seg_itest_call_body("tenant-a", "admin", "POST", IMPORT_PATH, "application/json",
                                      "{}", 2, NULL),
                  415);
-    cr_expect_eq(seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH "?columns=user_id,nope",
-                                NULL, &res),
-                 400);
+    cr_expect_eq(
+        seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH "?columns=user_id,nope", NULL, &res),
+        400);
     cr_expect(strstr(res.body, "nope") && strstr(res.body, "\"columns\""), "%s", res.body);
     itest_http_free(&res);
-    cr_expect_eq(seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH "?columns=tag:Nope", NULL,
-                                NULL),
-                 400);
+    cr_expect_eq(
+        seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH "?columns=tag:Nope", NULL, NULL),
+        400);
     seg_itest_finish();
 }
 
@@ -381,7 +382,8 @@ Test(seg_csv_api, only_admins_of_the_channels_tenant_may_export_or_import)
 static int export_start_raw(long want)
 {
     const char *jwt = itest_env("KIZUNA_JWT_KEY");
-    char *token = auth_token_issue(jwt, strlen(jwt), "tenant-a", "itest", "admin", 3600, time(NULL));
+    char *token =
+        auth_token_issue(jwt, strlen(jwt), "tenant-a", "itest", "admin", 3600, time(NULL));
     cr_assert_not_null(token);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
@@ -435,8 +437,8 @@ Test(seg_csv_api, a_client_that_disconnects_mid_export_gives_the_connection_back
         /* The one connection comes back once the server notices; a request
          * waits up to 2 s for it, so this passes only if it does. */
         struct itest_http res;
-        long st = seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH "?columns=user_id",
-                                 NULL, &res);
+        long st =
+            seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH "?columns=user_id", NULL, &res);
         cr_expect_eq(st, 200, "after disconnect %d: %ld %s", i, st, res.body);
         cr_expect_eq(res.len, strlen("user_id\r\n") + 90000 * strlen("U00001\r\n"),
                      "a whole export after disconnect %d", i);
@@ -451,8 +453,8 @@ Test(seg_csv_api, a_client_that_disconnects_mid_export_gives_the_connection_back
                  200);
     cr_expect_eq(log_count("csv-disconnect", "csv export ended before its last row"), 4,
                  "each disconnected export stopped early");
-    cr_expect_eq(seg_itest_call("tenant-a", "admin", "GET", "/v1/channels/" CH "/nothing", NULL,
-                                NULL),
-                 404, "the service still answers");
+    cr_expect_eq(
+        seg_itest_call("tenant-a", "admin", "GET", "/v1/channels/" CH "/nothing", NULL, NULL), 404,
+        "the service still answers");
     seg_itest_finish();
 }
