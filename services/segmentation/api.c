@@ -20,6 +20,7 @@
 static const seg_route_fn routes[] = {
     NULL, /* keeps the array non-empty until the first part lands */
     tags_route, friend_tags_route, fields_route, friend_fields_route, /* tags part */
+    templates_route, talk_route,                                      /* tags part */
 };
 
 const char *seg_path_next(const char *rest, char out[SEG_ID_MAX + 1])

@@ -250,3 +250,155 @@ Test(seg_tags, viewers_read_only_and_other_tenants_see_nothing)
                  404);
     seg_itest_finish();
 }
+
+Test(seg_tags, templates_are_validated_when_stored_and_named_uniquely)
+{
+    setup_channel("tags-templates");
+    json_decref(call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
+    static const char welcome[] = "{\"name\":\"welcome\",\"messages\":[{\"type\":\"text\",\"text\":"
+                                  "\"Hi {{display_name}}, {{field:score}} pts\"}]}";
+    json_t *j = call("operator", "POST", "/templates", welcome, 201);
+    const char *id_text = json_string_value(json_object_get(j, "id"));
+    cr_assert_not_null(id_text, "an id");
+    char id[64], rest[128];
+    snprintf(id, sizeof id, "%s", id_text);
+    json_decref(j);
+    call_error("operator", "POST", "/templates", welcome, 409, "conflict", "name");
+    call_error("operator", "POST", "/templates",
+               "{\"name\":\"bad\",\"messages\":[{\"type\":\"text\",\"text\":\"ok\"},{\"type\":"
+               "\"image\",\"originalContentUrl\":\"http://e.com/a.jpg\",\"previewImageUrl\":"
+               "\"https://e.com/p.jpg\"}]}",
+               400, "invalid_value", "messages[1].originalContentUrl");
+    call_error("operator", "POST", "/templates",
+               "{\"name\":\"bad\",\"messages\":[{\"type\":\"text\",\"text\":\"{{field:nope}}\"}]}",
+               400, "unknown_field", "messages[0].text");
+    call_error("operator", "POST", "/templates", "{\"name\":\"bad\",\"messages\":[]}", 400,
+               "invalid_value", "messages");
+    call_error("viewer", "POST", "/templates", welcome, 403, "forbidden", NULL);
+
+    j = call("viewer", "GET", "/templates", NULL, 200);
+    cr_expect_eq(json_array_size(json_object_get(j, "templates")), 1);
+    cr_expect(json_is_null(json_object_get(j, "next_cursor")));
+    json_decref(j);
+    snprintf(rest, sizeof rest, "/templates/%s", id);
+    j = call("viewer", "GET", rest, NULL, 200);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "name")) ?: "", "welcome");
+    json_decref(j);
+    j = call("operator", "PUT", rest,
+             "{\"name\":\"hello\",\"messages\":[{\"type\":\"sticker\",\"packageId\":\"446\","
+             "\"stickerId\":\"1988\"}]}",
+             200);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "name")) ?: "", "hello");
+    json_decref(j);
+    call_error("viewer", "GET", "/templates/not-a-uuid", NULL, 404, "not_found", NULL);
+    json_decref(call("operator", "DELETE", rest, NULL, 204));
+    call_error("viewer", "GET", rest, NULL, 404, "not_found", NULL);
+    seg_itest_finish();
+}
+
+/* --- send.requests ------------------------------------------------------------------ */
+
+struct sent {
+    const char *channel;
+    const char *request_id;
+    Kizuna__V1__SendRequest *req; /* the one with request_id */
+};
+
+static enum kafka_handled sent_handle(void *ctx, const struct kafka_message *msg)
+{
+    struct sent *s = ctx;
+    if (s->req || msg->keylen != strlen(s->channel) ||
+        memcmp(msg->key, s->channel, msg->keylen) != 0)
+        return KAFKA_DONE;
+    Kizuna__V1__SendRequest *req = kizuna__v1__send_request__unpack(NULL, msg->len, msg->value);
+    if (req && strcmp(req->request_id, s->request_id) == 0)
+        s->req = req;
+    else if (req)
+        kizuna__v1__send_request__free_unpacked(req, NULL);
+    return KAFKA_DONE;
+}
+
+static bool sent_done(void *ctx)
+{
+    return ((struct sent *)ctx)->req != NULL;
+}
+
+Test(seg_tags, an_operators_message_is_a_talk_row_and_a_send_request)
+{
+    setup_channel("tags-talk");
+    friend_seed("U1", false);
+    friend_seed("U2", true);
+    json_decref(call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
+    json_decref(call("operator", "POST", "/fields", "{\"name\":\"nick\",\"type\":\"text\"}", 201));
+    json_decref(call("operator", "PATCH", "/friends/U1/fields", "{\"score\":7}", 200));
+    const char *params[] = {channel};
+    itest_exec_ok(seg_itest_db(),
+                  "INSERT INTO talk (friend_id, direction, at, message_type, text) "
+                  "SELECT id, 'in', now() - interval '1 minute', 'text', 'hello' FROM friends "
+                  "WHERE channel_id = $1 AND user_id = 'U1'",
+                  1, params);
+
+    json_t *j = call("operator", "POST", "/friends/U1/messages",
+                     "{\"messages\":[{\"type\":\"text\",\"text\":\"Hi {{display_name}}, "
+                     "{{field:score}} pts, {{field:nick|friend}}\"}]}",
+                     202);
+    char request_id[64];
+    snprintf(request_id, sizeof request_id, "%s",
+             json_string_value(json_object_get(j, "request_id")) ?: "");
+    json_decref(j);
+    cr_expect_eq(strlen(request_id), 36, "a UUID request_id");
+    /* {{field:score2}} names no field: refused when stored, before anything is sent. */
+    call_error("operator", "POST", "/friends/U1/messages",
+               "{\"messages\":[{\"type\":\"text\",\"text\":\"{{field:score2}}\"}]}", 400,
+               "unknown_field", "messages[0].text");
+    call_error("operator", "POST", "/friends/U2/messages",
+               "{\"messages\":[{\"type\":\"text\",\"text\":\"hi\"}]}", 409, "friend_blocked", NULL);
+    call_error("operator", "POST", "/friends/U404/messages",
+               "{\"messages\":[{\"type\":\"text\",\"text\":\"hi\"}]}", 404, "unknown_friend", NULL);
+    call_error("operator", "POST", "/friends/U1/messages", "{\"messages\":[{\"type\":\"text\"}]}",
+               400, "missing_field", "messages[0].text");
+    call_error("viewer", "POST", "/friends/U1/messages",
+               "{\"messages\":[{\"type\":\"text\",\"text\":\"hi\"}]}", 403, "forbidden", NULL);
+    call_error("viewer", "GET", "/friends/U404/messages", NULL, 404, "unknown_friend", NULL);
+
+    j = call("viewer", "GET", "/friends/U1/messages", NULL, 200);
+    json_t *rows = json_object_get(j, "messages");
+    cr_assert_eq(json_array_size(rows), 2, "the push and the message received");
+    json_t *out = json_array_get(rows, 0);
+    cr_expect_str_eq(json_string_value(json_object_get(out, "direction")) ?: "", "out");
+    cr_expect_str_eq(json_string_value(json_object_get(out, "status")) ?: "", "pending");
+    cr_expect_str_eq(json_string_value(json_object_get(out, "text")) ?: "", "Hi Hanako, 7 pts, friend");
+    cr_expect_str_eq(json_string_value(json_object_get(out, "request_id")) ?: "", request_id);
+    char talk_id[32];
+    snprintf(talk_id, sizeof talk_id, "%s", json_string_value(json_object_get(out, "id")) ?: "");
+    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(rows, 1), "direction")) ?: "",
+                     "in");
+    json_decref(j);
+    j = call("viewer", "GET", "/friends/U1/messages?limit=1", NULL, 200);
+    char rest[128];
+    snprintf(rest, sizeof rest, "/friends/U1/messages?limit=1&cursor=%s",
+             json_string_value(json_object_get(j, "next_cursor")) ?: "0");
+    json_decref(j);
+    j = call("viewer", "GET", rest, NULL, 200);
+    cr_expect_str_eq(
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0),
+                                          "text"))
+            ?: "",
+        "hello", "the second page holds the older message");
+    cr_expect(json_is_null(json_object_get(j, "next_cursor")));
+    json_decref(j);
+
+    struct sent s = {.channel = channel, .request_id = request_id};
+    itest_topic_read("send.requests", sent_handle, sent_done, &s, 30000);
+    cr_assert_not_null(s.req, "a SendRequest with the talk row's request_id");
+    cr_expect_eq(s.req->kind, KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH);
+    cr_expect_str_eq(s.req->to, "U1");
+    cr_expect_str_eq(s.req->origin_type, "talk");
+    cr_expect_str_eq(s.req->origin_id, talk_id);
+    cr_expect_str_eq(s.req->envelope->tenant_id, tenant);
+    cr_expect_str_eq(s.req->envelope->channel_id, channel);
+    cr_assert_eq(s.req->n_messages_json, 1);
+    cr_expect_str_eq(s.req->messages_json[0], "{\"type\":\"text\",\"text\":\"Hi Hanako, 7 pts, friend\"}");
+    kizuna__v1__send_request__free_unpacked(s.req, NULL);
+    seg_itest_finish();
+}
