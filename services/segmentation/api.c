@@ -19,8 +19,13 @@
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
     NULL, /* keeps the array non-empty until the first part lands */
-    tags_route, friend_tags_route, fields_route, friend_fields_route, /* tags part */
-    templates_route, talk_route,                                      /* tags part */
+    /* tags part (people_routes.h) */
+    tags_route,
+    friend_tags_route,
+    fields_route,
+    friend_fields_route,
+    templates_route,
+    talk_route,
 };
 
 const char *seg_path_next(const char *rest, char out[SEG_ID_MAX + 1])

@@ -19,8 +19,9 @@ json_t *friend_json_load(struct db *db, const char *channel_id, const char *user
     struct db_result *res = NULL;
     if (db_exec(db,
                 "SELECT id, user_id, display_name, picture_url, status_message, language, "
-                "blocked, " SEG_SQL_TIME("added_at") ", " SEG_SQL_TIME("last_message_at") ", route "
-                "FROM friends WHERE channel_id = $1 AND user_id = $2",
+                "blocked, " SEG_SQL_TIME("added_at") ", " SEG_SQL_TIME(
+                    "last_message_at") ", route "
+                                       "FROM friends WHERE channel_id = $1 AND user_id = $2",
                 2, params, &res) != DB_OK ||
         db_result_rows(res) != 1) {
         db_result_free(&res);
@@ -56,9 +57,10 @@ json_t *friend_json_load(struct db *db, const char *channel_id, const char *user
     json_object_set_new(f, "fields", fields);
     if (db_exec(db,
                 "SELECT f.name, f.type, COALESCE(ff.text_value, ff.number_value::text, "
-                "to_char(ff.date_value, 'YYYY-MM-DD'), " SEG_SQL_TIME("ff.time_value") ") "
-                "FROM friend_fields ff JOIN fields f ON f.id = ff.field_id "
-                "WHERE ff.friend_id = $1::bigint ORDER BY f.name",
+                "to_char(ff.date_value, 'YYYY-MM-DD'), " SEG_SQL_TIME(
+                    "ff.time_value") ") "
+                                     "FROM friend_fields ff JOIN fields f ON f.id = ff.field_id "
+                                     "WHERE ff.friend_id = $1::bigint ORDER BY f.name",
                 1, id_params, &res) != DB_OK)
         goto fail;
     for (int i = 0; i < db_result_rows(res); i++) {

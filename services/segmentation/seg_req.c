@@ -88,8 +88,7 @@ int seg_friend_find(struct seg_request *r, const char *user_id, bool lock, int64
         if (blocked)
             *blocked = db_result_value(res, 0, 1)[0] == 't';
     } else {
-        httpd_respond_error(r->resp, 404, "unknown_friend", "no such friend in this channel",
-                            NULL);
+        httpd_respond_error(r->resp, 404, "unknown_friend", "no such friend in this channel", NULL);
     }
     db_result_free(&res);
     return found;

@@ -57,11 +57,12 @@ static void talk_list(struct seg_request *r, const char *user_id)
     const char *params[] = {fid, cursor, lim};
     struct db_result *res = NULL;
     if (db_exec(r->db,
-                "SELECT id, direction, " SEG_SQL_TIME("at") ", message_type, text, messages::text, "
-                "status, error, request_id::text FROM talk WHERE friend_id = $1::bigint "
-                "AND ($2::bigint IS NULL OR (at, id) < (SELECT at, id FROM talk "
-                "WHERE id = $2::bigint AND friend_id = $1::bigint)) "
-                "ORDER BY at DESC, id DESC LIMIT $3::int",
+                "SELECT id, direction, " SEG_SQL_TIME(
+                    "at") ", message_type, text, messages::text, "
+                          "status, error, request_id::text FROM talk WHERE friend_id = $1::bigint "
+                          "AND ($2::bigint IS NULL OR (at, id) < (SELECT at, id FROM talk "
+                          "WHERE id = $2::bigint AND friend_id = $1::bigint)) "
+                          "ORDER BY at DESC, id DESC LIMIT $3::int",
                 3, params, &res) != DB_OK) {
         seg_respond_db_error(r, "talk list");
         return;
@@ -106,9 +107,11 @@ static int render_var(void *ctx, enum line_var_kind kind, const char *name, size
     struct db_result *res = NULL;
     if (db_exec(c->r->db,
                 "SELECT COALESCE(ff.text_value, ff.number_value::text, "
-                "to_char(ff.date_value, 'YYYY-MM-DD'), " SEG_SQL_TIME("ff.time_value") ") "
-                "FROM friend_fields ff JOIN fields f ON f.id = ff.field_id "
-                "WHERE ff.friend_id = $1::bigint AND f.channel_id = $2 AND f.name = $3",
+                "to_char(ff.date_value, 'YYYY-MM-DD'), " SEG_SQL_TIME(
+                    "ff.time_value") ") "
+                                     "FROM friend_fields ff JOIN fields f ON f.id = ff.field_id "
+                                     "WHERE ff.friend_id = $1::bigint AND f.channel_id = $2 AND "
+                                     "f.name = $3",
                 3, params, &res) != DB_OK) {
         c->failed = true;
         return -1;
@@ -237,8 +240,7 @@ static void talk_push(struct seg_request *r, const char *user_id)
     }
     char friend_id[24];
     snprintf(friend_id, sizeof friend_id, "%s", db_result_value(res, 0, 0));
-    char *display_name =
-        db_result_isnull(res, 0, 2) ? NULL : strdup(db_result_value(res, 0, 2));
+    char *display_name = db_result_isnull(res, 0, 2) ? NULL : strdup(db_result_value(res, 0, 2));
     db_result_free(&res);
     json_t *messages = json_object_get(doc, "messages");
     struct render_ctx rc = {.r = r, .friend_id = friend_id, .display_name = display_name};
@@ -254,8 +256,8 @@ static void talk_push(struct seg_request *r, const char *user_id)
     uuid_unparse_lower(uu, request_id);
     json_t *first = json_array_get(messages, 0);
     const char *type = json_string_value(json_object_get(first, "type"));
-    const char *text = strcmp(type, "text") == 0 ? json_string_value(json_object_get(first, "text"))
-                                                 : NULL;
+    const char *text =
+        strcmp(type, "text") == 0 ? json_string_value(json_object_get(first, "text")) : NULL;
     char *messages_text = json_dumps(messages, JSON_COMPACT);
     const char *ins[] = {friend_id, type, text, request_id, messages_text};
     enum db_status st = messages_text ? db_exec(r->db,
@@ -272,8 +274,8 @@ static void talk_push(struct seg_request *r, const char *user_id)
         seg_fail_tx(r, "talk push");
         goto done;
     }
-    json_t *answer = json_pack("{s:s, s:s}", "request_id", request_id, "id",
-                               db_result_value(res, 0, 0));
+    json_t *answer =
+        json_pack("{s:s, s:s}", "request_id", request_id, "id", db_result_value(res, 0, 0));
     db_result_free(&res);
     if (seg_commit(r, true))
         admin_api_respond_json(r->resp, 202, answer);

@@ -14,9 +14,9 @@
 
 #define TEMPLATE_NAME_MAX 100
 
-#define TEMPLATE_COLUMNS                                                               \
-    "id, name, messages::text, " SEG_SQL_TIME("created_at") ", " SEG_SQL_TIME("updated_at") \
-    ", seq"
+#define TEMPLATE_COLUMNS                                                                         \
+    "id, name, messages::text, " SEG_SQL_TIME("created_at") ", " SEG_SQL_TIME("updated_at") ", " \
+                                                                                            "seq"
 
 static json_t *template_json(const struct db_result *res, int row)
 {
@@ -80,8 +80,8 @@ static int template_body(struct seg_request *r, json_t *doc, const char **name, 
 }
 
 /* Runs an INSERT or UPDATE ... RETURNING TEMPLATE_COLUMNS and answers. */
-static void template_store(struct seg_request *r, const char *sql, const char *const *params,
-                           int n, int status)
+static void template_store(struct seg_request *r, const char *sql, const char *const *params, int n,
+                           int status)
 {
     struct db_result *res = NULL;
     enum db_status st = db_exec(r->db, sql, n, params, &res);
@@ -106,10 +106,11 @@ static void template_write(struct seg_request *r, const char *id)
     if (template_body(r, doc, &name, &messages)) {
         if (id) {
             const char *params[] = {r->channel_id, id, name, messages};
-            template_store(r,
-                           "UPDATE templates SET name = $3, messages = $4::jsonb, updated_at = "
-                           "now() WHERE channel_id = $1 AND id = $2::uuid RETURNING " TEMPLATE_COLUMNS,
-                           params, 4, 200);
+            template_store(
+                r,
+                "UPDATE templates SET name = $3, messages = $4::jsonb, updated_at = "
+                "now() WHERE channel_id = $1 AND id = $2::uuid RETURNING " TEMPLATE_COLUMNS,
+                params, 4, 200);
         } else {
             const char *params[] = {r->channel_id, name, messages};
             template_store(r,
@@ -127,7 +128,8 @@ static void template_get(struct seg_request *r, const char *id)
     const char *params[] = {r->channel_id, id};
     struct db_result *res = NULL;
     if (db_exec(r->db,
-                "SELECT " TEMPLATE_COLUMNS " FROM templates WHERE channel_id = $1 AND id = $2::uuid",
+                "SELECT " TEMPLATE_COLUMNS
+                " FROM templates WHERE channel_id = $1 AND id = $2::uuid",
                 2, params, &res) != DB_OK)
         seg_respond_db_error(r, "template get");
     else if (db_result_rows(res) == 1)

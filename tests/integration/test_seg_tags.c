@@ -102,8 +102,7 @@ static void value_text(const Kizuna__V1__FieldValue *v, char *out, size_t cap)
 static enum kafka_handled seen_handle(void *ctx, const struct kafka_message *msg)
 {
     struct seen *s = ctx;
-    if (msg->keylen != strlen(s->key) || memcmp(msg->key, s->key, msg->keylen) != 0 ||
-        s->n >= 16)
+    if (msg->keylen != strlen(s->key) || memcmp(msg->key, s->key, msg->keylen) != 0 || s->n >= 16)
         return KAFKA_DONE;
     Kizuna__V1__FriendEvent *ev = kizuna__v1__friend_event__unpack(NULL, msg->len, msg->value);
     if (!ev)
@@ -160,8 +159,8 @@ Test(seg_tags, tags_and_fields_change_friends_with_one_event_per_real_change)
     j = call("operator", "POST", "/friends/U1/tags", "{\"tag\":\"vip\"}", 200);
     cr_expect(json_is_false(json_object_get(j, "added")), "a present tag changes nothing");
     json_decref(j);
-    call_error("operator", "POST", "/friends/U404/tags", "{\"tag\":\"vip\"}", 404,
-               "unknown_friend", NULL);
+    call_error("operator", "POST", "/friends/U404/tags", "{\"tag\":\"vip\"}", 404, "unknown_friend",
+               NULL);
     call_error("operator", "POST", "/friends/U1/tags", "{\"tag\":\"nope\"}", 400, "unknown_tag",
                "tag");
     j = call("viewer", "GET", "/tags/vip", NULL, 200);
@@ -173,7 +172,8 @@ Test(seg_tags, tags_and_fields_change_friends_with_one_event_per_real_change)
     json_decref(call("operator", "DELETE", "/tags/new", NULL, 204));
     call_error("viewer", "GET", "/tags/new", NULL, 404, "unknown_tag", NULL);
 
-    json_decref(call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
+    json_decref(
+        call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
     json_decref(call("operator", "POST", "/fields",
                      "{\"name\":\"rank\",\"type\":\"choice\",\"choices\":[\"gold\",\"silver\"]}",
                      201));
@@ -236,8 +236,8 @@ Test(seg_tags, viewers_read_only_and_other_tenants_see_nothing)
     call_error("viewer", "POST", "/tags", "{\"name\":\"x\"}", 403, "forbidden", NULL);
     call_error("viewer", "POST", "/friends/U1/tags", "{\"tag\":\"vip\"}", 403, "forbidden", NULL);
     call_error("viewer", "PATCH", "/friends/U1/fields", "{}", 403, "forbidden", NULL);
-    call_error("viewer", "POST", "/fields", "{\"name\":\"s\",\"type\":\"text\"}", 403,
-               "forbidden", NULL);
+    call_error("viewer", "POST", "/fields", "{\"name\":\"s\",\"type\":\"text\"}", 403, "forbidden",
+               NULL);
     json_decref(call("viewer", "GET", "/tags", NULL, 200));
     json_decref(call("viewer", "GET", "/fields", NULL, 200));
     static const char *const rests[] = {"/tags", "/tags/vip", "/fields", "/friends/U1/messages",
@@ -254,7 +254,8 @@ Test(seg_tags, viewers_read_only_and_other_tenants_see_nothing)
 Test(seg_tags, templates_are_validated_when_stored_and_named_uniquely)
 {
     setup_channel("tags-templates");
-    json_decref(call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
+    json_decref(
+        call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
     static const char welcome[] = "{\"name\":\"welcome\",\"messages\":[{\"type\":\"text\",\"text\":"
                                   "\"Hi {{display_name}}, {{field:score}} pts\"}]}";
     json_t *j = call("operator", "POST", "/templates", welcome, 201);
@@ -328,7 +329,8 @@ Test(seg_tags, an_operators_message_is_a_talk_row_and_a_send_request)
     setup_channel("tags-talk");
     friend_seed("U1", false);
     friend_seed("U2", true);
-    json_decref(call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
+    json_decref(
+        call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
     json_decref(call("operator", "POST", "/fields", "{\"name\":\"nick\",\"type\":\"text\"}", 201));
     json_decref(call("operator", "PATCH", "/friends/U1/fields", "{\"score\":7}", 200));
     const char *params[] = {channel};
@@ -367,7 +369,8 @@ Test(seg_tags, an_operators_message_is_a_talk_row_and_a_send_request)
     json_t *out = json_array_get(rows, 0);
     cr_expect_str_eq(json_string_value(json_object_get(out, "direction")) ?: "", "out");
     cr_expect_str_eq(json_string_value(json_object_get(out, "status")) ?: "", "pending");
-    cr_expect_str_eq(json_string_value(json_object_get(out, "text")) ?: "", "Hi Hanako, 7 pts, friend");
+    cr_expect_str_eq(json_string_value(json_object_get(out, "text")) ?: "",
+                     "Hi Hanako, 7 pts, friend");
     cr_expect_str_eq(json_string_value(json_object_get(out, "request_id")) ?: "", request_id);
     char talk_id[32];
     snprintf(talk_id, sizeof talk_id, "%s", json_string_value(json_object_get(out, "id")) ?: "");
@@ -380,11 +383,10 @@ Test(seg_tags, an_operators_message_is_a_talk_row_and_a_send_request)
              json_string_value(json_object_get(j, "next_cursor")) ?: "0");
     json_decref(j);
     j = call("viewer", "GET", rest, NULL, 200);
-    cr_expect_str_eq(
-        json_string_value(json_object_get(json_array_get(json_object_get(j, "messages"), 0),
-                                          "text"))
-            ?: "",
-        "hello", "the second page holds the older message");
+    cr_expect_str_eq(json_string_value(
+                         json_object_get(json_array_get(json_object_get(j, "messages"), 0), "text"))
+                         ?: "",
+                     "hello", "the second page holds the older message");
     cr_expect(json_is_null(json_object_get(j, "next_cursor")));
     json_decref(j);
 
@@ -398,7 +400,8 @@ Test(seg_tags, an_operators_message_is_a_talk_row_and_a_send_request)
     cr_expect_str_eq(s.req->envelope->tenant_id, tenant);
     cr_expect_str_eq(s.req->envelope->channel_id, channel);
     cr_assert_eq(s.req->n_messages_json, 1);
-    cr_expect_str_eq(s.req->messages_json[0], "{\"type\":\"text\",\"text\":\"Hi Hanako, 7 pts, friend\"}");
+    cr_expect_str_eq(s.req->messages_json[0],
+                     "{\"type\":\"text\",\"text\":\"Hi Hanako, 7 pts, friend\"}");
     kizuna__v1__send_request__free_unpacked(s.req, NULL);
     seg_itest_finish();
 }
