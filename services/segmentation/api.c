@@ -11,13 +11,16 @@
 #include "db.h"
 #include "db_pool.h"
 #include "log.h"
+#include "segments.h"
 
 /* How long a request waits for a free database connection before 503. */
 #define SEG_POOL_WAIT_MS 2000
 
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
-    NULL, /* keeps the array non-empty until the first part lands */
+    NULL,               /* keeps the array non-empty until the first part lands */
+    segments_route,     /* filter part: segments, preview, count */
+    friends_read_route, /* filter part: friends list, one friend */
 };
 
 const char *seg_path_next(const char *rest, char out[SEG_ID_MAX + 1])
