@@ -11,6 +11,7 @@
 #include "db.h"
 #include "db_pool.h"
 #include "log.h"
+#include "people_routes.h"
 #include "segments.h"
 
 /* How long a request waits for a free database connection before 503. */
@@ -18,9 +19,13 @@
 
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
-    NULL,               /* keeps the array non-empty until the first part lands */
-    segments_route,     /* filter part: segments, preview, count */
-    friends_read_route, /* filter part: friends list, one friend */
+    NULL, /* keeps the array non-empty until the first part lands */
+    tags_route,
+    friend_tags_route,
+    fields_route,
+    friend_fields_route, /* tags part */
+    segments_route,      /* filter part: segments, preview, count */
+    friends_read_route,  /* filter part: friends list, one friend */
 };
 
 const char *seg_path_next(const char *rest, char out[SEG_ID_MAX + 1])

@@ -158,7 +158,8 @@ static void path_index(char *out, size_t cap, const char *parent, size_t i)
     join3(out, cap, parent, item, "");
 }
 
-/* A client's string: text without NUL, valid UTF-8, 1..max bytes. */
+/* A client's string: text without NUL, valid UTF-8, 1..max characters
+ * (names and values are capped in characters, as tags.c and fields.c do). */
 static int fc_string(struct fc *c, const json_t *v, const char *path, size_t max, bool allow_empty,
                      const char **out)
 {
@@ -172,8 +173,11 @@ static int fc_string(struct fc *c, const json_t *v, const char *path, size_t max
         return fc_fail(c, path, JSONF_VALUE, "must be valid UTF-8");
     if (len == 0 && !allow_empty)
         return fc_fail(c, path, JSONF_VALUE, "must not be empty");
-    if (len > max)
-        return fc_fail(c, path, JSONF_TOO_LONG, "must be at most %zu bytes", max);
+    size_t chars = 0;
+    for (size_t i = 0; i < len; i++)
+        chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (chars > max)
+        return fc_fail(c, path, JSONF_TOO_LONG, "must be at most %zu characters", max);
     *out = s;
     return 0;
 }

@@ -75,7 +75,7 @@ json_t *friend_json_row(const struct db_result *res, int row, int col0)
     return friend;
 }
 
-int friend_json_load(struct db *db, const char *channel_id, const char *user_id, json_t **out)
+int friend_json_find(struct db *db, const char *channel_id, const char *user_id, json_t **out)
 {
     static const char *const sql_head = "SELECT ";
     static const char *const sql_tail =
@@ -101,4 +101,10 @@ int friend_json_load(struct db *db, const char *channel_id, const char *user_id,
     }
     db_result_free(&res);
     return found;
+}
+
+json_t *friend_json_load(struct db *db, const char *channel_id, const char *user_id)
+{
+    json_t *friend = NULL;
+    return friend_json_find(db, channel_id, user_id, &friend) == 1 ? friend : NULL;
 }

@@ -22,8 +22,13 @@ extern const char friend_json_columns[];
  * A new reference, or NULL when out of memory. */
 json_t *friend_json_row(const struct db_result *res, int row, int col0);
 
-/* Loads channel_id's friend user_id as a Friend: 1 with *out (a new
- * reference), 0 unknown, -1 database error (db_error_message). */
-int friend_json_load(struct db *db, const char *channel_id, const char *user_id, json_t **out);
+/* Finds channel_id's friend user_id as a Friend: 1 with *out (a new
+ * reference), 0 unknown, -1 database error (db_error_message) or out of
+ * memory. */
+int friend_json_find(struct db *db, const char *channel_id, const char *user_id, json_t **out);
+
+/* The same as a new reference, NULL when unknown or on an error (the
+ * signature the tags part's PATCH .../fields was written against). */
+json_t *friend_json_load(struct db *db, const char *channel_id, const char *user_id);
 
 #endif

@@ -11,6 +11,7 @@
 #include "filter.h"
 #include "friend_json.h"
 #include "seg_page.h"
+#include "seg_req.h"
 #include "segments.h"
 #include "utf8.h"
 
@@ -75,7 +76,7 @@ static void friends_list(struct seg_request *r)
 {
     int limit;
     const char *cursor, *q, *prefix;
-    if (!seg_page_limit(r, &limit) || !seg_page_cursor(r, true, &cursor) || !list_q(r, &q))
+    if (!seg_list_params(r, &limit, &cursor) || !list_q(r, &q))
         return;
     json_t *tree = list_tree(r, &prefix);
     if (!tree)
@@ -122,7 +123,7 @@ static void friends_list(struct seg_request *r)
 static void friend_get(struct seg_request *r, const char *user_id)
 {
     json_t *friend = NULL;
-    int found = friend_json_load(r->db, r->channel_id, user_id, &friend);
+    int found = friend_json_find(r->db, r->channel_id, user_id, &friend);
     if (found < 0)
         seg_respond_db_error(r, "friend read");
     else if (found == 0)

@@ -11,7 +11,7 @@
 bool seg_page_limit(struct seg_request *r, int *limit)
 {
     const char *text = httpd_request_query(r->req, "limit");
-    *limit = SEG_PAGE_DEFAULT;
+    *limit = SEG_LIST_DEFAULT;
     if (!text)
         return true;
     int v = 0;
@@ -20,54 +20,23 @@ bool seg_page_limit(struct seg_request *r, int *limit)
         ok = *p >= '0' && *p <= '9';
         v = v * 10 + (*p - '0');
     }
-    if (!ok || v < 1 || v > SEG_PAGE_MAX) {
-        httpd_respond_error(r->resp, 400, "invalid_value", "limit must be an integer from 1 to 500",
-                            "limit");
+    if (!ok || v < 1 || v > SEG_LIST_MAX) {
+        httpd_respond_error(r->resp, 400, "invalid_argument", "an integer from 1 to 500", "limit");
         return false;
     }
     *limit = v;
     return true;
 }
 
-bool seg_page_cursor(struct seg_request *r, bool numeric, const char **cursor)
+bool seg_page_cursor(struct seg_request *r, const char **cursor)
 {
-    const char *text = httpd_request_query(r->req, "cursor");
-    *cursor = text;
-    if (!text)
-        return true;
-    bool ok;
-    if (numeric) {
-        size_t n = strlen(text);
-        ok = n >= 1 && n <= 18 && strspn(text, "0123456789") == n;
-    } else {
-        ok = filter_uuid_valid(text);
+    *cursor = httpd_request_query(r->req, "cursor");
+    if (*cursor && !filter_uuid_valid(*cursor)) {
+        httpd_respond_error(r->resp, 400, "invalid_argument", "not a cursor from this API",
+                            "cursor");
+        return false;
     }
-    if (!ok)
-        httpd_respond_error(r->resp, 400, "invalid_value",
-                            "cursor must be a next_cursor from a previous page", "cursor");
-    return ok;
-}
-
-json_t *seg_page_body(struct seg_request *r)
-{
-    const char *body;
-    size_t len;
-    if (!admin_api_body(r->req, r->resp, SEG_BODY_MAX, &body, &len))
-        return NULL;
-    json_error_t jerr;
-    json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "malformed JSON at line %d column %d", jerr.line, jerr.column);
-        httpd_respond_error(r->resp, 400, "invalid_json", msg, NULL);
-        return NULL;
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        httpd_respond_error(r->resp, 400, "invalid_json", "the body must be a JSON object", NULL);
-        return NULL;
-    }
-    return root;
+    return true;
 }
 
 int seg_page_query(struct db *db, const char *head, const char *tail, const char *const *params,

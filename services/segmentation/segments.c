@@ -13,6 +13,7 @@
 #include "db.h"
 #include "filter.h"
 #include "seg_page.h"
+#include "seg_req.h"
 
 #define SEGMENT_NAME_MAX 100 /* characters */
 #define PREVIEW_SAMPLE 20
@@ -33,7 +34,7 @@ static void segments_list(struct seg_request *r)
 {
     int limit;
     const char *cursor;
-    if (!seg_page_limit(r, &limit) || !seg_page_cursor(r, false, &cursor))
+    if (!seg_page_limit(r, &limit) || !seg_page_cursor(r, &cursor))
         return;
     char fetch[16];
     snprintf(fetch, sizeof fetch, "%d", limit + 1); /* one more: is there a next page? */
@@ -115,7 +116,7 @@ static void respond_segment(struct seg_request *r, int status, struct db_result 
 
 static void segment_create(struct seg_request *r)
 {
-    json_t *body = seg_page_body(r);
+    json_t *body = seg_body_object(r);
     if (!body)
         return;
     const char *name;
@@ -161,7 +162,7 @@ static void segment_get(struct seg_request *r, const char *id)
 
 static void segment_update(struct seg_request *r, const char *id, bool partial)
 {
-    json_t *body = seg_page_body(r);
+    json_t *body = seg_body_object(r);
     if (!body)
         return;
     const char *name;
@@ -255,7 +256,7 @@ static void respond_count(struct seg_request *r, const struct filter_sql *q, boo
 
 static void segment_preview(struct seg_request *r)
 {
-    json_t *body = seg_page_body(r);
+    json_t *body = seg_body_object(r);
     if (!body)
         return;
     struct jsonf_error errors[1];

@@ -650,3 +650,17 @@ Test(seg_filter, uuid_form_is_checked)
     cr_expect_not(filter_uuid_valid("0f8fad5bxd9cb-469f-a165-70867728950e"));
     cr_expect_not(filter_uuid_valid(""));
 }
+
+Test(seg_filter, names_are_capped_in_characters_not_bytes)
+{
+    /* 64 three-byte characters: at the cap, so looked up (and unknown). */
+    char name[64 * 3 + 1] = "";
+    for (int i = 0; i < 64; i++)
+        memcpy(name + i * 3, "\xe3\x81\x82", 4);
+    json_t *t = json_pack("{s:s}", "tag", name);
+    struct filter_sql q;
+    struct jsonf_error err;
+    cr_expect_eq(filter_compile_with(&catalog, t, "filter", 1, NULL, NOW_MS, &q, &err), -1);
+    cr_expect_eq(err.kind, JSONF_VALUE, "%s", err.reason);
+    json_decref(t);
+}
