@@ -12,6 +12,7 @@
 #include "db_pool.h"
 #include "log.h"
 #include "people_routes.h"
+#include "segments.h"
 
 /* How long a request waits for a free database connection before 503. */
 #define SEG_POOL_WAIT_MS 2000
@@ -26,6 +27,8 @@ static const seg_route_fn routes[] = {
     friend_fields_route,
     templates_route,
     talk_route,
+    segments_route,     /* filter part: segments, preview, count */
+    friends_read_route, /* filter part: friends list, one friend */
 };
 
 const char *seg_path_next(const char *rest, char out[SEG_ID_MAX + 1])

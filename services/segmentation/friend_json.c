@@ -1,80 +1,110 @@
-/* The Friend object of the admin API (friend_json.h): one row of friends,
- * its tags and its field values, read on the caller's connection. */
+/* See friend_json.h. Field values are turned into typed JSON by PostgreSQL
+ * (numeric stays an exact decimal number; dates and times are formatted
+ * once here), so the API never rounds a score through a double. */
 #include "friend_json.h"
 
-#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
-#include "fields.h"
-#include "seg_req.h"
+#include "seg_page.h"
 
-static json_t *text_or_null(const struct db_result *res, int col)
+const char friend_json_columns[] =
+    "f.id, f.user_id, f.display_name, f.picture_url, f.status_message, f.language, "
+    "f.blocked, " SEG_SQL_TIME("f.added_at") ", " SEG_SQL_TIME(
+        "f.last_message_at") ", "
+                             "f.route, " SEG_SQL_TIME(
+                                 "f.blocked_at") ", "
+                                                 "(SELECT coalesce(json_agg(t.name ORDER BY "
+                                                 "t.name), '[]'::json)::text"
+                                                 " FROM friend_tags ft JOIN tags t ON t.id = "
+                                                 "ft.tag_id WHERE ft.friend_id = f.id), "
+                                                 "(SELECT coalesce(json_object_agg(d.name, CASE "
+                                                 "d.type"
+                                                 " WHEN 'number' THEN to_json(v.number_value)"
+                                                 " WHEN 'date' THEN to_json(to_char(v.date_value, "
+                                                 "'YYYY-MM-DD'))"
+                                                 " WHEN 'datetime' THEN to_json(" SEG_SQL_TIME(
+                                                     "v.time_value") ")"
+                                                                     " ELSE to_json(v.text_value) "
+                                                                     "END ORDER BY d.name), "
+                                                                     "'{}'::json)::text"
+                                                                     " FROM friend_fields v JOIN "
+                                                                     "fields d ON d.id = "
+                                                                     "v.field_id WHERE v.friend_id "
+                                                                     "= f.id)";
+
+static json_t *text_or_null(const struct db_result *res, int row, int col)
 {
-    return db_result_isnull(res, 0, col) ? json_null() : json_string(db_result_value(res, 0, col));
+    return db_result_isnull(res, row, col) ? json_null()
+                                           : json_string(db_result_value(res, row, col));
+}
+
+/* Numbers past what jansson holds as an integer are read as reals rather
+ * than lost; a value that fits no double leaves the member out. */
+static json_t *json_text(const char *text, json_t *fallback)
+{
+    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (!v)
+        v = json_loads(text, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+    if (!v)
+        return fallback;
+    json_decref(fallback);
+    return v;
+}
+
+json_t *friend_json_row(const struct db_result *res, int row, int col0)
+{
+    static const char *const names[] = {"user_id", "display_name", "picture_url", "status_message",
+                                        "language"};
+    json_t *friend = json_object();
+    if (!friend)
+        return NULL;
+    for (int i = 0; i < 5; i++)
+        json_object_set_new(friend, names[i], text_or_null(res, row, col0 + 1 + i));
+    json_object_set_new(friend, "blocked",
+                        json_boolean(strcmp(db_result_value(res, row, col0 + 6), "t") == 0));
+    json_object_set_new(friend, "added_at", text_or_null(res, row, col0 + 7));
+    json_object_set_new(friend, "last_message_at", text_or_null(res, row, col0 + 8));
+    json_object_set_new(friend, "route", text_or_null(res, row, col0 + 9));
+    json_object_set_new(friend, "blocked_at", text_or_null(res, row, col0 + 10));
+    json_object_set_new(friend, "tags",
+                        json_text(db_result_value(res, row, col0 + 11), json_array()));
+    json_object_set_new(friend, "fields",
+                        json_text(db_result_value(res, row, col0 + 12), json_object()));
+    return friend;
+}
+
+int friend_json_find(struct db *db, const char *channel_id, const char *user_id, json_t **out)
+{
+    static const char *const sql_head = "SELECT ";
+    static const char *const sql_tail =
+        " FROM friends f WHERE f.channel_id = $1 AND f.user_id = $2";
+    size_t len = strlen(sql_head) + sizeof friend_json_columns + strlen(sql_tail);
+    char *sql = malloc(len);
+    if (!sql)
+        return -1;
+    memcpy(sql, sql_head, strlen(sql_head));
+    memcpy(sql + strlen(sql_head), friend_json_columns, sizeof friend_json_columns - 1);
+    memcpy(sql + strlen(sql_head) + sizeof friend_json_columns - 1, sql_tail, strlen(sql_tail) + 1);
+    const char *params[] = {channel_id, user_id};
+    struct db_result *res = NULL;
+    enum db_status st = db_exec(db, sql, 2, params, &res);
+    free(sql);
+    if (st != DB_OK)
+        return -1;
+    int found = db_result_rows(res) == 1;
+    if (found) {
+        *out = friend_json_row(res, 0, 0);
+        if (!*out)
+            found = -1;
+    }
+    db_result_free(&res);
+    return found;
 }
 
 json_t *friend_json_load(struct db *db, const char *channel_id, const char *user_id)
 {
-    const char *params[] = {channel_id, user_id};
-    struct db_result *res = NULL;
-    if (db_exec(db,
-                "SELECT id, user_id, display_name, picture_url, status_message, language, "
-                "blocked, " SEG_SQL_TIME("added_at") ", " SEG_SQL_TIME(
-                    "last_message_at") ", route "
-                                       "FROM friends WHERE channel_id = $1 AND user_id = $2",
-                2, params, &res) != DB_OK ||
-        db_result_rows(res) != 1) {
-        db_result_free(&res);
-        return NULL;
-    }
-    char friend_id[24];
-    snprintf(friend_id, sizeof friend_id, "%s", db_result_value(res, 0, 0));
-    const char *id_params[] = {friend_id};
-    json_t *f = json_object();
-    json_object_set_new(f, "user_id", json_string(db_result_value(res, 0, 1)));
-    json_object_set_new(f, "display_name", text_or_null(res, 2));
-    json_object_set_new(f, "picture_url", text_or_null(res, 3));
-    json_object_set_new(f, "status_message", text_or_null(res, 4));
-    json_object_set_new(f, "language", text_or_null(res, 5));
-    json_object_set_new(f, "blocked", json_boolean(db_result_value(res, 0, 6)[0] == 't'));
-    json_object_set_new(f, "added_at", text_or_null(res, 7));
-    json_object_set_new(f, "last_message_at", text_or_null(res, 8));
-    json_object_set_new(f, "route", text_or_null(res, 9));
-    db_result_free(&res);
-
-    json_t *tags = json_array();
-    json_object_set_new(f, "tags", tags);
-    if (db_exec(db,
-                "SELECT t.name FROM friend_tags ft JOIN tags t ON t.id = ft.tag_id "
-                "WHERE ft.friend_id = $1::bigint ORDER BY t.name",
-                1, id_params, &res) != DB_OK)
-        goto fail;
-    for (int i = 0; i < db_result_rows(res); i++)
-        json_array_append_new(tags, json_string(db_result_value(res, i, 0)));
-    db_result_free(&res);
-
-    json_t *fields = json_object();
-    json_object_set_new(f, "fields", fields);
-    if (db_exec(db,
-                "SELECT f.name, f.type, COALESCE(ff.text_value, ff.number_value::text, "
-                "to_char(ff.date_value, 'YYYY-MM-DD'), " SEG_SQL_TIME(
-                    "ff.time_value") ") "
-                                     "FROM friend_fields ff JOIN fields f ON f.id = ff.field_id "
-                                     "WHERE ff.friend_id = $1::bigint ORDER BY f.name",
-                1, id_params, &res) != DB_OK)
-        goto fail;
-    for (int i = 0; i < db_result_rows(res); i++) {
-        enum field_type type = FIELD_TEXT;
-        field_type_parse(db_result_value(res, i, 1), &type);
-        json_t *v = db_result_isnull(res, i, 2)
-                        ? json_null()
-                        : field_value_json(type, db_result_value(res, i, 2));
-        json_object_set_new(fields, db_result_value(res, i, 0), v);
-    }
-    db_result_free(&res);
-    return f;
-fail:
-    db_result_free(&res);
-    json_decref(f);
-    return NULL;
+    json_t *friend = NULL;
+    return friend_json_find(db, channel_id, user_id, &friend) == 1 ? friend : NULL;
 }
