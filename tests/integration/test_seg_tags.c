@@ -405,3 +405,114 @@ Test(seg_tags, an_operators_message_is_a_talk_row_and_a_send_request)
     kizuna__v1__send_request__free_unpacked(s.req, NULL);
     seg_itest_finish();
 }
+
+struct bad_call {
+    const char *method, *rest, *body;
+    long status;
+    const char *code, *field;
+};
+
+static const struct bad_call bad_calls[] = {
+    {"POST", "/tags", "{\"name\":", 400, "invalid_json", NULL},
+    {"POST", "/tags", "[\"vip\"]", 400, "invalid_json", NULL},
+    {"POST", "/tags", "{\"name\":\"a\",\"name\":\"b\"}", 400, "invalid_json", NULL},
+    {"POST", "/tags", "{\"name\":\"x\",\"colour\":\"red\"}", 400, "unknown_field", "colour"},
+    {"POST", "/tags", "{\"name\":\"\"}", 400, "invalid_value", "name"},
+    {"POST", "/tags", "{\"name\":\"tab\\there\"}", 400, "invalid_value", "name"},
+    {"POST", "/tags",
+     "{\"name\":\"12345678901234567890123456789012345678901234567890123456789012345\"}", 400,
+     "too_long", "name"},
+    {"POST", "/tags", "{\"name\":7}", 400, "invalid_type", "name"},
+    {"GET", "/tags?limit=0", NULL, 400, "invalid_argument", "limit"},
+    {"GET", "/tags?limit=501", NULL, 400, "invalid_argument", "limit"},
+    {"GET", "/tags?cursor=abc", NULL, 400, "invalid_argument", "cursor"},
+    {"PUT", "/tags", "{}", 405, "method_not_allowed", NULL},
+    {"POST", "/friends/U1/tags", "{}", 400, "missing_field", "tag"},
+    {"POST", "/friends/U1/tags", "{\"tag\":\"a/b\"}", 400, "invalid_value", "tag"},
+    {"GET", "/friends/U1/tags", NULL, 405, "method_not_allowed", NULL},
+    {"DELETE", "/friends/U1/tags/nope", NULL, 404, "unknown_tag", NULL},
+    {"POST", "/fields", "{\"name\":\"a|b\",\"type\":\"text\"}", 400, "invalid_value", "name"},
+    {"POST", "/fields", "{\"name\":\"c\",\"type\":\"choice\",\"choices\":[]}", 400, "invalid_value",
+     "choices"},
+    {"POST", "/fields", "{\"name\":\"c\",\"type\":\"choice\",\"choices\":[\"a\",\"a\"]}", 400,
+     "invalid_value", "choices[1]"},
+    {"POST", "/fields", "{\"name\":\"c\",\"type\":\"choice\",\"choices\":[\"a\",1]}", 400,
+     "invalid_type", "choices[1]"},
+    {"POST", "/fields", "{\"name\":\"c\"}", 400, "missing_field", "type"},
+    {"PATCH", "/friends/U1/fields", "{\"day\":\"2026-02-30\"}", 400, "invalid_value", "day"},
+    {"PATCH", "/friends/U1/fields", "{\"at\":\"2026-12-02 10:00\"}", 400, "invalid_value", "at"},
+    {"PATCH", "/friends/U1/fields", "{\"score\":1e16}", 400, "invalid_value", "score"},
+    {"PATCH", "/friends/U1/fields", "{\"score\":{\"add\":\"1\"}}", 400, "invalid_value", "score"},
+    {"PATCH", "/friends/U1/fields", "{\"score\":{\"add\":1,\"x\":2}}", 400, "invalid_value",
+     "score"},
+    {"PATCH", "/friends/U1/fields", "{\"score\":true}", 400, "invalid_value", "score"},
+    {"PATCH", "/friends/U404/fields", "{\"score\":1}", 404, "unknown_friend", NULL},
+    {"GET", "/friends/U1/messages?cursor=x", NULL, 400, "invalid_argument", "cursor"},
+    {"POST", "/friends/U1/messages",
+     "{\"messages\":[{\"type\":\"text\",\"text\":\"{{link:L1}}\"}]}", 400, "unsupported_variable",
+     "messages[0].text"},
+    {"POST", "/friends/U1/messages", "{\"text\":\"hi\"}", 400, "unknown_field", "text"},
+    {"POST", "/templates", "{\"name\":\"t\"}", 400, "missing_field", "messages"},
+    {"PUT", "/templates/00000000-0000-0000-0000-000000000000",
+     "{\"name\":\"t\",\"messages\":[{\"type\":\"text\",\"text\":\"x\"}]}", 404, "not_found", NULL},
+};
+
+Test(seg_tags, bad_input_is_a_precise_4xx_that_changes_nothing)
+{
+    setup_channel("tags-bad");
+    friend_seed("U1", false);
+    json_decref(
+        call("operator", "POST", "/fields", "{\"name\":\"score\",\"type\":\"number\"}", 201));
+    json_decref(call("operator", "POST", "/fields", "{\"name\":\"day\",\"type\":\"date\"}", 201));
+    json_decref(
+        call("operator", "POST", "/fields", "{\"name\":\"at\",\"type\":\"datetime\"}", 201));
+    for (size_t i = 0; i < sizeof bad_calls / sizeof bad_calls[0]; i++) {
+        const struct bad_call *c = &bad_calls[i];
+        call_error("operator", c->method, c->rest, c->body, c->status, c->code, c->field);
+    }
+    const char *params[] = {channel};
+    char *n = itest_query_text(seg_itest_db(),
+                               "SELECT (SELECT count(*) FROM tags WHERE channel_id = $1) + "
+                               "(SELECT count(*) FROM friend_fields) + (SELECT count(*) FROM "
+                               "talk) + (SELECT count(*) FROM templates WHERE channel_id = $1)",
+                               1, params);
+    cr_expect_str_eq(n, "0", "nothing was stored");
+    free(n);
+    seg_itest_finish();
+}
+
+Test(seg_tags, dates_and_times_are_stored_as_such_and_used_names_stay)
+{
+    setup_channel("tags-dates");
+    friend_seed("U1", false);
+    json_decref(call("operator", "POST", "/fields", "{\"name\":\"day\",\"type\":\"date\"}", 201));
+    json_decref(
+        call("operator", "POST", "/fields", "{\"name\":\"at\",\"type\":\"datetime\"}", 201));
+    json_t *j = call("operator", "PATCH", "/friends/U1/fields",
+                     "{\"day\":\"2024-02-29\",\"at\":\"2026-12-02T09:30:00+09:00\"}", 200);
+    json_t *fields = json_object_get(j, "fields");
+    cr_expect_str_eq(json_string_value(json_object_get(fields, "day")) ?: "", "2024-02-29");
+    const char *at = json_string_value(json_object_get(fields, "at")) ?: "";
+    cr_expect(strncmp(at, "2026-12-02T00:30:00", 19) == 0, "stored in UTC: %s", at);
+    json_decref(j);
+    const char *params[] = {channel};
+    char *v = itest_query_text(seg_itest_db(),
+                               "SELECT extract(epoch FROM ff.time_value)::bigint FROM "
+                               "friend_fields ff JOIN fields f ON f.id = ff.field_id WHERE "
+                               "f.channel_id = $1 AND f.name = 'at'",
+                               1, params);
+    cr_expect_str_eq(v, "1796171400", "the instant is kept");
+    free(v);
+
+    json_decref(call("operator", "POST", "/tags", "{\"name\":\"vip\"}", 201));
+    json_decref(call("operator", "POST", "/segments",
+                     "{\"name\":\"vips\",\"filter\":{\"all\":[{\"tag\":\"vip\"},{\"field\":\"day\","
+                     "\"op\":\"is_set\"}]}}",
+                     201));
+    call_error("operator", "DELETE", "/tags/vip", NULL, 409, "tag_in_use", NULL);
+    call_error("operator", "PATCH", "/tags/vip", "{\"name\":\"VIP\"}", 409, "tag_in_use", NULL);
+    json_decref(call("operator", "PATCH", "/tags/vip", "{\"folder\":\"rank\"}", 200));
+    call_error("operator", "DELETE", "/fields/day", NULL, 409, "field_in_use", NULL);
+    json_decref(call("operator", "DELETE", "/fields/at", NULL, 204));
+    seg_itest_finish();
+}
