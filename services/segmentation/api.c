@@ -19,7 +19,8 @@
 
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
-    NULL, /* keeps the array non-empty until the first part lands */
+    NULL,           /* keeps the array non-empty until the first part lands */
+    tag_bulk_route, /* filter part: tags/{name}/friends[/remove]; before tags_route */
     tags_route,
     friend_tags_route,
     fields_route,
