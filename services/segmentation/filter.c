@@ -465,6 +465,17 @@ static const char *type_cast(enum field_type type)
     }
 }
 
+/* The shortest decimal that reads back as d, so 0.1 is "0.1" (and equals
+ * a stored numeric 0.1), not 0.1000000000000000055511151231257827. */
+static void real_format(double d, char *buf, size_t cap)
+{
+    for (int precision = 15; precision <= 17; precision++) {
+        snprintf(buf, cap, "%.*g", precision, d);
+        if (strtod(buf, NULL) == d)
+            return;
+    }
+}
+
 /* One value for a field of def's type, as a parameter; its number or -1. */
 static int field_param(struct fc *c, const struct filter_field *def, const json_t *v,
                        const char *path)
@@ -476,7 +487,7 @@ static int field_param(struct fc *c, const struct filter_field *def, const json_
         if (json_is_integer(v))
             snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         else if (json_is_real(v))
-            snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+            real_format(json_real_value(v), buf, sizeof buf);
         else
             return fc_fail(c, path, JSONF_TYPE, "must be a number");
         text = buf;
