@@ -20,6 +20,7 @@
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
     NULL,                /* keeps the array non-empty until the first part lands */
+    tag_bulk_route,      /* filter part: tags/{name}/friends[/remove]; before tags_route */
     tags_route,          /* tags part (people_routes.h): tags */
     friend_tags_route,   /* tags part: one friend's tags */
     fields_route,        /* tags part: fields */

@@ -238,6 +238,19 @@ static bool time_valid(const char *s, size_t len)
            s[i + 3] == ':' && digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59;
 }
 
+/* A valid date-time with its 't' and 'z' as 'T' and 'Z' (RFC 3339 allows
+ * either; one form is what reaches the database). out holds
+ * FILTER_TIME_MAX + 1 bytes. */
+static const char *time_upper(const char *s, char *out)
+{
+    size_t n = strlen(s);
+    memcpy(out, s, n + 1);
+    out[10] = 'T';
+    if (out[n - 1] == 'z')
+        out[n - 1] = 'Z';
+    return out;
+}
+
 /* Unix ms as RFC 3339 UTC with milliseconds. */
 static void time_format(int64_t ms, char out[FILTER_TIME_MAX])
 {
@@ -364,9 +377,10 @@ static int compile_added_at(struct fc *c, const json_t *v, const char *path)
         const char *t;
         if (fc_string(c, bound, at, FILTER_TIME_MAX, false, &t) < 0)
             return -1;
+        char upper[FILTER_TIME_MAX + 1];
         if (!time_valid(t, strlen(t)))
             return fc_fail(c, at, JSONF_VALUE, "must be an RFC 3339 date-time");
-        int p = fc_param(c, t);
+        int p = fc_param(c, time_upper(t, upper));
         if (p < 0 || fc_sql(c, " AND f.added_at %s $%d::timestamptz", ops[i], p) < 0)
             return -1;
     }
@@ -465,6 +479,17 @@ static const char *type_cast(enum field_type type)
     }
 }
 
+/* The shortest decimal that reads back as d, so 0.1 is "0.1" (and equals
+ * a stored numeric 0.1), not 0.1000000000000000055511151231257827. */
+static void real_format(double d, char *buf, size_t cap)
+{
+    for (int precision = 15; precision <= 17; precision++) {
+        snprintf(buf, cap, "%.*g", precision, d);
+        if (strtod(buf, NULL) == d)
+            return;
+    }
+}
+
 /* One value for a field of def's type, as a parameter; its number or -1. */
 static int field_param(struct fc *c, const struct filter_field *def, const json_t *v,
                        const char *path)
@@ -476,7 +501,7 @@ static int field_param(struct fc *c, const struct filter_field *def, const json_
         if (json_is_integer(v))
             snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         else if (json_is_real(v))
-            snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+            real_format(json_real_value(v), buf, sizeof buf);
         else
             return fc_fail(c, path, JSONF_TYPE, "must be a number");
         text = buf;
@@ -492,6 +517,7 @@ static int field_param(struct fc *c, const struct filter_field *def, const json_
             return -1;
         if (!time_valid(text, strlen(text)))
             return fc_fail(c, path, JSONF_VALUE, "must be an RFC 3339 date-time");
+        text = time_upper(text, buf);
         break;
     case FIELD_TEXT:
         if (fc_string(c, v, path, FIELD_TEXT_MAX, true, &text) < 0)

@@ -232,6 +232,8 @@ bool tags_route(struct seg_request *r)
     if (strncmp(r->rest, "tags/", 5) != 0)
         return false;
     const char *name = r->rest + 5;
+    if (strchr(name, '/'))
+        return false; /* tags/{name}/... is another part's (names have no '/') */
     static const struct admin_method methods[] = {
         {"GET", "viewer"}, {"PATCH", "operator"}, {"DELETE", "operator"}};
     int m = admin_api_route(r->claims, r->req, r->resp, methods, 3);

@@ -11,6 +11,8 @@
 #include <string.h>
 
 #include "db.h"
+#include "kafka.h"
+#include "kizuna/v1/friend.pb-c.h"
 #include "seg_itest.h"
 
 TestSuite(seg_segments, .timeout = 180, .fini = seg_itest_reap);
@@ -18,46 +20,52 @@ TestSuite(seg_segments, .timeout = 180, .fini = seg_itest_reap);
 #define CH "1600000101"
 #define BASE "/v1/channels/" CH
 
-static void seed(void)
+/* Four friends of channel (and one of another channel), two tags, four
+ * fields. */
+static void seed_channel(const char *channel)
 {
-    seg_itest_channel(CH, "tenant-a", "Asia/Tokyo");
+    seg_itest_channel(channel, "tenant-a", "Asia/Tokyo");
     struct db *db = seg_itest_db();
+    const char *p[] = {channel};
     itest_exec_ok(
         db,
         "INSERT INTO friends (channel_id, user_id, display_name, blocked, added_at, route)"
-        " VALUES ('" CH "', 'U1', 'Alice Smith', false, now() - interval '1 day', 'ad1'),"
-        " ('" CH "', 'U2', 'bob_100%', true, now() - interval '40 days', NULL),"
-        " ('" CH "', 'U3', 'Carol', false, now() - interval '2 days', NULL),"
-        " ('" CH "', 'U4', 'Dave', false, NULL, NULL),"
-        " ('1600000999', 'U9', 'Other channel', false, now(), NULL)",
-        0, NULL);
+        " VALUES ($1, 'U1', 'Alice Smith', false, now() - interval '1 day', 'ad1'),"
+        " ($1, 'U2', 'bob_100%', true, now() - interval '40 days', NULL),"
+        " ($1, 'U3', 'Carol', false, now() - interval '2 days', NULL),"
+        " ($1, 'U4', 'Dave', false, NULL, NULL),"
+        " ($1 || '9', 'U9', 'Other channel', false, now(), NULL)",
+        1, p);
     itest_exec_ok(db,
-                  "INSERT INTO tags (channel_id, name) VALUES ('" CH "', 'vip'), ('" CH
-                  "', 'new'), ('1600000999', 'vip')",
-                  0, NULL);
+                  "INSERT INTO tags (channel_id, name) VALUES ($1, 'vip'), ($1, 'new'),"
+                  " ($1 || '9', 'vip')",
+                  1, p);
     itest_exec_ok(db,
                   "INSERT INTO fields (channel_id, name, type, choices) VALUES"
-                  " ('" CH "', 'score', 'number', NULL), ('" CH "', 'city', 'text', NULL),"
-                  " ('" CH "', 'plan', 'choice', ARRAY['free', 'pro']),"
-                  " ('" CH "', 'birthday', 'date', NULL)",
-                  0, NULL);
-    itest_exec_ok(
-        db,
-        "INSERT INTO friend_tags (tag_id, friend_id) SELECT t.id, f.id FROM tags t, friends f"
-        " WHERE t.channel_id = '" CH "' AND f.channel_id = t.channel_id AND"
-        " ((t.name = 'vip' AND f.user_id IN ('U1', 'U2'))"
-        " OR (t.name = 'new' AND f.user_id IN ('U2', 'U3')))",
-        0, NULL);
-    itest_exec_ok(
-        db,
-        "INSERT INTO friend_fields (field_id, friend_id, text_value, number_value, date_value)"
-        " SELECT d.id, f.id, v.t, v.n, v.d FROM (VALUES"
-        " ('U1', 'score', NULL, 10.5, NULL), ('U2', 'score', NULL, 50, NULL),"
-        " ('U3', 'score', NULL, 5, NULL), ('U1', 'city', 'Tokyo', NULL, NULL),"
-        " ('U3', 'plan', 'pro', NULL, NULL), ('U1', 'birthday', NULL, NULL, date '1990-04-01'))"
-        " AS v(u, name, t, n, d) JOIN friends f ON f.user_id = v.u AND f.channel_id = '" CH
-        "' JOIN fields d ON d.name = v.name AND d.channel_id = '" CH "'",
-        0, NULL);
+                  " ($1, 'score', 'number', NULL), ($1, 'city', 'text', NULL),"
+                  " ($1, 'plan', 'choice', ARRAY['free', 'pro']), ($1, 'birthday', 'date', NULL)",
+                  1, p);
+    itest_exec_ok(db,
+                  "INSERT INTO friend_tags (tag_id, friend_id) SELECT t.id, f.id FROM tags t,"
+                  " friends f WHERE t.channel_id = $1 AND f.channel_id = t.channel_id AND"
+                  " ((t.name = 'vip' AND f.user_id IN ('U1', 'U2'))"
+                  " OR (t.name = 'new' AND f.user_id IN ('U2', 'U3')))",
+                  1, p);
+    itest_exec_ok(db,
+                  "INSERT INTO friend_fields (field_id, friend_id, text_value, number_value,"
+                  " date_value) SELECT d.id, f.id, v.t, v.n, v.d FROM (VALUES"
+                  " ('U1', 'score', NULL, 10.5, NULL), ('U2', 'score', NULL, 50, NULL),"
+                  " ('U3', 'score', NULL, 5, NULL), ('U1', 'city', 'Tokyo', NULL, NULL),"
+                  " ('U3', 'plan', 'pro', NULL, NULL),"
+                  " ('U1', 'birthday', NULL, NULL, date '1990-04-01'))"
+                  " AS v(u, name, t, n, d) JOIN friends f ON f.user_id = v.u AND f.channel_id = $1"
+                  " JOIN fields d ON d.name = v.name AND d.channel_id = $1",
+                  1, p);
+}
+
+static void seed(void)
+{
+    seed_channel(CH);
 }
 
 static long call(const char *role, const char *method, const char *path, const char *body,
@@ -388,5 +396,99 @@ Test(seg_segments, another_tenants_token_finds_nothing)
     }
     /* Nothing changed. */
     cr_expect_eq(count_of(seg), 2);
+    seg_itest_finish();
+}
+
+/* Tag events of one friend on friend.events, as "added vip" / "removed new". */
+struct tag_events {
+    char key[96];
+    char lines[8][64];
+    int n, want;
+};
+
+static enum kafka_handled tag_events_handle(void *ctx, const struct kafka_message *msg)
+{
+    struct tag_events *e = ctx;
+    if (msg->keylen != strlen(e->key) || memcmp(msg->key, e->key, msg->keylen) != 0 || e->n >= 8)
+        return KAFKA_DONE;
+    Kizuna__V1__FriendEvent *ev = kizuna__v1__friend_event__unpack(NULL, msg->len, msg->value);
+    if (!ev)
+        return KAFKA_DONE;
+    if (ev->event_case == KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_ADDED)
+        snprintf(e->lines[e->n++], 64, "added %s", ev->tag_added->tag_name);
+    else if (ev->event_case == KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_REMOVED)
+        snprintf(e->lines[e->n++], 64, "removed %s", ev->tag_removed->tag_name);
+    kizuna__v1__friend_event__free_unpacked(ev, NULL);
+    return KAFKA_DONE;
+}
+
+static bool tag_events_done(void *ctx)
+{
+    struct tag_events *e = ctx;
+    return e->n >= e->want;
+}
+
+static long bulk(const char *channel, const char *role, const char *what, const char *body,
+                 struct itest_http *res)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/v1/channels/%s/tags/%s", channel, what);
+    return seg_itest_call("tenant-a", role, "POST", path, body, res);
+}
+
+Test(seg_segments, a_tag_is_added_and_removed_for_every_friend_a_filter_selects)
+{
+    seg_itest_start("segments-bulk", NULL);
+    char channel[24];
+    itest_unique_digits(channel, sizeof channel, '1');
+    seed_channel(channel);
+    struct itest_http res;
+    cr_expect_eq(bulk(channel, "operator", "vip/friends", "{\"filter\":{\"blocked\":false}}", &res),
+                 200, "%s", res.body);
+    cr_expect_eq(json_integer_value(json_object_get(res.json, "changed")), 2, "U3 and U4");
+    cr_expect(json_is_false(json_object_get(res.json, "more")));
+    itest_http_free(&res);
+    cr_expect_eq(bulk(channel, "operator", "vip/friends", "{\"filter\":{\"blocked\":false}}", &res),
+                 200);
+    cr_expect_eq(json_integer_value(json_object_get(res.json, "changed")), 0, "no change twice");
+    itest_http_free(&res);
+    cr_expect_eq(bulk(channel, "operator", "new/friends/remove", "{\"filter\":{\"all\":[]}}", &res),
+                 200, "%s", res.body);
+    cr_expect_eq(json_integer_value(json_object_get(res.json, "changed")), 2, "U2 and U3");
+    itest_http_free(&res);
+
+    cr_expect_eq(bulk(channel, "operator", "gold/friends", "{\"filter\":{\"all\":[]}}", &res), 404);
+    cr_expect_str_eq(error_code(&res), "unknown_tag");
+    itest_http_free(&res);
+    cr_expect_eq(
+        bulk(channel, "operator", "vip/friends", "{\"filter\":{\"not\":{\"tag\":\"gold\"}}}", &res),
+        400);
+    cr_expect_str_eq(error_field(&res), "filter.not.tag");
+    itest_http_free(&res);
+    cr_expect_eq(bulk(channel, "operator", "vip/friends", "{}", &res), 400);
+    cr_expect_str_eq(error_field(&res), "filter");
+    itest_http_free(&res);
+    cr_expect_eq(bulk(channel, "viewer", "vip/friends", "{\"filter\":{\"all\":[]}}", &res), 403);
+    itest_http_free(&res);
+    char path[256];
+    snprintf(path, sizeof path, "/v1/channels/%s/tags/vip/friends", channel);
+    cr_expect_eq(
+        seg_itest_call("tenant-b", "admin", "POST", path, "{\"filter\":{\"all\":[]}}", NULL), 404,
+        "another tenant's channel");
+
+    snprintf(path, sizeof path, "/v1/channels/%s/friends?filter=%%7B%%22tag%%22%%3A%%22vip%%22%%7D",
+             channel);
+    cr_expect_eq(seg_itest_call("tenant-a", "viewer", "GET", path, NULL, &res), 200);
+    char ids[64];
+    friend_ids(&res, ids, sizeof ids);
+    cr_expect_str_eq(ids, "U1,U2,U3,U4");
+    itest_http_free(&res);
+
+    struct tag_events e = {.want = 2};
+    snprintf(e.key, sizeof e.key, "%s:U3", channel);
+    itest_topic_read("friend.events", tag_events_handle, tag_events_done, &e, 30000);
+    cr_expect_eq(e.n, 2, "%d events, want 2", e.n);
+    cr_expect_str_eq(e.lines[0], "added vip");
+    cr_expect_str_eq(e.lines[1], "removed new");
     seg_itest_finish();
 }
