@@ -504,6 +504,15 @@ Test(seg_tags, dates_and_times_are_stored_as_such_and_used_names_stay)
     cr_expect_str_eq(v, "1796171400", "the instant is kept");
     free(v);
 
+    /* Names in a path are percent-encoded by clients and decoded by the server. */
+    json_decref(call("operator", "POST", "/tags", "{\"name\":\"購入 済み\"}", 201));
+    j = call("viewer", "GET", "/tags/%E8%B3%BC%E5%85%A5%20%E6%B8%88%E3%81%BF", NULL, 200);
+    cr_expect_str_eq(json_string_value(json_object_get(j, "name")) ?: "", "購入 済み");
+    json_decref(j);
+    json_decref(call("operator", "POST", "/friends/U1/tags", "{\"tag\":\"購入 済み\"}", 200));
+    json_decref(call("operator", "DELETE",
+                     "/friends/U1/tags/%E8%B3%BC%E5%85%A5%20%E6%B8%88%E3%81%BF", NULL, 204));
+
     json_decref(call("operator", "POST", "/tags", "{\"name\":\"vip\"}", 201));
     json_decref(call("operator", "POST", "/segments",
                      "{\"name\":\"vips\",\"filter\":{\"all\":[{\"tag\":\"vip\"},{\"field\":\"day\","
