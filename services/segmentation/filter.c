@@ -158,7 +158,8 @@ static void path_index(char *out, size_t cap, const char *parent, size_t i)
     join3(out, cap, parent, item, "");
 }
 
-/* A client's string: text without NUL, valid UTF-8, 1..max bytes. */
+/* A client's string: text without NUL, valid UTF-8, 1..max characters
+ * (names and values are capped in characters, as tags.c and fields.c do). */
 static int fc_string(struct fc *c, const json_t *v, const char *path, size_t max, bool allow_empty,
                      const char **out)
 {
@@ -172,8 +173,11 @@ static int fc_string(struct fc *c, const json_t *v, const char *path, size_t max
         return fc_fail(c, path, JSONF_VALUE, "must be valid UTF-8");
     if (len == 0 && !allow_empty)
         return fc_fail(c, path, JSONF_VALUE, "must not be empty");
-    if (len > max)
-        return fc_fail(c, path, JSONF_TOO_LONG, "must be at most %zu bytes", max);
+    size_t chars = 0;
+    for (size_t i = 0; i < len; i++)
+        chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (chars > max)
+        return fc_fail(c, path, JSONF_TOO_LONG, "must be at most %zu characters", max);
     *out = s;
     return 0;
 }
@@ -232,6 +236,19 @@ static bool time_valid(const char *s, size_t len)
         return true;
     return (s[i] == '+' || s[i] == '-') && i + 6 == len && digits(s + i + 1, 2, &oh) &&
            s[i + 3] == ':' && digits(s + i + 4, 2, &om) && oh <= 23 && om <= 59;
+}
+
+/* A valid date-time with its 't' and 'z' as 'T' and 'Z' (RFC 3339 allows
+ * either; one form is what reaches the database). out holds
+ * FILTER_TIME_MAX + 1 bytes. */
+static const char *time_upper(const char *s, char *out)
+{
+    size_t n = strlen(s);
+    memcpy(out, s, n + 1);
+    out[10] = 'T';
+    if (out[n - 1] == 'z')
+        out[n - 1] = 'Z';
+    return out;
 }
 
 /* Unix ms as RFC 3339 UTC with milliseconds. */
@@ -360,9 +377,10 @@ static int compile_added_at(struct fc *c, const json_t *v, const char *path)
         const char *t;
         if (fc_string(c, bound, at, FILTER_TIME_MAX, false, &t) < 0)
             return -1;
+        char upper[FILTER_TIME_MAX + 1];
         if (!time_valid(t, strlen(t)))
             return fc_fail(c, at, JSONF_VALUE, "must be an RFC 3339 date-time");
-        int p = fc_param(c, t);
+        int p = fc_param(c, time_upper(t, upper));
         if (p < 0 || fc_sql(c, " AND f.added_at %s $%d::timestamptz", ops[i], p) < 0)
             return -1;
     }
@@ -461,6 +479,17 @@ static const char *type_cast(enum field_type type)
     }
 }
 
+/* The shortest decimal that reads back as d, so 0.1 is "0.1" (and equals
+ * a stored numeric 0.1), not 0.1000000000000000055511151231257827. */
+static void real_format(double d, char *buf, size_t cap)
+{
+    for (int precision = 15; precision <= 17; precision++) {
+        snprintf(buf, cap, "%.*g", precision, d);
+        if (strtod(buf, NULL) == d)
+            return;
+    }
+}
+
 /* One value for a field of def's type, as a parameter; its number or -1. */
 static int field_param(struct fc *c, const struct filter_field *def, const json_t *v,
                        const char *path)
@@ -472,7 +501,7 @@ static int field_param(struct fc *c, const struct filter_field *def, const json_
         if (json_is_integer(v))
             snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         else if (json_is_real(v))
-            snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+            real_format(json_real_value(v), buf, sizeof buf);
         else
             return fc_fail(c, path, JSONF_TYPE, "must be a number");
         text = buf;
@@ -488,6 +517,7 @@ static int field_param(struct fc *c, const struct filter_field *def, const json_
             return -1;
         if (!time_valid(text, strlen(text)))
             return fc_fail(c, path, JSONF_VALUE, "must be an RFC 3339 date-time");
+        text = time_upper(text, buf);
         break;
     case FIELD_TEXT:
         if (fc_string(c, v, path, FIELD_TEXT_MAX, true, &text) < 0)

@@ -158,6 +158,11 @@ static const struct good_case good_cases[] = {
      "$3::timestamptz)",
      {"2025-12-01T00:00:00Z", "2026-01-01T09:00:00+09:00"},
      2},
+    {"lower-case t and z are sent upper-case",
+     "{\"added_at\":{\"gte\":\"2026-01-01t00:00:00z\"}}",
+     "(f.added_at IS NOT NULL AND f.added_at >= $2::timestamptz)",
+     {"2026-01-01T00:00:00Z"},
+     1},
     {"added_at one bound",
      "{\"added_at\":{\"lt\":\"2026-01-01T00:00:00.123456Z\"}}",
      "(f.added_at IS NOT NULL AND f.added_at < $2::timestamptz)",
@@ -242,6 +247,16 @@ static const struct good_case field_cases[] = {
      FF "$2::bigint AND v.number_value IS NOT NULL)",
      {"10"},
      1},
+    {"a decimal fraction is sent as written",
+     "{\"field\":\"score\",\"op\":\"eq\",\"value\":0.1}",
+     FF "$2::bigint AND v.number_value = $3::numeric)",
+     {"10", "0.1"},
+     2},
+    {"a negative fraction",
+     "{\"field\":\"score\",\"op\":\"le\",\"value\":-1234.5678}",
+     FF "$2::bigint AND v.number_value <= $3::numeric)",
+     {"10", "-1234.5678"},
+     2},
     {"huge number stays a parameter",
      "{\"field\":\"score\",\"op\":\"gt\",\"value\":1e308}",
      FF "$2::bigint AND v.number_value > $3::numeric)",
@@ -649,4 +664,18 @@ Test(seg_filter, uuid_form_is_checked)
     cr_expect_not(filter_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950e0"));
     cr_expect_not(filter_uuid_valid("0f8fad5bxd9cb-469f-a165-70867728950e"));
     cr_expect_not(filter_uuid_valid(""));
+}
+
+Test(seg_filter, names_are_capped_in_characters_not_bytes)
+{
+    /* 64 three-byte characters: at the cap, so looked up (and unknown). */
+    char name[64 * 3 + 1] = "";
+    for (int i = 0; i < 64; i++)
+        memcpy(name + i * 3, "\xe3\x81\x82", 4);
+    json_t *t = json_pack("{s:s}", "tag", name);
+    struct filter_sql q;
+    struct jsonf_error err;
+    cr_expect_eq(filter_compile_with(&catalog, t, "filter", 1, NULL, NOW_MS, &q, &err), -1);
+    cr_expect_eq(err.kind, JSONF_VALUE, "%s", err.reason);
+    json_decref(t);
 }
