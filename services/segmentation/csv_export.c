@@ -2,6 +2,7 @@
  * everyone, or of a saved segment, streamed in keyset pages. */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@
 #define EXPORT_SQL_MAX (64 * 1024)
 /* Parameters before the columns' own: $1 channel, $2 last id, $3 limit. */
 #define EXPORT_FIXED_PARAMS 3
+
+/* Exports streaming now (SEG_CSV_EXPORTS_MAX). */
+static atomic_int exports_running;
 
 /* What a column reads; each is one expression of the page's SELECT. */
 static const struct {
@@ -191,6 +195,7 @@ static void export_free(void *ctx)
     export_tags_clear(e);
     csv_out_free(&e->cell);
     free(e);
+    atomic_fetch_sub(&exports_running, 1);
 }
 
 /* Runs one page into e->out. 0, or -1 on a database error. */
@@ -511,11 +516,19 @@ bool csv_route_export(struct seg_request *r)
         return false;
     if (admin_api_route(r->claims, r->req, r->resp, methods, 1) < 0)
         return true;
+    if (atomic_fetch_add(&exports_running, 1) >= SEG_CSV_EXPORTS_MAX) {
+        atomic_fetch_sub(&exports_running, 1);
+        httpd_response_header(r->resp, "Retry-After", "5");
+        httpd_respond_error(r->resp, 503, "busy",
+                            "two CSV exports are streaming already; try again later", NULL);
+        return true;
+    }
     struct export *e = calloc(1, sizeof *e);
     char *sql = malloc(EXPORT_SQL_MAX);
     if (!e || !sql) {
         free(e);
         free(sql);
+        atomic_fetch_sub(&exports_running, 1);
         httpd_respond_error(r->resp, 500, "internal", "out of memory", NULL);
         return true;
     }

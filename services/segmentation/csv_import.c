@@ -4,6 +4,7 @@
  * either answers 422 listing what is wrong and changes nothing, or applies
  * everything in one transaction (csv_apply.c). */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@
 #define IMPORT_ERRORS_KEPT 10000
 /* User ids per lookup statement. */
 #define IMPORT_LOOKUP_BATCH 5000
+
+/* Imports running now (SEG_CSV_IMPORTS_MAX). */
+static atomic_int imports_running;
 
 struct imp_error {
     long row; /* 0: the header */
@@ -433,18 +437,25 @@ bool csv_route_import(struct seg_request *r)
         httpd_respond_error(r->resp, 413, "body_too_large", "the CSV is over 16 MiB", "body");
         return true;
     }
+    if (atomic_fetch_add(&imports_running, 1) >= SEG_CSV_IMPORTS_MAX) {
+        atomic_fetch_sub(&imports_running, 1);
+        httpd_response_header(r->resp, "Retry-After", "5");
+        httpd_respond_error(r->resp, 503, "busy", "a CSV import is running; try again later", NULL);
+        return true;
+    }
     struct checker *k = calloc(1, sizeof *k);
     if (!k) {
         httpd_respond_error(r->resp, 500, "internal", "out of memory", NULL);
-        return true;
+    } else {
+        if (import_check(r, k, body, len)) {
+            if (k->total > 0)
+                respond_rows(r, k);
+            else
+                import_apply(r, k);
+        }
+        checker_free(k);
+        free(k);
     }
-    if (import_check(r, k, body, len)) {
-        if (k->total > 0)
-            respond_rows(r, k);
-        else
-            import_apply(r, k);
-    }
-    checker_free(k);
-    free(k);
+    atomic_fetch_sub(&imports_running, 1);
     return true;
 }

@@ -31,6 +31,13 @@
 #define SEG_CSV_ROW_MAX (64 * 1024)
 /* Rows an import may have. */
 #define SEG_CSV_IMPORT_ROWS_MAX 500000
+/* Exports streaming at once: each holds a pool connection (4 by default)
+ * for as long as its client reads, so more would starve the rest of the
+ * API. One more answers 503 busy (Retry-After). */
+#define SEG_CSV_EXPORTS_MAX 2
+/* Imports at once: one holds an admin worker thread (2) and a connection
+ * for its whole check and apply; another answers 503 busy (Retry-After). */
+#define SEG_CSV_IMPORTS_MAX 1
 /* Errors an import lists before it stops looking. */
 #define SEG_CSV_ERRORS_MAX 100
 

@@ -534,3 +534,29 @@ Test(seg_csv_api, a_client_that_disconnects_mid_export_gives_the_connection_back
         "the service still answers");
     seg_itest_finish();
 }
+
+Test(seg_csv_api, a_third_export_at_once_is_503_busy_until_one_ends)
+{
+    seg_itest_start("csv-busy", NULL);
+    seg_itest_channel(CH, "tenant-a", "Asia/Tokyo");
+    seed(40000);
+    itest_exec_ok(seg_itest_db(), "UPDATE friends SET display_name = repeat('x', 200)", 0, NULL);
+    int a = export_start_raw(20000);
+    int b = export_start_raw(20000);
+    struct itest_http res;
+    cr_expect_eq(seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH, NULL, &res), 503);
+    cr_expect(strstr(res.body, "\"busy\"") && strstr(res.body, "exports"), "%s", res.body);
+    itest_http_free(&res);
+    cr_expect_eq(
+        seg_itest_call("tenant-a", "viewer", "GET", "/v1/channels/" CH "/nothing", NULL, NULL), 404,
+        "the rest of the API still has connections");
+    close(a);
+    close(b);
+    long st = 0;
+    for (int i = 0; i < 30 && st != 200; i++) {
+        usleep(100 * 1000);
+        st = seg_itest_call("tenant-a", "admin", "GET", EXPORT_PATH "?columns=user_id", NULL, NULL);
+    }
+    cr_expect_eq(st, 200, "an export once the others ended");
+    seg_itest_finish();
+}
