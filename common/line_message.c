@@ -11,7 +11,7 @@
 #define LINE_ALT_TEMPLATE_MAX 400
 #define LINE_ALT_MAX 1500
 #define LINE_ACTION_LABEL_MAX 20
-#define LINE_VAR_NAME_MAX 64     /* FIELD_NAME_MAX in characters */
+#define LINE_VAR_NAME_MAX 64      /* FIELD_NAME_MAX in characters */
 #define LINE_VAR_FALLBACK_MAX 200 /* bytes */
 
 /* --- variables -------------------------------------------------------------- */
@@ -41,7 +41,8 @@ static int var_parse(const char *b, size_t n, struct line_var *v, const char **w
             v->has_fallback = true;
             v->fallback = bar + 1;
             v->fallback_len = n - 6 - v->name_len - 1;
-            if (v->fallback_len > LINE_VAR_FALLBACK_MAX || memchr(v->fallback, '{', v->fallback_len)) {
+            if (v->fallback_len > LINE_VAR_FALLBACK_MAX ||
+                memchr(v->fallback, '{', v->fallback_len)) {
                 *why = "a {{field:NAME|fallback}} fallback is at most 200 bytes without '{'";
                 return -1;
             }
@@ -212,8 +213,8 @@ char *line_text_render(const char *text, line_var_fn fn, void *ctx)
 static int text_member(const struct jsonf *o, const char *key, bool required, size_t max)
 {
     const char *s;
-    return jsonf_string(o, key, (required ? JSONF_REQUIRED : 0) | JSONF_NONEMPTY | JSONF_CHARS,
-                        max, &s, NULL);
+    return jsonf_string(o, key, (required ? JSONF_REQUIRED : 0) | JSONF_NONEMPTY | JSONF_CHARS, max,
+                        &s, NULL);
 }
 
 /* A URL member: max characters, no spaces or control characters, and one
@@ -223,10 +224,9 @@ static int url_member(const struct jsonf *o, const char *key, bool required, siz
 {
     const char *s;
     size_t len;
-    int got = jsonf_string(o, key,
-                           (required ? JSONF_REQUIRED : 0) | JSONF_NONEMPTY | JSONF_PLAIN |
-                               JSONF_CHARS,
-                           max, &s, &len);
+    int got = jsonf_string(
+        o, key, (required ? JSONF_REQUIRED : 0) | JSONF_NONEMPTY | JSONF_PLAIN | JSONF_CHARS, max,
+        &s, &len);
     if (got != 1)
         return got;
     if (strchr(s, ' '))
@@ -251,9 +251,9 @@ static int https_member(const struct jsonf *o, const char *key, bool required)
 /* An action object (template buttons, quick reply, image carousel). */
 static int action_check(const struct jsonf *a)
 {
-    static const char *const types[] = {"postback", "message",  "uri",           "datetimepicker",
-                                        "camera",   "cameraRoll", "location", "richmenuswitch",
-                                        "clipboard"};
+    static const char *const types[] = {"postback",       "message",        "uri",
+                                        "datetimepicker", "camera",         "cameraRoll",
+                                        "location",       "richmenuswitch", "clipboard"};
     int type;
     const char *s;
     if (jsonf_enum(a, "type", JSONF_REQUIRED, types, sizeof types / sizeof types[0], &type) < 0 ||
@@ -294,8 +294,8 @@ static int actions_member(const struct jsonf *o, const char *key, size_t min, si
         return -1;
     size_t n = jsonf_size(&arr);
     if (n < min)
-        return jsonf_fail(o, key, JSONF_VALUE, "must hold %s%zu actions", min == max ? "" : "at least ",
-                          min);
+        return jsonf_fail(o, key, JSONF_VALUE, "must hold %s%zu actions",
+                          min == max ? "" : "at least ", min);
     for (size_t i = 0; i < n; i++) {
         struct jsonf a;
         if (jsonf_item_object(&arr, i, &a) < 0 || action_check(&a) < 0)
@@ -314,8 +314,7 @@ static int quick_reply_check(const struct jsonf *msg)
         return -1;
     for (size_t i = 0; i < jsonf_size(&items); i++) {
         struct jsonf item, action;
-        if (jsonf_item_object(&items, i, &item) < 0 ||
-            https_member(&item, "imageUrl", false) < 0 ||
+        if (jsonf_item_object(&items, i, &item) < 0 || https_member(&item, "imageUrl", false) < 0 ||
             jsonf_object(&item, "action", JSONF_REQUIRED, &action) < 0 || action_check(&action) < 0)
             return -1;
     }
@@ -328,7 +327,8 @@ static int sender_check(const struct jsonf *msg)
     int got = jsonf_object(msg, "sender", 0, &sender);
     if (got <= 0)
         return got;
-    return text_member(&sender, "name", false, 20) < 0 || https_member(&sender, "iconUrl", false) < 0
+    return text_member(&sender, "name", false, 20) < 0 ||
+                   https_member(&sender, "iconUrl", false) < 0
                ? -1
                : 1;
 }
@@ -367,7 +367,8 @@ static int imagemap_check(const struct jsonf *msg)
 {
     struct jsonf size, arr;
     int64_t v;
-    if (https_member(msg, "baseUrl", true) < 0 || text_member(msg, "altText", true, LINE_ALT_MAX) < 0 ||
+    if (https_member(msg, "baseUrl", true) < 0 ||
+        text_member(msg, "altText", true, LINE_ALT_MAX) < 0 ||
         jsonf_object(msg, "baseSize", JSONF_REQUIRED, &size) < 0 ||
         jsonf_int(&size, "width", JSONF_REQUIRED, 1, 2500, &v) < 0 ||
         jsonf_int(&size, "height", JSONF_REQUIRED, 1, 10000, &v) < 0 ||
@@ -409,9 +410,11 @@ static int columns_check(const struct jsonf *t, bool image)
             return -1;
         if (image) {
             if (https_member(&c, "imageUrl", true) < 0 ||
-                jsonf_object(&c, "action", JSONF_REQUIRED, &action) < 0 || action_check(&action) < 0)
+                jsonf_object(&c, "action", JSONF_REQUIRED, &action) < 0 ||
+                action_check(&action) < 0)
                 return -1;
-        } else if (text_member(&c, "text", true, 120) < 0 || text_member(&c, "title", false, 40) < 0 ||
+        } else if (text_member(&c, "text", true, 120) < 0 ||
+                   text_member(&c, "title", false, 40) < 0 ||
                    https_member(&c, "thumbnailImageUrl", false) < 0 ||
                    actions_member(&c, "actions", 1, 3) < 0) {
             return -1;
@@ -472,9 +475,9 @@ static int flex_check(const struct jsonf *msg)
 
 int line_message_check(const struct jsonf *msg, const struct line_message_vars *vars)
 {
-    static const char *const types[] = {"text",     "sticker",  "image", "video",
-                                        "audio",    "location", "imagemap", "template",
-                                        "flex",     "coupon",   "textV2"};
+    static const char *const types[] = {"text",  "sticker",  "image",    "video",
+                                        "audio", "location", "imagemap", "template",
+                                        "flex",  "coupon",   "textV2"};
     int type;
     if (jsonf_enum(msg, "type", JSONF_REQUIRED, types, sizeof types / sizeof types[0], &type) < 0)
         return -1;
@@ -492,7 +495,8 @@ int line_message_check(const struct jsonf *msg, const struct line_message_vars *
         rc = text_check(msg, vars);
         break;
     case 1:
-        rc = text_member(msg, "packageId", true, 64) < 0 || text_member(msg, "stickerId", true, 64) < 0
+        rc = text_member(msg, "packageId", true, 64) < 0 ||
+                     text_member(msg, "stickerId", true, 64) < 0
                  ? -1
                  : 1;
         break;
@@ -511,7 +515,8 @@ int line_message_check(const struct jsonf *msg, const struct line_message_vars *
                  : 1;
         break;
     case 5:
-        rc = text_member(msg, "title", true, 100) < 0 || text_member(msg, "address", true, 100) < 0 ||
+        rc = text_member(msg, "title", true, 100) < 0 ||
+                     text_member(msg, "address", true, 100) < 0 ||
                      jsonf_number(msg, "latitude", JSONF_REQUIRED, &d) < 0 ||
                      (d < -90 || d > 90
                           ? jsonf_fail(msg, "latitude", JSONF_VALUE, "must be from -90 to 90")

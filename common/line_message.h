@@ -16,8 +16,8 @@
 #include "jsonf.h"
 
 #define LINE_MESSAGES_MAX 5
-#define LINE_TEXT_MAX 5000      /* characters of a text message */
-#define LINE_URL_MAX 2000       /* characters of a content URL */
+#define LINE_TEXT_MAX 5000       /* characters of a text message */
+#define LINE_URL_MAX 2000        /* characters of a content URL */
 #define LINE_MESSAGE_BYTES 65536 /* one message object's compact JSON, at most */
 
 /* What a variable names. */

@@ -19,12 +19,14 @@
 
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
-    NULL,           /* keeps the array non-empty until the first part lands */
-    tag_bulk_route, /* filter part: tags/{name}/friends[/remove]; before tags_route */
-    tags_route,
-    friend_tags_route,
-    fields_route,
-    friend_fields_route, /* tags part */
+    NULL,                /* keeps the array non-empty until the first part lands */
+    tag_bulk_route,      /* filter part: tags/{name}/friends[/remove]; before tags_route */
+    tags_route,          /* tags part (people_routes.h): tags */
+    friend_tags_route,   /* tags part: one friend's tags */
+    fields_route,        /* tags part: fields */
+    friend_fields_route, /* tags part: one friend's field values */
+    templates_route,     /* tags part: templates */
+    talk_route,          /* tags part: the 1:1 talk */
     segments_route,      /* filter part: segments, preview, count */
     friends_read_route,  /* filter part: friends list, one friend */
 };

@@ -436,9 +436,9 @@ static const char *const select_sql[] = {
 };
 
 #define UPSERT_HEAD "INSERT INTO friend_fields (field_id, friend_id, "
-#define UPSERT_TAIL                                                                         \
-    " ON CONFLICT (field_id, friend_id) DO UPDATE SET text_value = EXCLUDED.text_value, "   \
-    "number_value = EXCLUDED.number_value, date_value = EXCLUDED.date_value, "              \
+#define UPSERT_TAIL                                                                       \
+    " ON CONFLICT (field_id, friend_id) DO UPDATE SET text_value = EXCLUDED.text_value, " \
+    "number_value = EXCLUDED.number_value, date_value = EXCLUDED.date_value, "            \
     "time_value = EXCLUDED.time_value, updated_at = now()"
 
 static const char *const upsert_sql[] = {

@@ -15,15 +15,14 @@
 #include "people_routes.h"
 #include "seg_req.h"
 
-
 #define FIELD_CHOICES_MAX 100
 #define FIELD_CHOICE_MAX 64
 /* Members of one PATCH: more fields than a channel sensibly has. */
 #define FIELD_PATCH_MAX 100
 
-#define FIELD_COLUMNS                                                                     \
-    "name, type, COALESCE(array_to_json(choices)::text, 'null'), " SEG_SQL_TIME("created_at") \
-    ", id"
+#define FIELD_COLUMNS                                                                              \
+    "name, type, COALESCE(array_to_json(choices)::text, 'null'), " SEG_SQL_TIME("created_at") ", " \
+                                                                                              "id"
 
 static json_t *field_json(const struct db_result *res, int row)
 {
@@ -70,8 +69,9 @@ static int choices_read(const struct jsonf *root, enum field_type type, struct j
     if (got < 0)
         return -1;
     if (type != FIELD_CHOICE)
-        return got == 1 ? jsonf_fail(root, "choices", JSONF_VALUE, "only a choice field has choices")
-                        : 0;
+        return got == 1
+                   ? jsonf_fail(root, "choices", JSONF_VALUE, "only a choice field has choices")
+                   : 0;
     if (got == 0)
         return jsonf_fail(root, "choices", JSONF_MISSING, "a choice field needs its choices");
     size_t n = jsonf_size(arr);
@@ -117,13 +117,13 @@ static void field_create(struct seg_request *r)
     char *choices = type == FIELD_CHOICE ? json_dumps(arr.node, JSON_COMPACT) : NULL;
     const char *params[] = {r->channel_id, name, types[type], choices};
     struct db_result *res = NULL;
-    enum db_status st = db_exec(
-        r->db,
-        "INSERT INTO fields (channel_id, name, type, choices) VALUES ($1, $2, $3, "
-        "CASE WHEN $4::json IS NULL THEN NULL ELSE "
-        "ARRAY(SELECT json_array_elements_text($4::json)) END) "
-        "ON CONFLICT (channel_id, name) DO NOTHING RETURNING " FIELD_COLUMNS,
-        4, params, &res);
+    enum db_status st =
+        db_exec(r->db,
+                "INSERT INTO fields (channel_id, name, type, choices) VALUES ($1, $2, $3, "
+                "CASE WHEN $4::json IS NULL THEN NULL ELSE "
+                "ARRAY(SELECT json_array_elements_text($4::json)) END) "
+                "ON CONFLICT (channel_id, name) DO NOTHING RETURNING " FIELD_COLUMNS,
+                4, params, &res);
     if (st != DB_OK)
         seg_respond_db_error(r, "field insert");
     else if (db_result_rows(res) == 0)

@@ -8,6 +8,8 @@
 
 #include "admin_api.h"
 #include "db.h"
+#include "fields.h"
+#include "line_message.h"
 #include "outbox_relay.h"
 
 json_t *seg_body_object(struct seg_request *r)
@@ -86,8 +88,7 @@ int seg_friend_find(struct seg_request *r, const char *user_id, bool lock, int64
         if (blocked)
             *blocked = db_result_value(res, 0, 1)[0] == 't';
     } else {
-        httpd_respond_error(r->resp, 404, "unknown_friend", "no such friend in this channel",
-                            NULL);
+        httpd_respond_error(r->resp, 404, "unknown_friend", "no such friend in this channel", NULL);
     }
     db_result_free(&res);
     return found;
@@ -121,5 +122,50 @@ bool seg_commit(struct seg_request *r, bool kick)
     }
     if (kick)
         outbox_relay_kick(r->app->relay);
+    return true;
+}
+
+int seg_field_known(void *ctx, const char *name, size_t len)
+{
+    struct seg_request *r = ctx;
+    char buf[FIELD_NAME_MAX * 4 + 1];
+    if (len >= sizeof buf)
+        return 0;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    const char *params[] = {r->channel_id, buf};
+    struct db_result *res = NULL;
+    if (db_exec(r->db, "SELECT 1 FROM fields WHERE channel_id = $1 AND name = $2", 2, params,
+                &res) != DB_OK)
+        return -1;
+    int found = db_result_rows(res) == 1;
+    db_result_free(&res);
+    return found;
+}
+
+int seg_messages_read(struct seg_request *r, const struct jsonf *obj, const char *key)
+{
+    struct line_message_vars vars = {.field_known = seg_field_known, .ctx = r};
+    int rc = line_messages_check(obj, key, JSONF_REQUIRED, &vars);
+    if (rc == 1)
+        return 1;
+    if (rc == -2)
+        seg_respond_db_error(r, "field lookup");
+    else
+        admin_api_respond_invalid(r->resp, jsonf_error_first(obj->reader), NULL, NULL);
+    return 0;
+}
+
+bool seg_uuid_valid(const char *s)
+{
+    if (strlen(s) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-'
+                 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
     return true;
 }

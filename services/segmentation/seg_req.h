@@ -6,11 +6,13 @@
 #define KIZUNA_SEGMENTATION_SEG_REQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
 
 #include "app.h"
+#include "jsonf.h"
 
 /* Lists: ?limit= default and cap (API.md). */
 #define SEG_LIST_DEFAULT 50
@@ -47,5 +49,17 @@ void seg_fail_tx(struct seg_request *r, const char *what);
 /* Commits; on failure answers 500 and returns false. Kicks the outbox
  * relay when kick (the transaction enqueued). */
 bool seg_commit(struct seg_request *r, bool kick);
+
+/* line_message's field_known for the request's channel: ctx is the
+ * struct seg_request *. 1 known, 0 unknown, -1 database error. */
+int seg_field_known(void *ctx, const char *name, size_t len);
+
+/* Reads obj.key (required) as 1..5 LINE messages whose {{field:NAME}}s
+ * are fields of the channel: 1 valid; 0 after answering 400 (the path in
+ * error.field) or 500. */
+int seg_messages_read(struct seg_request *r, const struct jsonf *obj, const char *key);
+
+/* True for a UUID's text form (36 characters, lower or upper hex). */
+bool seg_uuid_valid(const char *s);
 
 #endif

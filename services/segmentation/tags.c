@@ -28,9 +28,9 @@ int64_t tag_lookup(struct db *db, const char *channel_id, const char *name)
 
 /* Runs sql ($1 tag id, $2 friend id) and emits the event when it touched a
  * row. */
-static int tag_change(struct db *db, const char *sql, const char *tenant_id,
-                      const char *channel_id, const char *user_id, int64_t friend_id,
-                      int64_t tag_id, const char *tag_name, const char *causation_id, bool added)
+static int tag_change(struct db *db, const char *sql, const char *tenant_id, const char *channel_id,
+                      const char *user_id, int64_t friend_id, int64_t tag_id, const char *tag_name,
+                      const char *causation_id, bool added)
 {
     char tag_text[24], friend_text[24];
     snprintf(tag_text, sizeof tag_text, "%" PRId64, tag_id);
@@ -75,10 +75,9 @@ int tag_add(struct db *db, const char *tenant_id, const char *channel_id, const 
 int tag_remove(struct db *db, const char *tenant_id, const char *channel_id, const char *user_id,
                int64_t friend_id, int64_t tag_id, const char *tag_name, const char *causation_id)
 {
-    return tag_change(db,
-                      "DELETE FROM friend_tags WHERE tag_id = $1::bigint AND friend_id = $2::bigint",
-                      tenant_id, channel_id, user_id, friend_id, tag_id, tag_name, causation_id,
-                      false);
+    return tag_change(
+        db, "DELETE FROM friend_tags WHERE tag_id = $1::bigint AND friend_id = $2::bigint",
+        tenant_id, channel_id, user_id, friend_id, tag_id, tag_name, causation_id, false);
 }
 
 bool tag_name_valid(const char *name, size_t len)

@@ -13,7 +13,6 @@
 #include "seg_req.h"
 #include "tags.h"
 
-
 #define TAG_FOLDER_MAX 64
 #define TAG_COLUMNS "name, folder, " SEG_SQL_TIME("created_at") ", id"
 
@@ -80,6 +79,11 @@ static void tags_list(struct seg_request *r)
     if (!seg_list_params(r, &limit, &cursor))
         return;
     const char *folder = httpd_request_query(r->req, "folder");
+    if (folder && strlen(folder) > TAG_FOLDER_MAX * 4) {
+        httpd_respond_error(r->resp, 400, "invalid_argument", "a folder is at most 64 characters",
+                            "folder");
+        return;
+    }
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {r->channel_id, folder, cursor, lim};
@@ -98,7 +102,8 @@ static void tags_list(struct seg_request *r)
         json_array_append_new(list, tag_json(res, i));
     json_t *next = rows > limit ? json_string(db_result_value(res, limit - 1, 3)) : json_null();
     db_result_free(&res);
-    admin_api_respond_json(r->resp, 200, json_pack("{s:o, s:o}", "tags", list, "next_cursor", next));
+    admin_api_respond_json(r->resp, 200,
+                           json_pack("{s:o, s:o}", "tags", list, "next_cursor", next));
 }
 
 static void tag_create(struct seg_request *r)
@@ -227,6 +232,8 @@ bool tags_route(struct seg_request *r)
     if (strncmp(r->rest, "tags/", 5) != 0)
         return false;
     const char *name = r->rest + 5;
+    if (strchr(name, '/'))
+        return false; /* tags/{name}/... is another part's (names have no '/') */
     static const struct admin_method methods[] = {
         {"GET", "viewer"}, {"PATCH", "operator"}, {"DELETE", "operator"}};
     int m = admin_api_route(r->claims, r->req, r->resp, methods, 3);
@@ -265,14 +272,14 @@ static void friend_tag_change(struct seg_request *r, const char *user_id, const 
     }
     if (tag_id == 0) {
         db_rollback(r->db);
-        char msg[128];
+        char msg[TAG_NAME_MAX * 4 + 32];
         snprintf(msg, sizeof msg, "no tag \"%s\" in this channel", name);
         /* In the body: a 400 naming the member; in the path: the resource is 404. */
         httpd_respond_error(r->resp, add ? 400 : 404, "unknown_tag", msg, add ? "tag" : NULL);
         return;
     }
-    int changed = add ? tag_add(r->db, r->claims->tenant, r->channel_id, user_id, friend_id,
-                                tag_id, name, NULL)
+    int changed = add ? tag_add(r->db, r->claims->tenant, r->channel_id, user_id, friend_id, tag_id,
+                                name, NULL)
                       : tag_remove(r->db, r->claims->tenant, r->channel_id, user_id, friend_id,
                                    tag_id, name, NULL);
     if (changed < 0) {
@@ -282,9 +289,9 @@ static void friend_tag_change(struct seg_request *r, const char *user_id, const 
     if (!seg_commit(r, changed == 1))
         return;
     if (add)
-        admin_api_respond_json(r->resp, 200,
-                               json_pack("{s:s, s:s, s:b}", "user_id", user_id, "tag", name,
-                                         "added", changed == 1));
+        admin_api_respond_json(
+            r->resp, 200,
+            json_pack("{s:s, s:s, s:b}", "user_id", user_id, "tag", name, "added", changed == 1));
     else
         httpd_respond(r->resp, 204, NULL, NULL, 0);
 }

@@ -67,11 +67,13 @@ static const char *const good[] = {
     "\"hi\",\"area\":{\"x\":520,\"y\":0,\"width\":520,\"height\":1040}}]}]",
     "[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"buttons\",\"text\":\"t\","
     "\"actions\":[{\"type\":\"postback\",\"label\":\"Buy\",\"data\":\"action-set=1\"}]}}]",
-    "[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"confirm\",\"text\":\"ok?\","
+    "[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"confirm\",\"text\":\"ok?"
+    "\","
     "\"actions\":[{\"type\":\"message\",\"label\":\"Yes\",\"text\":\"yes\"},{\"type\":\"message\","
     "\"label\":\"No\",\"text\":\"no\"}]}}]",
     "[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"carousel\",\"columns\":"
-    "[{\"text\":\"c\",\"actions\":[{\"type\":\"uri\",\"label\":\"Go\",\"uri\":\"https://e.com\"}]}]}}]",
+    "[{\"text\":\"c\",\"actions\":[{\"type\":\"uri\",\"label\":\"Go\",\"uri\":\"https://"
+    "e.com\"}]}]}}]",
     "[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"image_carousel\","
     "\"columns\":[{\"imageUrl\":\"https://e.com/i.jpg\",\"action\":{\"type\":\"uri\",\"uri\":"
     "\"https://e.com\"}}]}}]",
@@ -145,13 +147,16 @@ static const struct bad_case bad[] = {
      "messages[0].actions[0].linkUri", "missing_field"},
     {"[{\"type\":\"template\",\"template\":{\"type\":\"buttons\",\"text\":\"t\",\"actions\":[]}}]",
      "messages[0].altText", "missing_field"},
-    {"[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"buttons\",\"text\":\"t\","
+    {"[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"buttons\",\"text\":"
+     "\"t\","
      "\"actions\":[]}}]",
      "messages[0].template.actions", "invalid_value"},
-    {"[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"confirm\",\"text\":\"t\","
+    {"[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"confirm\",\"text\":"
+     "\"t\","
      "\"actions\":[{\"type\":\"message\",\"text\":\"y\"}]}}]",
      "messages[0].template.actions", "invalid_value"},
-    {"[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"buttons\",\"text\":\"t\","
+    {"[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"buttons\",\"text\":"
+     "\"t\","
      "\"actions\":[{\"type\":\"postback\"}]}}]",
      "messages[0].template.actions[0].data", "missing_field"},
     {"[{\"type\":\"template\",\"altText\":\"alt\",\"template\":{\"type\":\"list\"}}]",

@@ -131,8 +131,8 @@ Test(seg_fields, bad_values_are_refused_with_a_reason)
         }
         if (c->text) {
             const char *why = NULL;
-            cr_expect_eq(field_value_from_text(&def, c->text, &out, &why), -1,
-                         "text case %zu (%s)", i, c->text);
+            cr_expect_eq(field_value_from_text(&def, c->text, &out, &why), -1, "text case %zu (%s)",
+                         i, c->text);
             cr_expect_not_null(why, "text case %zu has a reason", i);
         }
         field_def_clear(&def);
