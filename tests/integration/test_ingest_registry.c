@@ -86,7 +86,7 @@ static void setup(void)
              scratch);
     ingest = itest_db_connect(scratch_url);
 
-    reg = registry_new(scratch_url, data_key, errstr, sizeof errstr);
+    reg = registry_new(scratch_url, data_key, ITEST_SIM_BASE, errstr, sizeof errstr);
     cr_assert_not_null(reg, "registry_new: %s", errstr);
     struct httpd_options opts = {
         .name = "admin-test", .port = 0, .handler = admin_handler, .ctx = reg, .threads = 2};
