@@ -9,11 +9,11 @@
 
 #include <stddef.h>
 
-#define LINE_BOT_USER_ID_MAX 64     /* LINE's are "U" + 32 hex digits */
-#define LINE_BOT_BODY_CAP 16384     /* BotInfoResponse is a few hundred bytes */
-#define LINE_BOT_CONNECT_MS 2000    /* connecting to LINE */
-#define LINE_BOT_TIMEOUT_MS 5000    /* the whole call; an admin waits for it */
-#define LINE_BOT_RETRY_AFTER_S 5    /* what we suggest when LINE gave nothing */
+#define LINE_BOT_USER_ID_MAX 64  /* LINE's are "U" + 32 hex digits */
+#define LINE_BOT_BODY_CAP 16384  /* BotInfoResponse is a few hundred bytes */
+#define LINE_BOT_CONNECT_MS 2000 /* connecting to LINE */
+#define LINE_BOT_TIMEOUT_MS 5000 /* the whole call; an admin waits for it */
+#define LINE_BOT_RETRY_AFTER_S 5 /* what we suggest when LINE gave nothing */
 
 enum line_bot_result {
     LINE_BOT_OK = 0,       /* 200 with a userId: user_id is filled */

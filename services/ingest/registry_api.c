@@ -455,19 +455,19 @@ static void channel_update(struct registry *reg, const struct auth_claims *claim
     /* $11: the version whose credentials were checked with LINE, when only
      * one of token and bot user id changes: a concurrent change of the
      * other must not slip between the check and the write. */
-    int rc = change_commit(
-        reg,
-        "UPDATE channels SET name = COALESCE($3, name), "
-        "secret_sealed = COALESCE($4::bytea, secret_sealed), "
-        "access_token_sealed = COALESCE($5::bytea, access_token_sealed), "
-        "bot_user_id = COALESCE($6, bot_user_id), timezone = COALESCE($7, timezone), "
-        "monthly_quota = COALESCE($8::bigint, monthly_quota), "
-        "secret_fingerprint = COALESCE($9, secret_fingerprint), "
-        "access_token_fingerprint = COALESCE($10, access_token_fingerprint), "
-        "version = version + 1, updated_at = now() "
-        "WHERE tenant_id = $1 AND channel_id = $2 AND deleted_at IS NULL "
-        "AND ($11::bigint IS NULL OR version = $11::bigint) RETURNING " ROW_COLUMNS,
-        11, values, lengths, binary, &row);
+    int rc =
+        change_commit(reg,
+                      "UPDATE channels SET name = COALESCE($3, name), "
+                      "secret_sealed = COALESCE($4::bytea, secret_sealed), "
+                      "access_token_sealed = COALESCE($5::bytea, access_token_sealed), "
+                      "bot_user_id = COALESCE($6, bot_user_id), timezone = COALESCE($7, timezone), "
+                      "monthly_quota = COALESCE($8::bigint, monthly_quota), "
+                      "secret_fingerprint = COALESCE($9, secret_fingerprint), "
+                      "access_token_fingerprint = COALESCE($10, access_token_fingerprint), "
+                      "version = version + 1, updated_at = now() "
+                      "WHERE tenant_id = $1 AND channel_id = $2 AND deleted_at IS NULL "
+                      "AND ($11::bigint IS NULL OR version = $11::bigint) RETURNING " ROW_COLUMNS,
+                      11, values, lengths, binary, &row);
     if (rc == 1) {
         bool rotated = in.present & (REGISTRY_F_SECRET | REGISTRY_F_TOKEN);
         change_log(reg, rotated ? "rotate" : "update",

@@ -48,11 +48,12 @@ bool registry_owner_check(struct registry *reg, const char *tenant, const char *
         owner_count(reg, "invalid_token");
         log_info("channel refused: LINE does not accept the access token", "tenant", tenant,
                  "channel", channel_id, "http_status", status);
-        httpd_respond_error(resp, 422, "invalid_access_token",
-                            r == LINE_BOT_UNAUTHORIZED
-                                ? "LINE does not accept the access_token (401 from GET /v2/bot/info)"
-                                : "LINE refuses the bot info to the access_token (4xx from GET /v2/bot/info)",
-                            "access_token");
+        httpd_respond_error(
+            resp, 422, "invalid_access_token",
+            r == LINE_BOT_UNAUTHORIZED
+                ? "LINE does not accept the access_token (401 from GET /v2/bot/info)"
+                : "LINE refuses the bot info to the access_token (4xx from GET /v2/bot/info)",
+            "access_token");
         return false;
     case LINE_BOT_UNAVAILABLE:
     case LINE_BOT_BAD_ANSWER:

@@ -43,8 +43,8 @@ struct registry {
     struct line_bot *line;
 
     struct registry_cache *cache;
-    struct metric *lookups; /* kizuna_registry_lookups_total{result} */
-    struct metric *changes; /* kizuna_registry_changes_total{op} */
+    struct metric *lookups;      /* kizuna_registry_lookups_total{result} */
+    struct metric *changes;      /* kizuna_registry_changes_total{op} */
     struct metric *owner_checks; /* kizuna_registry_ownership_checks_total{result} */
 };
 

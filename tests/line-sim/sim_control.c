@@ -88,8 +88,7 @@ static void post_channel(struct sim_state *st, const struct httpd_request *req,
     const char *token = id ? control_string(body, "access_token", resp) : NULL;
     const json_t *bot = json_object_get(body, "bot_user_id");
     if (token && bot && !sim_bot_user_id_valid(json_string_value(bot))) {
-        bad_request(resp, "bot_user_id must be \"U\" and 32 lower-case hex digits",
-                    "bot_user_id");
+        bad_request(resp, "bot_user_id must be \"U\" and 32 lower-case hex digits", "bot_user_id");
         token = NULL;
     }
     if (token) {

@@ -917,9 +917,9 @@ static const struct {
     bool valid;
 } bot_ids[] = {
     {"U8e742f61d673b39c7fff3cecb7536ef0", true},
-    {"U8E742F61D673B39C7FFF3CECB7536EF0", false}, /* upper-case hex */
-    {"C8e742f61d673b39c7fff3cecb7536ef0", false}, /* a group id */
-    {"U8e742f61d673b39c7fff3cecb7536ef", false},  /* 31 digits */
+    {"U8E742F61D673B39C7FFF3CECB7536EF0", false},  /* upper-case hex */
+    {"C8e742f61d673b39c7fff3cecb7536ef0", false},  /* a group id */
+    {"U8e742f61d673b39c7fff3cecb7536ef", false},   /* 31 digits */
     {"U8e742f61d673b39c7fff3cecb7536ef00", false}, /* 33 digits */
     {"", false},
     {NULL, false},

@@ -328,8 +328,8 @@ static const struct refusal refusals[] = {
      401, "Authentication failed*", NULL},
     {"bot info without Authorization", "GET", "/v2/bot/info", NULL, NULL, NULL, NULL, 401,
      "Authorization header required*", NULL},
-    {"bot info by POST", "POST", "/v2/bot/info", TOKEN, "{}", NULL, NULL, 405,
-     "Method Not Allowed", NULL},
+    {"bot info by POST", "POST", "/v2/bot/info", TOKEN, "{}", NULL, NULL, 405, "Method Not Allowed",
+     NULL},
 };
 
 static void expect_message(const char *name, const char *got, const char *want)
