@@ -144,8 +144,7 @@ void sender_limits_sync(struct sender *s, const struct sender_limit_row *rows, s
             i++;
             continue;
         }
-        if (limit_set_locked(s, o.channel_id, o.tenant_id, o.cls, NULL, errstr, sizeof errstr) !=
-            0)
+        if (limit_set_locked(s, o.channel_id, o.tenant_id, o.cls, NULL, errstr, sizeof errstr) != 0)
             i++;
     }
     pthread_mutex_unlock(&s->mu);
@@ -164,8 +163,7 @@ void sender_chan_owner_locked(struct sender *s, struct chan *c, const char *tena
     for (size_t i = 0; i < s->noverrides;) {
         struct override o = s->overrides[i];
         if (strcmp(o.channel_id, c->id) != 0 || strcmp(o.tenant_id, tenant) == 0 ||
-            limit_set_locked(s, o.channel_id, o.tenant_id, o.cls, NULL, errstr, sizeof errstr) !=
-                0)
+            limit_set_locked(s, o.channel_id, o.tenant_id, o.cls, NULL, errstr, sizeof errstr) != 0)
             i++;
     }
     if (c->owner[0]) {

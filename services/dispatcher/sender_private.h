@@ -84,7 +84,7 @@ struct quota_load {
     struct quota_load *next;
     char channel_id[CHANNEL_ID_MAX + 1];
     char tenant_id[AUTH_FIELD_MAX]; /* whose usage of the channel */
-    int64_t month_start; /* unix s */
+    int64_t month_start;            /* unix s */
     enum quota_load_state state;
     long long used; /* DONE */
 };

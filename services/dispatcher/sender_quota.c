@@ -58,8 +58,7 @@ static struct quota_limits chan_limits(const struct sender *s, const struct chan
 
 /* --- usage reads, off the send path ------------------------------------------- */
 
-static struct quota_load *load_find(struct sender *s, const char *tenant_id,
-                                    const char *channel_id)
+static struct quota_load *load_find(struct sender *s, const char *tenant_id, const char *channel_id)
 {
     for (struct quota_load *l = s->loads; l; l = l->next)
         if (strcmp(l->channel_id, channel_id) == 0 && strcmp(l->tenant_id, tenant_id) == 0)
