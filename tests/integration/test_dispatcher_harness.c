@@ -150,7 +150,8 @@ static const char *const sim_endpoints[] = {"reply",
                                             "richmenu_unlink",
                                             "richmenu_get",
                                             "richmenu_bulk_link",
-                                            "richmenu_bulk_unlink"};
+                                            "richmenu_bulk_unlink",
+                                            "bot_info"};
 static const char *const sim_endpoint_fields[] = {"requests",
                                                   "accepted",
                                                   "rate_limited",
