@@ -26,6 +26,7 @@
 #include "deliveries_writer.h"
 #include "intake.h"
 #include "kafka.h"
+#include "line_base_url.h"
 #include "line_request.h"
 #include "channel_limits.h"
 #include "log.h"

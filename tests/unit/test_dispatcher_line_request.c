@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dispatcher/line_request.h"
+#include "line_base_url.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
 /* LINE's id forms: U or richmenu- and 32 lowercase hex digits. */
