@@ -1,6 +1,7 @@
 /* Where a service may send LINE access tokens: LINE's base URL
  * (DISPATCHER_LINE_API_BASE, INGEST_LINE_API_BASE) must be https://, or
- * http:// to a loopback address only (the simulator on this host), since
+ * http:// to a loopback address (the simulator on this host) or to a host
+ * the operator lists in KIZUNA_LINE_PLAINTEXT_HOSTS, since
  * the token travels in the Authorization header. Shared so that every
  * service that calls LINE refuses the same URLs. */
 #include "line_base_url.h"
@@ -42,7 +43,21 @@ static bool loopback_host(const char *host, size_t n)
     return octets == 4;
 }
 
-int line_base_url_check(const char *url, char *errstr, size_t errcap)
+/* True when host[0..n) is one of list's comma-separated names (any case). */
+static bool listed_host(const char *list, const char *host, size_t n)
+{
+    for (const char *p = list; p && *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && n > 0 && strncasecmp(p, host, n) == 0)
+            return true;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+int line_base_url_check(const char *url, const char *plaintext_hosts, char *errstr, size_t errcap)
 {
     if (!url || !*url) {
         errstr_set(errstr, errcap, "empty");
@@ -79,10 +94,11 @@ int line_base_url_check(const char *url, char *errstr, size_t errcap)
             return -1;
         }
     }
-    if (!loopback_host(host, hl)) {
+    if (!loopback_host(host, hl) && !listed_host(plaintext_hosts, host, hl)) {
         errstr_set(errstr, errcap,
                    "http:// is allowed only to a loopback address (127.0.0.0/8, localhost, "
-                   "[::1]); use https://, access tokens must not cross a network in clear");
+                   "[::1]) or a host named in " LINE_PLAINTEXT_HOSTS_ENV
+                   "; use https://, access tokens must not cross a network in clear");
         return -1;
     }
     return 0;

@@ -48,6 +48,7 @@ static long public_per_address;
 static long public_body_budget_mb;
 static long public_deadline_ms;
 static const char *line_api_base;
+static const char *plaintext_hosts;
 
 static const struct config_entry ingest_config[] = {
     {"INGEST_PUBLIC_PORT", CONFIG_PORT, "8080", &public_port, 0, 0,
@@ -65,6 +66,8 @@ static const struct config_entry ingest_config[] = {
      "MiB of request bodies the public port holds at once, all requests together; past it 503"},
     {"INGEST_PUBLIC_REQUEST_DEADLINE_MS", CONFIG_INT, "10000", &public_deadline_ms, 100, 600000,
      "time a client has to send a whole request (headers and body) on the public port"},
+    {LINE_PLAINTEXT_HOSTS_ENV, CONFIG_STRING, "", &plaintext_hosts, 0, 0,
+     LINE_PLAINTEXT_HOSTS_HELP},
     {"INGEST_LINE_API_BASE", CONFIG_STRING, "https://api.line.me", &line_api_base, 0, 0,
      "LINE Messaging API base URL, asked at registration who owns an access token (GET "
      "/v2/bot/info); http:// only to a loopback address (the simulator)"},
@@ -189,7 +192,7 @@ static void ingest_validate(void (*report)(void *rctx, const char *name, const c
                             void *rctx)
 {
     char why[256];
-    if (line_api_base && line_base_url_check(line_api_base, why, sizeof why) != 0)
+    if (line_api_base && line_base_url_check(line_api_base, plaintext_hosts, why, sizeof why) != 0)
         report(rctx, "INGEST_LINE_API_BASE", why);
 }
 
