@@ -2,6 +2,8 @@
  * that turns "day 2 at 09:00" or "3 days before at 18:00" into an instant. */
 #include "timing.h"
 
+#include <stdbool.h>
+
 #include "civil_time.h"
 #include "civil_zone.h"
 #include "clock.h"
@@ -28,6 +30,61 @@ int timing_hhmm_parse(const char *s, size_t len, int *minutes)
     if (h > 23 || m > 59)
         return -1;
     *minutes = h * 60 + m;
+    return 0;
+}
+
+/* n decimal digits at s into *v; false if any is not a digit. */
+static bool digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
+int timing_rfc3339_parse(const char *s, size_t len, int64_t *ms)
+{
+    int y, mo, d, h, mi, sec, ms_part = 0;
+    if (!s || len < 20 || len > 40 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+        !digits(s + 17, 2, &sec))
+        return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > civil_days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 59)
+        return -1;
+    size_t i = 19;
+    if (i < len && s[i] == '.') {
+        size_t f = ++i;
+        int scale = 100;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            ms_part += (s[i] - '0') * scale;
+            scale /= 10;
+            i++;
+        }
+        if (i == f || i - f > 9)
+            return -1;
+    }
+    int off = 0;
+    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == len && (s[i] == '+' || s[i] == '-')) {
+        int oh, om;
+        if (!digits(s + i + 1, 2, &oh) || s[i + 3] != ':' || !digits(s + i + 4, 2, &om) ||
+            oh > 23 || om > 59)
+            return -1;
+        off = (oh * 60 + om) * 60 * (s[i] == '-' ? -1 : 1);
+        i += 6;
+    } else {
+        return -1;
+    }
+    if (i != len)
+        return -1;
+    int64_t t = civil_days_from_date(y, mo, d) * CIVIL_DAY_S + h * 3600 + mi * 60 + sec - off;
+    *ms = t * 1000 + ms_part;
     return 0;
 }
 

@@ -65,6 +65,12 @@ enum timing_result {
  * anything else ("25:00", "9:00", "12:60", "24:00"). */
 int timing_hhmm_parse(const char *s, size_t len, int *minutes);
 
+/* Parses an RFC 3339 date-time (len bytes of s): "YYYY-MM-DDTHH:MM:SS",
+ * optional fraction (milliseconds kept), then "Z" or "+HH:MM"/"-HH:MM"
+ * ('t' and 'z' too). Into unix ms. Returns 0, or -1 for anything else
+ * (also Feb 30, hour 24, a leap second). */
+int timing_rfc3339_parse(const char *s, size_t len, int64_t *ms);
+
 /* 0 if t is in range, else -1 with the reason in errstr (bad kind, negative
  * delay, day -1, at outside 0..1439). */
 int timing_check(const struct timing *t, char *errstr, size_t errcap);
