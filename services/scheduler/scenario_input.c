@@ -4,6 +4,7 @@
 #include "scenario_input.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "jsonf.h"
 #include "timing.h"
@@ -275,8 +276,9 @@ static int step_read(const struct jsonf *steps, size_t i, struct scenario_step_i
     struct jsonf step, sub;
     if (jsonf_item_object(steps, i, &step) < 0)
         return -1;
-    static const char *const known[] = {"timing", "messages", "actions", "condition"};
-    int bad = jsonf_known(&step, known, 4) < 0;
+    static const char *const known[] = {"id", "timing", "messages", "actions", "condition"};
+    int bad = jsonf_known(&step, known, 5) < 0;
+    bad |= uuid_read(&step, "id", JSONF_NULLABLE, &out->id) < 0;
     bad |= timing_read(&step, &out->timing) < 0;
     int rc = scenario_input_messages(&step, "messages", 0, &sub);
     out->messages = rc > 0 ? sub.node : NULL;
@@ -379,8 +381,17 @@ int scenario_input_read(json_t *doc, struct jsonf_reader *reader, struct scenari
     bad |= rc < 0;
     if (rc > 0) {
         out->n_steps = jsonf_size(&steps);
-        for (size_t i = 0; i < out->n_steps; i++)
+        for (size_t i = 0; i < out->n_steps; i++) {
             bad |= step_read(&steps, i, &out->steps[i]) < 0;
+            /* A kept step appears once: an edit maps each id to one place. */
+            for (size_t j = 0; j < i && out->steps[i].id; j++)
+                if (out->steps[j].id && strcasecmp(out->steps[j].id, out->steps[i].id) == 0) {
+                    struct jsonf item;
+                    jsonf_item_object(&steps, i, &item);
+                    bad |= jsonf_fail(&item, "id", JSONF_VALUE, "repeats steps[%zu].id", j) < 0;
+                    break;
+                }
+        }
     }
     return bad ? -1 : 0;
 }

@@ -43,6 +43,7 @@ enum scenario_reentry {
 /* One step. Nodes are borrowed from the document; NULL when absent. A step
  * has messages, actions or both. */
 struct scenario_step_input {
+    const char *id; /* PUT: the id of a step kept from the stored scenario; NULL: a new step */
     struct timing timing;
     json_t *messages;  /* array of 1..5 LINE message objects */
     json_t *actions;   /* array of 1..SCENARIO_ACTIONS_MAX Action objects */

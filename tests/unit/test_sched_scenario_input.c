@@ -30,7 +30,7 @@ Test(sched_scenario_input, a_full_scenario_is_read_with_its_steps)
         "{\"timing\":{\"after_s\":3600},\"actions\":[{\"type\":\"add_tag\",\"tag\":\"warm\"},"
         "{\"type\":\"set_reminder\",\"reminder_id\":\"0b9e8d6c-1f2a-4b3c-9d4e-5f6a7b8c9d0e\","
         "\"goal_at\":\"2027-01-05T10:00:00+09:00\"},{\"type\":\"unlink_rich_menu\"}]},"
-        "{\"timing\":{\"day\":2,\"at\":\"09:30\"},\"messages\":[{\"type\":\"sticker\","
+        "{\"id\":\"0b9e8d6c-1f2a-4b3c-9d4e-5f6a7b8c9d0f\",\"timing\":{\"day\":2,\"at\":\"09:30\"},\"messages\":[{\"type\":\"sticker\","
         "\"packageId\":\"446\",\"stickerId\":\"1988\"}],\"condition\":{\"tag\":\"warm\"}}]}");
     struct jsonf_error errs[4];
     struct jsonf_reader reader = {.errors = errs, .cap = 4};
@@ -59,6 +59,8 @@ Test(sched_scenario_input, a_full_scenario_is_read_with_its_steps)
     cr_expect_eq(in.steps[2].timing.day, 2);
     cr_expect_eq(in.steps[2].timing.at_min, 9 * 60 + 30);
     cr_expect_not_null(in.steps[2].condition);
+    cr_expect_null(in.steps[0].id);
+    cr_expect_str_eq(in.steps[2].id, "0b9e8d6c-1f2a-4b3c-9d4e-5f6a7b8c9d0f");
     json_decref(doc);
 }
 
@@ -192,6 +194,13 @@ Test(sched_scenario_input, bad_bodies_are_refused_with_the_path_and_code)
          "steps[1].actions[0].messages", "too_long"},
         {"unknown action member", WITH_ACTION("{\"type\":\"unlink_rich_menu\",\"id\":1}"),
          "steps[1].actions[0].id", "unknown_field"},
+        {"step id not a uuid", WITH_STEP("{\"id\":\"s1\",\"timing\":{\"after_s\":1},"
+                                         "\"messages\":[" MSG "]}"),
+         "steps[1].id", "invalid_value"},
+        {"step id twice", "{" HEAD ",\"steps\":[{\"id\":\"" UUID "\",\"timing\":{\"after_s\":1},"
+         "\"messages\":[" MSG "]},{\"id\":\"" UUID "\",\"timing\":{\"after_s\":1},"
+         "\"messages\":[" MSG "]}]}",
+         "steps[1].id", "invalid_value"},
         {"zero actions", WITH_STEP("{\"timing\":{\"after_s\":1},\"actions\":[]}"),
          "steps[1].actions", "invalid_value"},
     };

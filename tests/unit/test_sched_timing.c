@@ -315,3 +315,37 @@ Test(sched_timing, unknown_or_malformed_zone_names_are_refused)
         civil_zone_free(&z);
     }
 }
+
+Test(sched_timing, rfc3339_times_with_any_offset_are_read_as_unix_ms)
+{
+    static const struct {
+        const char *text;
+        int64_t want;
+    } good[] = {
+        {"2026-12-02T10:00:00Z", 1796205600000},
+        {"2026-12-02T19:00:00+09:00", 1796205600000},
+        {"2026-12-02t05:00:00-05:00", 1796205600000},
+        {"2026-12-02T10:00:00.25Z", 1796205600250},
+        {"2028-02-29T00:00:00z", 1835395200000},
+        {"1970-01-01T00:00:00Z", 0},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int64_t ms = -1;
+        cr_expect_eq(timing_rfc3339_parse(good[i].text, strlen(good[i].text), &ms), 0, "%s",
+                     good[i].text);
+        cr_expect_eq(ms, good[i].want, "%s: %lld", good[i].text, (long long)ms);
+    }
+    static const char *const bad[] = {
+        "2026-12-02",           "2026-12-02T10:00Z",         "2026-12-02 10:00:00Z",
+        "2027-02-29T00:00:00Z", "2026-02-30T00:00:00Z",      "2026-13-01T00:00:00Z",
+        "2026-12-02T24:00:00Z", "2026-12-02T10:00:60Z",      "2026-12-02T10:00:00",
+        "2026-12-02T10:00:00+0900", "2026-12-02T10:00:00+09:00x", "2026-12-02T10:00:00.Z",
+        "tomorrow",             "",                          "2026-12-02T10:00:00+24:00",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ms = 42;
+        cr_expect_eq(timing_rfc3339_parse(bad[i], strlen(bad[i]), &ms), -1, "'%s' accepted",
+                     bad[i]);
+        cr_expect_eq(ms, 42);
+    }
+}
