@@ -72,7 +72,6 @@ int32_t quota_zone_offset(const struct quota_zone *z, int64_t t)
 
 /* --- month windows -------------------------------------------------------------------- */
 
-
 static int64_t month_begin(const struct quota_zone *z, int64_t y, int m)
 {
     while (m > 12) {

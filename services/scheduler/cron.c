@@ -210,8 +210,7 @@ int cron_parse(const char *text, struct cron *c, char *errstr, size_t errcap)
     for (int64_t day = first; day < first + CRON_CYCLE_DAYS && !fires; day++)
         fires = cron_day_matches(&v, day);
     if (!fires) {
-        errstr_set(errstr, errcap,
-                   "day of month: never fires (no month given has that day%s)",
+        errstr_set(errstr, errcap, "day of month: never fires (no month given has that day%s)",
                    v.weekdays_star && !v.days_star ? " on those weekdays" : "");
         return -1;
     }
@@ -219,8 +218,7 @@ int cron_parse(const char *text, struct cron *c, char *errstr, size_t errcap)
     return 0;
 }
 
-int cron_next(const struct cron *c, const struct civil_zone *z, int64_t after_ms,
-              int64_t *next_ms)
+int cron_next(const struct cron *c, const struct civil_zone *z, int64_t after_ms, int64_t *next_ms)
 {
     int64_t day;
     int sec;

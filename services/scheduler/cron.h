@@ -49,7 +49,6 @@ bool cron_day_matches(const struct cron *c, int64_t day);
 /* The first fire instant strictly after after_ms (unix ms) in zone z, into
  * *next_ms (a whole second). Returns 0, or -1 if there is none within 400
  * years (not for an expression cron_parse accepted). */
-int cron_next(const struct cron *c, const struct civil_zone *z, int64_t after_ms,
-              int64_t *next_ms);
+int cron_next(const struct cron *c, const struct civil_zone *z, int64_t after_ms, int64_t *next_ms);
 
 #endif

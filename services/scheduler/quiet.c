@@ -37,8 +37,7 @@ int quiet_window_holds(const struct quiet_window *w, int sec_of_day)
     return sec_of_day >= from || sec_of_day < to; /* crosses midnight */
 }
 
-int64_t quiet_window_apply(const struct quiet_window *w, const struct civil_zone *z,
-                           int64_t due_ms)
+int64_t quiet_window_apply(const struct quiet_window *w, const struct civil_zone *z, int64_t due_ms)
 {
     int64_t day;
     int sec;

@@ -115,9 +115,9 @@ enum action_type {
 };
 
 static const char *const action_types[ACTION_TYPES_N] = {
-    "add_tag",        "remove_tag",     "set_field",    "add_to_field",
-    "send",           "send_template",  "start_scenario", "stop_scenario",
-    "set_reminder",   "link_rich_menu", "unlink_rich_menu"};
+    "add_tag",      "remove_tag",     "set_field",       "add_to_field",
+    "send",         "send_template",  "start_scenario",  "stop_scenario",
+    "set_reminder", "link_rich_menu", "unlink_rich_menu"};
 
 /* set_reminder's goal_at: an RFC 3339 time or "field:NAME". */
 static int goal_at_read(const struct jsonf *act)
@@ -199,9 +199,9 @@ static int action_check(const struct jsonf *arr, size_t i)
     case ACTION_LINK_RICH_MENU: {
         static const char *const known[] = {"type", "rich_menu_id"};
         return jsonf_known(&act, known, 2) < 0 ||
-                       jsonf_string(&act, "rich_menu_id", JSONF_REQUIRED | JSONF_NONEMPTY |
-                                                             JSONF_PLAIN,
-                                    128, &s, NULL) < 0
+                       jsonf_string(&act, "rich_menu_id",
+                                    JSONF_REQUIRED | JSONF_NONEMPTY | JSONF_PLAIN, 128, &s,
+                                    NULL) < 0
                    ? -1
                    : 0;
     }
@@ -222,8 +222,7 @@ int scenario_input_actions(const struct jsonf *obj, const char *key, unsigned fl
     if (rc <= 0)
         return rc;
     if (jsonf_size(child) == 0)
-        return jsonf_fail(obj, key, JSONF_VALUE, "must hold 1 to %d actions",
-                          SCENARIO_ACTIONS_MAX);
+        return jsonf_fail(obj, key, JSONF_VALUE, "must hold 1 to %d actions", SCENARIO_ACTIONS_MAX);
     int bad = 0;
     for (size_t i = 0; i < jsonf_size(child); i++)
         bad |= action_check(child, i) < 0;
@@ -353,8 +352,8 @@ static int stop_on_read(const struct jsonf *root, struct scenario_input *out)
 
 int scenario_input_read(json_t *doc, struct jsonf_reader *reader, struct scenario_input *out)
 {
-    static const char *const known[] = {"name",           "trigger", "reentry", "stop_on",
-                                        "then_scenario_id", "steps"};
+    static const char *const known[] = {"name",    "trigger",          "reentry",
+                                        "stop_on", "then_scenario_id", "steps"};
     static const char *const reentries[] = {"once", "always"};
     struct jsonf root, steps;
     memset(out, 0, sizeof *out);

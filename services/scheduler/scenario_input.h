@@ -24,9 +24,9 @@
 #define SCENARIO_MESSAGES_MAX 5 /* LINE's limit per send */
 #define SCENARIO_ACTIONS_MAX 20 /* per step */
 #define SCENARIO_STOP_TAGS_MAX 20
-#define SCENARIO_TAG_MAX 64        /* characters, as segmentation's TAG_NAME_MAX */
-#define SCENARIO_ROUTE_MAX 32      /* a route code: [A-Za-z0-9_-]{1,32} */
-#define SCENARIO_TEXT_MAX 5000     /* characters of a text message, as LINE */
+#define SCENARIO_TAG_MAX 64    /* characters, as segmentation's TAG_NAME_MAX */
+#define SCENARIO_ROUTE_MAX 32  /* a route code: [A-Za-z0-9_-]{1,32} */
+#define SCENARIO_TEXT_MAX 5000 /* characters of a text message, as LINE */
 #define SCENARIO_UUID_LEN 36
 
 enum scenario_trigger {
@@ -56,8 +56,8 @@ struct scenario_input {
     const char *route; /* friend_added: NULL for any route */
     const char *tag;   /* tag_added */
     enum scenario_reentry reentry;
-    json_t *stop_tags; /* array of tag names, NULL when absent */
-    bool stop_blocked; /* default true: a block stops the scenario */
+    json_t *stop_tags;            /* array of tag names, NULL when absent */
+    bool stop_blocked;            /* default true: a block stops the scenario */
     const char *then_scenario_id; /* NULL when absent */
     size_t n_steps;
     struct scenario_step_input steps[SCENARIO_STEPS_MAX];

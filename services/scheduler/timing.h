@@ -43,7 +43,7 @@ struct timing {
 /* The two forms of a reminder step: "N days before, at HH:MM" and "S
  * seconds before" the friend's goal. */
 enum reminder_kind {
-    REMINDER_BEFORE_S = 1,    /* {"before_s": S} */
+    REMINDER_BEFORE_S = 1,   /* {"before_s": S} */
     REMINDER_BEFORE_DAYS_AT, /* {"before": {"days": N, "at": "HH:MM"}} */
 };
 

@@ -104,10 +104,10 @@ Test(sched_cron, next_fire_is_the_first_matching_wall_minute_strictly_after)
         /* Year end: 2027-01-01 00:00 JST is 2026-12-31 15:00Z. */
         {"new year tokyo", "Asia/Tokyo", "0 0 1 1 *", utc_ms(2026, 12, 31, 14, 59),
          utc_ms(2026, 12, 31, 15, 0)},
-        {"new year tokyo, at it: next year", "Asia/Tokyo", "0 0 1 1 *",
-         utc_ms(2026, 12, 31, 15, 0), utc_ms(2027, 12, 31, 15, 0)},
-        {"new york dec 31 23:59", "America/New_York", "59 23 31 12 *",
-         utc_ms(2026, 12, 1, 0, 0), utc_ms(2027, 1, 1, 4, 59)},
+        {"new year tokyo, at it: next year", "Asia/Tokyo", "0 0 1 1 *", utc_ms(2026, 12, 31, 15, 0),
+         utc_ms(2027, 12, 31, 15, 0)},
+        {"new york dec 31 23:59", "America/New_York", "59 23 31 12 *", utc_ms(2026, 12, 1, 0, 0),
+         utc_ms(2027, 1, 1, 4, 59)},
         /* DOM and DOW both restricted: either. Feb 2026: the 6th is a Friday. */
         {"13th or friday: friday first", "Asia/Tokyo", "0 0 13 * FRI", utc_ms(2026, 1, 31, 15, 0),
          utc_ms(2026, 2, 5, 15, 0)},
@@ -143,16 +143,16 @@ Test(sched_cron, dst_gap_minutes_fire_once_at_its_end_and_repeated_minutes_once)
         {"ny hourly skips the repeated 01:00", "America/New_York", "0 * * * *",
          utc_ms(2026, 11, 1, 5, 0), utc_ms(2026, 11, 1, 7, 0)},
         /* New York 2027: 03-14 and 11-07. */
-        {"ny 2027 02:00 on the gap day", "America/New_York", "0 2 14 3 *",
-         utc_ms(2027, 1, 1, 0, 0), utc_ms(2027, 3, 14, 7, 0)},
+        {"ny 2027 02:00 on the gap day", "America/New_York", "0 2 14 3 *", utc_ms(2027, 1, 1, 0, 0),
+         utc_ms(2027, 3, 14, 7, 0)},
         {"ny 2027 01:59 on the fall day, once", "America/New_York", "59 1 7 11 *",
          utc_ms(2027, 11, 7, 5, 59), utc_ms(2028, 11, 7, 6, 59)},
         /* Berlin 2026-03-29 02:00 CET -> 03:00 CEST (01:00Z); 2026-10-25
          * 03:00 CEST -> 02:00 CET (01:00Z). */
         {"berlin 02:00 in the gap", "Europe/Berlin", "0 2 * * *", utc_ms(2026, 3, 28, 12, 0),
          utc_ms(2026, 3, 29, 1, 0)},
-        {"berlin 02:30 fall first pass", "Europe/Berlin", "30 2 * * *",
-         utc_ms(2026, 10, 24, 12, 0), utc_ms(2026, 10, 25, 0, 30)},
+        {"berlin 02:30 fall first pass", "Europe/Berlin", "30 2 * * *", utc_ms(2026, 10, 24, 12, 0),
+         utc_ms(2026, 10, 25, 0, 30)},
         {"berlin 02:30 not in the second pass", "Europe/Berlin", "30 2 * * *",
          utc_ms(2026, 10, 25, 0, 30), utc_ms(2026, 10, 26, 1, 30)},
         {"berlin 2027 sunday 02:30 in the gap", "Europe/Berlin", "30 2 * * SUN",

@@ -19,8 +19,7 @@ static struct quiet_window window(const char *from, const char *to)
 {
     struct quiet_window w;
     char err[128] = "";
-    cr_assert_eq(quiet_window_parse(from, to, &w, err, sizeof err), 0, "%s-%s: %s", from, to,
-                 err);
+    cr_assert_eq(quiet_window_parse(from, to, &w, err, sizeof err), 0, "%s-%s: %s", from, to, err);
     return w;
 }
 

@@ -30,7 +30,8 @@ Test(sched_scenario_input, a_full_scenario_is_read_with_its_steps)
         "{\"timing\":{\"after_s\":3600},\"actions\":[{\"type\":\"add_tag\",\"tag\":\"warm\"},"
         "{\"type\":\"set_reminder\",\"reminder_id\":\"0b9e8d6c-1f2a-4b3c-9d4e-5f6a7b8c9d0e\","
         "\"goal_at\":\"2027-01-05T10:00:00+09:00\"},{\"type\":\"unlink_rich_menu\"}]},"
-        "{\"id\":\"0b9e8d6c-1f2a-4b3c-9d4e-5f6a7b8c9d0f\",\"timing\":{\"day\":2,\"at\":\"09:30\"},\"messages\":[{\"type\":\"sticker\","
+        "{\"id\":\"0b9e8d6c-1f2a-4b3c-9d4e-5f6a7b8c9d0f\",\"timing\":{\"day\":2,\"at\":\"09:30\"},"
+        "\"messages\":[{\"type\":\"sticker\","
         "\"packageId\":\"446\",\"stickerId\":\"1988\"}],\"condition\":{\"tag\":\"warm\"}}]}");
     struct jsonf_error errs[4];
     struct jsonf_reader reader = {.errors = errs, .cap = 4};
@@ -97,20 +98,26 @@ Test(sched_scenario_input, bad_bodies_are_refused_with_the_path_and_code)
          "missing_field"},
         {"empty name", "{\"name\":\"\",\"trigger\":{\"type\":\"manual\"},\"steps\":[" STEP "]}",
          "name", "invalid_value"},
-        {"unknown member", "{" HEAD ",\"steps\":[" STEP "],\"color\":1}", "color",
-         "unknown_field"},
+        {"unknown member", "{" HEAD ",\"steps\":[" STEP "],\"color\":1}", "color", "unknown_field"},
         {"no trigger", "{\"name\":\"n\",\"steps\":[" STEP "]}", "trigger", "missing_field"},
-        {"unknown trigger type", "{\"name\":\"n\",\"trigger\":{\"type\":\"birthday\"},\"steps\":["
-         STEP "]}", "trigger.type", "invalid_value"},
-        {"tag_added without tag", "{\"name\":\"n\",\"trigger\":{\"type\":\"tag_added\"},\"steps\":["
-         STEP "]}", "trigger.tag", "missing_field"},
-        {"route with a space", "{\"name\":\"n\",\"trigger\":{\"type\":\"friend_added\",\"route\":"
-         "\"a b\"},\"steps\":[" STEP "]}", "trigger.route", "invalid_value"},
-        {"route of 33", "{\"name\":\"n\",\"trigger\":{\"type\":\"friend_added\",\"route\":"
-         "\"abcdefghijabcdefghijabcdefghijabc\"},\"steps\":[" STEP "]}", "trigger.route",
-         "too_long"},
-        {"route on manual", "{\"name\":\"n\",\"trigger\":{\"type\":\"manual\",\"route\":\"a\"},"
-         "\"steps\":[" STEP "]}", "trigger.route", "unknown_field"},
+        {"unknown trigger type",
+         "{\"name\":\"n\",\"trigger\":{\"type\":\"birthday\"},\"steps\":[" STEP "]}",
+         "trigger.type", "invalid_value"},
+        {"tag_added without tag",
+         "{\"name\":\"n\",\"trigger\":{\"type\":\"tag_added\"},\"steps\":[" STEP "]}",
+         "trigger.tag", "missing_field"},
+        {"route with a space",
+         "{\"name\":\"n\",\"trigger\":{\"type\":\"friend_added\",\"route\":"
+         "\"a b\"},\"steps\":[" STEP "]}",
+         "trigger.route", "invalid_value"},
+        {"route of 33",
+         "{\"name\":\"n\",\"trigger\":{\"type\":\"friend_added\",\"route\":"
+         "\"abcdefghijabcdefghijabcdefghijabc\"},\"steps\":[" STEP "]}",
+         "trigger.route", "too_long"},
+        {"route on manual",
+         "{\"name\":\"n\",\"trigger\":{\"type\":\"manual\",\"route\":\"a\"},"
+         "\"steps\":[" STEP "]}",
+         "trigger.route", "unknown_field"},
         {"bad reentry", "{" HEAD ",\"reentry\":\"twice\",\"steps\":[" STEP "]}", "reentry",
          "invalid_value"},
         {"stop tag not a string", "{" HEAD ",\"stop_on\":{\"tags\":[3]},\"steps\":[" STEP "]}",
@@ -127,8 +134,8 @@ Test(sched_scenario_input, bad_bodies_are_refused_with_the_path_and_code)
          "steps[1].timing.after_s", "invalid_type"},
         {"delay as a real", WITH_STEP("{\"timing\":{\"after_s\":1.5},\"messages\":[" MSG "]}"),
          "steps[1].timing.after_s", "invalid_type"},
-        {"bad from", WITH_STEP("{\"timing\":{\"after_s\":1,\"from\":\"end\"},\"messages\":[" MSG
-                               "]}"),
+        {"bad from",
+         WITH_STEP("{\"timing\":{\"after_s\":1,\"from\":\"end\"},\"messages\":[" MSG "]}"),
          "steps[1].timing.from", "invalid_value"},
         {"25:00", WITH_STEP("{\"timing\":{\"day\":1,\"at\":\"25:00\"},\"messages\":[" MSG "]}"),
          "steps[1].timing.at", "invalid_value"},
@@ -147,57 +154,67 @@ Test(sched_scenario_input, bad_bodies_are_refused_with_the_path_and_code)
         {"no timing", WITH_STEP("{\"messages\":[" MSG "]}"), "steps[1].timing", "missing_field"},
         {"neither messages nor actions", WITH_STEP("{\"timing\":{\"after_s\":1}}"), "steps[1]",
          "missing_field"},
-        {"six messages", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG "," MSG ","
-                                   MSG "," MSG "," MSG "," MSG "]}"),
+        {"six messages",
+         WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG "," MSG "," MSG "," MSG "," MSG
+                   "," MSG "]}"),
          "steps[1].messages", "too_long"},
         {"zero messages", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[]}"),
          "steps[1].messages", "invalid_value"},
-        {"message without type", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[{\"text\":"
-                                           "\"x\"}]}"),
+        {"message without type",
+         WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[{\"text\":"
+                   "\"x\"}]}"),
          "steps[1].messages[0].type", "missing_field"},
-        {"unknown message type", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[{\"type\":"
-                                           "\"fax\"}]}"),
+        {"unknown message type",
+         WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[{\"type\":"
+                   "\"fax\"}]}"),
          "steps[1].messages[0].type", "invalid_value"},
-        {"text without text", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG
-                                        ",{\"type\":\"text\"}]}"),
+        {"text without text",
+         WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG ",{\"type\":\"text\"}]}"),
          "steps[1].messages[1].text", "missing_field"},
         {"message not an object", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[\"hi\"]}"),
          "steps[1].messages[0]", "invalid_type"},
-        {"condition not an object", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG
-                                              "],\"condition\":[]}"),
+        {"condition not an object",
+         WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG "],\"condition\":[]}"),
          "steps[1].condition", "invalid_type"},
-        {"unknown step member", WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG
-                                          "],\"wait\":1}"),
+        {"unknown step member",
+         WITH_STEP("{\"timing\":{\"after_s\":1},\"messages\":[" MSG "],\"wait\":1}"),
          "steps[1].wait", "unknown_field"},
-        {"unknown action type", WITH_ACTION("{\"type\":\"explode\"}"),
-         "steps[1].actions[0].type", "invalid_value"},
+        {"unknown action type", WITH_ACTION("{\"type\":\"explode\"}"), "steps[1].actions[0].type",
+         "invalid_value"},
         {"action without type", WITH_ACTION("{\"tag\":\"x\"}"), "steps[1].actions[0].type",
          "missing_field"},
         {"add_tag without tag", WITH_ACTION("{\"type\":\"add_tag\"}"), "steps[1].actions[0].tag",
          "missing_field"},
-        {"add_to_field with text", WITH_ACTION("{\"type\":\"add_to_field\",\"field\":\"score\","
-                                               "\"value\":\"ten\"}"),
+        {"add_to_field with text",
+         WITH_ACTION("{\"type\":\"add_to_field\",\"field\":\"score\","
+                     "\"value\":\"ten\"}"),
          "steps[1].actions[0].value", "invalid_type"},
         {"set_field without value", WITH_ACTION("{\"type\":\"set_field\",\"field\":\"f\"}"),
          "steps[1].actions[0].value", "missing_field"},
-        {"start_scenario not a uuid", WITH_ACTION("{\"type\":\"start_scenario\",\"scenario_id\":"
-                                                  "\"x\"}"),
+        {"start_scenario not a uuid",
+         WITH_ACTION("{\"type\":\"start_scenario\",\"scenario_id\":"
+                     "\"x\"}"),
          "steps[1].actions[0].scenario_id", "invalid_value"},
-        {"set_reminder bad goal", WITH_ACTION("{\"type\":\"set_reminder\",\"reminder_id\":\"" UUID
-                                              "\",\"goal_at\":\"tomorrow\"}"),
+        {"set_reminder bad goal",
+         WITH_ACTION("{\"type\":\"set_reminder\",\"reminder_id\":\"" UUID
+                     "\",\"goal_at\":\"tomorrow\"}"),
          "steps[1].actions[0].goal_at", "invalid_value"},
-        {"set_reminder feb 30", WITH_ACTION("{\"type\":\"set_reminder\",\"reminder_id\":\"" UUID
-                                            "\",\"goal_at\":\"2027-02-30T10:00:00Z\"}"),
+        {"set_reminder feb 30",
+         WITH_ACTION("{\"type\":\"set_reminder\",\"reminder_id\":\"" UUID
+                     "\",\"goal_at\":\"2027-02-30T10:00:00Z\"}"),
          "steps[1].actions[0].goal_at", "invalid_value"},
-        {"send with six messages", WITH_ACTION("{\"type\":\"send\",\"messages\":[" MSG "," MSG
-                                               "," MSG "," MSG "," MSG "," MSG "]}"),
+        {"send with six messages",
+         WITH_ACTION("{\"type\":\"send\",\"messages\":[" MSG "," MSG "," MSG "," MSG "," MSG "," MSG
+                     "]}"),
          "steps[1].actions[0].messages", "too_long"},
         {"unknown action member", WITH_ACTION("{\"type\":\"unlink_rich_menu\",\"id\":1}"),
          "steps[1].actions[0].id", "unknown_field"},
-        {"step id not a uuid", WITH_STEP("{\"id\":\"s1\",\"timing\":{\"after_s\":1},"
-                                         "\"messages\":[" MSG "]}"),
+        {"step id not a uuid",
+         WITH_STEP("{\"id\":\"s1\",\"timing\":{\"after_s\":1},"
+                   "\"messages\":[" MSG "]}"),
          "steps[1].id", "invalid_value"},
-        {"step id twice", "{" HEAD ",\"steps\":[{\"id\":\"" UUID "\",\"timing\":{\"after_s\":1},"
+        {"step id twice",
+         "{" HEAD ",\"steps\":[{\"id\":\"" UUID "\",\"timing\":{\"after_s\":1},"
          "\"messages\":[" MSG "]},{\"id\":\"" UUID "\",\"timing\":{\"after_s\":1},"
          "\"messages\":[" MSG "]}]}",
          "steps[1].id", "invalid_value"},

@@ -62,16 +62,20 @@ Test(sched_timing, after_s_counts_elapsed_seconds_from_the_start_or_the_previous
 {
     int64_t s = utc_ms(2026, 12, 2, 1, 0), p = s + 3600 * 1000;
     static struct step_case cases[4];
-    cases[0] = (struct step_case){"from start", "Asia/Tokyo", after(600, TIMING_FROM_START), s, p,
+    cases[0] = (struct step_case){"from start",
+                                  "Asia/Tokyo",
+                                  after(600, TIMING_FROM_START),
+                                  s,
+                                  p,
                                   p}; /* s+600 s is before the previous step: at once after it */
-    cases[1] = (struct step_case){"from previous", "Asia/Tokyo", after(600, TIMING_FROM_PREVIOUS),
-                                  s, p, p + 600 * 1000};
-    cases[2] = (struct step_case){"zero from start is the start", "Asia/Tokyo",
-                                  after(0, TIMING_FROM_START), s, s, s};
+    cases[1] = (struct step_case){
+        "from previous", "Asia/Tokyo", after(600, TIMING_FROM_PREVIOUS), s, p, p + 600 * 1000};
+    cases[2] = (struct step_case){
+        "zero from start is the start", "Asia/Tokyo", after(0, TIMING_FROM_START), s, s, s};
     /* 24 h across the New York spring-forward is 24 elapsed hours: 13:00 EDT. */
-    cases[3] = (struct step_case){"a day across spring forward", "America/New_York",
+    cases[3] = (struct step_case){"a day across spring forward",   "America/New_York",
                                   after(86400, TIMING_FROM_START), utc_ms(2026, 3, 7, 17, 0),
-                                  utc_ms(2026, 3, 7, 17, 0), utc_ms(2026, 3, 8, 17, 0)};
+                                  utc_ms(2026, 3, 7, 17, 0),       utc_ms(2026, 3, 8, 17, 0)};
     step_cases_run(cases, 4);
 }
 
@@ -254,9 +258,9 @@ Test(sched_timing, hh_mm_accepts_only_two_digit_hours_and_minutes_of_a_day)
                      good[i].text);
         cr_expect_eq(m, good[i].want, "%s", good[i].text);
     }
-    static const char *const bad[] = {"25:00", "24:00", "9:00",  "09:60", "12-00", "",
-                                      "1200",  "ab:cd", " 9:00", "09:5",  "-1:00", "09:00 ",
-                                      "+9:00", "0x:00", "23:59:00"};
+    static const char *const bad[] = {"25:00", "24:00",  "9:00",  "09:60", "12-00",
+                                      "",      "1200",   "ab:cd", " 9:00", "09:5",
+                                      "-1:00", "09:00 ", "+9:00", "0x:00", "23:59:00"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int m = 7;
         cr_expect_eq(timing_hhmm_parse(bad[i], strlen(bad[i]), &m), -1, "'%s' accepted", bad[i]);
@@ -283,8 +287,7 @@ Test(sched_timing, out_of_range_timings_are_refused_with_the_field_named)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[128] = "";
         cr_expect_eq(timing_check(&bad[i].timing, err, sizeof err), -1, "case %zu", i);
-        cr_expect(strncmp(err, bad[i].field, strlen(bad[i].field)) == 0, "case %zu: '%s'", i,
-                  err);
+        cr_expect(strncmp(err, bad[i].field, strlen(bad[i].field)) == 0, "case %zu: '%s'", i, err);
         int64_t due = 42;
         cr_expect_eq(timing_step_due(&bad[i].timing, 0, 0, z, &due), -1, "case %zu", i);
         cr_expect_eq(due, 42);
@@ -305,8 +308,9 @@ Test(sched_timing, out_of_range_timings_are_refused_with_the_field_named)
 
 Test(sched_timing, unknown_or_malformed_zone_names_are_refused)
 {
-    static const char *const bad[] = {"Mars/Olympus_Mons", "Asia/Tokyoo", "../../etc/passwd",
-                                      "/etc/localtime", "", "Asia//Tokyo", "Europe/Berlin "};
+    static const char *const bad[] = {
+        "Mars/Olympus_Mons", "Asia/Tokyoo",   "../../etc/passwd", "/etc/localtime", "",
+        "Asia//Tokyo",       "Europe/Berlin "};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char err[256] = "";
         struct civil_zone *z = civil_zone_load(bad[i], NULL, err, sizeof err);
@@ -322,12 +326,9 @@ Test(sched_timing, rfc3339_times_with_any_offset_are_read_as_unix_ms)
         const char *text;
         int64_t want;
     } good[] = {
-        {"2026-12-02T10:00:00Z", 1796205600000},
-        {"2026-12-02T19:00:00+09:00", 1796205600000},
-        {"2026-12-02t05:00:00-05:00", 1796205600000},
-        {"2026-12-02T10:00:00.25Z", 1796205600250},
-        {"2028-02-29T00:00:00z", 1835395200000},
-        {"1970-01-01T00:00:00Z", 0},
+        {"2026-12-02T10:00:00Z", 1796205600000},      {"2026-12-02T19:00:00+09:00", 1796205600000},
+        {"2026-12-02t05:00:00-05:00", 1796205600000}, {"2026-12-02T10:00:00.25Z", 1796205600250},
+        {"2028-02-29T00:00:00z", 1835395200000},      {"1970-01-01T00:00:00Z", 0},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         int64_t ms = -1;
@@ -336,11 +337,21 @@ Test(sched_timing, rfc3339_times_with_any_offset_are_read_as_unix_ms)
         cr_expect_eq(ms, good[i].want, "%s: %lld", good[i].text, (long long)ms);
     }
     static const char *const bad[] = {
-        "2026-12-02",           "2026-12-02T10:00Z",         "2026-12-02 10:00:00Z",
-        "2027-02-29T00:00:00Z", "2026-02-30T00:00:00Z",      "2026-13-01T00:00:00Z",
-        "2026-12-02T24:00:00Z", "2026-12-02T10:00:60Z",      "2026-12-02T10:00:00",
-        "2026-12-02T10:00:00+0900", "2026-12-02T10:00:00+09:00x", "2026-12-02T10:00:00.Z",
-        "tomorrow",             "",                          "2026-12-02T10:00:00+24:00",
+        "2026-12-02",
+        "2026-12-02T10:00Z",
+        "2026-12-02 10:00:00Z",
+        "2027-02-29T00:00:00Z",
+        "2026-02-30T00:00:00Z",
+        "2026-13-01T00:00:00Z",
+        "2026-12-02T24:00:00Z",
+        "2026-12-02T10:00:60Z",
+        "2026-12-02T10:00:00",
+        "2026-12-02T10:00:00+0900",
+        "2026-12-02T10:00:00+09:00x",
+        "2026-12-02T10:00:00.Z",
+        "tomorrow",
+        "",
+        "2026-12-02T10:00:00+24:00",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t ms = 42;
