@@ -360,3 +360,28 @@ Test(sched_timing, rfc3339_times_with_any_offset_are_read_as_unix_ms)
         cr_expect_eq(ms, 42);
     }
 }
+
+/* The rule under every wall time above, checked on random local times of
+ * 2026-2028 in zones with and without DST (Lord Howe's is 30 minutes): the
+ * instant shows the target or later, and the second before it showed an
+ * earlier time, so it is the first such instant. */
+Test(sched_timing, a_wall_time_maps_to_the_first_instant_that_shows_it_or_later)
+{
+    static const char *const zones[] = {"America/New_York", "Europe/Berlin", "Asia/Tokyo",
+                                        "Australia/Lord_Howe", "America/Santiago"};
+    uint64_t s = 99;
+    int64_t from = civil_days_from_date(2026, 1, 1) * CIVIL_DAY_S;
+    for (size_t i = 0; i < sizeof zones / sizeof zones[0]; i++) {
+        struct civil_zone *z = zone(zones[i]);
+        for (int k = 0; k < 20000; k++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            int64_t target = from + (int64_t)((s >> 24) % (3 * 366 * 86400ULL)) / 60 * 60;
+            int64_t t = civil_zone_first_instant(z, target);
+            cr_assert_geq(t + civil_zone_offset(z, t), target, "%s %lld", zones[i],
+                          (long long)target);
+            cr_assert_lt(t - 1 + civil_zone_offset(z, t - 1), target, "%s %lld", zones[i],
+                         (long long)target);
+        }
+        civil_zone_free(&z);
+    }
+}
