@@ -100,7 +100,7 @@ int filter_matches(struct db *db, const char *channel_id, const json_t *filter, 
     if (rc < 0)
         return rc;
     static const char head[] = "SELECT EXISTS (SELECT 1 FROM friends f WHERE f.id = $1::bigint "
-                               "AND f.channel_id = $2 AND ";
+                               "AND f.channel_id = $2 AND (";
     size_t len = sizeof head - 1 + strlen(q.sql) + 3;
     char *sql = malloc(len);
     const char **params = calloc((size_t)q.nparams + 2, sizeof *params);

@@ -8,12 +8,14 @@
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
 #include "kafka.h"
 #include "kizuna/v1/friend.pb-c.h"
 #include "seg_itest.h"
+#include "segmentation/filter.h"
 
 TestSuite(seg_segments, .timeout = 180, .fini = seg_itest_reap);
 
@@ -360,6 +362,30 @@ Test(seg_segments, friends_are_listed_by_filter_segment_and_name_and_read_one_by
     cr_expect_eq(call("viewer", "GET", BASE "/friends/U404", NULL, &res), 404);
     cr_expect_str_eq(error_code(&res), "unknown_friend");
     itest_http_free(&res);
+    /* The same trees asked for one friend (the scheduler's conditions). */
+    const char *p[] = {CH};
+    char *id_text = itest_query_text(
+        seg_itest_db(), "SELECT id FROM friends WHERE channel_id = $1 AND user_id = 'U1'", 1, p);
+    int64_t u1 = strtoll(id_text, NULL, 10);
+    free(id_text);
+    static const struct {
+        const char *filter;
+        int want;
+    } matches[] = {
+        {"{\"tag\":\"vip\"}", 1},
+        {"{\"tag\":\"new\"}", 0},
+        {"{\"all\":[{\"field\":\"score\",\"op\":\"eq\",\"value\":10.5},{\"blocked\":false}]}", 1},
+        {"{\"field\":\"city\",\"op\":\"contains\",\"value\":\"_\"}", 0},
+        {"{\"any\":[]}", 0},
+        {"{\"tag\":\"gold\"}", -1},
+    };
+    for (size_t i = 0; i < sizeof matches / sizeof matches[0]; i++) {
+        json_t *tree = json_loads(matches[i].filter, 0, NULL);
+        struct jsonf_error err;
+        cr_expect_eq(filter_matches(seg_itest_db(), CH, tree, u1, &err), matches[i].want, "%s",
+                     matches[i].filter);
+        json_decref(tree);
+    }
     /* Another channel's friend is not in this one. */
     cr_expect_eq(call("viewer", "GET", BASE "/friends/U9", NULL, &res), 404);
     itest_http_free(&res);

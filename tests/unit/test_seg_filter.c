@@ -679,3 +679,26 @@ Test(seg_filter, names_are_capped_in_characters_not_bytes)
     cr_expect_eq(err.kind, JSONF_VALUE, "%s", err.reason);
     json_decref(t);
 }
+
+static int cat_route(void *ctx, const char *code)
+{
+    (void)ctx;
+    return strcmp(code, "ad1") == 0;
+}
+
+Test(seg_filter, routes_are_checked_when_the_catalog_knows_them)
+{
+    struct filter_catalog with_routes = catalog;
+    with_routes.route = cat_route;
+    struct filter_sql q;
+    struct jsonf_error err;
+    json_t *known = tree("{\"route\":\"ad1\"}");
+    cr_expect_eq(filter_compile_with(&with_routes, known, "filter", 1, NULL, NOW_MS, &q, &err), 0);
+    filter_sql_free(&q);
+    json_decref(known);
+    json_t *unknown = tree("{\"any\":[{\"route\":\"ad2\"}]}");
+    cr_expect_eq(filter_compile_with(&with_routes, unknown, "filter", 1, NULL, NOW_MS, &q, &err),
+                 -1);
+    cr_expect_str_eq(err.path, "filter.any[0].route");
+    json_decref(unknown);
+}
