@@ -42,6 +42,9 @@
  *   connection is alive for as long as the handle can resume it. The one
  *   exception is MHD_stop_daemon, which must not run while any connection
  *   is suspended: httpd_stop first answers every deferred request itself;
+ * - streamed answers (httpd_respond_stream) on MHD's callback responses:
+ *   MHD asks the source for the next block only when the connection can
+ *   take it, and frees the source when the response ends, however it ends;
  * - a drain on stop: quiesce, wait a bounded time for in-flight requests,
  *   answer the deferred ones still open with 503, then stop;
  * - for servers whose bodies carry secrets (wipe_bodies: the admin APIs),
@@ -213,11 +216,68 @@ static void request_count(struct httpd_request *req, int status)
               "status", code);
 }
 
+/* A streamed body (httpd_respond_stream) as MHD sees it: MHD calls
+ * stream_read when the connection can take more (so never faster than the
+ * client reads), and stream_free once, when it destroys the response: sent,
+ * cut, or its connection closed (a client gone, the idle timeout, the
+ * daemon stopping). */
+struct httpd_stream {
+    httpd_stream_read_fn read;
+    httpd_stream_free_fn free_fn;
+    void *ctx;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct httpd_stream *st = cls;
+    (void)pos;
+    if (max == 0)
+        return 0;
+    long n = st->read(st->ctx, buf, max);
+    if (n == HTTPD_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n <= 0 || (size_t)n > max) /* an error, or a source that broke its contract */
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct httpd_stream *st = cls;
+    if (st->free_fn)
+        st->free_fn(st->ctx);
+    free(st);
+}
+
+/* The MHD response for resp's stream, which it takes from resp (its free
+ * runs now if that fails). */
+static struct MHD_Response *stream_response(struct httpd_response *resp)
+{
+    struct httpd_stream *st = malloc(sizeof *st);
+    if (st) {
+        st->read = resp->stream_read;
+        st->free_fn = resp->stream_free;
+        st->ctx = resp->stream_ctx;
+        resp->stream_read = NULL;
+        resp->stream_free = NULL;
+        resp->stream_ctx = NULL;
+    } else {
+        return NULL; /* httpd_response_clear frees the source */
+    }
+    struct MHD_Response *mr = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, HTTPD_STREAM_BLOCK, stream_read, st, stream_free);
+    if (!mr)
+        stream_free(st);
+    return mr;
+}
+
 /* Hands resp (body and headers) to MHD and clears it. */
 static enum MHD_Result request_queue(struct httpd_request *req, struct httpd_response *resp)
 {
     struct MHD_Response *mr;
-    if (resp->body_len > 0) {
+    if (resp->stream_read) {
+        mr = stream_response(resp);
+    } else if (resp->body_len > 0) {
         mr = MHD_create_response_from_buffer_with_free_callback(resp->body_len, resp->body, free);
         if (mr)
             resp->body = NULL; /* MHD owns it now */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "app.h"
+#include "csv_routes.h"
 #include "db_pool.h"
 #include "log.h"
 #include "outbox_relay.h"
@@ -48,6 +49,7 @@ int main(void)
         .api = seg_api,
         .api_ctx = &app,
         .setup = segmentation_setup,
+        .admin_body_cap = SEG_CSV_IMPORT_MAX, /* a CSV import; JSON bodies are SEG_BODY_MAX */
     };
     int rc = 1;
     if (service_start(&svc, &def) == 0) {
