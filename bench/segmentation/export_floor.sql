@@ -1,9 +1,11 @@
 -- What exporting the benchmark's columns (user_id, display_name, added_at,
 -- blocked, tags, field:score) of every friend of :'channel' costs
--- PostgreSQL alone, in one statement: form subqueries uses the expressions
--- of the service's export (services/segmentation/csv_export.c: a subquery
--- per row for the tags and for the field); form joins is set-based. run.sh
--- times each as COPY ... TO STDOUT read by psql.
+-- PostgreSQL alone, in one statement, with the tag names (which the
+-- service's export, services/segmentation/csv_export.c, takes from a map of
+-- the channel's tags after reading each row's tag ids): form subqueries
+-- reads each row's tags and field with a subquery per row, as the export's
+-- pages do; form joins is set-based (one GROUP BY of the tags, joins).
+-- run.sh times each as COPY ... TO STDOUT read by psql.
 --
 -- psql variables: channel, score_id, form (subqueries or joins).
 \set ON_ERROR_STOP on
