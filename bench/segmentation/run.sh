@@ -498,6 +498,17 @@ phase_import() {
         cp "$file" "$WORK/import-chunks/part-0000.csv"
     fi
     t0="$(sql_value "SELECT now()")"
+    # The import's statements are few (set-based, a batch of rows each):
+    # logged with their durations, without their parameters (the batches),
+    # to show where the time goes. Private stack only (a server setting).
+    local pglog="$LOCAL/logs/postgres.log" from=0 logged=0
+    if [ "${BENCH_STACK:-private}" = private ] && [ -f "$pglog" ]; then
+        from="$(wc -c <"$pglog")"
+        sql_admin -c "ALTER SYSTEM SET log_min_duration_statement = 0" \
+            -c "ALTER SYSTEM SET log_parameter_max_length = 0" -c "SELECT pg_reload_conf()" >/dev/null
+        logged=1
+        sleep 0.5
+    fi
     cpu_begin
     for part in "$WORK"/import-chunks/part-*.csv; do
         read -r st t n < <(call POST friends/import.csv "$out" -H 'Content-Type: text/csv' --data-binary "@$part")
@@ -510,6 +521,17 @@ phase_import() {
         rows=$((rows + $(json_get "$out" rows)))
     done
     cpu_end
+    if [ "$logged" = 1 ]; then
+        sql_admin -c "ALTER SYSTEM RESET log_min_duration_statement" \
+            -c "ALTER SYSTEM RESET log_parameter_max_length" -c "SELECT pg_reload_conf()" >/dev/null
+        tail -c +"$((from + 1))" "$pglog" >"$WORK/import-sql.log"
+        # Server time by statement (its first 70 characters), largest first.
+        grep -E 'kizuna_segmentation@.*duration: .* execute' "$WORK/import-sql.log" | grep -v '"outbox")$' |
+            sed -n 's/.*duration: \([0-9.]*\) ms.*execute[^:]*: \(.\{0,70\}\).*/\1\t\2/p' |
+            awk -F '\t' '{ ms[$2] += $1; n[$2]++; all += $1; total++ }
+                END { for (k in ms) printf "%.0f\t%d\t%s\n", ms[k], n[k], k; printf "%.0f\t%d\t(all of them)\n", all, total }' |
+            sort -rn | head -6 | awk -F '\t' '{ printf "      server: %6d ms in %d x  %s\n", $1, $2, $3 }' | tee -a "$SUMMARY"
+    fi
     [ "$ok" = 1 ] || return 0
     report "   $rows rows in $(awk -v t="$total" 'BEGIN { printf "%.2f", t }') s over $(find "$WORK/import-chunks" -name 'part-*.csv' | wc -l) request(s), $(wc -c <"$file") bytes: $(awk -v r="$rows" -v t="$total" 'BEGIN { printf "%.0f", r / t }') rows/s; service CPU $CPU_SEG_S s"
     report "   stored: $(sql_value "SELECT count(*) FROM friend_fields WHERE field_id = $points_id AND updated_at >= '$t0'") points values written since the import began, tag30 on $(sql_value "SELECT count(*) FROM friend_tags WHERE tag_id = $tag_id") friends (was $before_tags)"
