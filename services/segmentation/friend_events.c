@@ -38,3 +38,52 @@ int friend_event_emit(struct db *db, const char *tenant_id, const char *channel_
     ev->envelope = NULL;
     return st == DB_OK ? 0 : -1;
 }
+
+int friend_event_added(struct db *db, const struct friend_ref *f, const char *reply_token,
+                       int64_t reply_token_issued_at, bool is_unblocked,
+                       const char *webhook_event_id)
+{
+    Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
+    Kizuna__V1__FriendAdded added = KIZUNA__V1__FRIEND_ADDED__INIT;
+    bool token = reply_token && reply_token[0];
+    added.reply_token = (char *)(token ? reply_token : "");
+    added.reply_token_issued_at = token ? reply_token_issued_at : 0;
+    added.is_unblocked = is_unblocked;
+    added.webhook_event_id = (char *)(webhook_event_id ? webhook_event_id : "");
+    ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_ADDED;
+    ev.added = &added;
+    return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
+}
+
+int friend_event_blocked(struct db *db, const struct friend_ref *f)
+{
+    Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
+    Kizuna__V1__FriendBlocked blocked = KIZUNA__V1__FRIEND_BLOCKED__INIT;
+    ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_BLOCKED;
+    ev.blocked = &blocked;
+    return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
+}
+
+int friend_event_unblocked(struct db *db, const struct friend_ref *f)
+{
+    Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
+    Kizuna__V1__FriendUnblocked unblocked = KIZUNA__V1__FRIEND_UNBLOCKED__INIT;
+    ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_UNBLOCKED;
+    ev.unblocked = &unblocked;
+    return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
+}
+
+int friend_event_profile_updated(struct db *db, const struct friend_ref *f,
+                                 const char *display_name, const char *picture_url,
+                                 const char *status_message, const char *language)
+{
+    Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
+    Kizuna__V1__FriendProfileUpdated p = KIZUNA__V1__FRIEND_PROFILE_UPDATED__INIT;
+    p.display_name = (char *)(display_name ? display_name : "");
+    p.picture_url = (char *)(picture_url ? picture_url : "");
+    p.status_message = (char *)(status_message ? status_message : "");
+    p.language = (char *)(language ? language : "");
+    ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_PROFILE_UPDATED;
+    ev.profile_updated = &p;
+    return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
+}

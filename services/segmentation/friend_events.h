@@ -7,6 +7,9 @@
 #ifndef KIZUNA_SEGMENTATION_FRIEND_EVENTS_H
 #define KIZUNA_SEGMENTATION_FRIEND_EVENTS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "kizuna/v1/friend.pb-c.h"
 
 struct db;
@@ -16,5 +19,30 @@ struct db;
  * caller's. 0, or -1 on a database error. */
 int friend_event_emit(struct db *db, const char *tenant_id, const char *channel_id,
                       const char *user_id, const char *causation_id, Kizuna__V1__FriendEvent *ev);
+
+/* The friend's identity on every event below: borrowed strings. */
+struct friend_ref {
+    const char *tenant_id;
+    const char *channel_id;
+    const char *user_id;
+    const char *causation_id; /* the webhook or result record's event_id */
+};
+
+/* FriendAdded. reply_token NULL or "" leaves the token (and its time) out;
+ * webhook_event_id is the follow's. 0, or -1 on a database error. Caller's
+ * transaction and thread, as friend_event_emit. */
+int friend_event_added(struct db *db, const struct friend_ref *f, const char *reply_token,
+                       int64_t reply_token_issued_at, bool is_unblocked,
+                       const char *webhook_event_id);
+
+/* FriendBlocked / FriendUnblocked. 0, or -1 on a database error. */
+int friend_event_blocked(struct db *db, const struct friend_ref *f);
+int friend_event_unblocked(struct db *db, const struct friend_ref *f);
+
+/* FriendProfileUpdated with the stored values (NULL counts as ""). 0, or -1
+ * on a database error. */
+int friend_event_profile_updated(struct db *db, const struct friend_ref *f,
+                                 const char *display_name, const char *picture_url,
+                                 const char *status_message, const char *language);
 
 #endif

@@ -4,20 +4,40 @@
 #include <stdio.h>
 
 #include "app.h"
+#include "channels_follow.h"
 #include "db_pool.h"
 #include "log.h"
 #include "outbox_relay.h"
+#include "results.h"
 #include "service.h"
+#include "webhook_events.h"
 
 static long api_connections;
+static long unknown_channel_grace_s;
+static long webhook_consumers;
+static const char *channels_group;
+static const char *webhook_group;
+static const char *results_group;
 
 static const struct config_entry extra[] = {
     {"SEGMENTATION_API_DB_CONNECTIONS", CONFIG_INT, "4", &api_connections, 1, 64,
      "PostgreSQL connections shared by the admin API (a CSV export holds one while it streams)"},
+    {"SEGMENTATION_UNKNOWN_CHANNEL_GRACE_S", CONFIG_INT, "300", &unknown_channel_grace_s, 0, 86400,
+     "a webhook event for a channel not yet in `channels` is retried while younger than this, "
+     "then skipped as malformed (unknown_channel)"},
+    {"SEGMENTATION_WEBHOOK_CONSUMERS", CONFIG_INT, "1", &webhook_consumers, 1, 16,
+     "line.webhook consumer threads (each with its own database connection)"},
+    {"SEGMENTATION_CHANNELS_GROUP", CONFIG_STRING, "segmentation-channels", &channels_group, 0, 0,
+     "consumer group of the channels topic (read from its beginning when new)"},
+    {"SEGMENTATION_WEBHOOK_GROUP", CONFIG_STRING, "segmentation-webhook", &webhook_group, 0, 0,
+     "consumer group of line.webhook"},
+    {"SEGMENTATION_RESULTS_GROUP", CONFIG_STRING, "segmentation-results", &results_group, 0, 0,
+     "consumer group of delivery.results"},
 };
 
 /* service_def.setup: the relay of the segmentation outbox (stopped by the
- * drain), the admin API's connections, then the consumers. */
+ * drain), the admin API's connections, then the consumers of `channels`,
+ * `line.webhook` and `delivery.results`. */
 static int segmentation_setup(struct service *svc)
 {
     struct seg *app = svc->def->api_ctx;
@@ -31,6 +51,18 @@ static int segmentation_setup(struct service *svc)
     app->pool = db_pool_new(svc->database_url, (int)api_connections, errstr, sizeof errstr);
     if (!app->pool) {
         log_error("cannot open the admin API's database connections", "error", errstr);
+        return 1;
+    }
+    /* The consumers: each on its own worker and connection, stopped by the
+     * drain (common/consumer.h). */
+    struct webhook_events_options wopts = {.unknown_channel_grace_ms =
+                                               unknown_channel_grace_s * 1000,
+                                           .consumers = (int)webhook_consumers,
+                                           .group = webhook_group};
+    if (channels_follow_start(svc, channels_group, errstr, sizeof errstr) != 0 ||
+        webhook_events_start(svc, app->relay, &wopts, errstr, sizeof errstr) != 0 ||
+        results_start(svc, app->relay, results_group, errstr, sizeof errstr) != 0) {
+        log_error("cannot start a consumer", "error", errstr);
         return 1;
     }
     return 0;

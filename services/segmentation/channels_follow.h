@@ -1,0 +1,49 @@
+/* Segmentation's copy of the channel registry: a consumer of the compacted
+ * `channels` topic (ChannelConfig snapshots from ingest) that keeps the
+ * `channels` table (tenant, time zone, deleted, version). A record older
+ * than the stored version changes nothing; a tombstone (null value) marks
+ * the key's channel deleted. The table is shared by every replica, so one
+ * consumer group reads the topic from its beginning. */
+#ifndef KIZUNA_SEGMENTATION_CHANNELS_FOLLOW_H
+#define KIZUNA_SEGMENTATION_CHANNELS_FOLLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kafka_message;
+struct service;
+
+#define CHANNELS_FOLLOW_TOPIC "channels"
+#define CHANNELS_FOLLOW_ID_MAX 64 /* channel ids (LINE's are 10 digits) */
+#define CHANNELS_FOLLOW_TENANT_MAX 128
+#define CHANNELS_FOLLOW_TZ_MAX 64
+
+/* One record, read. */
+struct channels_follow_row {
+    char channel_id[CHANNELS_FOLLOW_ID_MAX + 1];
+    char tenant_id[CHANNELS_FOLLOW_TENANT_MAX + 1];
+    char timezone[CHANNELS_FOLLOW_TZ_MAX + 1]; /* "Asia/Tokyo" when the record has none */
+    bool deleted;
+    bool tombstone; /* a null value: only channel_id (from the key) is set */
+    int64_t version;
+    int64_t updated_at_ms;
+};
+
+/* Reads msg (key and value) into row. 0, or -1 with *reason a static label
+ * ("bad_payload", "no_channel_id", "no_tenant", "too_long"). Pure. */
+int channels_follow_parse(const struct kafka_message *msg, struct channels_follow_row *row,
+                          const char **reason);
+
+/* The inbox id of a record: "channel:<id>:<version>" (so a snapshot
+ * published twice is applied once), "channel:<key>:tombstone:<partition>:<offset>"
+ * for a tombstone. A consumer_event_id_fn (common/consumer.h). Pure. */
+int channels_follow_event_id(const struct kafka_message *msg, char *out, size_t cap,
+                             const char **reason);
+
+/* Starts the consumer (name "segmentation-channels", group as given, from
+ * the beginning) on svc, whose drain stops it. 0, or -1 with errstr. Main
+ * thread, in service_def.setup. */
+int channels_follow_start(struct service *svc, const char *group, char *errstr, size_t errcap);
+
+#endif
