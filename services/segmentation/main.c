@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "app.h"
-#include "channels_follow.h"
+#include "channels_table.h"
 #include "db_pool.h"
 #include "log.h"
 #include "outbox_relay.h"
@@ -59,7 +59,7 @@ static int segmentation_setup(struct service *svc)
                                                unknown_channel_grace_s * 1000,
                                            .consumers = (int)webhook_consumers,
                                            .group = webhook_group};
-    if (channels_follow_start(svc, channels_group, errstr, sizeof errstr) != 0 ||
+    if (channels_table_start(svc, channels_group, errstr, sizeof errstr) != 0 ||
         webhook_events_start(svc, app->relay, &wopts, errstr, sizeof errstr) != 0 ||
         results_start(svc, app->relay, results_group, errstr, sizeof errstr) != 0) {
         log_error("cannot start a consumer", "error", errstr);

@@ -4,8 +4,8 @@
  * than the stored version changes nothing; a tombstone (null value) marks
  * the key's channel deleted. The table is shared by every replica, so one
  * consumer group reads the topic from its beginning. */
-#ifndef KIZUNA_SEGMENTATION_CHANNELS_FOLLOW_H
-#define KIZUNA_SEGMENTATION_CHANNELS_FOLLOW_H
+#ifndef KIZUNA_SEGMENTATION_CHANNELS_TABLE_H
+#define KIZUNA_SEGMENTATION_CHANNELS_TABLE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,16 +14,16 @@
 struct kafka_message;
 struct service;
 
-#define CHANNELS_FOLLOW_TOPIC "channels"
-#define CHANNELS_FOLLOW_ID_MAX 64 /* channel ids (LINE's are 10 digits) */
-#define CHANNELS_FOLLOW_TENANT_MAX 128
-#define CHANNELS_FOLLOW_TZ_MAX 64
+#define CHANNELS_TABLE_TOPIC "channels"
+#define CHANNELS_TABLE_ID_MAX 64 /* channel ids (LINE's are 10 digits) */
+#define CHANNELS_TABLE_TENANT_MAX 128
+#define CHANNELS_TABLE_TZ_MAX 64
 
 /* One record, read. */
-struct channels_follow_row {
-    char channel_id[CHANNELS_FOLLOW_ID_MAX + 1];
-    char tenant_id[CHANNELS_FOLLOW_TENANT_MAX + 1];
-    char timezone[CHANNELS_FOLLOW_TZ_MAX + 1]; /* "Asia/Tokyo" when the record has none */
+struct channels_table_row {
+    char channel_id[CHANNELS_TABLE_ID_MAX + 1];
+    char tenant_id[CHANNELS_TABLE_TENANT_MAX + 1];
+    char timezone[CHANNELS_TABLE_TZ_MAX + 1]; /* "Asia/Tokyo" when the record has none */
     bool deleted;
     bool tombstone; /* a null value: only channel_id (from the key) is set */
     int64_t version;
@@ -31,19 +31,20 @@ struct channels_follow_row {
 };
 
 /* Reads msg (key and value) into row. 0, or -1 with *reason a static label
- * ("bad_payload", "no_channel_id", "no_tenant", "too_long"). Pure. */
-int channels_follow_parse(const struct kafka_message *msg, struct channels_follow_row *row,
+ * ("bad_payload", "no_channel_id", "bad_channel_id" (too long or not
+ * printable ASCII), "no_tenant", "too_long" (tenant or zone)). Pure. */
+int channels_table_parse(const struct kafka_message *msg, struct channels_table_row *row,
                           const char **reason);
 
 /* The inbox id of a record: "channel:<id>:<version>" (so a snapshot
  * published twice is applied once), "channel:<key>:tombstone:<partition>:<offset>"
  * for a tombstone. A consumer_event_id_fn (common/consumer.h). Pure. */
-int channels_follow_event_id(const struct kafka_message *msg, char *out, size_t cap,
+int channels_table_event_id(const struct kafka_message *msg, char *out, size_t cap,
                              const char **reason);
 
 /* Starts the consumer (name "segmentation-channels", group as given, from
  * the beginning) on svc, whose drain stops it. 0, or -1 with errstr. Main
  * thread, in service_def.setup. */
-int channels_follow_start(struct service *svc, const char *group, char *errstr, size_t errcap);
+int channels_table_start(struct service *svc, const char *group, char *errstr, size_t errcap);
 
 #endif

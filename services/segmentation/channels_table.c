@@ -1,6 +1,6 @@
-/* The `channels` consumer (channels_follow.h): each ChannelConfig snapshot
+/* The `channels` consumer (channels_table.h): each ChannelConfig snapshot
  * upserts its row when its version is newer than the stored one. */
-#include "channels_follow.h"
+#include "channels_table.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,8 +13,8 @@
 #include "log.h"
 #include "metrics.h"
 
-#define CHANNELS_FOLLOW_NAME "segmentation-channels"
-#define CHANNELS_FOLLOW_DEFAULT_TZ "Asia/Tokyo"
+#define CHANNELS_TABLE_NAME "segmentation-channels"
+#define CHANNELS_TABLE_DEFAULT_TZ "Asia/Tokyo"
 
 static struct metric *channels_applied; /* kizuna_segmentation_channel_records_total{result} */
 
@@ -32,13 +32,13 @@ static int copy_id(char *dst, size_t cap, const char *src, size_t n)
     return 0;
 }
 
-int channels_follow_parse(const struct kafka_message *msg, struct channels_follow_row *row,
+int channels_table_parse(const struct kafka_message *msg, struct channels_table_row *row,
                           const char **reason)
 {
     memset(row, 0, sizeof *row);
     if (msg->key && msg->keylen > 0 &&
         copy_id(row->channel_id, sizeof row->channel_id, msg->key, msg->keylen) != 0) {
-        *reason = "too_long";
+        *reason = "bad_channel_id";
         return -1;
     }
     if (!msg->value || msg->len == 0) {
@@ -64,7 +64,7 @@ int channels_follow_parse(const struct kafka_message *msg, struct channels_follo
     }
     if (cid != row->channel_id &&
         copy_id(row->channel_id, sizeof row->channel_id, cid, strlen(cid)) != 0) {
-        *reason = "too_long";
+        *reason = "bad_channel_id";
         goto done;
     }
     if (!cfg->tenant_id || !cfg->tenant_id[0]) {
@@ -76,7 +76,7 @@ int channels_follow_parse(const struct kafka_message *msg, struct channels_follo
         *reason = "too_long";
         goto done;
     }
-    const char *tz = cfg->timezone && cfg->timezone[0] ? cfg->timezone : CHANNELS_FOLLOW_DEFAULT_TZ;
+    const char *tz = cfg->timezone && cfg->timezone[0] ? cfg->timezone : CHANNELS_TABLE_DEFAULT_TZ;
     if (copy_id(row->timezone, sizeof row->timezone, tz, strlen(tz)) != 0) {
         *reason = "too_long";
         goto done;
@@ -90,11 +90,11 @@ done:
     return rc;
 }
 
-int channels_follow_event_id(const struct kafka_message *msg, char *out, size_t cap,
+int channels_table_event_id(const struct kafka_message *msg, char *out, size_t cap,
                              const char **reason)
 {
-    struct channels_follow_row row;
-    if (channels_follow_parse(msg, &row, reason) != 0)
+    struct channels_table_row row;
+    if (channels_table_parse(msg, &row, reason) != 0)
         return -1;
     int n = row.tombstone ? snprintf(out, cap, "channel:%s:tombstone:%" PRId32 ":%" PRId64,
                                      row.channel_id, msg->partition, msg->offset)
@@ -106,13 +106,13 @@ int channels_follow_event_id(const struct kafka_message *msg, char *out, size_t 
     return 0;
 }
 
-static enum consumer_verdict channels_follow_handle(void *ctx, struct db *db,
+static enum consumer_verdict channels_table_handle(void *ctx, struct db *db,
                                                     const struct consumer_record *rec,
                                                     const char **reason)
 {
     (void)ctx;
-    struct channels_follow_row row;
-    if (channels_follow_parse(rec->msg, &row, reason) != 0)
+    struct channels_table_row row;
+    if (channels_table_parse(rec->msg, &row, reason) != 0)
         return CONSUMER_MALFORMED;
     struct db_result *res = NULL;
     enum db_status st;
@@ -154,19 +154,19 @@ static enum consumer_verdict channels_follow_handle(void *ctx, struct db *db,
     return CONSUMER_DONE;
 }
 
-int channels_follow_start(struct service *svc, const char *group, char *errstr, size_t errcap)
+int channels_table_start(struct service *svc, const char *group, char *errstr, size_t errcap)
 {
     channels_applied = metrics_counter("kizuna_segmentation_channel_records_total",
                                        "channels records handled: applied, older (a newer "
                                        "version was stored), tombstone",
                                        "result");
-    static const char *const topics[] = {CHANNELS_FOLLOW_TOPIC, NULL};
-    struct consumer *c = consumer_start(&(struct consumer_options){.name = CHANNELS_FOLLOW_NAME,
+    static const char *const topics[] = {CHANNELS_TABLE_TOPIC, NULL};
+    struct consumer *c = consumer_start(&(struct consumer_options){.name = CHANNELS_TABLE_NAME,
                                                                    .topics = topics,
                                                                    .group = group,
-                                                                   .handler = channels_follow_handle,
+                                                                   .handler = channels_table_handle,
                                                                    .event_id =
-                                                                       channels_follow_event_id,
+                                                                       channels_table_event_id,
                                                                    .service = svc,
                                                                    .from_beginning = true},
                                         errstr, errcap);
