@@ -33,7 +33,7 @@ static int copy_id(char *dst, size_t cap, const char *src, size_t n)
 }
 
 int channels_table_parse(const struct kafka_message *msg, struct channels_table_row *row,
-                          const char **reason)
+                         const char **reason)
 {
     memset(row, 0, sizeof *row);
     if (msg->key && msg->keylen > 0 &&
@@ -91,7 +91,7 @@ done:
 }
 
 int channels_table_event_id(const struct kafka_message *msg, char *out, size_t cap,
-                             const char **reason)
+                            const char **reason)
 {
     struct channels_table_row row;
     if (channels_table_parse(msg, &row, reason) != 0)
@@ -107,8 +107,8 @@ int channels_table_event_id(const struct kafka_message *msg, char *out, size_t c
 }
 
 static enum consumer_verdict channels_table_handle(void *ctx, struct db *db,
-                                                    const struct consumer_record *rec,
-                                                    const char **reason)
+                                                   const struct consumer_record *rec,
+                                                   const char **reason)
 {
     (void)ctx;
     struct channels_table_row row;
@@ -118,15 +118,17 @@ static enum consumer_verdict channels_table_handle(void *ctx, struct db *db,
     enum db_status st;
     if (row.tombstone) {
         const char *params[] = {row.channel_id};
-        st = db_exec(db, "UPDATE channels SET deleted = true, updated_at = now() "
-                         "WHERE channel_id = $1 AND NOT deleted",
+        st = db_exec(db,
+                     "UPDATE channels SET deleted = true, updated_at = now() "
+                     "WHERE channel_id = $1 AND NOT deleted",
                      1, params, &res);
     } else {
         char version[24], updated[24];
         snprintf(version, sizeof version, "%" PRId64, row.version);
         snprintf(updated, sizeof updated, "%" PRId64, row.updated_at_ms);
-        const char *params[] = {row.channel_id, row.tenant_id, row.timezone,
-                                row.deleted ? "true" : "false", version, updated};
+        const char *params[] = {row.channel_id, row.tenant_id,
+                                row.timezone,   row.deleted ? "true" : "false",
+                                version,        updated};
         /* Only a newer version replaces what is stored. */
         st = db_exec(db,
                      "INSERT INTO channels (channel_id, tenant_id, timezone, deleted, version, "
@@ -161,14 +163,14 @@ int channels_table_start(struct service *svc, const char *group, char *errstr, s
                                        "version was stored), tombstone",
                                        "result");
     static const char *const topics[] = {CHANNELS_TABLE_TOPIC, NULL};
-    struct consumer *c = consumer_start(&(struct consumer_options){.name = CHANNELS_TABLE_NAME,
-                                                                   .topics = topics,
-                                                                   .group = group,
-                                                                   .handler = channels_table_handle,
-                                                                   .event_id =
-                                                                       channels_table_event_id,
-                                                                   .service = svc,
-                                                                   .from_beginning = true},
-                                        errstr, errcap);
+    struct consumer *c =
+        consumer_start(&(struct consumer_options){.name = CHANNELS_TABLE_NAME,
+                                                  .topics = topics,
+                                                  .group = group,
+                                                  .handler = channels_table_handle,
+                                                  .event_id = channels_table_event_id,
+                                                  .service = svc,
+                                                  .from_beginning = true},
+                       errstr, errcap);
     return c ? 0 : -1;
 }

@@ -34,13 +34,13 @@ struct channels_table_row {
  * ("bad_payload", "no_channel_id", "bad_channel_id" (too long or not
  * printable ASCII), "no_tenant", "too_long" (tenant or zone)). Pure. */
 int channels_table_parse(const struct kafka_message *msg, struct channels_table_row *row,
-                          const char **reason);
+                         const char **reason);
 
 /* The inbox id of a record: "channel:<id>:<version>" (so a snapshot
  * published twice is applied once), "channel:<key>:tombstone:<partition>:<offset>"
  * for a tombstone. A consumer_event_id_fn (common/consumer.h). Pure. */
 int channels_table_event_id(const struct kafka_message *msg, char *out, size_t cap,
-                             const char **reason);
+                            const char **reason);
 
 /* Starts the consumer (name "segmentation-channels", group as given, from
  * the beginning) on svc, whose drain stops it. 0, or -1 with errstr. Main

@@ -25,8 +25,8 @@ struct friend_decision friend_state_decide(const struct friend_state *before,
         d.added_unblocked = change->is_unblocked || (before->exists && before->blocked);
         d.emit_unblocked = d.added_unblocked;
         int64_t age = change->now_ms - change->timestamp_ms;
-        d.added_with_token = change->has_reply_token && !change->standby &&
-                             age <= FRIEND_REPLY_TOKEN_TTL_MS;
+        d.added_with_token =
+            change->has_reply_token && !change->standby && age <= FRIEND_REPLY_TOKEN_TTL_MS;
         d.request_profile = true;
     } else {
         d.blocked = true;

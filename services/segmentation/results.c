@@ -79,20 +79,20 @@ static enum consumer_verdict results_profile(struct db *db, const struct consume
     }
     char at[24];
     snprintf(at, sizeof at, "%" PRId64, r->finished_at > 0 ? r->finished_at : clock_wall_ms());
-    const char *params[] = {channel_id,           user,        p->display_name, p->picture_url,
-                            p->status_message,    p->language, at};
+    const char *params[] = {channel_id,  user, p->display_name, p->picture_url, p->status_message,
+                            p->language, at};
     struct db_result *res = NULL;
     /* A profile fetched before the stored one changes nothing. */
-    enum db_status st = db_exec(
-        db,
-        "UPDATE friends f SET display_name = NULLIF($3, ''), picture_url = NULLIF($4, ''), "
-        "status_message = NULLIF($5, ''), language = NULLIF($6, ''), "
-        "profile_at = to_timestamp($7::bigint / 1000.0) "
-        "FROM channels c WHERE f.channel_id = $1 AND f.user_id = $2 "
-        "AND c.channel_id = f.channel_id AND NOT c.deleted "
-        "AND (f.profile_at IS NULL OR f.profile_at <= to_timestamp($7::bigint / 1000.0)) "
-        "RETURNING c.tenant_id",
-        7, params, &res);
+    enum db_status st =
+        db_exec(db,
+                "UPDATE friends f SET display_name = NULLIF($3, ''), picture_url = NULLIF($4, ''), "
+                "status_message = NULLIF($5, ''), language = NULLIF($6, ''), "
+                "profile_at = to_timestamp($7::bigint / 1000.0) "
+                "FROM channels c WHERE f.channel_id = $1 AND f.user_id = $2 "
+                "AND c.channel_id = f.channel_id AND NOT c.deleted "
+                "AND (f.profile_at IS NULL OR f.profile_at <= to_timestamp($7::bigint / 1000.0)) "
+                "RETURNING c.tenant_id",
+                7, params, &res);
     if (st != DB_OK)
         return results_db_failed(db, rec, "profile", reason);
     if (db_result_rows(res) != 1) {
@@ -159,8 +159,8 @@ static enum consumer_verdict results_handle(void *ctx, struct db *db,
     return v;
 }
 
-int results_start(struct service *svc, struct outbox_relay *relay, const char *group,
-                  char *errstr, size_t errcap)
+int results_start(struct service *svc, struct outbox_relay *relay, const char *group, char *errstr,
+                  size_t errcap)
 {
     results_total = metrics_counter("kizuna_segmentation_results_total",
                                     "delivery.results handled: profile (stored), profile_ignored "

@@ -29,7 +29,7 @@ bool results_is_uuid(const char *s);
 /* Starts the consumer ("segmentation-results", group as given or the name,
  * from the beginning) on svc, whose drain stops it, kicking relay after each
  * commit. 0, or -1 with errstr. Main thread, in service_def.setup. */
-int results_start(struct service *svc, struct outbox_relay *relay, const char *group,
-                  char *errstr, size_t errcap);
+int results_start(struct service *svc, struct outbox_relay *relay, const char *group, char *errstr,
+                  size_t errcap);
 
 #endif

@@ -112,15 +112,16 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
     const char *lock_params[] = {w->channel_id, user_id};
     struct db_result *res = NULL;
     /* The row, created if new, locked: one friend's events apply one at a time. */
-    enum db_status st = db_exec(
-        db,
-        "WITH ins AS (INSERT INTO friends (channel_id, user_id) VALUES ($1, $2) "
-        "ON CONFLICT (channel_id, user_id) DO NOTHING "
-        "RETURNING id, blocked, added_at IS NOT NULL AS has_added, state_event_ms, false AS existed) "
-        "SELECT id, blocked, has_added, state_event_ms, existed FROM ins UNION ALL "
-        "SELECT * FROM (SELECT id, blocked, added_at IS NOT NULL, state_event_ms, true "
-        "FROM friends WHERE channel_id = $1 AND user_id = $2 FOR UPDATE) f",
-        2, lock_params, &res);
+    enum db_status st =
+        db_exec(db,
+                "WITH ins AS (INSERT INTO friends (channel_id, user_id) VALUES ($1, $2) "
+                "ON CONFLICT (channel_id, user_id) DO NOTHING "
+                "RETURNING id, blocked, added_at IS NOT NULL AS has_added, state_event_ms, false "
+                "AS existed) "
+                "SELECT id, blocked, has_added, state_event_ms, existed FROM ins UNION ALL "
+                "SELECT * FROM (SELECT id, blocked, added_at IS NOT NULL, state_event_ms, true "
+                "FROM friends WHERE channel_id = $1 AND user_id = $2 FOR UPDATE) f",
+                2, lock_params, &res);
     if (st != DB_OK)
         return wh_db_failed(db, w, "friend lock", reason);
     if (db_result_rows(res) != 1) {
@@ -152,8 +153,9 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
     if (d.apply || d.set_added_at) {
         char state_ms[24];
         snprintf(state_ms, sizeof state_ms, "%" PRId64, d.state_event_ms);
-        const char *params[] = {friend_id, d.blocked ? "true" : "false", state_ms, w->ts,
-                                d.set_added_at ? "true" : "false", d.apply ? "true" : "false"};
+        const char *params[] = {
+            friend_id, d.blocked ? "true" : "false",      state_ms,
+            w->ts,     d.set_added_at ? "true" : "false", d.apply ? "true" : "false"};
         st = db_exec(db,
                      "UPDATE friends SET "
                      "added_at = CASE WHEN $5::boolean THEN to_timestamp($4::bigint / 1000.0) "
@@ -190,12 +192,11 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
         return wh_db_failed(db, w, "FriendUnblocked", reason);
     if (d.emit_blocked && friend_event_blocked(db, &ref) != 0)
         return wh_db_failed(db, w, "FriendBlocked", reason);
-    if (d.request_profile &&
-        profile_request_enqueue(db, w->tenant, w->channel_id, user_id,
-                                we->webhook_event_id && we->webhook_event_id[0]
-                                    ? we->webhook_event_id
-                                    : w->rec->event_id,
-                                causation) != 0)
+    if (d.request_profile && profile_request_enqueue(db, w->tenant, w->channel_id, user_id,
+                                                     we->webhook_event_id && we->webhook_event_id[0]
+                                                         ? we->webhook_event_id
+                                                         : w->rec->event_id,
+                                                     causation) != 0)
         return wh_db_failed(db, w, "profile request", reason);
     wh_count(w, "applied");
     log_debug("friend state applied", "channel", w->channel_id, "event_id", w->rec->event_id,
@@ -330,9 +331,8 @@ static enum consumer_verdict wh_dispatch(struct db *db, struct wh *w, const char
     if (src && (src->type == KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_GROUP ||
                 src->type == KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_ROOM))
         return wh_chat(db, w, reason);
-    const char *user_id = src && src->type == KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_USER
-                              ? src->user_id
-                              : NULL;
+    const char *user_id =
+        src && src->type == KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_USER ? src->user_id : NULL;
     if (!user_id || !user_id[0] || strlen(user_id) > 64) {
         wh_count(w, "ignored");
         return CONSUMER_DONE;
@@ -381,8 +381,7 @@ static enum consumer_verdict webhook_events_handle(void *ctx, struct db *db,
 int webhook_events_start(struct service *svc, struct outbox_relay *relay,
                          const struct webhook_events_options *opts, char *errstr, size_t errcap)
 {
-    static const double lag_buckets[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
-                                         0.25,  0.5,   1,    5,    30};
+    static const double lag_buckets[] = {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 5, 30};
     options = *opts;
     events_total = metrics_counter("kizuna_segmentation_webhook_events_total",
                                    "line.webhook events handled, by type (follow, unfollow, "
@@ -397,16 +396,16 @@ int webhook_events_start(struct service *svc, struct outbox_relay *relay,
     static const char *const topics[] = {WEBHOOK_EVENTS_TOPIC, NULL};
     int n = opts->consumers > 0 ? opts->consumers : 1;
     for (int i = 0; i < n; i++) {
-        struct consumer *c = consumer_start(
-            &(struct consumer_options){.name = WEBHOOK_EVENTS_NAME,
-                                       .topics = topics,
-                                       .group = opts->group,
-                                       .handler = webhook_events_handle,
-                                       .event_id = webhook_events_event_id,
-                                       .service = svc,
-                                       .relay = relay,
-                                       .from_beginning = true},
-            errstr, errcap);
+        struct consumer *c =
+            consumer_start(&(struct consumer_options){.name = WEBHOOK_EVENTS_NAME,
+                                                      .topics = topics,
+                                                      .group = opts->group,
+                                                      .handler = webhook_events_handle,
+                                                      .event_id = webhook_events_event_id,
+                                                      .service = svc,
+                                                      .relay = relay,
+                                                      .from_beginning = true},
+                           errstr, errcap);
         if (!c)
             return -1;
     }

@@ -23,7 +23,7 @@ struct webhook_events_options {
      * younger than this (the channels consumer may lag), then counted and
      * skipped as malformed ("unknown_channel"). */
     long unknown_channel_grace_ms;
-    int consumers;   /* consumer threads in the group (each its own connection) */
+    int consumers;     /* consumer threads in the group (each its own connection) */
     const char *group; /* consumer group; NULL: "segmentation-webhook" */
 };
 

@@ -112,8 +112,8 @@ static long long sim_profile_requests(void)
     struct itest_http res;
     itest_http_do("GET", url, NULL, NULL, 0, &res);
     json_t *ch = json_object_get(json_object_get(res.json, "channels"), st.channel);
-    json_t *n = json_object_get(
-        json_object_get(json_object_get(ch, "endpoints"), "profile"), "requests");
+    json_t *n =
+        json_object_get(json_object_get(json_object_get(ch, "endpoints"), "profile"), "requests");
     long long v = json_is_integer(n) ? json_integer_value(n) : 0;
     itest_http_free(&res);
     return v;
@@ -147,9 +147,8 @@ static void dispatcher_wait_consuming(void)
         req.origin_type = "itest";
         uint8_t buf[512];
         size_t len = kizuna__v1__send_request__pack(&req, buf);
-        cr_assert_eq(kafka_produce(p, "send.requests", st.channel, strlen(st.channel), buf, len,
-                                   NULL),
-                     0);
+        cr_assert_eq(
+            kafka_produce(p, "send.requests", st.channel, strlen(st.channel), buf, len, NULL), 0);
         cr_assert_eq(kafka_producer_flush(p, 10000), 0);
         for (long t = itest_now_ms(); !seen && itest_now_ms() - t < 1000; usleep(100 * 1000))
             seen = sim_profile_requests() > 0;
@@ -185,8 +184,8 @@ static void stage_up(void)
         up = sim_call("GET", "/healthz", NULL) == 200;
     cr_assert(up, "line-sim did not start; see %s", st.sim_log);
     char body[512];
-    snprintf(body, sizeof body, "{\"channel_id\":\"%s\",\"access_token\":\"token-%s\"}",
-             st.channel, st.channel);
+    snprintf(body, sizeof body, "{\"channel_id\":\"%s\",\"access_token\":\"token-%s\"}", st.channel,
+             st.channel);
     cr_assert_eq(sim_call("POST", "/_sim/channels", body), 201);
     snprintf(body, sizeof body,
              "{\"channel_id\":\"%s\",\"user_id\":\"%s\",\"display_name\":\"%s\","
@@ -341,8 +340,7 @@ static enum kafka_handled seen_handle(void *ctx, const struct kafka_message *msg
         break;
     case KIZUNA__V1__FRIEND_EVENT__EVENT_PROFILE_UPDATED:
         s->profiles++;
-        snprintf(s->profile_name, sizeof s->profile_name, "%s",
-                 ev->profile_updated->display_name);
+        snprintf(s->profile_name, sizeof s->profile_name, "%s", ev->profile_updated->display_name);
         if (s->stop_on_profile && s->added >= 1)
             s->done = true;
         break;
@@ -409,8 +407,8 @@ Test(seg_state, webhooks_through_ingest_make_friends_talk_chats_events_and_profi
                            st.user, "true", 1000));
 
     /* a group message: a chat, and no friend for its member. */
-    snprintf(src, sizeof src, "{\"type\":\"group\",\"groupId\":\"%s\",\"userId\":\"%s\"}",
-             st.group, st.member);
+    snprintf(src, sizeof src, "{\"type\":\"group\",\"groupId\":\"%s\",\"userId\":\"%s\"}", st.group,
+             st.member);
     message_event(ev, sizeof ev, g1, now - 2500, false, src);
     webhook_post(ev);
     cr_assert(db_wait_text("SELECT type || '|' || joined FROM chats WHERE channel_id = $1 AND "

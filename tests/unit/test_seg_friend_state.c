@@ -28,25 +28,44 @@ struct state_case {
     struct friend_decision want;
 };
 
-#define FOLLOW(ts) {.follow = true, .has_reply_token = true, .timestamp_ms = (ts), .now_ms = NOW}
-#define UNFOLLOW(ts) {.follow = false, .timestamp_ms = (ts), .now_ms = NOW}
+#define FOLLOW(ts)                                                                   \
+    {                                                                                \
+        .follow = true, .has_reply_token = true, .timestamp_ms = (ts), .now_ms = NOW \
+    }
+#define UNFOLLOW(ts)                                         \
+    {                                                        \
+        .follow = false, .timestamp_ms = (ts), .now_ms = NOW \
+    }
 
 static const struct state_case state_cases[] = {
     {"a new friend's follow adds with the token and asks for the profile",
      {.exists = false},
      FOLLOW(NOW - 100),
-     {.apply = true, .set_added_at = true, .state_event_ms = NOW - 100, .emit_added = true,
-      .added_with_token = true, .request_profile = true}},
+     {.apply = true,
+      .set_added_at = true,
+      .state_event_ms = NOW - 100,
+      .emit_added = true,
+      .added_with_token = true,
+      .request_profile = true}},
     {"a follow of a friend known from messages sets added_at",
      {.exists = true, .has_added_at = false, .state_event_ms = 0},
      FOLLOW(NOW - 100),
-     {.apply = true, .set_added_at = true, .state_event_ms = NOW - 100, .emit_added = true,
-      .added_with_token = true, .request_profile = true}},
+     {.apply = true,
+      .set_added_at = true,
+      .state_event_ms = NOW - 100,
+      .emit_added = true,
+      .added_with_token = true,
+      .request_profile = true}},
     {"a follow after a block unblocks: FriendAdded(is_unblocked) then FriendUnblocked",
      {.exists = true, .blocked = true, .has_added_at = true, .state_event_ms = NOW - 5000},
      FOLLOW(NOW - 100),
-     {.apply = true, .state_event_ms = NOW - 100, .emit_added = true, .added_unblocked = true,
-      .added_with_token = true, .emit_unblocked = true, .request_profile = true}},
+     {.apply = true,
+      .state_event_ms = NOW - 100,
+      .emit_added = true,
+      .added_unblocked = true,
+      .added_with_token = true,
+      .emit_unblocked = true,
+      .request_profile = true}},
     {"an unfollow blocks and emits FriendBlocked",
      {.exists = true, .has_added_at = true, .state_event_ms = NOW - 5000},
      UNFOLLOW(NOW - 100),
@@ -148,8 +167,13 @@ Test(seg_friend_state, channel_records_read_with_a_version_keyed_event_id)
 {
     size_t len;
     uint8_t *buf = pack_channel("1656789012", "acme", "", 7, false, &len);
-    struct kafka_message msg = {.topic = "channels", .key = "1656789012", .keylen = 10,
-                                .value = buf, .len = len, .partition = 2, .offset = 40};
+    struct kafka_message msg = {.topic = "channels",
+                                .key = "1656789012",
+                                .keylen = 10,
+                                .value = buf,
+                                .len = len,
+                                .partition = 2,
+                                .offset = 40};
     struct channels_table_row row;
     const char *reason = NULL;
     cr_assert_eq(channels_table_parse(&msg, &row, &reason), 0);
@@ -163,8 +187,8 @@ Test(seg_friend_state, channel_records_read_with_a_version_keyed_event_id)
     cr_expect_str_eq(id, "channel:1656789012:7");
     free(buf);
 
-    struct kafka_message tomb = {.topic = "channels", .key = "1656789012", .keylen = 10,
-                                 .partition = 2, .offset = 41};
+    struct kafka_message tomb = {
+        .topic = "channels", .key = "1656789012", .keylen = 10, .partition = 2, .offset = 41};
     cr_assert_eq(channels_table_parse(&tomb, &row, &reason), 0);
     cr_expect(row.tombstone && row.deleted, "a null value is a deletion");
     cr_assert_eq(channels_table_event_id(&tomb, id, sizeof id, &reason), 0);
@@ -186,10 +210,12 @@ Test(seg_friend_state, bad_channel_records_are_refused_with_a_reason)
         struct kafka_message msg;
         const char *reason;
     } cases[] = {
-        {"no tenant", {.key = "1656789012", .keylen = 10, .value = no_tenant, .len = len},
+        {"no tenant",
+         {.key = "1656789012", .keylen = 10, .value = no_tenant, .len = len},
          "no_tenant"},
         {"an id too long", {.value = too_long, .len = long_len}, "bad_channel_id"},
-        {"not protobuf", {.key = "1", .keylen = 1, .value = garbage, .len = sizeof garbage},
+        {"not protobuf",
+         {.key = "1", .keylen = 1, .value = garbage, .len = sizeof garbage},
          "bad_payload"},
         {"a tombstone without a key", {.value = NULL, .len = 0}, "no_channel_id"},
         {"a key with a space", {.key = "16 56", .keylen = 5}, "bad_channel_id"},
