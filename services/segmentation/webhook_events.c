@@ -4,6 +4,8 @@
 #include "webhook_events.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +20,15 @@
 #include "log.h"
 #include "metrics.h"
 #include "profile_request.h"
+#include "strmap.h"
 
 #define WEBHOOK_EVENTS_NAME "segmentation-webhook"
 #define WEBHOOK_TENANT_MAX 128
+/* Known channels are remembered this long, saving a query per event: a
+ * channel deleted meanwhile still gets its events applied for at most this
+ * long. Past CACHE_MAX channels the cache starts again empty. */
+#define WEBHOOK_CHANNEL_CACHE_MS 5000
+#define WEBHOOK_CHANNEL_CACHE_MAX 10000
 
 static struct webhook_events_options options;
 static struct metric *events_total; /* kizuna_segmentation_webhook_events_total{type,result} */
@@ -270,9 +278,60 @@ static enum consumer_verdict wh_chat(struct db *db, struct wh *w, const char **r
 
 /* --- the handler ------------------------------------------------------------------------- */
 
+struct channel_entry {
+    char tenant[WEBHOOK_TENANT_MAX + 1];
+    bool deleted;
+    int64_t at_ms;
+};
+
+/* Shared by the consumer threads. */
+static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct strmap *cache;
+
+/* 1 known, 0 deleted (tenant filled), -1 not cached. */
+static int wh_channel_cached(struct wh *w, int64_t now)
+{
+    int rc = -1;
+    pthread_mutex_lock(&cache_mu);
+    const struct channel_entry *e = cache ? strmap_get(cache, w->channel_id) : NULL;
+    if (e && now - e->at_ms <= WEBHOOK_CHANNEL_CACHE_MS) {
+        snprintf(w->tenant, sizeof w->tenant, "%s", e->tenant);
+        rc = e->deleted ? 0 : 1;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    return rc;
+}
+
+static void wh_channel_remember(const struct wh *w, bool deleted, int64_t now)
+{
+    struct channel_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return;
+    snprintf(e->tenant, sizeof e->tenant, "%s", w->tenant);
+    e->deleted = deleted;
+    e->at_ms = now;
+    pthread_mutex_lock(&cache_mu);
+    if (cache && strmap_size(cache) >= WEBHOOK_CHANNEL_CACHE_MAX &&
+        !strmap_get(cache, w->channel_id))
+        strmap_free(&cache, free);
+    if (!cache)
+        cache = strmap_new();
+    if (cache) {
+        free(strmap_remove(cache, w->channel_id));
+        if (strmap_put(cache, w->channel_id, e) == 0)
+            e = NULL;
+    }
+    pthread_mutex_unlock(&cache_mu);
+    free(e);
+}
+
 /* The channel's tenant: 1 known, 0 deleted, -1 unknown, -2 database error. */
 static int wh_channel(struct db *db, struct wh *w)
 {
+    int64_t now = clock_mono_ms();
+    int cached = wh_channel_cached(w, now);
+    if (cached >= 0)
+        return cached;
     const char *params[] = {w->channel_id};
     struct db_result *res = NULL;
     if (db_exec(db, "SELECT tenant_id, deleted FROM channels WHERE channel_id = $1", 1, params,
@@ -282,6 +341,7 @@ static int wh_channel(struct db *db, struct wh *w)
     if (db_result_rows(res) == 1) {
         snprintf(w->tenant, sizeof w->tenant, "%s", db_result_value(res, 0, 0));
         rc = strcmp(db_result_value(res, 0, 1), "t") == 0 ? 0 : 1;
+        wh_channel_remember(w, rc == 0, now);
     }
     db_result_free(&res);
     return rc;
