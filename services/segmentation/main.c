@@ -10,11 +10,13 @@
 #include "outbox_relay.h"
 #include "results.h"
 #include "service.h"
+#include "shutdown.h"
 #include "webhook_events.h"
 
 static long api_connections;
 static long unknown_channel_grace_s;
 static long webhook_consumers;
+static long relay_linger_ms;
 static const char *channels_group;
 static const char *webhook_group;
 static const char *results_group;
@@ -27,6 +29,9 @@ static const struct config_entry extra[] = {
      "then skipped as malformed (unknown_channel)"},
     {"SEGMENTATION_WEBHOOK_CONSUMERS", CONFIG_INT, "1", &webhook_consumers, 1, 16,
      "line.webhook consumer threads (each with its own database connection)"},
+    {"SEGMENTATION_RELAY_LINGER_MS", CONFIG_INT, "2", &relay_linger_ms, 1, 1000,
+     "the outbox relay's pause after a part batch, so rows gather: it adds to every event's "
+     "latency (follow -> FriendAdded)"},
     {"SEGMENTATION_CHANNELS_GROUP", CONFIG_STRING, "segmentation-channels", &channels_group, 0, 0,
      "consumer group of the channels topic (read from its beginning when new)"},
     {"SEGMENTATION_WEBHOOK_GROUP", CONFIG_STRING, "segmentation-webhook", &webhook_group, 0, 0,
@@ -34,6 +39,14 @@ static const struct config_entry extra[] = {
     {"SEGMENTATION_RESULTS_GROUP", CONFIG_STRING, "segmentation-results", &results_group, 0, 0,
      "consumer group of delivery.results"},
 };
+
+/* The drain's step for the relay (as outbox_relay_start_service registers
+ * one): publish what is left, then stop. */
+static void segmentation_relay_stop(void *ctx)
+{
+    struct outbox_relay *rl = ctx;
+    outbox_relay_stop(&rl, OUTBOX_RELAY_STOP_MS);
+}
 
 /* service_def.setup: the relay of the segmentation outbox (stopped by the
  * drain), the admin API's connections, then the consumers of `channels`,
@@ -43,9 +56,22 @@ static int segmentation_setup(struct service *svc)
     struct seg *app = svc->def->api_ctx;
     char errstr[512];
     app->svc = svc;
-    app->relay = outbox_relay_start_service(svc, errstr, sizeof errstr);
+    /* outbox_relay_start_service with a shorter linger: the relay's pause
+     * is part of a follow's path to FriendAdded (bench/segmentation/follow). */
+    app->relay =
+        outbox_relay_start(&(struct outbox_relay_options){.name = "segmentation-outbox-relay",
+                                                          .dsn = svc->database_url,
+                                                          .producer = svc->producer,
+                                                          .linger_ms = (int)relay_linger_ms},
+                           errstr, sizeof errstr);
     if (!app->relay) {
         log_error("cannot start the outbox relay", "error", errstr);
+        return 1;
+    }
+    if (shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop the outbox relay",
+                          segmentation_relay_stop, app->relay) != 0) {
+        log_error("cannot register the outbox relay's drain step");
+        outbox_relay_stop(&app->relay, 0);
         return 1;
     }
     app->pool = db_pool_new(svc->database_url, (int)api_connections, errstr, sizeof errstr);
