@@ -6,7 +6,11 @@
  * FriendUnblocked and FriendProfileUpdated arrive on friend.events; the
  * profile comes from the simulator; a webhook redelivered by LINE after an
  * ingest restart (so that ingest's own dedupe cannot hide it) changes
- * nothing; an older follow arriving after a newer unfollow changes nothing. */
+ * nothing; an older follow arriving after a newer unfollow changes nothing.
+ * Records produced straight to line.webhook show that a standby follow's
+ * FriendAdded has no reply token, that a record for a channel never heard of
+ * is skipped once past the grace and does not hold up its partition, and
+ * that a fresh one waits until the channel arrives on `channels`. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,8 +23,10 @@
 #include "db.h"
 #include "itest.h"
 #include "kafka.h"
+#include "kizuna/v1/channel.pb-c.h"
 #include "kizuna/v1/friend.pb-c.h"
 #include "kizuna/v1/send.pb-c.h"
+#include "kizuna/v1/webhook.pb-c.h"
 #include "seg_itest.h"
 
 #define ST_PUBLIC_PORT 18185
@@ -498,4 +504,149 @@ Test(seg_state, webhooks_through_ingest_make_friends_talk_chats_events_and_profi
     const char *forbidden[] = {st.secret, "hello 01", NULL};
     itest_log_expect_clean(st.ingest_log, forbidden);
     itest_log_expect_clean(st.disp_log, forbidden);
+}
+
+/* --- records straight on line.webhook ---------------------------------------------------- */
+
+/* A follow as ingest would publish it, keyed key, for channel ch. */
+static void follow_produce(struct kafka_producer *p, const char *key, const char *ch,
+                           const char *user, const char *weid, long long received_at, bool standby)
+{
+    char event_id[37];
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, event_id);
+    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
+    env.event_id = event_id;
+    env.channel_id = (char *)ch;
+    env.tenant_id = "t-seg-state-direct";
+    env.occurred_at = received_at;
+    Kizuna__V1__Source src = KIZUNA__V1__SOURCE__INIT;
+    src.type = KIZUNA__V1__SOURCE_TYPE__SOURCE_TYPE_USER;
+    src.user_id = (char *)user;
+    Kizuna__V1__FollowDetail fd = KIZUNA__V1__FOLLOW_DETAIL__INIT;
+    Kizuna__V1__WebhookEvent we = KIZUNA__V1__WEBHOOK_EVENT__INIT;
+    we.envelope = &env;
+    we.webhook_event_id = (char *)weid;
+    we.timestamp = received_at;
+    we.received_at = received_at;
+    we.mode = standby ? KIZUNA__V1__EVENT_MODE__EVENT_MODE_STANDBY
+                      : KIZUNA__V1__EVENT_MODE__EVENT_MODE_ACTIVE;
+    we.source = &src;
+    we.reply_token = "rt-direct";
+    we.type = "follow";
+    we.event_case = KIZUNA__V1__WEBHOOK_EVENT__EVENT_FOLLOW;
+    we.follow = &fd;
+    uint8_t buf[1024];
+    size_t len = kizuna__v1__webhook_event__pack(&we, buf);
+    cr_assert_eq(kafka_produce(p, "line.webhook", key, strlen(key), buf, len, NULL), 0);
+    cr_assert_eq(kafka_producer_flush(p, 10000), 0);
+}
+
+static void channel_produce(struct kafka_producer *p, const char *ch, const char *tenant)
+{
+    char event_id[37];
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, event_id);
+    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
+    env.event_id = event_id;
+    Kizuna__V1__ChannelConfig cfg = KIZUNA__V1__CHANNEL_CONFIG__INIT;
+    cfg.envelope = &env;
+    cfg.channel_id = (char *)ch;
+    cfg.tenant_id = (char *)tenant;
+    cfg.timezone = "Asia/Tokyo";
+    cfg.version = 1;
+    uint8_t buf[512];
+    size_t len = kizuna__v1__channel_config__pack(&cfg, buf);
+    cr_assert_eq(kafka_produce(p, "channels", ch, strlen(ch), buf, len, NULL), 0);
+    cr_assert_eq(kafka_producer_flush(p, 10000), 0);
+}
+
+static const char *user_of(char *out, size_t cap)
+{
+    snprintf(out, cap, "U");
+    itest_random_hex(out + 1, 16);
+    return out;
+}
+
+/* The FriendAdded of one follow, found by key and webhookEventId. */
+struct added_find {
+    char key[96];
+    const char *weid;
+    bool found;
+    char token[64];
+};
+
+static enum kafka_handled added_find_handle(void *ctx, const struct kafka_message *msg)
+{
+    struct added_find *f = ctx;
+    if (f->found || msg->keylen != strlen(f->key) || memcmp(msg->key, f->key, msg->keylen) != 0)
+        return KAFKA_DONE;
+    Kizuna__V1__FriendEvent *ev = kizuna__v1__friend_event__unpack(NULL, msg->len, msg->value);
+    cr_assert_not_null(ev);
+    if (ev->event_case == KIZUNA__V1__FRIEND_EVENT__EVENT_ADDED &&
+        strcmp(ev->added->webhook_event_id, f->weid) == 0) {
+        f->found = true;
+        snprintf(f->token, sizeof f->token, "%s", ev->added->reply_token);
+    }
+    kizuna__v1__friend_event__free_unpacked(ev, NULL);
+    return KAFKA_DONE;
+}
+
+static bool added_find_done(void *ctx)
+{
+    return ((const struct added_find *)ctx)->found;
+}
+
+Test(seg_state, standby_follow_has_no_reply_token_and_unknown_channels_wait_then_skip)
+{
+    itest_env("KAFKA_BROKERS");
+    const char *settings[] = {"SEGMENTATION_UNKNOWN_CHANNEL_GRACE_S=30", NULL};
+    seg_itest_start("state-direct", settings);
+    struct kafka_producer *p = itest_producer_new("itest-seg-state-direct");
+    char known[32], late[32], fresh[32], a[40], b[40], key[96];
+    itest_unique_digits(known, sizeof known, '6');
+    itest_unique_digits(late, sizeof late, '6');
+    itest_unique_digits(fresh, sizeof fresh, '6');
+    seg_itest_channel(known, "t-seg-state-direct", "Asia/Tokyo");
+    long long now = (long long)time(NULL) * 1000;
+    const char *malformed = "kizuna_consumer_malformed_total{consumer=\"segmentation-webhook\","
+                            "topic=\"line.webhook\",reason=\"unknown_channel\"}";
+    const char *waited = "kizuna_segmentation_webhook_events_total{type=\"follow\","
+                         "result=\"channel_unknown_wait\"}";
+    double malformed0 = seg_metric(malformed), waited0 = seg_metric(waited);
+
+    /* A channel never heard of, received 10 minutes ago: skipped at once,
+     * and the same partition (the same key) goes on with a standby follow. */
+    user_of(a, sizeof a);
+    snprintf(key, sizeof key, "%s:%s", known, a);
+    follow_produce(p, key, late, a, "01LATE", now - 600000, false);
+    follow_produce(p, key, known, a, "01STANDBY", now - 1000, true);
+    snprintf(st.channel, sizeof st.channel, "%s", known);
+    cr_assert(db_wait_text("SELECT (added_at IS NOT NULL)::text FROM friends WHERE "
+                           "channel_id = $1 AND user_id = $2",
+                           a, "true", ST_WAIT_MS),
+              "the follow behind an unknown channel's record was held up");
+    cr_expect_geq(seg_metric(malformed), malformed0 + 1, "the late record was not skipped");
+    struct added_find f = {.weid = "01STANDBY"};
+    snprintf(f.key, sizeof f.key, "%s", key);
+    itest_topic_read("friend.events", added_find_handle, added_find_done, &f, ST_WAIT_MS);
+    cr_assert(f.found, "no FriendAdded for the standby follow");
+    cr_expect_str_eq(f.token, "", "a standby follow must never lead to a reply");
+
+    /* A fresh record for a channel still to come: retried until it is known. */
+    user_of(b, sizeof b);
+    snprintf(key, sizeof key, "%s:%s", fresh, b);
+    follow_produce(p, key, fresh, b, "01FRESH", now, false);
+    cr_assert(seg_metric_wait(waited, waited0 + 1, ST_WAIT_MS), "the fresh record was not retried");
+    channel_produce(p, fresh, "t-seg-state-direct");
+    snprintf(st.channel, sizeof st.channel, "%s", fresh);
+    cr_assert(db_wait_text("SELECT (added_at IS NOT NULL)::text FROM friends WHERE "
+                           "channel_id = $1 AND user_id = $2",
+                           b, "true", ST_WAIT_MS),
+              "the retried follow was never applied once its channel arrived");
+
+    kafka_producer_free(&p);
+    seg_itest_finish();
 }
