@@ -10,7 +10,8 @@
  * Records produced straight to line.webhook show that a standby follow's
  * FriendAdded has no reply token, that a record for a channel never heard of
  * is skipped once past the grace and does not hold up its partition, and
- * that a fresh one waits until the channel arrives on `channels`. */
+ * that a fresh one waits until the channel arrives on `channels`; and a
+ * DeliveryResult for an operator's push sets its talk row's status. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "itest.h"
 #include "kafka.h"
 #include "kizuna/v1/channel.pb-c.h"
+#include "kizuna/v1/delivery.pb-c.h"
 #include "kizuna/v1/friend.pb-c.h"
 #include "kizuna/v1/send.pb-c.h"
 #include "kizuna/v1/webhook.pb-c.h"
@@ -599,7 +601,7 @@ static bool added_find_done(void *ctx)
     return ((const struct added_find *)ctx)->found;
 }
 
-Test(seg_state, standby_follow_has_no_reply_token_and_unknown_channels_wait_then_skip)
+Test(seg_state, standby_follows_unknown_channels_and_talk_results_straight_from_kafka)
 {
     itest_env("KAFKA_BROKERS");
     const char *settings[] = {"SEGMENTATION_UNKNOWN_CHANNEL_GRACE_S=30", NULL};
@@ -646,6 +648,40 @@ Test(seg_state, standby_follow_has_no_reply_token_and_unknown_channels_wait_then
                            "channel_id = $1 AND user_id = $2",
                            b, "true", ST_WAIT_MS),
               "the retried follow was never applied once its channel arrived");
+
+    /* An operator's push in the talk (as the talk's route writes it) gets
+     * its DeliveryResult's status and error. */
+    char rid[37], eid[37];
+    uuid_t u;
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, rid);
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, eid);
+    const char *tp[] = {fresh, b, rid};
+    itest_exec_ok(seg_itest_db(),
+                  "INSERT INTO talk (friend_id, direction, at, message_type, request_id, status) "
+                  "SELECT id, 'out', now(), 'text', $3::uuid, 'pending' FROM friends "
+                  "WHERE channel_id = $1 AND user_id = $2",
+                  3, tp);
+    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
+    env.event_id = eid;
+    env.channel_id = fresh;
+    Kizuna__V1__DeliveryResult dr = KIZUNA__V1__DELIVERY_RESULT__INIT;
+    dr.envelope = &env;
+    dr.request_id = rid;
+    dr.kind = KIZUNA__V1__SEND_KIND__SEND_KIND_PUSH;
+    dr.status = KIZUNA__V1__DELIVERY_STATUS__DELIVERY_STATUS_FAILED;
+    dr.to = b;
+    dr.error_message = "The request body has 1 error(s)";
+    uint8_t buf[512];
+    size_t len = kizuna__v1__delivery_result__pack(&dr, buf);
+    snprintf(key, sizeof key, "%s:%s", fresh, b);
+    cr_assert_eq(kafka_produce(p, "delivery.results", key, strlen(key), buf, len, NULL), 0);
+    cr_assert_eq(kafka_producer_flush(p, 10000), 0);
+    cr_expect(db_wait_text("SELECT status || '|' || error FROM talk WHERE request_id = $2::uuid "
+                           "AND $1 <> ''",
+                           rid, "failed|The request body has 1 error(s)", ST_WAIT_MS),
+              "the talk row did not get its delivery result");
 
     kafka_producer_free(&p);
     seg_itest_finish();
