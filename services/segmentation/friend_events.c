@@ -1,3 +1,6 @@
+/* FriendEvent records on friend.events, through the outbox
+ * (friend_events.h): the envelope, the key, and one helper per event that
+ * the friend-state consumers emit. */
 #include "friend_events.h"
 
 #include <stdio.h>
@@ -10,32 +13,43 @@
 #include "kizuna/v1/envelope.pb-c.h"
 #include "outbox.h"
 
-int friend_event_emit(struct db *db, const char *tenant_id, const char *channel_id,
-                      const char *user_id, const char *causation_id, Kizuna__V1__FriendEvent *ev)
+uint8_t *friend_event_pack(const char *tenant_id, const char *channel_id, const char *user_id,
+                           const char *causation_id, int64_t now_ms, Kizuna__V1__FriendEvent *ev,
+                           char event_id[37], char *key, size_t keycap, size_t *len)
 {
+    int klen = snprintf(key, keycap, "%s:%s", channel_id, user_id);
+    if (klen < 0 || (size_t)klen >= keycap)
+        return NULL;
     uuid_t uu;
-    char event_id[37];
     uuid_generate_random(uu);
     uuid_unparse_lower(uu, event_id);
     Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
     env.event_id = event_id;
     env.tenant_id = (char *)tenant_id;
     env.channel_id = (char *)channel_id;
-    env.occurred_at = clock_wall_ms();
+    env.occurred_at = now_ms;
     env.causation_id = (char *)(causation_id ? causation_id : "");
     ev->envelope = &env;
     ev->user_id = (char *)user_id;
+    size_t n = kizuna__v1__friend_event__get_packed_size(ev);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf)
+        *len = kizuna__v1__friend_event__pack(ev, buf);
+    ev->envelope = NULL; /* env dies here; user_id stays the caller's */
+    return buf;
+}
 
-    size_t len = kizuna__v1__friend_event__get_packed_size(ev);
-    uint8_t *buf = malloc(len ? len : 1);
+int friend_event_emit(struct db *db, const char *tenant_id, const char *channel_id,
+                      const char *user_id, const char *causation_id, Kizuna__V1__FriendEvent *ev)
+{
+    char event_id[37], key[160];
+    size_t len = 0;
+    uint8_t *buf = friend_event_pack(tenant_id, channel_id, user_id, causation_id, clock_wall_ms(),
+                                     ev, event_id, key, sizeof key, &len);
     if (!buf)
         return -1;
-    kizuna__v1__friend_event__pack(ev, buf);
-    char key[160];
-    int klen = snprintf(key, sizeof key, "%s:%s", channel_id, user_id);
-    int st = outbox_enqueue(db, "friend.events", key, (size_t)klen, buf, len);
+    int st = outbox_enqueue(db, "friend.events", key, strlen(key), buf, len);
     free(buf);
-    ev->envelope = NULL;
     return st == DB_OK ? 0 : -1;
 }
 

@@ -8,6 +8,7 @@
 #define KIZUNA_SEGMENTATION_FRIEND_EVENTS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kizuna/v1/friend.pb-c.h"
@@ -19,6 +20,17 @@ struct db;
  * caller's. 0, or -1 on a database error. */
 int friend_event_emit(struct db *db, const char *tenant_id, const char *channel_id,
                       const char *user_id, const char *causation_id, Kizuna__V1__FriendEvent *ev);
+
+/* What friend_event_emit enqueues, without the database: fills ev's
+ * envelope (event_id, a new random UUID, written to event_id[37]; tenant,
+ * channel, occurred_at now_ms, causation_id) and user_id, packs it into a
+ * malloc'd buffer (*len bytes; the caller frees) and writes the record key
+ * "<channel_id>:<user_id>" into key (keycap bytes). ev->envelope is
+ * cleared again before returning (ev->user_id stays user_id). NULL when out of memory or the key does
+ * not fit. Pure but for the random id; any thread. */
+uint8_t *friend_event_pack(const char *tenant_id, const char *channel_id, const char *user_id,
+                           const char *causation_id, int64_t now_ms, Kizuna__V1__FriendEvent *ev,
+                           char event_id[37], char *key, size_t keycap, size_t *len);
 
 /* The friend's identity on every event below: borrowed strings. */
 struct friend_ref {

@@ -11,7 +11,9 @@
 #include "kizuna/v1/channel.pb-c.h"
 #include "kizuna/v1/send.pb-c.h"
 #include "kizuna/v1/webhook.pb-c.h"
+#include "kizuna/v1/friend.pb-c.h"
 #include "segmentation/channels_table.h"
+#include "segmentation/friend_events.h"
 #include "segmentation/friend_state.h"
 #include "segmentation/profile_request.h"
 #include "segmentation/results.h"
@@ -355,4 +357,43 @@ Test(seg_friend_state, talk_status_words_and_uuid_check)
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
         cr_expect_eq(results_is_uuid(ids[i].s), ids[i].ok, "%s", ids[i].s);
     cr_expect_not(results_is_uuid(NULL));
+}
+
+/* --- friend.events records ---------------------------------------------------------------- */
+
+Test(seg_friend_state, friend_event_is_packed_with_envelope_user_and_key)
+{
+    Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
+    Kizuna__V1__FriendAdded added = KIZUNA__V1__FRIEND_ADDED__INIT;
+    added.reply_token = "rt-1";
+    added.reply_token_issued_at = NOW - 5;
+    added.webhook_event_id = "01ABC";
+    ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_ADDED;
+    ev.added = &added;
+    char event_id[37], key[96];
+    size_t len = 0;
+    uint8_t *buf = friend_event_pack("acme", "1234", "U0123", "cause-1", NOW, &ev, event_id, key,
+                                     sizeof key, &len);
+    cr_assert_not_null(buf);
+    cr_expect_null(ev.envelope, "the envelope does not outlive the call");
+    cr_expect_str_eq(key, "1234:U0123", "one friend's events share a key");
+    Kizuna__V1__FriendEvent *got = kizuna__v1__friend_event__unpack(NULL, len, buf);
+    cr_assert_not_null(got);
+    cr_expect_str_eq(got->envelope->event_id, event_id);
+    cr_expect(results_is_uuid(event_id));
+    cr_expect_str_eq(got->envelope->tenant_id, "acme");
+    cr_expect_str_eq(got->envelope->channel_id, "1234");
+    cr_expect_str_eq(got->envelope->causation_id, "cause-1");
+    cr_expect_eq(got->envelope->occurred_at, NOW);
+    cr_expect_str_eq(got->user_id, "U0123");
+    cr_assert_eq(got->event_case, KIZUNA__V1__FRIEND_EVENT__EVENT_ADDED);
+    cr_expect_str_eq(got->added->reply_token, "rt-1");
+    cr_expect_str_eq(got->added->webhook_event_id, "01ABC");
+    kizuna__v1__friend_event__free_unpacked(got, NULL);
+    free(buf);
+
+    char small[8];
+    cr_expect_null(friend_event_pack("acme", "1234", "U0123", NULL, NOW, &ev, event_id, small,
+                                     sizeof small, &len),
+                   "a key that does not fit is refused");
 }
