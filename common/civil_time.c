@@ -24,6 +24,12 @@ void civil_date_from_days(int64_t days, int64_t *y, int *m)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
+void civil_ymd_from_days(int64_t days, int64_t *y, int *m, int *d)
+{
+    civil_date_from_days(days, y, m);
+    *d = (int)(days - civil_days_from_date(*y, *m, 1)) + 1;
+}
+
 int64_t civil_day_of(int64_t t)
 {
     return t / CIVIL_DAY_S - (t % CIVIL_DAY_S < 0);

@@ -3,7 +3,7 @@
  * dispatcher's backoff.c (HTTP-dates) and quota.c (month windows in a
  * channel's zone), and the services that schedule by date. Our own, not
  * timegm/localtime_r, so nothing depends on the process's TZ or locale.
- * Pure functions: safe from any thread. */
+ * Pure functions: safe from any thread. Time zones: civil_zone.h. */
 #ifndef KIZUNA_CIVIL_TIME_H
 #define KIZUNA_CIVIL_TIME_H
 
@@ -16,6 +16,8 @@
 int64_t civil_days_from_date(int64_t y, int m, int d);
 /* The year and month (1..12) of the day `days` since 1970-01-01. */
 void civil_date_from_days(int64_t days, int64_t *y, int *m);
+/* The year, month (1..12) and day of month (1..31) of day `days`. */
+void civil_ymd_from_days(int64_t days, int64_t *y, int *m, int *d);
 /* The day since 1970-01-01 that holds unix time t (floor, also for t < 0). */
 int64_t civil_day_of(int64_t t);
 bool civil_is_leap(int64_t y);

@@ -92,8 +92,13 @@ say() { printf 'bench: %s\n' "$*"; }
 report() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
 
 INGEST_PID=""
+SIM_PID=""
 KAFKA_DOWN=""
 cleanup() {
+    if [ -n "$SIM_PID" ]; then
+        kill -TERM "$SIM_PID" 2>/dev/null || true
+        wait "$SIM_PID" 2>/dev/null || true
+    fi
     if [ -n "$KAFKA_DOWN" ]; then
         "$ROOT/deploy/local/stack.sh" kafka-start >/dev/null 2>&1 || echo "bench: could not restart Kafka" >&2
     fi
@@ -178,9 +183,23 @@ metric() { # name{labels} value from ingest's public /metrics, 0 if absent
 }
 
 # --- ingest and a channel ------------------------------------------------------
+# ingest registers a channel only when LINE's bot info, asked with the
+# channel's access token, names its bot user id: the simulator plays LINE.
+CHANNEL="9$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')"
+BOT_USER="U8e742f61d673b39c7fff3cecb7536ef0"
+SIM_PORT="${BENCH_SIM_PORT:-18390}"
+LINESIM_PORT="$SIM_PORT" LINESIM_THREADS=1 LINESIM_CHANNELS="$CHANNEL:bench-token:$BOT_USER" \
+    "$BIN/line-sim" >"$WORK/line-sim.log" 2>&1 &
+SIM_PID=$!
+for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$SIM_PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.05
+done
+
 say "starting kizuna-ingest on 127.0.0.1:$PUBLIC_PORT (admin $ADMIN_PORT), log $LOG"
 # wrk's connections all come from 127.0.0.1: no per-address cap unless asked.
-INGEST_PUBLIC_PORT="$PUBLIC_PORT" INGEST_ADMIN_PORT="$ADMIN_PORT" LOG_LEVEL="${LOG_LEVEL:-warn}" \
+INGEST_LINE_API_BASE="http://127.0.0.1:$SIM_PORT" \
+    INGEST_PUBLIC_PORT="$PUBLIC_PORT" INGEST_ADMIN_PORT="$ADMIN_PORT" LOG_LEVEL="${LOG_LEVEL:-warn}" \
     INGEST_PUBLIC_PER_ADDRESS_CONNECTIONS="${INGEST_PUBLIC_PER_ADDRESS_CONNECTIONS:-0}" \
     "$BIN/kizuna-ingest" >"$LOG" 2>&1 &
 INGEST_PID=$!
@@ -192,12 +211,11 @@ done
 curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null || { echo "bench: ingest not ready" >&2; exit 1; }
 
 TENANT="bench-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
-CHANNEL="9$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')"
 SECRET="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 TOKEN="$("$BIN/kizunactl" token issue --tenant "$TENANT" --role admin --ttl 1h --subject bench)"
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$ADMIN_PORT/v1/channels" \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    --data "{\"channel_id\":\"$CHANNEL\",\"name\":\"bench\",\"channel_secret\":\"$SECRET\",\"access_token\":\"bench-token\",\"bot_user_id\":\"U8e742f61d673b39c7fff3cecb7536ef0\"}"
+    --data "{\"channel_id\":\"$CHANNEL\",\"name\":\"bench\",\"channel_secret\":\"$SECRET\",\"access_token\":\"bench-token\",\"bot_user_id\":\"$BOT_USER\"}"
 say "channel $CHANNEL registered for tenant $TENANT"
 
 BODIES="$WORK/bodies.txt"

@@ -231,6 +231,7 @@ write_env() {
         printf 'KIZUNA_JWT_KEY=%s\n' "$jwt"
         printf 'KIZUNA_DATA_KEY=%s\n' "$data"
         printf 'DISPATCHER_LINE_API_BASE=http://%s:%s\n' "$SIM_HOST" "$SIM_PORT"
+        printf 'INGEST_LINE_API_BASE=http://%s:%s\n' "$SIM_HOST" "$SIM_PORT"
         printf 'KIZUNA_TOPICS_MANIFEST=%s\n' "$MANIFEST"
         printf 'INGEST_PUBLIC_PORT=%s\n' "$INGEST_PUBLIC_PORT"
         printf 'INGEST_ADMIN_PORT=%s\n' "$INGEST_ADMIN_PORT"
@@ -545,10 +546,13 @@ sim_start() {
     die "line-sim did not become ready within $SERVICE_TIMEOUT s; see $(rel "$LOGS/line-sim.log")"
 }
 
+# The demo channel on the simulator, with its bot: ingest asks the simulator
+# (INGEST_LINE_API_BASE) whose bot the token is before it registers the
+# channel (ingest_register_demo, after this).
 sim_register_demo() {
     [ -x "$BIN/line-sim" ] || return 0
     if ! curl -fsS -o /dev/null --max-time 5 -X POST -H 'Content-Type: application/json' \
-        -d "{\"channel_id\":\"$DEMO_CHANNEL\",\"access_token\":\"$DEMO_TOKEN\"}" \
+        -d "{\"channel_id\":\"$DEMO_CHANNEL\",\"access_token\":\"$DEMO_TOKEN\",\"bot_user_id\":\"$DEMO_BOT_USER\"}" \
         "http://$SIM_HOST:$SIM_PORT/_sim/channels"; then
         warn "could not register demo channel $DEMO_CHANNEL on line-sim"
     fi

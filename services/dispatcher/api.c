@@ -427,7 +427,7 @@ static void limits_patch(struct api *a, const struct auth_claims *claims, const 
     }
     for (int i = 0; i < n; i++) {
         char errstr[256];
-        if (sender_limit_set(a->sender, channel_id, changes[i].cls,
+        if (sender_limit_set(a->sender, channel_id, tenant, changes[i].cls,
                              changes[i].reset ? NULL : &changes[i].rate, errstr,
                              sizeof errstr) != 0)
             log_warn("channel limit saved but not applied here", "channel", channel_id, "error",
@@ -455,6 +455,8 @@ static void channel_limits(struct api *a, const struct auth_claims *claims, cons
     }
     if (!admin_api_allow(claims, cr->tenant_id, limits_methods[m].min_role, resp))
         goto out;
+    /* What is shown and changed is the current owner's (decision 0011). */
+    sender_channel_owner(a->sender, id, cr->tenant_id);
     if (m == LIMITS_PATCH)
         limits_patch(a, claims, id, cr->tenant_id, req, resp);
     else

@@ -1,6 +1,8 @@
-/* Reads and writes per-channel rate-limit overrides. The in-memory limiter
- * is the one that counts; this table is what survives restarts and what
- * other replicas converge on. */
+/* Reads and writes per-channel rate-limit overrides, each the override of
+ * one tenant's channel (decision 0011): a tenant that takes over a deleted
+ * channel id does not inherit the former owner's. The in-memory limiter is
+ * the one that counts; this table is what survives restarts and what other
+ * replicas converge on. */
 #include "channel_limits.h"
 
 #include <stdio.h>
@@ -23,7 +25,8 @@ int channel_limits_load(struct db *db, struct sender_limit_row **rows, size_t *n
     struct db_result *r = NULL;
     enum db_status st = db_exec(db,
                                 "SELECT channel_id, class, rate_limit::text, period_s::text, "
-                                "burst::text FROM channel_limits ORDER BY channel_id, class",
+                                "burst::text, tenant_id FROM channel_limits "
+                                "ORDER BY channel_id, class, tenant_id",
                                 0, NULL, &r);
     if (st != DB_OK)
         return st;
@@ -37,9 +40,11 @@ int channel_limits_load(struct db *db, struct sender_limit_row **rows, size_t *n
     for (int i = 0; i < total; i++) {
         int cls = ratelimit_class_parse(db_result_value(r, i, 1));
         const char *id = db_result_value(r, i, 0);
-        if (cls < 0 || strlen(id) > CHANNEL_ID_MAX)
+        const char *tenant = db_result_value(r, i, 5);
+        if (cls < 0 || strlen(id) > CHANNEL_ID_MAX || strlen(tenant) >= sizeof out[k].tenant_id)
             continue;
         snprintf(out[k].channel_id, sizeof out[k].channel_id, "%s", id);
+        snprintf(out[k].tenant_id, sizeof out[k].tenant_id, "%s", tenant);
         out[k].cls = (enum ratelimit_class)cls;
         out[k].rate.limit = (long)text_ll(db_result_value(r, i, 2));
         out[k].rate.period_s = (long)text_ll(db_result_value(r, i, 3));
@@ -57,9 +62,11 @@ int channel_limits_save(struct db *db, const char *channel_id, const char *tenan
 {
     const char *name = ratelimit_class_name(cls);
     if (!rate) {
-        const char *values[] = {channel_id, name};
-        return db_exec(db, "DELETE FROM channel_limits WHERE channel_id = $1 AND class = $2", 2,
-                       values, NULL);
+        const char *values[] = {channel_id, name, tenant_id};
+        return db_exec(db,
+                       "DELETE FROM channel_limits WHERE channel_id = $1 AND class = $2 "
+                       "AND tenant_id = $3",
+                       3, values, NULL);
     }
     char limit[24], period[24], burst[24];
     snprintf(limit, sizeof limit, "%ld", rate->limit);
@@ -69,7 +76,7 @@ int channel_limits_save(struct db *db, const char *channel_id, const char *tenan
     return db_exec(db,
                    "INSERT INTO channel_limits (channel_id, tenant_id, class, rate_limit, "
                    "period_s, burst) VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::bigint) "
-                   "ON CONFLICT (channel_id, class) DO UPDATE SET tenant_id = EXCLUDED.tenant_id, "
+                   "ON CONFLICT (tenant_id, channel_id, class) DO UPDATE SET "
                    "rate_limit = EXCLUDED.rate_limit, period_s = EXCLUDED.period_s, "
                    "burst = EXCLUDED.burst, updated_at = now()",
                    6, values, NULL);

@@ -293,17 +293,17 @@ long deliveries_pending_count(struct db *db, const char *instance)
     return n;
 }
 
-int deliveries_quota_used(struct db *db, const char *channel_id, int64_t month_start,
-                          long long *used)
+int deliveries_quota_used(struct db *db, const char *tenant_id, const char *channel_id,
+                          int64_t month_start, long long *used)
 {
     char month[24];
     snprintf(month, sizeof month, "%lld", (long long)month_start);
-    const char *values[] = {channel_id, month};
+    const char *values[] = {tenant_id, channel_id, month};
     struct db_result *r = NULL;
     enum db_status st = db_exec(db,
-                                "SELECT used::text FROM quota_usage WHERE channel_id = $1 "
-                                "AND month_start = to_timestamp($2::bigint)",
-                                2, values, &r);
+                                "SELECT used::text FROM quota_usage WHERE tenant_id = $1 "
+                                "AND channel_id = $2 AND month_start = to_timestamp($3::bigint)",
+                                3, values, &r);
     if (st != DB_OK)
         return st;
     *used = db_result_rows(r) > 0 ? text_ll(r, 0, 0) : 0;

@@ -69,10 +69,11 @@ int deliveries_heartbeat(struct db *db, const char *instance);
 /* Rows pending for instance (a gauge). Returns the count or a db_status. */
 long deliveries_pending_count(struct db *db, const char *instance);
 
-/* Messages counted for channel_id in the month starting at month_start
- * (unix s). Returns 0 with *used, or a db_status. */
-int deliveries_quota_used(struct db *db, const char *channel_id, int64_t month_start,
-                          long long *used);
+/* Messages counted for tenant_id's channel channel_id in the month
+ * starting at month_start (unix s): another tenant's count of the same
+ * LINE channel id is not read. Returns 0 with *used, or a db_status. */
+int deliveries_quota_used(struct db *db, const char *tenant_id, const char *channel_id,
+                          int64_t month_start, long long *used);
 
 /* The admin API's listing: tenant's rows, newest first, filtered by
  * channel, status and since (RFC 3339; each NULL for any), below cursor

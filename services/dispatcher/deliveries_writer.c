@@ -81,9 +81,12 @@ static enum db_status writer_retry(struct deliveries_writer *w, const struct del
     return st;
 }
 
-/* Quota usage to add, summed per channel and month over one batch, so a
- * batch of pushes costs one upsert per channel instead of one per push. */
+/* Quota usage to add, summed per tenant, channel and month over one batch,
+ * so a batch of pushes costs one upsert per channel instead of one per
+ * push. The tenant is the one whose request it was: the sender refuses a
+ * request whose tenant does not own the channel. */
 struct usage_sum {
+    const char *tenant_id;
     const char *channel_id;
     int64_t month;
     long long cost;
@@ -92,10 +95,12 @@ struct usage_sum {
 static void usage_add(struct usage_sum *sums, int *n, const struct delivery_record *r)
 {
     for (int i = 0; i < *n; i++)
-        if (sums[i].month == r->quota_month && strcmp(sums[i].channel_id, r->channel_id) == 0) {
+        if (sums[i].month == r->quota_month && strcmp(sums[i].channel_id, r->channel_id) == 0 &&
+            strcmp(sums[i].tenant_id, r->tenant_id) == 0) {
             sums[i].cost += r->quota_cost;
             return;
         }
+    sums[*n].tenant_id = r->tenant_id;
     sums[*n].channel_id = r->channel_id;
     sums[*n].month = r->quota_month;
     sums[*n].cost = r->quota_cost;
@@ -107,13 +112,13 @@ static enum db_status usage_write(struct deliveries_writer *w, const struct usag
     char month[24], cost[24];
     snprintf(month, sizeof month, "%lld", (long long)u->month);
     snprintf(cost, sizeof cost, "%lld", u->cost);
-    const char *qv[] = {u->channel_id, month, cost};
+    const char *qv[] = {u->tenant_id, u->channel_id, month, cost};
     return db_exec(w->db,
-                   "INSERT INTO quota_usage (channel_id, month_start, used) "
-                   "VALUES ($1, to_timestamp($2::bigint), $3::bigint) "
-                   "ON CONFLICT (channel_id, month_start) DO UPDATE "
+                   "INSERT INTO quota_usage (tenant_id, channel_id, month_start, used) "
+                   "VALUES ($1, $2, to_timestamp($3::bigint), $4::bigint) "
+                   "ON CONFLICT (tenant_id, channel_id, month_start) DO UPDATE "
                    "SET used = quota_usage.used + EXCLUDED.used, updated_at = now()",
-                   3, qv, NULL);
+                   4, qv, NULL);
 }
 
 /* Every final record of the batch in one statement: the rows are updated

@@ -94,6 +94,7 @@ struct delivery_record {
     enum delivery_record_type type;
     char request_id[DELIVERY_ID_MAX + 1];
     char channel_id[CHANNEL_ID_MAX + 1];
+    char tenant_id[AUTH_FIELD_MAX];    /* whose quota_usage the cost goes to */
     Kizuna__V1__DeliveryStatus status; /* FINAL */
     int attempts;
     int http_status;

@@ -95,9 +95,4 @@ enum line_id_kind { LINE_ID_USER, LINE_ID_GROUP, LINE_ID_ROOM, LINE_ID_RICH_MENU
 /* True when s is an id of that kind, exactly. */
 bool line_id_valid(enum line_id_kind kind, const char *s);
 
-/* Checks DISPATCHER_LINE_API_BASE: https://, or http:// to a loopback
- * host only (127.0.0.0/8, localhost, [::1]), since the access tokens go
- * in clear over http. Returns 0, or -1 with the reason in errstr. */
-int line_base_url_check(const char *url, char *errstr, size_t errcap);
-
 #endif

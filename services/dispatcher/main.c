@@ -26,6 +26,7 @@
 #include "deliveries_writer.h"
 #include "intake.h"
 #include "kafka.h"
+#include "line_base_url.h"
 #include "line_request.h"
 #include "channel_limits.h"
 #include "log.h"
@@ -60,6 +61,7 @@
 enum lease_state { LEASE_HELD, LEASE_LOST, LEASE_RESYNC };
 
 static const char *line_api_base;
+static const char *plaintext_hosts;
 static const char *instance_opt;
 static const char *group;
 static const char *requests_topic;
@@ -80,6 +82,8 @@ static long session_timeout_ms;
 static long rate_margin_ms;
 
 static const struct config_entry dispatcher_config[] = {
+    {LINE_PLAINTEXT_HOSTS_ENV, CONFIG_STRING, "", &plaintext_hosts, 0, 0,
+     LINE_PLAINTEXT_HOSTS_HELP},
     {"DISPATCHER_LINE_API_BASE", CONFIG_STRING, "https://api.line.me", &line_api_base, 0, 0,
      "LINE Messaging API base URL (the simulator locally)"},
     {"DISPATCHER_INSTANCE_ID", CONFIG_STRING, "", &instance_opt, 0, 0,
@@ -544,7 +548,7 @@ static void dispatcher_validate(void (*report)(void *rctx, const char *name, con
         report(rctx, "DISPATCHER_INSTANCE_ID", reason);
     }
     char why[256];
-    if (line_api_base && line_base_url_check(line_api_base, why, sizeof why) != 0)
+    if (line_api_base && line_base_url_check(line_api_base, plaintext_hosts, why, sizeof why) != 0)
         report(rctx, "DISPATCHER_LINE_API_BASE", why);
 }
 

@@ -3,18 +3,12 @@
  * "allowed, and the warning threshold was just crossed", or "quota
  * exceeded" (the request is then not attempted).
  *
- * Time zones. glibc's localtime_r reads the process-wide TZ, and setenv is
- * not thread-safe, so a per-channel zone cannot go through it. Instead a
- * zone is loaded once from the tz database file (TZif, RFC 8536, under
- * /usr/share/zoneinfo) into an immutable struct quota_zone: its transition
- * table plus the POSIX TZ rule of its footer for times after the table.
- * Lookups are pure functions of that struct, safe from any thread. This is
- * correct for zones with DST (and for odd ones: 30-minute DST, DST that
- * starts at midnight, skipped days). A month starts at the first instant
- * whose local time is on or after 00:00 on the 1st: if DST skips midnight,
- * that is the first instant after the gap; if a clock falls back over
- * midnight, the first occurrence. Asia/Tokyo has no DST and is the common
- * case; it goes through the same code.
+ * Time zones come from the system tz database through common/civil_zone.h
+ * (never the process's TZ: see there why); struct quota_zone wraps one
+ * under the dispatcher's name, immutable once loaded and safe from any
+ * thread. A month starts at the first instant whose local time is on or
+ * after 00:00 on the 1st: if DST skips midnight, that is the first instant
+ * after the gap; if a clock falls back over midnight, the first occurrence.
  *
  * Counting (quota_cost). LINE counts messages per recipient:
  *   reply: free (0); push: 1; multicast: its recipients;

@@ -66,6 +66,7 @@ static struct delivery_record *record_base(const struct delivery *d, enum delive
     r->type = t;
     snprintf(r->request_id, sizeof r->request_id, "%s", d->request_id);
     snprintf(r->channel_id, sizeof r->channel_id, "%s", d->channel_id);
+    snprintf(r->tenant_id, sizeof r->tenant_id, "%s", d->tenant_id);
     r->attempts = d->attempts;
     r->epoch = d->epoch;
     r->first_attempt_ms = d->first_attempt_ms;

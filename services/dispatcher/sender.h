@@ -93,20 +93,33 @@ void sender_free(struct sender **s);
  * per-channel override. Returns 0 or -1 (bad argument). */
 int sender_limit_get(struct sender *s, const char *channel_id, enum ratelimit_class cls,
                      struct ratelimit_rate *out, bool *overridden);
-/* Overrides (rate) or resets (NULL) channel_id's rate for cls; a value
- * equal to the current one changes nothing (the bucket keeps its state).
- * Returns 0, or -1 with errstr. */
-int sender_limit_set(struct sender *s, const char *channel_id, enum ratelimit_class cls,
-                     const struct ratelimit_rate *rate, char *errstr, size_t errcap);
+/* Overrides (rate) or resets (NULL) channel_id's rate for cls, as tenant_id
+ * (the channel's owner) set it; a value equal to the current one changes
+ * nothing (the bucket keeps its state). Returns 0, or -1 with errstr. */
+int sender_limit_set(struct sender *s, const char *channel_id, const char *tenant_id,
+                     enum ratelimit_class cls, const struct ratelimit_rate *rate, char *errstr,
+                     size_t errcap);
+/* Makes channel_id's limits and quota state tenant_id's, the channel's
+ * owner as the `channels` topic says (decision 0011): when the owner
+ * changed (a deleted channel id registered by another tenant), the former
+ * owner's overrides are dropped (LINE's defaults apply until the new owner
+ * sets its own) and the month's usage is read again for the new owner.
+ * Cheap when nothing changed. The send path does it by itself; the admin
+ * API calls it before it shows or changes limits. Any thread; takes mu. */
+void sender_channel_owner(struct sender *s, const char *channel_id, const char *tenant_id);
 
-/* One row of the channel_limits table. */
+/* One row of the channel_limits table: tenant_id's override. */
 struct sender_limit_row {
     char channel_id[CHANNEL_ID_MAX + 1];
+    char tenant_id[AUTH_FIELD_MAX];
     enum ratelimit_class cls;
     struct ratelimit_rate rate;
 };
 /* Makes the overrides equal to rows (the whole table): new and changed
- * rows are set, overrides without a row go back to the default. */
+ * rows are set, overrides without a row go back to the default. A row of
+ * a tenant that does not own its channel (per the `channels` topic) counts
+ * as no row; a row of a channel not in the topic yet is applied, and
+ * dropped by sender_channel_owner if another tenant turns out to own it. */
 void sender_limits_sync(struct sender *s, const struct sender_limit_row *rows, size_t n);
 
 /* --- quota (the admin API) ------------------------------------------------ */

@@ -39,6 +39,7 @@ struct dq {
 /* One channel's queues, limits state and quota. */
 struct chan {
     char id[CHANNEL_ID_MAX + 1];
+    char owner[AUTH_FIELD_MAX]; /* the tenant the limits and quota below are of; "": not seen */
     struct dq q[RATELIMIT_CLASS_COUNT];
     int64_t blocked_until_ns[RATELIMIT_CLASS_COUNT]; /* monotonic */
     size_t queued;
@@ -82,13 +83,15 @@ enum quota_load_state { QUOTA_LOAD_WANTED, QUOTA_LOAD_RUNNING, QUOTA_LOAD_DONE, 
 struct quota_load {
     struct quota_load *next;
     char channel_id[CHANNEL_ID_MAX + 1];
-    int64_t month_start; /* unix s */
+    char tenant_id[AUTH_FIELD_MAX]; /* whose usage of the channel */
+    int64_t month_start;            /* unix s */
     enum quota_load_state state;
     long long used; /* DONE */
 };
 
 struct override {
     char channel_id[CHANNEL_ID_MAX + 1];
+    char tenant_id[AUTH_FIELD_MAX]; /* who set it: only the channel's owner's apply */
     enum ratelimit_class cls;
     struct ratelimit_rate rate;
     bool seen; /* sync bookkeeping */
@@ -193,6 +196,11 @@ struct transfer *sender_transfer_start(struct sender *s, enum line_method method
 void sender_transfer_free(struct sender *s, struct transfer *t);
 /* Hands every finished call to send_done or quota_sync_done, then frees it. */
 void sender_completions(struct sender *s);
+
+/* --- sender_overrides.c ----------------------------------------------------- */
+
+/* c's state becomes tenant's (see sender_channel_owner). Under mu. */
+void sender_chan_owner_locked(struct sender *s, struct chan *c, const char *tenant);
 
 /* --- sender_quota.c --------------------------------------------------------- */
 

@@ -58,10 +58,10 @@ static struct quota_limits chan_limits(const struct sender *s, const struct chan
 
 /* --- usage reads, off the send path ------------------------------------------- */
 
-static struct quota_load *load_find(struct sender *s, const char *channel_id)
+static struct quota_load *load_find(struct sender *s, const char *tenant_id, const char *channel_id)
 {
     for (struct quota_load *l = s->loads; l; l = l->next)
-        if (strcmp(l->channel_id, channel_id) == 0)
+        if (strcmp(l->channel_id, channel_id) == 0 && strcmp(l->tenant_id, tenant_id) == 0)
             return l;
     return NULL;
 }
@@ -77,14 +77,14 @@ static void load_remove(struct sender *s, struct quota_load *gone)
     }
 }
 
-/* One look at the read of channel_id's month (see usage_take). */
-static int usage_take_once(struct sender *s, const char *channel_id, int64_t month_start,
-                           long long *used)
+/* One look at the read of tenant_id's month of channel_id (see usage_take). */
+static int usage_take_once(struct sender *s, const char *tenant_id, const char *channel_id,
+                           int64_t month_start, long long *used)
 {
     int rc = 0;
     bool wake = false;
     pthread_mutex_lock(&s->loads_mu);
-    struct quota_load *l = load_find(s, channel_id);
+    struct quota_load *l = load_find(s, tenant_id, channel_id);
     if (l && l->month_start == month_start && l->state == QUOTA_LOAD_DONE) {
         *used = l->used;
         load_remove(s, l);
@@ -100,6 +100,7 @@ static int usage_take_once(struct sender *s, const char *channel_id, int64_t mon
         l = calloc(1, sizeof *l);
         if (l) {
             snprintf(l->channel_id, sizeof l->channel_id, "%s", channel_id);
+            snprintf(l->tenant_id, sizeof l->tenant_id, "%s", tenant_id);
             l->month_start = month_start;
             l->state = QUOTA_LOAD_WANTED;
             l->next = s->loads;
@@ -115,26 +116,27 @@ static int usage_take_once(struct sender *s, const char *channel_id, int64_t mon
     return rc;
 }
 
-/* The usage of channel_id's month starting at month_start: 1 with *used
+/* The usage of tenant_id's channel_id in the month starting at month_start
+ * (another tenant's usage of the same channel id is not read): 1 with *used
  * once the loader has read it, 0 while it is asked for or being read, -1
  * when the read failed (the next call asks again). A read just asked for
  * is waited for SENDER_QUOTA_LOAD_WAIT_MS at most: a healthy database
  * answers within it, so a channel's first send is not parked for nothing,
  * and a stalled one costs the send path no more. Under mu or not. */
-static int usage_take(struct sender *s, const char *channel_id, int64_t month_start,
-                      long long *used)
+static int usage_take(struct sender *s, const char *tenant_id, const char *channel_id,
+                      int64_t month_start, long long *used)
 {
-    int rc = usage_take_once(s, channel_id, month_start, used);
+    int rc = usage_take_once(s, tenant_id, channel_id, month_start, used);
     if (rc != 0)
         return rc;
     struct timespec give_up = clock_mono_deadline(SENDER_QUOTA_LOAD_WAIT_MS);
     pthread_mutex_lock(&s->loads_mu);
-    struct quota_load *l = load_find(s, channel_id);
+    struct quota_load *l = load_find(s, tenant_id, channel_id);
     while (l && (l->state == QUOTA_LOAD_WANTED || l->state == QUOTA_LOAD_RUNNING) &&
            pthread_cond_timedwait(&s->loads_done, &s->loads_mu, &give_up) == 0)
-        l = load_find(s, channel_id);
+        l = load_find(s, tenant_id, channel_id);
     pthread_mutex_unlock(&s->loads_mu);
-    return usage_take_once(s, channel_id, month_start, used);
+    return usage_take_once(s, tenant_id, channel_id, month_start, used);
 }
 
 long sender_quota_load_round(struct worker *w, void *ctx)
@@ -142,6 +144,7 @@ long sender_quota_load_round(struct worker *w, void *ctx)
     (void)w;
     struct sender *s = ctx;
     char channel_id[CHANNEL_ID_MAX + 1];
+    char tenant_id[AUTH_FIELD_MAX];
     int64_t month = 0;
     pthread_mutex_lock(&s->loads_mu);
     struct quota_load *l = s->loads;
@@ -150,6 +153,7 @@ long sender_quota_load_round(struct worker *w, void *ctx)
     if (l) {
         l->state = QUOTA_LOAD_RUNNING;
         snprintf(channel_id, sizeof channel_id, "%s", l->channel_id);
+        snprintf(tenant_id, sizeof tenant_id, "%s", l->tenant_id);
         month = l->month_start;
     }
     pthread_mutex_unlock(&s->loads_mu);
@@ -159,13 +163,14 @@ long sender_quota_load_round(struct worker *w, void *ctx)
     /* No lock held: a database that does not answer holds this thread only
      * (for DB_STATEMENT_TIMEOUT_MS at most). */
     long long used = 0;
-    int rc = deliveries_quota_used(s->db, channel_id, month, &used);
+    int rc = deliveries_quota_used(s->db, tenant_id, channel_id, month, &used);
     if (rc != 0)
         log_warn("cannot read quota usage; the channel waits", "channel", channel_id, "error",
                  db_error_message(s->db));
 
     pthread_mutex_lock(&s->loads_mu);
-    l = load_find(s, channel_id); /* still there: only usage_take removes, and not RUNNING ones */
+    l = load_find(s, tenant_id,
+                  channel_id); /* still there: only usage_take removes, and not RUNNING ones */
     if (l && l->state == QUOTA_LOAD_RUNNING) {
         if (l->month_start != month) {
             l->state = QUOTA_LOAD_WANTED; /* the month turned meanwhile */
@@ -194,6 +199,8 @@ int sender_quota_ensure(struct sender *s, struct chan *c, const struct channel_c
                         int64_t now_ms)
 {
     char errstr[256];
+    /* Another tenant's channel now: its month is not the former owner's. */
+    sender_chan_owner_locked(s, c, cr->tenant_id);
     if (c->quota_ready && c->quota_version == cr->version)
         return 0;
     struct quota_limits lim = chan_limits(s, c, cr);
@@ -209,7 +216,7 @@ int sender_quota_ensure(struct sender *s, struct chan *c, const struct channel_c
     int64_t start, end;
     quota_month_window(z, now_ms / 1000, &start, &end);
     long long used = 0;
-    int got = usage_take(s, c->id, start, &used);
+    int got = usage_take(s, cr->tenant_id, c->id, start, &used);
     if (got <= 0)
         return got == 0 ? 1 : -1; /* the loader logged a failure */
     /* A zone change keeps what this replica counted, if more. */
@@ -352,7 +359,7 @@ int sender_quota_get(struct sender *s, const char *channel_id, struct sender_quo
     while (ready == 1) {
         pthread_mutex_unlock(&s->mu);
         pthread_mutex_lock(&s->loads_mu);
-        struct quota_load *l = load_find(s, channel_id);
+        struct quota_load *l = load_find(s, cr->tenant_id, channel_id);
         int waited = 0;
         if (l && (l->state == QUOTA_LOAD_WANTED || l->state == QUOTA_LOAD_RUNNING))
             waited = pthread_cond_timedwait(&s->loads_done, &s->loads_mu, &give_up);

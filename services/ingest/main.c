@@ -11,6 +11,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "httpd.h"
+#include "line_base_url.h"
 #include "link_token.h"
 #include "links.h"
 #include "log.h"
@@ -46,6 +47,8 @@ static long public_max_connections;
 static long public_per_address;
 static long public_body_budget_mb;
 static long public_deadline_ms;
+static const char *line_api_base;
+static const char *plaintext_hosts;
 
 static const struct config_entry ingest_config[] = {
     {"INGEST_PUBLIC_PORT", CONFIG_PORT, "8080", &public_port, 0, 0,
@@ -63,6 +66,11 @@ static const struct config_entry ingest_config[] = {
      "MiB of request bodies the public port holds at once, all requests together; past it 503"},
     {"INGEST_PUBLIC_REQUEST_DEADLINE_MS", CONFIG_INT, "10000", &public_deadline_ms, 100, 600000,
      "time a client has to send a whole request (headers and body) on the public port"},
+    {LINE_PLAINTEXT_HOSTS_ENV, CONFIG_STRING, "", &plaintext_hosts, 0, 0,
+     LINE_PLAINTEXT_HOSTS_HELP},
+    {"INGEST_LINE_API_BASE", CONFIG_STRING, "https://api.line.me", &line_api_base, 0, 0,
+     "LINE Messaging API base URL, asked at registration who owns an access token (GET "
+     "/v2/bot/info); http:// only to a loopback address (the simulator)"},
     {"KIZUNA_LINK_KEY", CONFIG_KEY, "", &link_key_opt, 0, 0,
      "64 hex chars: key of tracked-link tokens (default: derived from KIZUNA_DATA_KEY)"},
 };
@@ -171,12 +179,21 @@ static int ingest_setup(struct service *svc)
     shutdown_register(SHUTDOWN_FINISH_INFLIGHT, "stop relays", step_stop_relays, NULL);
     shutdown_register(SHUTDOWN_CLOSE_DB, "close registry and spool", step_close_db, NULL);
     shutdown_register(SHUTDOWN_FREE, "free webhook", step_free, NULL);
-    registry = registry_new(svc->database_url, svc->data_key, errstr, sizeof errstr);
+    registry = registry_new(svc->database_url, svc->data_key, line_api_base, errstr, sizeof errstr);
     if (!registry) {
         log_error("cannot open the channel registry", "error", errstr);
         return 1;
     }
     return 0;
+}
+
+/* service_def.validate: the checks the config table cannot express. */
+static void ingest_validate(void (*report)(void *rctx, const char *name, const char *reason),
+                            void *rctx)
+{
+    char why[256];
+    if (line_api_base && line_base_url_check(line_api_base, plaintext_hosts, why, sizeof why) != 0)
+        report(rctx, "INGEST_LINE_API_BASE", why);
 }
 
 int main(void)
@@ -189,6 +206,7 @@ int main(void)
         .nextra = sizeof ingest_config / sizeof ingest_config[0],
         .api = ingest_api,
         .setup = ingest_setup,
+        .validate = ingest_validate,
         .needs_data_key = true,
         .producer_connections = INGEST_PRODUCER_CONNECTIONS,
     };

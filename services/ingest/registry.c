@@ -30,6 +30,7 @@
 
 #include "clock.h"
 #include "db.h"
+#include "line_bot.h"
 #include "log.h"
 #include "metrics.h"
 #include "registry_cache.h"
@@ -65,13 +66,13 @@ static void registry_zoneinfo_init(struct registry *reg)
 }
 
 struct registry *registry_new(const char *database_url, const uint8_t key[CRYPTO_KEY_LEN],
-                              char *errstr, size_t errcap)
+                              const char *line_api_base, char *errstr, size_t errcap)
 {
     char dberr[256] = "";
     if (errcap)
         errstr[0] = '\0';
-    if (!database_url || !key) {
-        snprintf(errstr, errcap, "registry_new: missing database URL or key");
+    if (!database_url || !key || !line_api_base) {
+        snprintf(errstr, errcap, "registry_new: missing database URL, key or LINE base URL");
         return NULL;
     }
     struct registry *reg = calloc(1, sizeof *reg);
@@ -89,6 +90,9 @@ struct registry *registry_new(const char *database_url, const uint8_t key[CRYPTO
     pthread_condattr_destroy(&cattr);
     registry_zoneinfo_init(reg);
 
+    reg->line = line_bot_new(line_api_base, errstr, errcap);
+    if (!reg->line)
+        goto fail;
     reg->cache = registry_cache_new(REGISTRY_CACHE_MAX);
     if (!reg->cache) {
         snprintf(errstr, errcap, "out of memory");
@@ -107,6 +111,11 @@ struct registry *registry_new(const char *database_url, const uint8_t key[CRYPTO
     reg->changes = metrics_counter(
         "kizuna_registry_changes_total",
         "Channel registry changes through the admin API (create, update, rotate, delete)", "op");
+    reg->owner_checks = metrics_counter(
+        "kizuna_registry_ownership_checks_total",
+        "Ownership checks with LINE's bot info at registration, by result (owned, not_owned, "
+        "invalid_token, unavailable)",
+        "result");
     return reg;
 
 fail:
@@ -122,6 +131,7 @@ void registry_free(struct registry **regp)
     db_free(&reg->api_db);
     db_free(&reg->lookup_db);
     registry_cache_free(&reg->cache);
+    line_bot_free(&reg->line);
     pthread_mutex_destroy(&reg->api_lock);
     pthread_mutex_destroy(&reg->lookup_lock);
     pthread_cond_destroy(&reg->lookup_done);

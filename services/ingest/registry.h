@@ -26,9 +26,11 @@ struct channel_view {
 };
 
 /* Opens its own database connections (the API and the cache each use one,
- * guarded so any thread may call). key is copied. Returns NULL + errstr. */
+ * guarded so any thread may call). key is copied. line_api_base is where
+ * the ownership check asks LINE (INGEST_LINE_API_BASE, already checked
+ * with line_base_url_check); copied. Returns NULL + errstr. */
 struct registry *registry_new(const char *database_url, const uint8_t key[CRYPTO_KEY_LEN],
-                              char *errstr, size_t errcap);
+                              const char *line_api_base, char *errstr, size_t errcap);
 void registry_free(struct registry **reg);
 
 /* Looks a channel up by LINE channel id, from the cache (refreshed from the

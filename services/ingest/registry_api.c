@@ -268,6 +268,11 @@ static void channel_create(struct registry *reg, const struct auth_claims *claim
     struct channel_row row;
     if (!input_parse(reg, req, resp, REGISTRY_INPUT_CREATE, &in))
         return;
+    memset(&sealed, 0, sizeof sealed);
+    /* Before the transaction and without a lock: LINE may take seconds. */
+    if (!registry_owner_check(reg, claims->tenant, in.channel_id, in.access_token, in.bot_user_id,
+                              resp))
+        goto out;
     if (secrets_seal(reg, claims->tenant, in.channel_id, &in, &sealed) != 0) {
         log_error("cannot seal channel secrets", "tenant", claims->tenant, "channel",
                   in.channel_id);
@@ -318,6 +323,86 @@ out:
     crypto_wipe(&sealed, sizeof sealed);
 }
 
+/* The live row's bot user id, opened access token and version, for an
+ * ownership check when a PATCH changes only one of the two. Returns 1
+ * (filled), 0 (no such channel of the tenant) or a db_status (< 0), DB_FATAL
+ * also when the token does not open. The query holds api_lock briefly. */
+static int current_credentials(struct registry *reg, const char *tenant, const char *channel_id,
+                               char *bot, size_t botcap, char *token, size_t tokcap,
+                               long long *version)
+{
+    const char *values[] = {tenant, channel_id};
+    struct db_result *r = NULL;
+    pthread_mutex_lock(&reg->api_lock);
+    enum db_status st = db_execv(reg->api_db,
+                                 "SELECT " ROW_COLUMNS " FROM channels WHERE tenant_id = $1 "
+                                 "AND channel_id = $2 AND deleted_at IS NULL",
+                                 2, values, NULL, NULL, true, &r);
+    pthread_mutex_unlock(&reg->api_lock);
+    if (st != DB_OK)
+        return st;
+    int rc = 0;
+    struct channel_row *row = malloc(sizeof *row);
+    char aad[REGISTRY_AAD_MAX];
+    int aadlen = registry_aad(tenant, channel_id, aad, sizeof aad);
+    if (db_result_rows(r) == 1) {
+        rc = DB_FATAL;
+        long n = -1;
+        if (row && aadlen > 0 && row_read(r, 0, row) == 0 && strlen(row->bot_user_id) < botcap)
+            n = crypto_open(reg->key, aad, (size_t)aadlen, row->access_token_sealed,
+                            row->access_token_sealed_len, (uint8_t *)token, tokcap - 1);
+        if (n >= 0) {
+            token[n] = '\0';
+            memcpy(bot, row->bot_user_id, strlen(row->bot_user_id) + 1);
+            *version = row->version;
+            rc = 1;
+        }
+    }
+    if (row)
+        crypto_wipe(row, sizeof *row);
+    free(row);
+    db_result_free(&r);
+    return rc;
+}
+
+/* A PATCH that changes the access token or the bot user id proves
+ * ownership again, with the new value and the kept other one. Returns 1
+ * when the change may go on (*pin is the version checked, or -1 when no
+ * check was needed), 0 after answering. */
+static int update_owner_check(struct registry *reg, const struct auth_claims *claims,
+                              const char *channel_id, const struct registry_input *in,
+                              struct httpd_response *resp, long long *pin)
+{
+    *pin = -1;
+    unsigned both = REGISTRY_F_TOKEN | REGISTRY_F_BOT_USER_ID;
+    if (!(in->present & both))
+        return 1;
+    char bot[REGISTRY_BOT_USER_ID_LEN + 1];
+    char *token = malloc(REGISTRY_TOKEN_MAX + 1);
+    if (!token) {
+        httpd_respond_error(resp, 500, "internal", "out of memory", NULL);
+        return 0;
+    }
+    int rc = 1;
+    if ((in->present & both) != both) {
+        rc = current_credentials(reg, claims->tenant, channel_id, bot, sizeof bot, token,
+                                 REGISTRY_TOKEN_MAX + 1, pin);
+        if (rc == 0)
+            respond_not_found(resp);
+        else if (rc < 0)
+            respond_db_error(reg, resp, (enum db_status)rc, "channel read failed", claims->tenant,
+                             channel_id);
+    }
+    if (rc == 1) {
+        const char *t = (in->present & REGISTRY_F_TOKEN) ? in->access_token : token;
+        const char *b = (in->present & REGISTRY_F_BOT_USER_ID) ? in->bot_user_id : bot;
+        rc = registry_owner_check(reg, claims->tenant, channel_id, t, b, resp) ? 1 : 0;
+    }
+    crypto_wipe(token, REGISTRY_TOKEN_MAX + 1);
+    free(token);
+    return rc == 1 ? 1 : 0;
+}
+
 static void channel_update(struct registry *reg, const struct auth_claims *claims,
                            const char *channel_id, const struct httpd_request *req,
                            struct httpd_response *resp)
@@ -327,6 +412,12 @@ static void channel_update(struct registry *reg, const struct auth_claims *claim
     struct channel_row row;
     if (!input_parse(reg, req, resp, REGISTRY_INPUT_PATCH, &in))
         return;
+    memset(&sealed, 0, sizeof sealed);
+    long long pin;
+    if (!update_owner_check(reg, claims, channel_id, &in, resp, &pin))
+        goto out;
+    char pinned[24];
+    snprintf(pinned, sizeof pinned, "%lld", pin);
     if (secrets_seal(reg, claims->tenant, channel_id, &in, &sealed) != 0) {
         log_error("cannot seal channel secrets", "tenant", claims->tenant, "channel", channel_id);
         httpd_respond_error(resp, 500, "internal", "cannot seal the channel's secrets", NULL);
@@ -346,7 +437,8 @@ static void channel_update(struct registry *reg, const struct auth_claims *claim
                             IF_SET(REGISTRY_F_TIMEZONE, in.timezone),
                             IF_SET(REGISTRY_F_QUOTA, quota),
                             IF_SET(REGISTRY_F_SECRET, sealed.secret_fp),
-                            IF_SET(REGISTRY_F_TOKEN, sealed.token_fp)};
+                            IF_SET(REGISTRY_F_TOKEN, sealed.token_fp),
+                            pin >= 0 ? pinned : NULL};
 #undef IF_SET
     const int lengths[] = {0,
                            0,
@@ -357,26 +449,36 @@ static void channel_update(struct registry *reg, const struct auth_claims *claim
                            0,
                            0,
                            0,
+                           0,
                            0};
-    const int binary[] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 0};
-    int rc = change_commit(
-        reg,
-        "UPDATE channels SET name = COALESCE($3, name), "
-        "secret_sealed = COALESCE($4::bytea, secret_sealed), "
-        "access_token_sealed = COALESCE($5::bytea, access_token_sealed), "
-        "bot_user_id = COALESCE($6, bot_user_id), timezone = COALESCE($7, timezone), "
-        "monthly_quota = COALESCE($8::bigint, monthly_quota), "
-        "secret_fingerprint = COALESCE($9, secret_fingerprint), "
-        "access_token_fingerprint = COALESCE($10, access_token_fingerprint), "
-        "version = version + 1, updated_at = now() "
-        "WHERE tenant_id = $1 AND channel_id = $2 AND deleted_at IS NULL RETURNING " ROW_COLUMNS,
-        10, values, lengths, binary, &row);
+    const int binary[] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0};
+    /* $11: the version whose credentials were checked with LINE, when only
+     * one of token and bot user id changes: a concurrent change of the
+     * other must not slip between the check and the write. */
+    int rc =
+        change_commit(reg,
+                      "UPDATE channels SET name = COALESCE($3, name), "
+                      "secret_sealed = COALESCE($4::bytea, secret_sealed), "
+                      "access_token_sealed = COALESCE($5::bytea, access_token_sealed), "
+                      "bot_user_id = COALESCE($6, bot_user_id), timezone = COALESCE($7, timezone), "
+                      "monthly_quota = COALESCE($8::bigint, monthly_quota), "
+                      "secret_fingerprint = COALESCE($9, secret_fingerprint), "
+                      "access_token_fingerprint = COALESCE($10, access_token_fingerprint), "
+                      "version = version + 1, updated_at = now() "
+                      "WHERE tenant_id = $1 AND channel_id = $2 AND deleted_at IS NULL "
+                      "AND ($11::bigint IS NULL OR version = $11::bigint) RETURNING " ROW_COLUMNS,
+                      11, values, lengths, binary, &row);
     if (rc == 1) {
         bool rotated = in.present & (REGISTRY_F_SECRET | REGISTRY_F_TOKEN);
         change_log(reg, rotated ? "rotate" : "update",
                    rotated ? "channel updated; credentials rotated" : "channel updated", claims,
                    &row);
         respond_row(resp, 200, &row);
+    } else if (rc == 0 && pin >= 0) {
+        httpd_respond_error(resp, 409, "conflict",
+                            "the channel changed or was deleted while its ownership was checked; "
+                            "read it and try again",
+                            NULL);
     } else if (rc == 0) {
         respond_not_found(resp);
     } else {

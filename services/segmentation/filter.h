@@ -1,4 +1,4 @@
-/* Filter trees (API.md "Filter trees") compiled to ONE parameterised SQL
+/* Filter trees (openapi.yaml, "Filter") compiled to ONE parameterised SQL
  * predicate over the friends row `f`: values travel as parameters, never
  * in the SQL text. Names (tags, fields, routes, segments) are resolved
  * against the channel when compiling, so an unknown one, an operator that

@@ -55,6 +55,7 @@ TARGETS=(
     line_result:65536
     quota_sync:4096
     pbjson:65536
+    sched_input:65536
 )
 
 say() { printf 'fuzz: %s\n' "$*"; }
@@ -90,6 +91,7 @@ build() {
     make --no-print-directory -j"$jobs" BUILD="$LIBS" CC="$cc" OPT=-O1 \
         SANITIZE=fuzzer-no-link,address,undefined \
         "$LIBS/lib/libkizuna_dispatcher.a" "$LIBS/lib/libkizuna_ingest.a" \
+        "$LIBS/lib/libkizuna_scheduler.a" \
         "$LIBS/lib/libkizuna_common.a" "$LIBS/lib/libkizuna_proto.a" >"$OUT/logs/build.log" 2>&1 ||
         {
             tail -n 40 "$OUT/logs/build.log" >&2
@@ -112,6 +114,7 @@ build() {
         "$cc" "${cflags[@]}" -c "tests/fuzz/fuzz_$name.c" -o "$OUT/obj/fuzz_$name.o"
         "$cc" "${san[@]}" -pthread -o "$OUT/fuzz_$name" "$OUT/obj/fuzz_$name.o" \
             "$LIBS/lib/libkizuna_dispatcher.a" "$LIBS/lib/libkizuna_ingest.a" \
+            "$LIBS/lib/libkizuna_scheduler.a" \
             "$LIBS/lib/libkizuna_common.a" "$LIBS/lib/libkizuna_proto.a" "${pkg_libs[@]}" -lm
     done
 }

@@ -360,6 +360,33 @@ def seeds_pbjson():
     }
 
 
+def seeds_sched_input():
+    """Mode byte 0: cron; 1: a scenario body; 2: a quiet window "from\\0to"."""
+    crons = ["*/15 9-17 * * MON-FRI", "0 10 * * WED", "0 0 29 2 *", "0 0 31 2 *",
+             "30 2 * * 0,7", "0 0 13 * FRI", "5/20 0 */13 jan-mar,DEC 1/2", "* * * * * *"]
+    out = {"cron-%d" % i: b"\x00" + c.encode() for i, c in enumerate(crons)}
+    msg = {"type": "text", "text": "hi {{display_name}}"}
+    bodies = [
+        {"name": "welcome", "trigger": {"type": "friend_added", "route": "qr_1"},
+         "reentry": "once", "stop_on": {"tags": ["bought"], "blocked": True},
+         "steps": [{"timing": {"after_s": 0, "from": "start"}, "messages": [msg]},
+                   {"timing": {"day": 1, "at": "09:00"}, "messages": [msg],
+                    "condition": {"tag": "warm"}},
+                   {"timing": {"after_s": 3600},
+                    "actions": [{"type": "add_tag", "tag": "done"},
+                                {"type": "set_reminder",
+                                 "reminder_id": "0b9e8d6c-1f2a-4b3c-9d4e-5f6a7b8c9d0e",
+                                 "goal_at": "2027-01-05T10:00:00+09:00"}]}]},
+        {"name": "t", "trigger": {"type": "tag_added", "tag": "vip"},
+         "steps": [{"timing": {"after_s": 1, "day": 1}, "messages": [msg]}]},
+    ]
+    for i, b in enumerate(bodies):
+        out["scenario-%d" % i] = b"\x01" + json.dumps(b).encode()
+    for i, (f, t) in enumerate([("22:00", "08:00"), ("12:00", "13:30"), ("08:00", "08:00")]):
+        out["quiet-%d" % i] = b"\x02" + f.encode() + b"\x00" + t.encode()
+    return out
+
+
 def webhook_large():
     """Bodies near ingest's 1 MiB cap that the parser accepts, so the 1 MiB run
     starts from them: 1,000 text events (WEBHOOK_EVENTS_MAX), and 15 events
@@ -405,6 +432,7 @@ def main():
     write("line_result", seeds_line_result())
     write("quota_sync", seeds_quota_sync())
     write("pbjson", seeds_pbjson())
+    write("sched_input", seeds_sched_input())
 
 
 if __name__ == "__main__":

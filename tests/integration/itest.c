@@ -241,6 +241,7 @@ static size_t http_header(char *line, size_t size, size_t n, void *ctx)
     struct itest_http *res = ctx;
     header_copy(line, size * n, "Location", res->location, sizeof res->location);
     header_copy(line, size * n, "Allow", res->allow, sizeof res->allow);
+    header_copy(line, size * n, "Retry-After", res->retry_after, sizeof res->retry_after);
     header_copy(line, size * n, "Referrer-Policy", res->referrer_policy,
                 sizeof res->referrer_policy);
     return size * n;
@@ -320,10 +321,9 @@ bool itest_http_wait_ready(int port, long timeout_ms)
 
 /* --- service binaries ----------------------------------------------------------------- */
 
-pid_t itest_service_spawn(const char *name, const char *const *settings, const char *log_path)
+/* Starts the binary at path with settings (as itest_service_spawn). */
+static pid_t process_spawn(const char *path, const char *const *settings, const char *log_path)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/bin/kizuna-%s", itest_build_dir(), name);
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
@@ -348,6 +348,13 @@ pid_t itest_service_spawn(const char *name, const char *const *settings, const c
         _exit(127);
     }
     return pid;
+}
+
+pid_t itest_service_spawn(const char *name, const char *const *settings, const char *log_path)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/bin/kizuna-%s", itest_build_dir(), name);
+    return process_spawn(path, settings, log_path);
 }
 
 int itest_process_wait(pid_t pid, long timeout_ms)
@@ -399,6 +406,71 @@ void itest_log_expect_clean(const char *log_path, const char *const *forbidden)
     fclose(f);
 }
 
+/* --- the LINE simulator ------------------------------------------------------------------ */
+
+/* The simulator itest_sim_start runs: one at a time per process. */
+static pid_t sim_pid;
+static char sim_log[512];
+
+void itest_sim_start(const char *name)
+{
+    cr_assert_eq(sim_pid, 0, "a simulator is running already");
+    char path[512], port[48];
+    snprintf(path, sizeof path, "%s/bin/line-sim", itest_build_dir());
+    snprintf(sim_log, sizeof sim_log, "%s/tests/line-sim-%s-%ld.log", itest_build_dir(), name,
+             (long)getpid());
+    snprintf(port, sizeof port, "LINESIM_PORT=%d", ITEST_SIM_PORT);
+    const char *settings[] = {port, "LINESIM_BIND=127.0.0.1", "LINESIM_THREADS=2",
+                              "LINESIM_CHANNELS=", NULL};
+    sim_pid = process_spawn(path, settings, sim_log);
+    cr_assert_gt(sim_pid, 0);
+    char url[128];
+    snprintf(url, sizeof url, "%s/healthz", ITEST_SIM_BASE);
+    for (long start = itest_now_ms(); itest_now_ms() - start < 10000; usleep(20 * 1000))
+        if (itest_http_get_status(url, NULL) == 200)
+            return;
+    itest_service_reap(&sim_pid);
+    cr_assert_fail("line-sim did not start on port %d; see %s", ITEST_SIM_PORT, sim_log);
+}
+
+void itest_sim_stop(void)
+{
+    if (sim_pid <= 0)
+        return;
+    itest_service_stop(&sim_pid, sim_log);
+    itest_log_expect_clean(sim_log, NULL);
+}
+
+void itest_sim_reap(void)
+{
+    itest_service_reap(&sim_pid);
+}
+
+long itest_sim_call(const char *method, const char *path, const char *body)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", ITEST_SIM_BASE, path);
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    struct itest_http res;
+    long status = itest_http_do(method, url, headers, body, body ? strlen(body) : 0, &res);
+    itest_http_free(&res);
+    return status;
+}
+
+void itest_sim_channel_add(const char *channel_id, const char *token, const char *bot_user_id)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "channel_id", channel_id, "access_token", token,
+                          "bot_user_id", bot_user_id);
+    char *body = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    cr_assert_not_null(body);
+    long status = itest_sim_call("POST", "/_sim/channels", body);
+    free(body);
+    cr_assert(status == 200 || status == 201,
+              "line-sim on port %d refused channel %s: %ld (is it running?)", ITEST_SIM_PORT,
+              channel_id, status);
+}
+
 /* --- kizuna-ingest --------------------------------------------------------------------- */
 
 void itest_line_sign(const char *secret, const void *body, size_t len, char out[64])
@@ -414,7 +486,10 @@ void itest_ingest_channel_register(int admin_port, const char *tenant, const cha
     const char *jwt = itest_env("KIZUNA_JWT_KEY");
     char *token = auth_token_issue(jwt, strlen(jwt), tenant, "itest", "admin", 3600, time(NULL));
     cr_assert_not_null(token);
-    char url[128], body[1024], auth[4200];
+    char url[128], body[1024], auth[4200], line_token[64];
+    /* ingest asks LINE (the simulator) whose token it is before storing. */
+    snprintf(line_token, sizeof line_token, "token-%s", channel_id);
+    itest_sim_channel_add(channel_id, line_token, BOT_USER);
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/channels", admin_port);
     snprintf(body, sizeof body,
              "{\"channel_id\":\"%s\",\"name\":\"itest %s\",\"channel_secret\":\"%s\","

@@ -85,6 +85,7 @@ struct itest_http {
     char location[2048];
     char allow[128];
     char referrer_policy[64];
+    char retry_after[32];
     char error[256]; /* curl's reason when status is 0 */
 };
 
@@ -126,14 +127,41 @@ void itest_service_reap(pid_t *pid);
  * bodies. From a Test, never from .fini (see itest_service_stop). */
 void itest_log_expect_clean(const char *log_path, const char *const *forbidden);
 
+/* --- the LINE simulator ------------------------------------------------------------------ */
+
+/* The port and base URL of the simulator the ingest suites start: ingest
+ * asks it who owns an access token before it registers a channel. */
+#define ITEST_SIM_PORT 18092
+#define ITEST_SIM_BASE "http://127.0.0.1:18092"
+/* The setting that points a spawned kizuna-ingest at it. */
+#define ITEST_SIM_INGEST_SETTING "INGEST_LINE_API_BASE=" ITEST_SIM_BASE
+
+/* Starts $BUILD/bin/line-sim on ITEST_SIM_PORT with no channels (its log
+ * $BUILD/tests/line-sim-<name>-<pid>.log) and waits until it answers
+ * (asserts). One simulator at a time. */
+void itest_sim_start(const char *name);
+/* Stops it: SIGTERM, a clean exit and a log without a sanitizer report
+ * (checks, so from a Test). Nothing happens when none runs. */
+void itest_sim_stop(void);
+/* For a suite's .fini: stops it if it still runs; checks nothing. */
+void itest_sim_reap(void);
+/* One call to the simulator's control API (body JSON or NULL); returns the
+ * status, 0 if nothing answered. */
+long itest_sim_call(const char *method, const char *path, const char *body);
+/* Registers channel_id on the simulator with access token and bot user id
+ * (another token of a registered channel is added); asserts 200 or 201. */
+void itest_sim_channel_add(const char *channel_id, const char *token, const char *bot_user_id);
+
 /* --- kizuna-ingest --------------------------------------------------------------------- */
 
 /* The base64 x-line-signature of body under a channel secret. */
 void itest_line_sign(const char *secret, const void *body, size_t len, char out[64]);
-/* Registers channel channel_id with secret (bot user
- * U8e742f61d673b39c7fff3cecb7536ef0) through the admin API of the
- * kizuna-ingest on admin_port, as an admin of tenant with a token signed
- * with $KIZUNA_JWT_KEY. Asserts 201. */
+/* Registers channel channel_id with secret (access token "token-<id>",
+ * bot user U8e742f61d673b39c7fff3cecb7536ef0) on the simulator
+ * (itest_sim_start, which must be running), then through the admin API of
+ * the kizuna-ingest on admin_port (started with ITEST_SIM_INGEST_SETTING),
+ * as an admin of tenant with a token signed with $KIZUNA_JWT_KEY. Asserts
+ * 201. */
 void itest_ingest_channel_register(int admin_port, const char *tenant, const char *channel_id,
                                    const char *secret);
 

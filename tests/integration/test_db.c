@@ -486,6 +486,67 @@ Test(db, migration_changed_after_apply_is_refused)
     cr_assert_null(second, "nothing after the edited file was applied");
 }
 
+/* A whole-line comment is documentation: correcting one in an applied file
+ * is not a change (the code checksum ignores it), while any other byte is. */
+Test(db, comment_edit_in_an_applied_migration_is_accepted)
+{
+    char dir[] = "/tmp/kz-migrations-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const char *names[] = {"001_first.sql", NULL};
+    file_write(dir, "001_first.sql", "-- see the old page\nCREATE TABLE first_table (id int);\n");
+    char errstr[256];
+    cr_assert_eq(db_migrate(ingest, scratch, dir, errstr, sizeof errstr), 1, "%s", errstr);
+
+    file_write(dir, "001_first.sql",
+               "-- see docs/architecture.md\n  -- and a second line\n"
+               "CREATE TABLE first_table (id int);\n");
+    int n = db_migrate(ingest, scratch, dir, errstr, sizeof errstr);
+    cr_expect_eq(n, 0, "a comment-only edit applies nothing and is no error: %s", errstr);
+
+    file_write(dir, "001_first.sql", "CREATE TABLE first_table (id int); -- trailing\n");
+    n = db_migrate(ingest, scratch, dir, errstr, sizeof errstr);
+    dir_remove(dir, names);
+    cr_expect_eq(n, -1, "a trailing comment is part of the code line");
+}
+
+/* Releases before code checksums recorded the whole file's SHA-256: such a
+ * record of an unchanged file still matches, and the files whose comments
+ * were corrected later match their recorded whole-file checksums. */
+Test(db, whole_file_checksums_of_older_releases_still_match)
+{
+    char dir[] = "/tmp/kz-migrations-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    const char *names[] = {"001_first.sql", NULL};
+    file_write(dir, "001_first.sql", "-- a comment\nCREATE TABLE first_table (id int);\n");
+    char errstr[256];
+    cr_assert_eq(db_migrate(ingest, scratch, dir, errstr, sizeof errstr), 1, "%s", errstr);
+    /* sha256 of the whole file above, as an older release recorded it. */
+    itest_exec_ok(ingest,
+                  "UPDATE schema_migrations SET checksum = encode(sha256(convert_to("
+                  "E'-- a comment\\nCREATE TABLE first_table (id int);\\n', 'UTF8')), 'hex')",
+                  0, NULL);
+    int n = db_migrate(ingest, scratch, dir, errstr, sizeof errstr);
+    dir_remove(dir, names);
+    cr_expect_eq(n, 0, "a whole-file record of the same file: %s", errstr);
+
+    /* The dispatcher's 0001_inbox.sql as older releases recorded it. */
+    itest_exec_ok(ingest, "DELETE FROM schema_migrations", 0, NULL);
+    itest_exec_ok(ingest, "DROP TABLE first_table", 0, NULL);
+    char dir2[] = "/tmp/kz-migrations-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir2));
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp services/dispatcher/migrations/0001_inbox.sql %s/", dir2);
+    cr_assert_eq(system(cmd), 0);
+    itest_exec_ok(ingest,
+                  "INSERT INTO schema_migrations (name, checksum) VALUES ('0001_inbox.sql', "
+                  "'b0252bf3cc9ba080afb1da917ea3a78cfddd79ce5371f333d71dd45a9782d1bc')",
+                  0, NULL);
+    n = db_migrate(ingest, scratch, dir2, errstr, sizeof errstr);
+    const char *names2[] = {"0001_inbox.sql", NULL};
+    dir_remove(dir2, names2);
+    cr_expect_eq(n, 0, "the legacy record of a comment-corrected file: %s", errstr);
+}
+
 Test(db, failed_migration_leaves_neither_objects_nor_record)
 {
     char errstr[256];

@@ -150,7 +150,8 @@ static const char *const sim_endpoints[] = {"reply",
                                             "richmenu_unlink",
                                             "richmenu_get",
                                             "richmenu_bulk_link",
-                                            "richmenu_bulk_unlink"};
+                                            "richmenu_bulk_unlink",
+                                            "bot_info"};
 static const char *const sim_endpoint_fields[] = {"requests",
                                                   "accepted",
                                                   "rate_limited",
@@ -451,9 +452,22 @@ static void publish_config(const char *channel, const char *tenant, const char *
     dh_flush();
 }
 
+/* The test channel's last published version and tenant (dh_channel_move
+ * changes them; dh_teardown deletes it with the next version). */
+static long long channel_version;
+static char channel_tenant[64];
+
 static void publish_channel(long long version, bool deleted)
 {
-    publish_config(dh.channel, DH_TENANT, dh.token, version, deleted);
+    publish_config(dh.channel, channel_tenant[0] ? channel_tenant : DH_TENANT, dh.token, version,
+                   deleted);
+    channel_version = version;
+}
+
+void dh_channel_move(const char *tenant, bool deleted)
+{
+    snprintf(channel_tenant, sizeof channel_tenant, "%s", tenant);
+    publish_channel(channel_version + 1, deleted);
 }
 
 /* Channels added by dh_channel_add, marked deleted by dh_teardown. */
@@ -520,6 +534,7 @@ void dh_setup(const char *name)
              dh.channel);
     cr_assert_eq(dh_sim("POST", "/_sim/users", body, NULL) / 100, 2);
 
+    channel_tenant[0] = '\0';
     publish_channel(1, false);
 
     char *jwt =
@@ -552,7 +567,8 @@ void dh_teardown(void)
     itest_service_reap(&dh.disp);
     itest_service_reap(&dh.sim);
     if (producer) {
-        publish_channel(2, true);
+        publish_channel(channel_version + 1, true);
+        channel_tenant[0] = '\0';
         for (size_t i = 0; i < nextra; i++)
             publish_config(extra[i].channel, extra[i].tenant, extra[i].token, 2, true);
         kafka_producer_free(&producer);

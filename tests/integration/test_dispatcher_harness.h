@@ -79,6 +79,10 @@ void dh_produce_keyed(const Kizuna__V1__SendRequest *req, const char *key);
  * 24 bytes) registered on the simulator and published, sealed, to
  * `channels`; dh_teardown marks it deleted. Call after dh_setup. */
 void dh_channel_add(char *channel, const char *tenant);
+/* Publishes the test channel's next version as tenant's (the same token),
+ * deleted or not: what ingest publishes when a channel is deleted, or
+ * registered by another tenant after that. */
+void dh_channel_move(const char *tenant, bool deleted);
 /* A push of one text message to `to`. */
 void dh_produce_push(const char *to, const char *text, char *request_id);
 void dh_flush(void);

@@ -44,8 +44,9 @@ static void stall_start(void)
     snprintf(public_port, sizeof public_port, "INGEST_PUBLIC_PORT=%d", PUBLIC_PORT);
     snprintf(admin_port, sizeof admin_port, "INGEST_ADMIN_PORT=%d", ADMIN_PORT);
     snprintf(timeout, sizeof timeout, "DB_STATEMENT_TIMEOUT_MS=%d", STATEMENT_TIMEOUT_MS);
-    const char *settings[] = {public_port,      admin_port, timeout, "INGEST_PUBLIC_THREADS=8",
-                              "LOG_LEVEL=info", NULL};
+    const char *settings[] = {ITEST_SIM_INGEST_SETTING,  public_port,      admin_port, timeout,
+                              "INGEST_PUBLIC_THREADS=8", "LOG_LEVEL=info", NULL};
+    itest_sim_start("ingest-db-stall");
     ingest_pid = itest_service_spawn("ingest", settings, ingest_log);
     cr_assert(itest_http_wait_ready(ADMIN_PORT, 45000),
               "kizuna-ingest did not become ready; see %s", ingest_log);
@@ -61,6 +62,7 @@ static void stall_finish(void)
 {
     cr_assert_gt(ingest_pid, 0, "kizuna-ingest was stopped before the end of the test");
     itest_service_stop(&ingest_pid, ingest_log);
+    itest_sim_stop();
     const char *const forbidden[] = {secret, NULL};
     itest_log_expect_clean(ingest_log, forbidden);
 }
@@ -73,6 +75,7 @@ static void stall_end(void)
         db_rollback(locker);
     db_free(&locker);
     itest_service_reap(&ingest_pid);
+    itest_sim_reap();
 }
 
 TestSuite(ingest_stall, .init = stall_start, .fini = stall_end, .timeout = 120);

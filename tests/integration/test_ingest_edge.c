@@ -48,8 +48,9 @@ static void ingest_start(void)
              PER_ADDRESS);
     snprintf(deadline, sizeof deadline, "INGEST_PUBLIC_REQUEST_DEADLINE_MS=%d", DEADLINE_MS);
     const char *settings[] = {
-        public_port,      admin_port, per_address, deadline, "INGEST_PUBLIC_BODY_BUDGET_MB=2",
-        "LOG_LEVEL=info", NULL};
+        ITEST_SIM_INGEST_SETTING,         public_port,      admin_port, per_address, deadline,
+        "INGEST_PUBLIC_BODY_BUDGET_MB=2", "LOG_LEVEL=info", NULL};
+    itest_sim_start("ingest-edge");
     ingest_pid = itest_service_spawn("ingest", settings, ingest_log);
     cr_assert(itest_http_wait_ready(ADMIN_PORT, 45000),
               "kizuna-ingest did not become ready; see %s", ingest_log);
@@ -82,6 +83,7 @@ static void ingest_finish(void)
     }
     cr_expect_eq(status, 200, "a signed webhook after the test");
     itest_service_stop(&ingest_pid, ingest_log);
+    itest_sim_stop();
     const char *const forbidden[] = {secret, NULL};
     itest_log_expect_clean(ingest_log, forbidden);
 }
@@ -89,6 +91,7 @@ static void ingest_finish(void)
 static void ingest_reap(void)
 {
     itest_service_reap(&ingest_pid);
+    itest_sim_reap();
 }
 
 TestSuite(ingest_edge, .init = ingest_start, .fini = ingest_reap, .timeout = 90);

@@ -92,7 +92,9 @@ static void outage_start(void)
     snprintf(admin_port, sizeof admin_port, "INGEST_ADMIN_PORT=%d", ADMIN_PORT);
     snprintf(budget, sizeof budget, "INGEST_ACK_BUDGET_MS=%d", ACK_BUDGET_MS);
     snprintf(threads, sizeof threads, "INGEST_PUBLIC_THREADS=%d", PUBLIC_THREADS);
-    const char *settings[] = {public_port, admin_port, budget, threads, "LOG_LEVEL=info", NULL};
+    const char *settings[] = {ITEST_SIM_INGEST_SETTING, public_port, admin_port, budget, threads,
+                              "LOG_LEVEL=info",         NULL};
+    itest_sim_start("ingest-outage");
     ingest_pid = itest_service_spawn("ingest", settings, ingest_log);
     cr_assert(itest_http_wait_ready(ADMIN_PORT, 45000),
               "kizuna-ingest did not become ready; see %s", ingest_log);
@@ -109,6 +111,7 @@ static void outage_finish(void)
 {
     cr_assert_gt(ingest_pid, 0, "kizuna-ingest was stopped before the end of the test");
     itest_service_stop(&ingest_pid, ingest_log);
+    itest_sim_stop();
     const char *const forbidden[] = {secret, NULL};
     itest_log_expect_clean(ingest_log, forbidden);
 }
@@ -123,6 +126,7 @@ static void outage_restore(void)
     if (stack("kafka-start") != 0)
         fprintf(stderr, "ingest_outage: could not restart Kafka; see %s\n", stack_log);
     itest_service_reap(&ingest_pid);
+    itest_sim_reap();
 }
 
 TestSuite(ingest_outage, .init = outage_start, .fini = outage_restore, .timeout = 180);

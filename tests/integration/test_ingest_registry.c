@@ -69,6 +69,12 @@ static void admin_handler(void *ctx, const struct httpd_request *req, struct htt
 static void setup(void)
 {
     log_init("test-registry", LOG_WARN);
+    /* LINE, as the registry's ownership check asks it: both test tokens
+     * belong to bot BOT (any number of registry channels may share one;
+     * test_ingest_owner.c covers the refusals). */
+    itest_sim_start("ingest-registry");
+    itest_sim_channel_add("1", TOKEN, BOT);
+    itest_sim_channel_add("1", TOKEN2, BOT);
     const char *url = itest_env("INGEST_DATABASE_URL");
     admin = itest_db_connect(itest_env("KIZUNA_PG_ADMIN_URL"));
     ingest = itest_db_connect(url);
@@ -86,7 +92,7 @@ static void setup(void)
              scratch);
     ingest = itest_db_connect(scratch_url);
 
-    reg = registry_new(scratch_url, data_key, errstr, sizeof errstr);
+    reg = registry_new(scratch_url, data_key, ITEST_SIM_BASE, errstr, sizeof errstr);
     cr_assert_not_null(reg, "registry_new: %s", errstr);
     struct httpd_options opts = {
         .name = "admin-test", .port = 0, .handler = admin_handler, .ctx = reg, .threads = 2};
@@ -104,6 +110,7 @@ static void teardown(void)
     db_free(&admin);
     free(scratch_url);
     scratch_url = NULL;
+    itest_sim_reap();
 }
 
 TestSuite(ingest_registry, .init = setup, .fini = teardown, .timeout = 90);

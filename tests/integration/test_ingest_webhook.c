@@ -71,7 +71,9 @@ static void ingest_start(void)
     char public_port[48], admin_port[48];
     snprintf(public_port, sizeof public_port, "INGEST_PUBLIC_PORT=%d", PUBLIC_PORT);
     snprintf(admin_port, sizeof admin_port, "INGEST_ADMIN_PORT=%d", ADMIN_PORT);
-    const char *settings[] = {public_port, admin_port, "LOG_LEVEL=info", NULL};
+    const char *settings[] = {ITEST_SIM_INGEST_SETTING, public_port, admin_port, "LOG_LEVEL=info",
+                              NULL};
+    itest_sim_start("ingest-webhook");
     ingest_pid = itest_service_spawn("ingest", settings, ingest_log);
     cr_assert(itest_http_wait_ready(ADMIN_PORT, 45000),
               "kizuna-ingest did not become ready; see %s", ingest_log);
@@ -90,6 +92,7 @@ static void ingest_finish(void)
 {
     cr_assert_gt(ingest_pid, 0, "kizuna-ingest was stopped before the end of the test");
     itest_service_stop(&ingest_pid, ingest_log);
+    itest_sim_stop();
     const char *const forbidden[] = {secret, "private-text-", NULL};
     itest_log_expect_clean(ingest_log, forbidden);
 }
@@ -98,6 +101,7 @@ static void ingest_finish(void)
 static void ingest_reap(void)
 {
     itest_service_reap(&ingest_pid);
+    itest_sim_reap();
 }
 
 TestSuite(ingest_webhook, .init = ingest_start, .fini = ingest_reap, .timeout = 90);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "sim_bot.h"
 #include "sim_respond.h"
 #include "sim_state.h"
 
@@ -85,18 +86,34 @@ static void post_channel(struct sim_state *st, const struct httpd_request *req,
         return;
     const char *id = control_string(body, "channel_id", resp);
     const char *token = id ? control_string(body, "access_token", resp) : NULL;
+    const json_t *bot = json_object_get(body, "bot_user_id");
+    if (token && bot && !sim_bot_user_id_valid(json_string_value(bot))) {
+        bad_request(resp, "bot_user_id must be \"U\" and 32 lower-case hex digits", "bot_user_id");
+        token = NULL;
+    }
     if (token) {
         bool created = false;
-        int rc = sim_state_channel_add(st, id, token, &created);
+        int rc = sim_state_channel_add(st, id, token, json_string_value(bot), &created);
         if (rc == -2) {
             httpd_respond_error(resp, 409, "conflict",
                                 "access_token is registered to another channel", "access_token");
+        } else if (rc == -3) {
+            httpd_respond_error(resp, 409, "conflict",
+                                "the channel is registered with another bot_user_id",
+                                "bot_user_id");
         } else if (rc != 0) {
             httpd_respond_error(resp, 500, "internal", "out of memory", NULL);
         } else {
+            struct sim_channel *ch = sim_state_acquire_id(st, id);
+            json_t *info = ch ? sim_channel_bot_info(st, ch) : NULL;
+            if (ch)
+                sim_state_release(st);
             log_info("channel registered", "channel", id, "created", created ? "true" : "false");
             sim_respond_json(resp, created ? 201 : 200,
-                             json_pack("{s:s, s:b}", "channel_id", id, "created", created));
+                             json_pack("{s:s, s:s?, s:b}", "channel_id", id, "bot_user_id",
+                                       json_string_value(json_object_get(info, "userId")),
+                                       "created", created));
+            json_decref(info);
         }
     }
     json_decref(body);
@@ -362,7 +379,7 @@ int sim_control_preload(struct sim_state *st, const char *spec, char *err, size_
     const char *p = spec;
     while (p && *p) {
         size_t len = strcspn(p, ",");
-        char item[2 * SIM_ID_MAX + 2];
+        char item[3 * SIM_ID_MAX + 3];
         if (len >= sizeof item) {
             snprintf(err, errcap, "LINESIM_CHANNELS: entry %d is too long", n + 1);
             return -1;
@@ -372,18 +389,25 @@ int sim_control_preload(struct sim_state *st, const char *spec, char *err, size_
         p += len + (p[len] == ',');
         if (len == 0)
             continue;
+        /* id:token or id:token:bot_user_id */
         char *colon = strchr(item, ':');
-        if (!colon || colon == item || colon[1] == '\0') {
-            snprintf(err, errcap, "LINESIM_CHANNELS: entry %d is not channel_id:access_token",
+        char *bot = colon ? strchr(colon + 1, ':') : NULL;
+        if (bot)
+            *bot++ = '\0';
+        if (!colon || colon == item || colon[1] == '\0' || (bot && !sim_bot_user_id_valid(bot))) {
+            snprintf(err, errcap,
+                     "LINESIM_CHANNELS: entry %d is not channel_id:access_token[:bot_user_id]",
                      n + 1);
             return -1;
         }
         *colon = '\0';
         bool created;
-        int rc = sim_state_channel_add(st, item, colon + 1, &created);
+        int rc = sim_state_channel_add(st, item, colon + 1, bot, &created);
         if (rc != 0) {
             snprintf(err, errcap, "LINESIM_CHANNELS: channel %s: %s", item,
-                     rc == -2 ? "token already used by another channel" : "out of memory");
+                     rc == -2   ? "token already used by another channel"
+                     : rc == -3 ? "registered twice with different bot user ids"
+                                : "out of memory");
             return -1;
         }
         n++;

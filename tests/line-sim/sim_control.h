@@ -15,7 +15,9 @@ struct sim_state;
 void sim_control_handle(struct sim_state *st, const struct httpd_request *req,
                         struct httpd_response *resp);
 
-/* Registers channels from "id:token,id:token" (LINESIM_CHANNELS). Returns
+/* Registers channels from "id:token,id:token:bot_user_id"
+ * (LINESIM_CHANNELS; without a bot user id, the default of
+ * sim_bot_user_id_default). Returns
  * the number registered, or -1 with err filled. Main thread, at startup. */
 int sim_control_preload(struct sim_state *st, const char *spec, char *err, size_t errcap);
 

@@ -19,6 +19,7 @@ static const char *const sim_endpoint_names[SIM_EP_COUNT] = {
     [SIM_EP_RICHMENU_GET] = "richmenu_get",
     [SIM_EP_RICHMENU_BULK_LINK] = "richmenu_bulk_link",
     [SIM_EP_RICHMENU_BULK_UNLINK] = "richmenu_bulk_unlink",
+    [SIM_EP_BOT_INFO] = "bot_info",
 };
 
 const char *sim_endpoint_name(enum sim_endpoint ep)

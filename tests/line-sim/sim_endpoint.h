@@ -21,6 +21,7 @@ enum sim_endpoint {
     SIM_EP_RICHMENU_GET,
     SIM_EP_RICHMENU_BULK_LINK,
     SIM_EP_RICHMENU_BULK_UNLINK,
+    SIM_EP_BOT_INFO,
     SIM_EP_COUNT
 };
 

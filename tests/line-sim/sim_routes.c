@@ -92,6 +92,7 @@ static const struct {
     {"/v2/bot/message/quota/consumption", "GET", SIM_EP_QUOTA_CONSUMPTION},
     {"/v2/bot/richmenu/bulk/link", "POST", SIM_EP_RICHMENU_BULK_LINK},
     {"/v2/bot/richmenu/bulk/unlink", "POST", SIM_EP_RICHMENU_BULK_UNLINK},
+    {"/v2/bot/info", "GET", SIM_EP_BOT_INFO},
 };
 
 /* Returns 0 with r filled, 404 for an unknown path, 405 for a known path
@@ -381,6 +382,9 @@ static void handle_endpoint(struct sim_state *st, struct sim_channel *ch, const 
     }
     case SIM_EP_QUOTA:
         sim_respond_json(resp, 200, sim_channel_quota_json(st, ch));
+        return;
+    case SIM_EP_BOT_INFO:
+        sim_respond_json(resp, 200, sim_channel_bot_info(st, ch));
         return;
     case SIM_EP_QUOTA_CONSUMPTION:
         sim_respond_json(resp, 200, sim_channel_consumption_json(st, ch));

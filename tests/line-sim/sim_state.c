@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sim_bot.h"
 #include "sim_dedup.h"
 #include "sim_map.h"
 #include "sim_quota.h"
@@ -60,6 +61,7 @@ struct sim_ep_state {
 
 struct sim_channel {
     char *id;
+    char bot_user_id[SIM_BOT_USER_ID_LEN + 1]; /* fixed at registration */
     size_t ntokens;
     pthread_mutex_t lock;
     struct sim_ep_state ep[SIM_EP_COUNT];
@@ -240,6 +242,7 @@ static struct sim_channel *channel_new(const char *id, int64_t now_ns)
         return NULL;
     }
     ch->id = strdup(id);
+    sim_bot_user_id_default(id, ch->bot_user_id);
     ch->users = sim_map_new();
     ch->menus = sim_map_new();
     ch->reply_token_ttl_s = SIM_REPLY_TOKEN_TTL_S;
@@ -308,15 +311,23 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * SIM_NS_PER_S + ts.tv_nsec;
 }
 
-int sim_state_channel_add(struct sim_state *st, const char *id, const char *token, bool *created)
+int sim_state_channel_add(struct sim_state *st, const char *id, const char *token,
+                          const char *bot_user_id, bool *created)
 {
     int rc = 0;
     *created = false;
+    if (bot_user_id && !sim_bot_user_id_valid(bot_user_id))
+        return -4;
     pthread_rwlock_wrlock(&st->lock);
     struct sim_channel *owner = sim_map_get(st->by_token, token);
     struct sim_channel *ch = sim_map_get(st->by_id, id);
     if (owner && owner != ch) {
         rc = -2;
+        goto done;
+    }
+    /* A LINE channel's bot never changes: a different one is a mistake. */
+    if (ch && bot_user_id && strcmp(ch->bot_user_id, bot_user_id) != 0) {
+        rc = -3;
         goto done;
     }
     if (owner)
@@ -328,6 +339,8 @@ int sim_state_channel_add(struct sim_state *st, const char *id, const char *toke
             rc = -1;
             goto done;
         }
+        if (bot_user_id)
+            copy_id(ch->bot_user_id, sizeof ch->bot_user_id, bot_user_id);
         *created = true;
     }
     if (sim_map_put(st->by_token, token, ch, NULL) != 0) {
@@ -652,6 +665,13 @@ unlock:
 }
 
 /* --- other LINE endpoints ---------------------------------------------- */
+
+json_t *sim_channel_bot_info(struct sim_state *st, struct sim_channel *ch)
+{
+    (void)st;
+    /* id and bot_user_id never change while the channel is acquired. */
+    return sim_bot_info_json(ch->id, ch->bot_user_id);
+}
 
 json_t *sim_channel_profile(struct sim_state *st, struct sim_channel *ch, const char *user_id)
 {
@@ -1144,8 +1164,8 @@ json_t *sim_channel_limits_json(struct sim_state *st, struct sim_channel *ch)
 static void channel_list_one(const char *key, void *value, void *ctx)
 {
     const struct sim_channel *ch = value;
-    json_array_append_new(
-        ctx, json_pack("{s:s, s:I}", "channel_id", key, "tokens", (json_int_t)ch->ntokens));
+    json_array_append_new(ctx, json_pack("{s:s, s:s, s:I}", "channel_id", key, "bot_user_id",
+                                         ch->bot_user_id, "tokens", (json_int_t)ch->ntokens));
 }
 
 json_t *sim_state_channels_json(struct sim_state *st)

@@ -43,11 +43,15 @@ struct sim_rate sim_state_default_rate(enum sim_endpoint ep);
 
 /* --- registry -------------------------------------------------------- */
 
-/* Registers channel id with an access token. Registering an existing id
- * adds the token (LINE lets a channel hold several). Returns 0, -1 on
- * allocation failure, -2 when the token belongs to another channel.
- * *created tells whether the channel is new. */
-int sim_state_channel_add(struct sim_state *st, const char *id, const char *token, bool *created);
+/* Registers channel id with an access token and its bot's LINE user id
+ * (NULL: keep the channel's, or for a new channel derive one from the id,
+ * sim_bot_user_id_default). Registering an existing id adds the token
+ * (LINE lets a channel hold several). Returns 0, -1 on allocation failure,
+ * -2 when the token belongs to another channel, -3 when bot_user_id
+ * differs from the existing channel's, -4 when it is not LINE's user id
+ * form. *created tells whether the channel is new. */
+int sim_state_channel_add(struct sim_state *st, const char *id, const char *token,
+                          const char *bot_user_id, bool *created);
 
 /* The channel for an access token (or id), with the registry read lock
  * held until sim_state_release(). NULL (and no lock held) when unknown. */
@@ -115,6 +119,8 @@ void sim_channel_send(struct sim_state *st, struct sim_channel *ch, const struct
 
 /* --- other LINE endpoints ---------------------------------------------- */
 
+/* BotInfoResponse of GET /v2/bot/info (sim_bot.h). Caller owns it. */
+json_t *sim_channel_bot_info(struct sim_state *st, struct sim_channel *ch);
 /* LINE's profile object, or NULL when the user is unknown or blocked the
  * channel (LINE answers 404 for both). Caller owns the result. */
 json_t *sim_channel_profile(struct sim_state *st, struct sim_channel *ch, const char *user_id);
@@ -165,7 +171,8 @@ long sim_channel_richmenus_add(struct sim_state *st, struct sim_channel *ch, con
 /* {"channel_id", "rich_menus": [registered ids], "links": {"<user>": "<menu>"}}. */
 json_t *sim_channel_richmenus_json(struct sim_state *st, struct sim_channel *ch);
 
-/* Every channel id with its token count (never the tokens). */
+/* Every channel id with its bot user id and token count (never the
+ * tokens). */
 json_t *sim_state_channels_json(struct sim_state *st);
 /* Messages received by `to` (optionally on one channel only); with to NULL,
  * the number of deliveries per recipient, per channel. */

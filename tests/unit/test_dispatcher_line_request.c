@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dispatcher/line_request.h"
+#include "line_base_url.h"
 
 #define UUID "123e4567-e89b-12d3-a456-426614174000"
 /* LINE's id forms: U or richmenu- and 32 lowercase hex digits. */
@@ -673,6 +674,29 @@ Test(dispatcher_line_request, bad_ids_in_url_paths_are_refused_with_the_field)
     }
 }
 
+/* A host the operator lists may be reached over http too, and only it:
+ * the exact name, not a longer one, a prefix or an address behind it. */
+Test(dispatcher_line_request, http_reaches_a_listed_plaintext_host_and_no_other)
+{
+    static const struct {
+        const char *url;
+        bool ok;
+    } cases[] = {
+        {"http://line-sim:8090", true},  {"http://LINE-SIM:8090/", true},
+        {"http://other-sim:8090", true}, {"http://line-sim.example.com:8090", false},
+        {"http://line-si:8090", false},  {"http://line-sim@evil.example:8090", false},
+        {"http://api.line.me", false},   {"http://127.0.0.1:8090", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        int rc = line_base_url_check(cases[i].url, "line-sim,other-sim", err, sizeof err);
+        cr_expect_eq(rc == 0, cases[i].ok, "%s: %s", cases[i].url, err);
+    }
+    char err[256] = "";
+    cr_expect_neq(line_base_url_check("http://line-sim:8090", "", err, sizeof err), 0,
+                  "an empty list allows no host");
+}
+
 Test(dispatcher_line_request, the_base_url_is_https_or_http_to_a_loopback_address)
 {
     static const struct {
@@ -705,7 +729,7 @@ Test(dispatcher_line_request, the_base_url_is_https_or_http_to_a_loopback_addres
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[256] = "";
-        int rc = line_base_url_check(cases[i].url, err, sizeof err);
+        int rc = line_base_url_check(cases[i].url, NULL, err, sizeof err);
         cr_expect_eq(rc == 0, cases[i].ok, "%s: %s", cases[i].url ? cases[i].url : "(null)", err);
         if (!cases[i].ok)
             cr_expect_neq(err[0], '\0', "%s: a reason", cases[i].url ? cases[i].url : "(null)");

@@ -665,9 +665,9 @@ static struct fixture state_setup(void)
     struct fixture fx = {sim_state_new(&opts), NULL};
     cr_assert_not_null(fx.st);
     bool created = false;
-    cr_assert_eq(sim_state_channel_add(fx.st, "1001", "tok-1001", &created), 0);
+    cr_assert_eq(sim_state_channel_add(fx.st, "1001", "tok-1001", NULL, &created), 0);
     cr_expect(created);
-    cr_expect_eq(sim_state_channel_add(fx.st, "1002", "tok-1001", &created), -2);
+    cr_expect_eq(sim_state_channel_add(fx.st, "1002", "tok-1001", NULL, &created), -2);
     fx.ch = sim_state_acquire_token(fx.st, "tok-1001");
     cr_assert_not_null(fx.ch);
     sim_state_release(fx.st);

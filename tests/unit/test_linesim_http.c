@@ -20,6 +20,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "sim_bot.h"
 #include "sim_routes.h"
 #include "sim_state.h"
 
@@ -28,6 +29,8 @@
 #define OTHER_CHANNEL "1650000002"
 #define OTHER_TOKEN "sim-test-token-2"
 #define RETRY_KEY "123e4567-e89b-12d3-a456-426614174000"
+#define BOT_A "U0123456789abcdef0123456789abcdef"
+#define BOT_B "Ufedcba9876543210fedcba9876543210"
 
 static struct sim_state *state;
 static struct httpd *server;
@@ -241,6 +244,7 @@ static const struct route_case routes[] = {
     {"POST", "/v2/bot/richmenu/bulk/link", "{\"richMenuId\":\"richmenu-b\",\"userIds\":[\"U2\"]}",
      202, NULL},
     {"POST", "/v2/bot/richmenu/bulk/unlink", "{\"userIds\":[\"U2\"]}", 202, NULL},
+    {"GET", "/v2/bot/info", NULL, 200, "userId"},
 };
 
 Test(linesim_http, every_line_endpoint_answers_its_documented_status_and_a_request_id)
@@ -320,6 +324,12 @@ static const struct refusal refusals[] = {
      "Not found", NULL},
     {"no rich menu linked", "GET", "/v2/bot/user/U2/richmenu", TOKEN, NULL, NULL, NULL, 404,
      "the user has no richmenu", NULL},
+    {"bot info with an unknown token", "GET", "/v2/bot/info", "no-such-token", NULL, NULL, NULL,
+     401, "Authentication failed*", NULL},
+    {"bot info without Authorization", "GET", "/v2/bot/info", NULL, NULL, NULL, NULL, 401,
+     "Authorization header required*", NULL},
+    {"bot info by POST", "POST", "/v2/bot/info", TOKEN, "{}", NULL, NULL, 405, "Method Not Allowed",
+     NULL},
 };
 
 static void expect_message(const char *name, const char *got, const char *want)
@@ -351,7 +361,7 @@ Test(linesim_http, bad_requests_get_lines_status_and_message_and_are_not_deliver
         json_decref(a.json);
     }
     cr_expect_eq(stat_of(NULL, "accepted"), 0, "nothing refused was delivered");
-    cr_expect_eq(stat_of(NULL, "unauthorized"), 3);
+    cr_expect_eq(stat_of(NULL, "unauthorized"), 5);
     json_t *m = control_ok("GET", "/_sim/messages?to=U1", NULL, 200);
     cr_expect_eq(json_integer_value(json_object_get(m, "count")), 0);
     json_decref(m);
@@ -521,6 +531,18 @@ static const struct control_refusal control_refusals[] = {
     {"another channel's token", "POST", "/_sim/channels",
      "{\"channel_id\":\"" OTHER_CHANNEL "\",\"access_token\":\"" TOKEN "\"}", 409, "conflict",
      "access_token"},
+    {"a bot user id not in LINE's form", "POST", "/_sim/channels",
+     "{\"channel_id\":\"" OTHER_CHANNEL "\",\"access_token\":\"" OTHER_TOKEN
+     "\",\"bot_user_id\":\"Ubot\"}",
+     400, "invalid_argument", "bot_user_id"},
+    {"a bot user id not a string", "POST", "/_sim/channels",
+     "{\"channel_id\":\"" OTHER_CHANNEL "\",\"access_token\":\"" OTHER_TOKEN
+     "\",\"bot_user_id\":7}",
+     400, "invalid_argument", "bot_user_id"},
+    {"another bot for a registered channel", "POST", "/_sim/channels",
+     "{\"channel_id\":\"" CHANNEL "\",\"access_token\":\"" OTHER_TOKEN "\",\"bot_user_id\":\"" BOT_B
+     "\"}",
+     409, "conflict", "bot_user_id"},
     {"limits of an unknown channel", "PUT", "/_sim/channels/999/limits", "{\"usage\":0}", 404,
      "not_found", "channel_id"},
     {"a negative rate", "PUT", "/_sim/channels/" CHANNEL "/limits",
@@ -573,5 +595,64 @@ Test(linesim_http, bad_control_requests_get_the_projects_error_and_change_nothin
     struct answer a;
     sim_call("POST", "/v2/bot/message/push", TOKEN, PUSH_U1, NULL, NULL, &a);
     cr_expect_eq(a.status, 200, "the channel still sends: %s", a.body);
+    json_decref(a.json);
+}
+
+/* --- the bot behind a channel ------------------------------------------------ */
+
+Test(linesim_http, bot_info_names_the_bot_of_the_tokens_channel)
+{
+    json_t *reg = control_ok("POST", "/_sim/channels",
+                             "{\"channel_id\":\"" CHANNEL "\",\"access_token\":\"" TOKEN
+                             "\",\"bot_user_id\":\"" BOT_A "\"}",
+                             201);
+    cr_expect_str_eq(json_string_value(json_object_get(reg, "bot_user_id")), BOT_A);
+    json_decref(reg);
+    /* A second token of the same channel, same bot: 200, the same bot. */
+    json_decref(control_ok("POST", "/_sim/channels",
+                           "{\"channel_id\":\"" CHANNEL "\",\"access_token\":\"tok-second\","
+                           "\"bot_user_id\":\"" BOT_A "\"}",
+                           200));
+    channel_register(OTHER_CHANNEL, OTHER_TOKEN);
+
+    const char *tokens[] = {TOKEN, "tok-second"};
+    for (size_t i = 0; i < 2; i++) {
+        struct answer a;
+        sim_call("GET", "/v2/bot/info", tokens[i], NULL, NULL, NULL, &a);
+        cr_assert_eq(a.status, 200, "%s", a.body);
+        cr_expect_str_eq(json_string_value(json_object_get(a.json, "userId")), BOT_A);
+        const char *basic = json_string_value(json_object_get(a.json, "basicId"));
+        cr_expect(basic && basic[0] == '@' && strlen(basic) == 9, "basicId %s", a.body);
+        cr_expect_not_null(json_string_value(json_object_get(a.json, "displayName")));
+        cr_expect_str_eq(json_string_value(json_object_get(a.json, "chatMode")), "bot");
+        cr_expect_str_eq(json_string_value(json_object_get(a.json, "markAsReadMode")), "auto");
+        json_decref(a.json);
+    }
+
+    /* Registered without a bot user id: the default derived from the id. */
+    char want[SIM_BOT_USER_ID_LEN + 1];
+    sim_bot_user_id_default(OTHER_CHANNEL, want);
+    struct answer a;
+    sim_call("GET", "/v2/bot/info", OTHER_TOKEN, NULL, NULL, NULL, &a);
+    cr_assert_eq(a.status, 200, "%s", a.body);
+    cr_expect_str_eq(json_string_value(json_object_get(a.json, "userId")), want);
+    json_decref(a.json);
+    cr_expect_eq(stat_of("bot_info", "requests"), 2);
+    json_t *list = control_ok("GET", "/_sim/channels", NULL, 200);
+    char *text = json_dumps(list, JSON_COMPACT);
+    cr_expect(text && strstr(text, BOT_A) && strstr(text, want), "%s", text);
+    cr_expect(text && !strstr(text, TOKEN), "tokens are never listed: %s", text);
+    free(text);
+    json_decref(list);
+}
+
+Test(linesim_http, bot_info_answers_an_injected_fault_like_every_v2_endpoint)
+{
+    channel_register(CHANNEL, TOKEN);
+    json_decref(control_ok("PUT", "/_sim/faults",
+                           "{\"error_rate\":1,\"after_accept\":0,\"error_status\":503}", 200));
+    struct answer a;
+    sim_call("GET", "/v2/bot/info", TOKEN, NULL, NULL, NULL, &a);
+    cr_expect_eq(a.status, 503, "%s", a.body);
     json_decref(a.json);
 }

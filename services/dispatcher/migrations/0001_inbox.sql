@@ -1,4 +1,4 @@
--- The dispatcher's inbox (DESIGN.md, Guarantee 2): a send request seen
+-- The dispatcher's inbox (docs/architecture.md, guarantee 2): a send request seen
 -- before is never sent again.
 
 CREATE TABLE inbox (

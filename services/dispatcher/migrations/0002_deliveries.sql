@@ -40,7 +40,7 @@ CREATE INDEX deliveries_tenant_seq ON deliveries (tenant_id, seq DESC);
 CREATE INDEX deliveries_tenant_channel_seq ON deliveries (tenant_id, channel_id, seq DESC);
 
 -- DeliveryResults wait here, written in the same transaction as the final
--- status (DESIGN.md, Guarantee 3); the relay publishes and deletes them.
+-- status (docs/architecture.md, guarantee 3); the relay publishes and deletes them.
 CREATE TABLE outbox (
     id          bigserial   PRIMARY KEY,
     topic       text        NOT NULL,

@@ -1,5 +1,5 @@
 -- The channel registry publishes every change to the compacted `channels`
--- topic through a transactional outbox (DESIGN.md, Guarantee 3): the record
+-- topic through a transactional outbox (docs/architecture.md, guarantee 3): the record
 -- is a row written in the same transaction as the change, and the relay
 -- (registry_relay_once) publishes rows in id order and deletes each after
 -- the broker's ack.

@@ -1,4 +1,4 @@
--- Inbox and outbox (DESIGN.md, Guarantees 2 and 3). Both are written in the
+-- Inbox and outbox (docs/architecture.md, guarantees 2 and 3). Both are written in the
 -- same transaction as the effects they guard.
 
 CREATE TABLE inbox (
