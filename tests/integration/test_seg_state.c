@@ -13,7 +13,6 @@
  * that a fresh one waits until the channel arrives on `channels`; and a
  * DeliveryResult for an operator's push sets its talk row's status. */
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,58 +33,24 @@
 #define ST_PUBLIC_PORT 18185
 #define ST_ADMIN_PORT 18186
 #define ST_DISPATCHER_PORT 18187
-#define ST_SIM_PORT 18192
 #define ST_BOT_USER "U8e742f61d673b39c7fff3cecb7536ef0"
 #define ST_WAIT_MS 40000
 
 static struct {
     char tenant[64], channel[32], secret[40], user[40], member[40], group[40], run[24];
     char name[64];
-    pid_t sim, ingest, disp;
-    char sim_log[256], ingest_log[256], disp_log[256];
+    pid_t ingest, disp;
+    char ingest_log[256], disp_log[256];
 } st;
 
 /* --- processes ------------------------------------------------------------------ */
-
-static pid_t sim_spawn(void)
-{
-    char binary[512], port[64];
-    snprintf(binary, sizeof binary, "%s/bin/line-sim", itest_build_dir());
-    snprintf(port, sizeof port, "%d", ST_SIM_PORT);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        setenv("LINESIM_PORT", port, 1);
-        setenv("LINESIM_CHANNELS", "", 1);
-        int fd = open(st.sim_log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDERR_FILENO);
-            dup2(fd, STDOUT_FILENO);
-            close(fd);
-        }
-        execl(binary, binary, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static long sim_call(const char *method, const char *path, const char *body)
-{
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", ST_SIM_PORT, path);
-    const char *headers[] = {"Content-Type: application/json", NULL};
-    struct itest_http res;
-    long status = itest_http_do(method, url, headers, body, body ? strlen(body) : 0, &res);
-    itest_http_free(&res);
-    return status;
-}
 
 static void ingest_start(void)
 {
     char pub[48], adm[48];
     snprintf(pub, sizeof pub, "INGEST_PUBLIC_PORT=%d", ST_PUBLIC_PORT);
     snprintf(adm, sizeof adm, "INGEST_ADMIN_PORT=%d", ST_ADMIN_PORT);
-    const char *settings[] = {pub, adm, "LOG_LEVEL=info", NULL};
+    const char *settings[] = {ITEST_SIM_INGEST_SETTING, pub, adm, "LOG_LEVEL=info", NULL};
     st.ingest = itest_service_spawn("ingest", settings, st.ingest_log);
     cr_assert(itest_http_wait_ready(ST_ADMIN_PORT, 45000), "ingest not ready; see %s",
               st.ingest_log);
@@ -95,7 +60,7 @@ static void dispatcher_start(void)
 {
     char port[64], base[96], inst[128], grp[128];
     snprintf(port, sizeof port, "DISPATCHER_ADMIN_PORT=%d", ST_DISPATCHER_PORT);
-    snprintf(base, sizeof base, "DISPATCHER_LINE_API_BASE=http://127.0.0.1:%d", ST_SIM_PORT);
+    snprintf(base, sizeof base, "DISPATCHER_LINE_API_BASE=%s", ITEST_SIM_BASE);
     snprintf(inst, sizeof inst, "DISPATCHER_INSTANCE_ID=itest-seg-state-%s", st.run);
     snprintf(grp, sizeof grp, "DISPATCHER_GROUP=itest-seg-state-%s", st.run);
     const char *settings[] = {port,
@@ -116,7 +81,7 @@ static void dispatcher_start(void)
 static long long sim_profile_requests(void)
 {
     char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/_sim/stats", ST_SIM_PORT);
+    snprintf(url, sizeof url, "%s/_sim/stats", ITEST_SIM_BASE);
     struct itest_http res;
     itest_http_do("GET", url, NULL, NULL, 0, &res);
     json_t *ch = json_object_get(json_object_get(res.json, "channels"), st.channel);
@@ -182,28 +147,22 @@ static void stage_up(void)
     itest_random_hex(st.group + 1, 16);
     snprintf(st.name, sizeof st.name, "Hanako %s", st.run);
     const char *b = itest_build_dir();
-    snprintf(st.sim_log, sizeof st.sim_log, "%s/tests/seg-state-sim.log", b);
     snprintf(st.ingest_log, sizeof st.ingest_log, "%s/tests/seg-state-ingest.log", b);
     snprintf(st.disp_log, sizeof st.disp_log, "%s/tests/seg-state-dispatcher.log", b);
 
-    st.sim = sim_spawn();
-    bool up = false;
-    for (long t = itest_now_ms(); !up && itest_now_ms() - t < 10000; usleep(100 * 1000))
-        up = sim_call("GET", "/healthz", NULL) == 200;
-    cr_assert(up, "line-sim did not start; see %s", st.sim_log);
+    /* The simulator: ingest asks it whose token a channel's is
+     * (itest_ingest_channel_register registers the channel there), the
+     * dispatcher fetches profiles from it. */
+    itest_sim_start("seg-state");
+    ingest_start();
+    itest_ingest_channel_register(ST_ADMIN_PORT, st.tenant, st.channel, st.secret);
     char body[512];
-    snprintf(body, sizeof body, "{\"channel_id\":\"%s\",\"access_token\":\"token-%s\"}", st.channel,
-             st.channel);
-    cr_assert_eq(sim_call("POST", "/_sim/channels", body), 201);
     snprintf(body, sizeof body,
              "{\"channel_id\":\"%s\",\"user_id\":\"%s\",\"display_name\":\"%s\","
              "\"picture_url\":\"https://example.com/p.png\",\"status_message\":\"hi\","
              "\"language\":\"ja\"}",
              st.channel, st.user, st.name);
-    cr_assert_eq(sim_call("POST", "/_sim/users", body) / 100, 2);
-
-    ingest_start();
-    itest_ingest_channel_register(ST_ADMIN_PORT, st.tenant, st.channel, st.secret);
+    cr_assert_eq(itest_sim_call("POST", "/_sim/users", body) / 100, 2);
     dispatcher_start();
     dispatcher_wait_consuming();
     seg_itest_start("state", NULL);
@@ -214,7 +173,7 @@ static void stage_reap(void)
     seg_itest_reap();
     itest_service_reap(&st.disp);
     itest_service_reap(&st.ingest);
-    itest_service_reap(&st.sim);
+    itest_sim_reap();
 }
 
 TestSuite(seg_state, .timeout = 240, .fini = stage_reap);
@@ -502,7 +461,7 @@ Test(seg_state, webhooks_through_ingest_make_friends_talk_chats_events_and_profi
     seg_itest_finish();
     itest_service_stop(&st.disp, st.disp_log);
     itest_service_stop(&st.ingest, st.ingest_log);
-    itest_service_stop(&st.sim, st.sim_log);
+    itest_sim_stop();
     const char *forbidden[] = {st.secret, "hello 01", NULL};
     itest_log_expect_clean(st.ingest_log, forbidden);
     itest_log_expect_clean(st.disp_log, forbidden);
