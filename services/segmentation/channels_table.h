@@ -36,9 +36,12 @@ struct channels_table_row {
 int channels_table_parse(const struct kafka_message *msg, struct channels_table_row *row,
                          const char **reason);
 
-/* The inbox id of a record: "channel:<id>:<version>" (so a snapshot
- * published twice is applied once), "channel:<key>:tombstone:<partition>:<offset>"
- * for a tombstone. A consumer_event_id_fn (common/consumer.h). Pure. */
+/* The inbox id of a record: "channel:<id>:<version>", and
+ * "channel:<key>:tombstone:<partition>:<offset>" for a tombstone. Not the
+ * envelope's event_id: ingest draws a random one for every publication
+ * (services/ingest/registry_api.c), which is unique per version but would
+ * let a snapshot published twice run twice, and a tombstone has no
+ * envelope at all. A consumer_event_id_fn (common/consumer.h). Pure. */
 int channels_table_event_id(const struct kafka_message *msg, char *out, size_t cap,
                             const char **reason);
 
