@@ -48,14 +48,35 @@ int friend_event_emit(struct db *db, const char *tenant_id, const char *channel_
                                      ev, event_id, key, sizeof key, &len);
     if (!buf)
         return -1;
-    int st = outbox_enqueue(db, "friend.events", key, strlen(key), buf, len);
+    int st = outbox_enqueue(db, FRIEND_EVENTS_TOPIC, key, strlen(key), buf, len);
     free(buf);
     return st == DB_OK ? 0 : -1;
 }
 
-int friend_event_added(struct db *db, const struct friend_ref *f, const char *reply_token,
-                       int64_t reply_token_issued_at, bool is_unblocked,
-                       const char *webhook_event_id)
+/* f's event ev as a record for the outbox. */
+static int friend_record_of(const struct friend_ref *f, int64_t now_ms, Kizuna__V1__FriendEvent *ev,
+                            struct friend_record *rec)
+{
+    char event_id[37];
+    rec->buf = friend_event_pack(f->tenant_id, f->channel_id, f->user_id, f->causation_id, now_ms,
+                                 ev, event_id, rec->key, sizeof rec->key, &rec->len);
+    return rec->buf ? 0 : -1;
+}
+
+static int friend_record_enqueue(struct db *db, struct friend_record *rec, int rc)
+{
+    if (rc != 0)
+        return -1;
+    int st =
+        outbox_enqueue(db, FRIEND_EVENTS_TOPIC, rec->key, strlen(rec->key), rec->buf, rec->len);
+    free(rec->buf);
+    rec->buf = NULL;
+    return st == DB_OK ? 0 : -1;
+}
+
+int friend_event_added_record(const struct friend_ref *f, int64_t now_ms, const char *reply_token,
+                              int64_t reply_token_issued_at, bool is_unblocked,
+                              const char *webhook_event_id, struct friend_record *rec)
 {
     Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
     Kizuna__V1__FriendAdded added = KIZUNA__V1__FRIEND_ADDED__INIT;
@@ -66,25 +87,49 @@ int friend_event_added(struct db *db, const struct friend_ref *f, const char *re
     added.webhook_event_id = (char *)(webhook_event_id ? webhook_event_id : "");
     ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_ADDED;
     ev.added = &added;
-    return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
+    return friend_record_of(f, now_ms, &ev, rec);
 }
 
-int friend_event_blocked(struct db *db, const struct friend_ref *f)
+int friend_event_blocked_record(const struct friend_ref *f, int64_t now_ms,
+                                struct friend_record *rec)
 {
     Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
     Kizuna__V1__FriendBlocked blocked = KIZUNA__V1__FRIEND_BLOCKED__INIT;
     ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_BLOCKED;
     ev.blocked = &blocked;
-    return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
+    return friend_record_of(f, now_ms, &ev, rec);
 }
 
-int friend_event_unblocked(struct db *db, const struct friend_ref *f)
+int friend_event_unblocked_record(const struct friend_ref *f, int64_t now_ms,
+                                  struct friend_record *rec)
 {
     Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
     Kizuna__V1__FriendUnblocked unblocked = KIZUNA__V1__FRIEND_UNBLOCKED__INIT;
     ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_UNBLOCKED;
     ev.unblocked = &unblocked;
-    return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
+    return friend_record_of(f, now_ms, &ev, rec);
+}
+
+int friend_event_added(struct db *db, const struct friend_ref *f, const char *reply_token,
+                       int64_t reply_token_issued_at, bool is_unblocked,
+                       const char *webhook_event_id)
+{
+    struct friend_record rec;
+    int rc = friend_event_added_record(f, clock_wall_ms(), reply_token, reply_token_issued_at,
+                                       is_unblocked, webhook_event_id, &rec);
+    return friend_record_enqueue(db, &rec, rc);
+}
+
+int friend_event_blocked(struct db *db, const struct friend_ref *f)
+{
+    struct friend_record rec;
+    return friend_record_enqueue(db, &rec, friend_event_blocked_record(f, clock_wall_ms(), &rec));
+}
+
+int friend_event_unblocked(struct db *db, const struct friend_ref *f)
+{
+    struct friend_record rec;
+    return friend_record_enqueue(db, &rec, friend_event_unblocked_record(f, clock_wall_ms(), &rec));
 }
 
 int friend_event_profile_updated(struct db *db, const struct friend_ref *f,

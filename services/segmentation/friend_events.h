@@ -15,6 +15,8 @@
 
 struct db;
 
+#define FRIEND_EVENTS_TOPIC "friend.events"
+
 /* Fills ev's envelope (a new event_id, tenant, channel, occurred_at now,
  * causation_id) and user_id, packs it and enqueues it. ev's oneof is the
  * caller's. 0, or -1 on a database error. */
@@ -50,6 +52,26 @@ int friend_event_added(struct db *db, const struct friend_ref *f, const char *re
 /* FriendBlocked / FriendUnblocked. 0, or -1 on a database error. */
 int friend_event_blocked(struct db *db, const struct friend_ref *f);
 int friend_event_unblocked(struct db *db, const struct friend_ref *f);
+
+/* One record, packed but not enqueued, for a caller that writes it with
+ * other rows in one statement (webhook_events.c): buf is malloc'd (the
+ * caller frees), key is "<channel_id>:<user_id>". */
+struct friend_record {
+    char key[160];
+    uint8_t *buf;
+    size_t len;
+};
+
+/* The records of friend_event_added / _blocked / _unblocked, with
+ * occurred_at now_ms. 0, or -1 (out of memory, or a key over 159 bytes).
+ * Pure but for the random event_id; any thread. */
+int friend_event_added_record(const struct friend_ref *f, int64_t now_ms, const char *reply_token,
+                              int64_t reply_token_issued_at, bool is_unblocked,
+                              const char *webhook_event_id, struct friend_record *rec);
+int friend_event_blocked_record(const struct friend_ref *f, int64_t now_ms,
+                                struct friend_record *rec);
+int friend_event_unblocked_record(const struct friend_ref *f, int64_t now_ms,
+                                  struct friend_record *rec);
 
 /* FriendProfileUpdated with the stored values (NULL counts as ""). 0, or -1
  * on a database error. */

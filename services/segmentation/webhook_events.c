@@ -113,6 +113,68 @@ static void wh_count(const struct wh *w, const char *result)
 
 /* --- the friend's follow / unfollow ---------------------------------------------- */
 
+/* One outbox row (common/outbox.h's columns), written by wh_friend_write. */
+#define WH_ROWS_MAX 3 /* FriendAdded, FriendUnblocked, the profile request */
+struct wh_row {
+    const char *topic;
+    char key[160];
+    uint8_t *buf; /* malloc'd */
+    size_t len;
+};
+
+static struct wh_row wh_row_friend(const struct friend_record *fr)
+{
+    struct wh_row r = {.topic = FRIEND_EVENTS_TOPIC, .buf = fr->buf, .len = fr->len};
+    snprintf(r.key, sizeof r.key, "%s", fr->key);
+    return r;
+}
+
+/* The friend's new state and its n (0..WH_ROWS_MAX) outbox rows in one
+ * statement: the follow path's round trips are what bound its rate
+ * (bench/segmentation/follow). The rows go into the service's `outbox`
+ * exactly as outbox_enqueue writes them (topic text, key and payload
+ * bytea), in order. */
+#define WH_FRIEND_UPDATE                                                                          \
+    "UPDATE friends SET "                                                                         \
+    "added_at = CASE WHEN $5::boolean THEN to_timestamp($4::bigint / 1000.0) ELSE added_at END, " \
+    "blocked = CASE WHEN $6::boolean THEN $2::boolean ELSE blocked END, "                         \
+    "blocked_at = CASE WHEN NOT $6::boolean THEN blocked_at "                                     \
+    "WHEN $2::boolean THEN to_timestamp($4::bigint / 1000.0) ELSE NULL END, "                     \
+    "state_event_ms = $3::bigint WHERE id = $1::bigint"
+#define WH_FRIEND_WITH                              \
+    "WITH f AS (" WH_FRIEND_UPDATE " RETURNING 1) " \
+    "INSERT INTO outbox (topic, key, payload) VALUES ($7, $8, $9)"
+static const char *const wh_friend_sql[WH_ROWS_MAX + 1] = {
+    WH_FRIEND_UPDATE,
+    WH_FRIEND_WITH,
+    WH_FRIEND_WITH ", ($10, $11, $12)",
+    WH_FRIEND_WITH ", ($10, $11, $12), ($13, $14, $15)",
+};
+
+static enum db_status wh_friend_write(struct db *db, const char *friend_id,
+                                      const struct friend_decision *d, const char *ts,
+                                      const struct wh_row *rows, int n)
+{
+    char state_ms[24];
+    snprintf(state_ms, sizeof state_ms, "%" PRId64, d->state_event_ms);
+    const char *values[6 + 3 * WH_ROWS_MAX] = {
+        friend_id, d->blocked ? "true" : "false",      state_ms,
+        ts,        d->set_added_at ? "true" : "false", d->apply ? "true" : "false"};
+    int lengths[6 + 3 * WH_ROWS_MAX] = {0};
+    int binary[6 + 3 * WH_ROWS_MAX] = {0};
+    for (int i = 0; i < n; i++) {
+        int k = 6 + 3 * i;
+        values[k] = rows[i].topic;
+        values[k + 1] = rows[i].key;
+        lengths[k + 1] = (int)strlen(rows[i].key);
+        binary[k + 1] = 1;
+        values[k + 2] = (const char *)rows[i].buf;
+        lengths[k + 2] = (int)rows[i].len;
+        binary[k + 2] = 1;
+    }
+    return db_execv(db, wh_friend_sql[n], 6 + 3 * n, values, lengths, binary, false, NULL);
+}
+
 static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const char *user_id,
                                              const char **reason)
 {
@@ -158,25 +220,9 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
     };
     struct friend_decision d = friend_state_decide(&before, &change);
 
-    if (d.apply || d.set_added_at) {
-        char state_ms[24];
-        snprintf(state_ms, sizeof state_ms, "%" PRId64, d.state_event_ms);
-        const char *params[] = {
-            friend_id, d.blocked ? "true" : "false",      state_ms,
-            w->ts,     d.set_added_at ? "true" : "false", d.apply ? "true" : "false"};
-        st = db_exec(db,
-                     "UPDATE friends SET "
-                     "added_at = CASE WHEN $5::boolean THEN to_timestamp($4::bigint / 1000.0) "
-                     "ELSE added_at END, "
-                     "blocked = CASE WHEN $6::boolean THEN $2::boolean ELSE blocked END, "
-                     "blocked_at = CASE WHEN NOT $6::boolean THEN blocked_at "
-                     "WHEN $2::boolean THEN to_timestamp($4::bigint / 1000.0) ELSE NULL END, "
-                     "state_event_ms = $3::bigint WHERE id = $1::bigint",
-                     6, params, NULL);
-        if (st != DB_OK)
-            return wh_db_failed(db, w, "friend update", reason);
-    }
     if (!d.apply) {
+        if (d.set_added_at && wh_friend_write(db, friend_id, &d, w->ts, NULL, 0) != DB_OK)
+            return wh_db_failed(db, w, "friend update", reason);
         wh_count(w, "stale");
         char ts[24], newest[24];
         snprintf(ts, sizeof ts, "%" PRId64, we->timestamp);
@@ -187,29 +233,58 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
         return CONSUMER_DONE;
     }
 
+    /* The events, packed first: they go in with the row, one statement. */
     const char *causation = we->envelope && we->envelope->event_id ? we->envelope->event_id : "";
     struct friend_ref ref = {.tenant_id = w->tenant,
                              .channel_id = w->channel_id,
                              .user_id = user_id,
                              .causation_id = causation};
-    if (d.emit_added &&
-        friend_event_added(db, &ref, d.added_with_token ? we->reply_token : NULL, we->timestamp,
-                           d.added_unblocked, we->webhook_event_id) != 0)
-        return wh_db_failed(db, w, "FriendAdded", reason);
-    if (d.emit_unblocked && friend_event_unblocked(db, &ref) != 0)
-        return wh_db_failed(db, w, "FriendUnblocked", reason);
-    if (d.emit_blocked && friend_event_blocked(db, &ref) != 0)
-        return wh_db_failed(db, w, "FriendBlocked", reason);
-    if (d.request_profile && profile_request_enqueue(db, w->tenant, w->channel_id, user_id,
-                                                     we->webhook_event_id && we->webhook_event_id[0]
-                                                         ? we->webhook_event_id
-                                                         : w->rec->event_id,
-                                                     causation) != 0)
-        return wh_db_failed(db, w, "profile request", reason);
-    wh_count(w, "applied");
-    log_debug("friend state applied", "channel", w->channel_id, "event_id", w->rec->event_id,
-              "type", w->type);
-    return CONSUMER_DONE;
+    const char *weid =
+        we->webhook_event_id && we->webhook_event_id[0] ? we->webhook_event_id : w->rec->event_id;
+    int64_t now = clock_wall_ms();
+    struct wh_row rows[WH_ROWS_MAX];
+    int n = 0, rc = 0;
+    struct friend_record fr;
+    if (d.emit_added) {
+        rc |= friend_event_added_record(&ref, now, d.added_with_token ? we->reply_token : NULL,
+                                        we->timestamp, d.added_unblocked, weid, &fr);
+        if (fr.buf)
+            rows[n++] = wh_row_friend(&fr);
+    }
+    if (d.emit_unblocked) {
+        rc |= friend_event_unblocked_record(&ref, now, &fr);
+        if (fr.buf)
+            rows[n++] = wh_row_friend(&fr);
+    }
+    if (d.emit_blocked) {
+        rc |= friend_event_blocked_record(&ref, now, &fr);
+        if (fr.buf)
+            rows[n++] = wh_row_friend(&fr);
+    }
+    if (d.request_profile) {
+        struct wh_row r = {.topic = PROFILE_REQUEST_TOPIC};
+        snprintf(r.key, sizeof r.key, "%s", w->channel_id);
+        r.buf =
+            profile_request_pack(w->tenant, w->channel_id, user_id, weid, causation, now, &r.len);
+        rc |= r.buf ? 0 : -1;
+        if (r.buf)
+            rows[n++] = r;
+    }
+    enum consumer_verdict v = CONSUMER_DONE;
+    if (rc != 0) {
+        log_warn("webhook event: out of memory packing its events; retrying", "event_id",
+                 w->rec->event_id);
+        v = CONSUMER_RETRY;
+    } else if (wh_friend_write(db, friend_id, &d, w->ts, rows, n) != DB_OK) {
+        v = wh_db_failed(db, w, "friend update", reason);
+    } else {
+        wh_count(w, "applied");
+        log_debug("friend state applied", "channel", w->channel_id, "event_id", w->rec->event_id,
+                  "type", w->type);
+    }
+    for (int i = 0; i < n; i++)
+        free(rows[i].buf);
+    return v;
 }
 
 /* --- a message from a friend --------------------------------------------------------- */
