@@ -29,7 +29,11 @@ struct webhook_events_options {
 
 /* The inbox id of a record: "<channel_id>:<webhookEventId>" (the channel
  * from the envelope), or the envelope's event_id when LINE gave no
- * webhookEventId. A consumer_event_id_fn (common/consumer.h). Pure. */
+ * webhookEventId. (Ingest's envelope event_id is UUIDv5 of the same
+ * "<channel_id>:<webhookEventId>", services/ingest/webhook_parse.c, so the
+ * two dedupe alike; the readable id says so without that detour, and a
+ * record from another producer is keyed by LINE's id all the same.) A
+ * consumer_event_id_fn (common/consumer.h). Pure. */
 int webhook_events_event_id(const struct kafka_message *msg, char *out, size_t cap,
                             const char **reason);
 
