@@ -24,7 +24,7 @@ static const char *results_group;
 static const struct config_entry extra[] = {
     {"SEGMENTATION_API_DB_CONNECTIONS", CONFIG_INT, "4", &api_connections, 1, 64,
      "PostgreSQL connections shared by the admin API (a CSV export holds one while it streams)"},
-    {"SEGMENTATION_UNKNOWN_CHANNEL_GRACE_S", CONFIG_INT, "300", &unknown_channel_grace_s, 0, 86400,
+    {"SEGMENTATION_UNKNOWN_CHANNEL_GRACE_S", CONFIG_INT, "120", &unknown_channel_grace_s, 0, 86400,
      "a webhook event for a channel not yet in `channels` is retried while younger than this, "
      "then skipped as malformed (unknown_channel)"},
     {"SEGMENTATION_WEBHOOK_CONSUMERS", CONFIG_INT, "1", &webhook_consumers, 1, 16,
