@@ -6,13 +6,16 @@
  * reads `friend.events` at the same time. For every FriendAdded it finds the
  * follow by its webhookEventId and takes the latency from the moment the
  * follow was due to be produced (so a loadgen that falls behind counts
- * against the result, not for it). A warm-up follow is sent first and waited
+ * against the result, not for it), and again from the broker's ack of the
+ * follow (when it is on line.webhook: what is left is segmentation's part,
+ * its relay, and the read of friend.events). A warm-up follow is sent first and waited
  * for, so that segmentation knows the channel and its consumers hold their
  * partitions; then -w seconds at the rate are sent and not counted (the
  * broker's JIT and the database's caches warm up), then -s seconds are
  * measured. It prints one line per second and:
  *   RESULT rate=R sent=N added=A seconds=S p50_ms=.. p90_ms=.. p99_ms=..
- *          p999_ms=.. max_ms=.. seg_cpu=C% pg_cpu=C% kafka_cpu=C%
+ *          p999_ms=.. max_ms=.. ack_p50_ms=.. ack_p99_ms=.. ack_max_ms=..
+ *          seg_cpu=C% pg_cpu=C% kafka_cpu=C%
  *          loadgen_cpu=C% other_cpu=C%
  * CPU is per cent of one core over the run (first follow to last
  * FriendAdded); other_cpu is the rest of the machine (a large figure marks a
@@ -25,6 +28,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,9 +49,12 @@ static long rate = 2000, seconds = 30, warm_seconds = 10;
 static long seg_pid, pg_pid, kafka_pid;
 static struct kafka_producer *producer;
 
-/* Per follow: when it was due (ns) and its latency (ns; 0 until seen). */
+/* Per follow: when it was due (ns), when the broker acknowledged it (ns;
+ * the follow is on line.webhook from then), and when its FriendAdded was
+ * read (ns; 0 until seen). */
 static int64_t *due_ns;
-static int64_t *lat_ns;
+static _Atomic int64_t *ack_ns;
+static int64_t *seen_ns;
 static long total;    /* follows sent, warm-up phase included */
 static long measured; /* the first index that counts */
 static atomic_long added;
@@ -136,10 +143,22 @@ static long long machine_busy_ticks(void)
 
 /* --- producing ------------------------------------------------------------------------ */
 
-static void produce(const char *topic, const char *key, const void *buf, size_t len)
+/* The broker's ack of follow number (intptr_t)arg. */
+static void follow_acked(void *arg, bool acked)
+{
+    intptr_t i = (intptr_t)arg;
+    if (acked && i >= 0 && i < total)
+        atomic_store(&ack_ns[i], now_ns());
+}
+
+/* index >= 0: a measured follow, its ack timed; -1: untimed. */
+static void produce(const char *topic, const char *key, const void *buf, size_t len, long index)
 {
     for (int i = 0; i < 1000; i++) {
-        if (kafka_produce(producer, topic, key, strlen(key), buf, len, NULL) == 0)
+        int rc = index >= 0 ? kafka_produce_notify(producer, topic, key, strlen(key), buf, len,
+                                                   follow_acked, (void *)(intptr_t)index)
+                            : kafka_produce(producer, topic, key, strlen(key), buf, len, NULL);
+        if (rc == 0)
             return;
         usleep(1000); /* the local queue is full: let it drain */
     }
@@ -168,7 +187,7 @@ static void channel_publish(void)
     cfg.updated_at = wall_ms();
     uint8_t buf[512];
     size_t len = kizuna__v1__channel_config__pack(&cfg, buf);
-    produce("channels", channel, buf, len);
+    produce("channels", channel, buf, len, -1);
 }
 
 /* One follow of user number i (WARMUP_ID: the warm-up). */
@@ -206,7 +225,7 @@ static void follow_produce(unsigned i)
     we.follow = &fd;
     uint8_t buf[1024];
     size_t len = kizuna__v1__webhook_event__pack(&we, buf);
-    produce("line.webhook", key, buf, len);
+    produce("line.webhook", key, buf, len, i == WARMUP_ID ? -1 : (long)i);
 }
 
 /* --- reading friend.events ---------------------------------------------------------------- */
@@ -225,8 +244,8 @@ static enum kafka_handled added_handle(void *ctx, const struct kafka_message *ms
         unsigned i = n >= 10 ? (unsigned)strtoul(weid + n - 10, NULL, 10) : WARMUP_ID;
         if (i == WARMUP_ID) {
             atomic_store(&warm, true);
-        } else if (i < (unsigned)total && lat_ns[i] == 0 && due_ns[i] != 0) {
-            lat_ns[i] = t - due_ns[i];
+        } else if (i < (unsigned)total && seen_ns[i] == 0 && due_ns[i] != 0) {
+            seen_ns[i] = t;
             atomic_fetch_add(&added, 1);
         }
     }
@@ -301,10 +320,11 @@ int main(int argc, char **argv)
     measured = rate * warm_seconds;
     total = measured + rate * seconds;
     due_ns = calloc((size_t)total, sizeof *due_ns);
-    lat_ns = calloc((size_t)total, sizeof *lat_ns);
+    ack_ns = calloc((size_t)total, sizeof *ack_ns);
+    seen_ns = calloc((size_t)total, sizeof *seen_ns);
     char errstr[512], group[96];
     producer = kafka_producer_new(brokers, "bench-seg-follow", errstr, sizeof errstr);
-    if (!due_ns || !lat_ns || !producer) {
+    if (!due_ns || !ack_ns || !seen_ns || !producer) {
         fprintf(stderr, "loadgen: %s\n", producer ? "out of memory" : errstr);
         return 1;
     }
@@ -392,19 +412,25 @@ int main(int argc, char **argv)
     atomic_store(&stop, true);
     pthread_join(th, NULL);
 
+    /* Two clocks: from when the follow was due (the loadgen's producer and
+     * its linger included), and from the broker's ack of it (the follow is
+     * on line.webhook: segmentation's part and the read of friend.events). */
     int64_t *sorted = malloc((size_t)total * sizeof *sorted);
-    long n = 0;
-    for (long i = measured; i < total; i++) {
-        if (lat_ns[i] > 0)
-            sorted[n++] = lat_ns[i];
-    }
-    qsort(sorted, (size_t)n, sizeof *sorted, cmp64);
-    /* The run: first follow to the last FriendAdded (not the idle drain). */
+    int64_t *from_ack = malloc((size_t)total * sizeof *from_ack);
+    long n = 0, na = 0;
     int64_t last = start;
     for (long i = measured; i < total; i++) {
-        if (lat_ns[i] > 0 && due_ns[i] + lat_ns[i] > last)
-            last = due_ns[i] + lat_ns[i];
+        if (seen_ns[i] == 0)
+            continue;
+        sorted[n++] = seen_ns[i] - due_ns[i];
+        int64_t a = atomic_load(&ack_ns[i]);
+        if (a > 0)
+            from_ack[na++] = seen_ns[i] > a ? seen_ns[i] - a : 0;
+        if (seen_ns[i] > last)
+            last = seen_ns[i]; /* the run: first follow to the last FriendAdded */
     }
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp64);
+    qsort(from_ack, (size_t)na, sizeof *from_ack, cmp64);
     (void)end;
     double secs = (double)(last - start) / 1e9, tick = (double)sysconf(_SC_CLK_TCK);
     double cpu = secs > 0 ? 100.0 / (tick * secs) : 0;
@@ -412,17 +438,21 @@ int main(int argc, char **argv)
            kaf = (double)(k1 - k0) * cpu, lg = (double)(l1 - l0) * cpu,
            all = (double)(m1 - m0) * cpu;
     printf("RESULT rate=%ld sent=%ld added=%ld seconds=%.1f produce_seconds=%.1f p50_ms=%.1f "
-           "p90_ms=%.1f p99_ms=%.1f p999_ms=%.1f max_ms=%.1f seg_cpu=%.0f%% pg_cpu=%.0f%% "
-           "kafka_cpu=%.0f%% loadgen_cpu=%.0f%% other_cpu=%.0f%%\n",
+           "p90_ms=%.1f p99_ms=%.1f p999_ms=%.1f max_ms=%.1f ack_p50_ms=%.1f ack_p99_ms=%.1f "
+           "ack_max_ms=%.1f seg_cpu=%.0f%% pg_cpu=%.0f%% kafka_cpu=%.0f%% loadgen_cpu=%.0f%% "
+           "other_cpu=%.0f%%\n",
            rate, total - measured, n, secs, (double)(produced_at - start) / 1e9,
            pct(sorted, n, 0.50), pct(sorted, n, 0.90), pct(sorted, n, 0.99), pct(sorted, n, 0.999),
-           n ? (double)sorted[n - 1] / 1e6 : 0.0, seg, pg, kaf, lg, all - seg - pg - kaf - lg);
+           n ? (double)sorted[n - 1] / 1e6 : 0.0, pct(from_ack, na, 0.50), pct(from_ack, na, 0.99),
+           na ? (double)from_ack[na - 1] / 1e6 : 0.0, seg, pg, kaf, lg, all - seg - pg - kaf - lg);
+    free(from_ack);
     free(sorted);
     kafka_consumer_close(reader);
     kafka_consumer_free(&reader);
     kafka_producer_flush(producer, 10000);
     kafka_producer_free(&producer);
     free(due_ns);
-    free(lat_ns);
+    free((void *)ack_ns);
+    free(seen_ns);
     return n == total - measured ? 0 : 1;
 }
