@@ -6,6 +6,7 @@
 #include "app.h"
 #include "channels_table.h"
 #include "db_pool.h"
+#include "inbox_keep.h"
 #include "log.h"
 #include "outbox_relay.h"
 #include "results.h"
@@ -17,6 +18,8 @@ static long api_connections;
 static long unknown_channel_grace_s;
 static long webhook_consumers;
 static long relay_linger_ms;
+static long inbox_keep_s;
+static long inbox_prune_every_s;
 static const char *channels_group;
 static const char *webhook_group;
 static const char *results_group;
@@ -32,6 +35,11 @@ static const struct config_entry extra[] = {
     {"SEGMENTATION_RELAY_LINGER_MS", CONFIG_INT, "2", &relay_linger_ms, 1, 1000,
      "the outbox relay's pause after a part batch, so rows gather: it adds to every event's "
      "latency (follow -> FriendAdded)"},
+    {"SEGMENTATION_INBOX_KEEP_S", CONFIG_INT, "691200", &inbox_keep_s, 60, 31536000,
+     "inbox rows older than this are deleted; longer than the topics' retention (7 days), so a "
+     "replay from the earliest offset still changes nothing"},
+    {"SEGMENTATION_INBOX_PRUNE_EVERY_S", CONFIG_INT, "300", &inbox_prune_every_s, 1, 86400,
+     "how often old inbox rows are looked for"},
     {"SEGMENTATION_CHANNELS_GROUP", CONFIG_STRING, "segmentation-channels", &channels_group, 0, 0,
      "consumer group of the channels topic (read from its beginning when new)"},
     {"SEGMENTATION_WEBHOOK_GROUP", CONFIG_STRING, "segmentation-webhook", &webhook_group, 0, 0,
@@ -87,8 +95,9 @@ static int segmentation_setup(struct service *svc)
                                            .group = webhook_group};
     if (channels_table_start(svc, channels_group, errstr, sizeof errstr) != 0 ||
         webhook_events_start(svc, app->relay, &wopts, errstr, sizeof errstr) != 0 ||
-        results_start(svc, app->relay, results_group, errstr, sizeof errstr) != 0) {
-        log_error("cannot start a consumer", "error", errstr);
+        results_start(svc, app->relay, results_group, errstr, sizeof errstr) != 0 ||
+        inbox_keep_start(svc, inbox_keep_s, inbox_prune_every_s, errstr, sizeof errstr) != 0) {
+        log_error("cannot start a consumer or the inbox's pruning", "error", errstr);
         return 1;
     }
     return 0;

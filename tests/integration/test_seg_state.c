@@ -11,7 +11,8 @@
  * FriendAdded has no reply token, that a record for a channel never heard of
  * is skipped once past the grace and does not hold up its partition, and
  * that a fresh one waits until the channel arrives on `channels`; and a
- * DeliveryResult for an operator's push sets its talk row's status. */
+ * DeliveryResult for an operator's push sets its talk row's status; old
+ * inbox rows are pruned. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,7 +564,9 @@ static bool added_find_done(void *ctx)
 Test(seg_state, standby_follows_unknown_channels_and_talk_results_straight_from_kafka)
 {
     itest_env("KAFKA_BROKERS");
-    const char *settings[] = {"SEGMENTATION_UNKNOWN_CHANNEL_GRACE_S=30", NULL};
+    const char *settings[] = {"SEGMENTATION_UNKNOWN_CHANNEL_GRACE_S=30",
+                              "SEGMENTATION_INBOX_KEEP_S=3600",
+                              "SEGMENTATION_INBOX_PRUNE_EVERY_S=1", NULL};
     seg_itest_start("state-direct", settings);
     struct kafka_producer *p = itest_producer_new("itest-seg-state-direct");
     char known[32], late[32], fresh[32], a[40], b[40], key[96];
@@ -641,6 +644,18 @@ Test(seg_state, standby_follows_unknown_channels_and_talk_results_straight_from_
                            "AND $1 <> ''",
                            rid, "failed|The request body has 1 error(s)", ST_WAIT_MS),
               "the talk row did not get its delivery result");
+
+    /* The inbox keeps an hour here: an older row goes, the recent ones stay. */
+    itest_exec_ok(seg_itest_db(),
+                  "INSERT INTO inbox (consumer, event_id, received_at) "
+                  "VALUES ('segmentation-webhook', 'itest-old', now() - interval '2 hours')",
+                  0, NULL);
+    cr_expect(db_wait_text("SELECT count(*)::text FROM inbox WHERE event_id = 'itest-old' AND "
+                           "$1 <> $2",
+                           "-", "0", ST_WAIT_MS),
+              "an inbox row past the keep time was not pruned");
+    cr_expect(db_wait_text("SELECT (count(*) > 0)::text FROM inbox WHERE $1 <> $2", "-", "true", 0),
+              "recent inbox rows were pruned");
 
     kafka_producer_free(&p);
     seg_itest_finish();
