@@ -17,7 +17,8 @@
 #
 # Settings (environment): BUILD (build), BENCH_RATE (2000), BENCH_SECONDS
 # (30, measured), BENCH_WARMUP_SECONDS (10, at the same rate, not counted),
-# BENCH_ADMIN_PORT (18282), and segmentation's own variables
+# BENCH_WEBHOOK_CONSUMERS ("1 2": one run per value, each with a fresh
+# segmentation and channel, SEGMENTATION_WEBHOOK_CONSUMERS), BENCH_ADMIN_PORT (18282), and segmentation's own variables
 # (SEGMENTATION_WEBHOOK_CONSUMERS...), passed through. docs/benchmarks.md
 # records runs. Run it while holding /tmp/kizuna-integ.lock on a shared box.
 set -euo pipefail
@@ -97,36 +98,45 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -pthread -I"$ROOT/common" -I"$BUILD/
 PG_PID="$(listener_pid "${KIZUNA_PG_PORT:-54329}")"
 KAFKA_PID="$(listener_pid "${KIZUNA_KAFKA_PORT:-19092}")"
 
-CHANNEL="9$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')$(date +%s)"
-say "starting kizuna-segmentation (admin 127.0.0.1:$ADMIN_PORT), log $WORK/segmentation.log"
-SEGMENTATION_ADMIN_PORT="$ADMIN_PORT" LOG_LEVEL="${LOG_LEVEL:-warn}" \
-    "$BIN/kizuna-segmentation" >"$WORK/segmentation.log" 2>&1 &
-SEG_PID=$!
-for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
-    kill -0 "$SEG_PID" 2>/dev/null || {
-        tail -20 "$WORK/segmentation.log"
-        echo "bench: segmentation exited" >&2
-        exit 1
-    }
-    sleep 0.1
-done
+# One run: a segmentation with $1 line.webhook consumers and a fresh channel.
+run_one() {
+    local consumers="$1" rc=0
+    CHANNEL="9$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')$(date +%s)"
+    say "starting kizuna-segmentation ($consumers webhook consumers, admin 127.0.0.1:$ADMIN_PORT), log $WORK/segmentation-$consumers.log"
+    SEGMENTATION_ADMIN_PORT="$ADMIN_PORT" SEGMENTATION_WEBHOOK_CONSUMERS="$consumers" \
+        LOG_LEVEL="${LOG_LEVEL:-warn}" "$BIN/kizuna-segmentation" >"$WORK/segmentation-$consumers.log" 2>&1 &
+    SEG_PID=$!
+    for _ in $(seq 1 300); do
+        curl -fsS "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
+        kill -0 "$SEG_PID" 2>/dev/null || {
+            tail -20 "$WORK/segmentation-$consumers.log"
+            echo "bench: segmentation exited" >&2
+            exit 1
+        }
+        sleep 0.1
+    done
+    say "channel $CHANNEL: $RATE follows/s for ${SECONDS_RUN}s after ${WARMUP}s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$WORK/loadgen" -c "$CHANNEL" -r "$RATE" -s "$SECONDS_RUN" -w "$WARMUP" -S "$SEG_PID" \
+        -G "$PG_PID" -K "$KAFKA_PID" | tee "$WORK/loadgen-$consumers.txt" || rc=$?
+    {
+        echo "== $consumers webhook consumer(s), relay linger ${SEGMENTATION_RELAY_LINGER_MS:-2} ms"
+        grep -E '^(warm|RESULT)' "$WORK/loadgen-$consumers.txt" || true
+        curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
+            grep -E '^kizuna_(segmentation_webhook_events_total|consumer_records_total|outbox_relayed_total|segmentation_webhook_lag_seconds_(sum|count))' || true
+    } >>"$SUMMARY"
+    cleanup
+    return "$rc"
+}
 
 {
     echo "segmentation follow benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores," \
-        "$RATE follows/s for ${SECONDS_RUN}s after ${WARMUP}s of warm-up, webhook consumers ${SEGMENTATION_WEBHOOK_CONSUMERS:-1}"
+        "$RATE follows/s for ${SECONDS_RUN}s after ${WARMUP}s of warm-up"
     echo "load average before: $(cat /proc/loadavg)"
 } >"$SUMMARY"
-say "channel $CHANNEL: $RATE follows/s for ${SECONDS_RUN}s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 rc=0
-"$WORK/loadgen" -c "$CHANNEL" -r "$RATE" -s "$SECONDS_RUN" -w "$WARMUP" -S "$SEG_PID" -G "$PG_PID" \
-    -K "$KAFKA_PID" | tee "$WORK/loadgen.txt" || rc=$?
-{
-    grep -E '^(warm|RESULT)' "$WORK/loadgen.txt" || true
-    curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
-        grep -E '^kizuna_(segmentation_webhook_events_total|consumer_records_total|outbox_relayed_total|segmentation_webhook_lag_seconds_(sum|count))' || true
-} >>"$SUMMARY"
-cleanup
+for consumers in ${BENCH_WEBHOOK_CONSUMERS:-1 2}; do
+    run_one "$consumers" || rc=$?
+done
 say "summary in $SUMMARY"
 cat "$SUMMARY"
 exit "$rc"
