@@ -24,6 +24,27 @@ struct httpd_deferred;
 
 #define HTTPD_MAX_HEADERS 8
 
+/* A streamed body's source (httpd_respond_stream): writes up to max bytes
+ * (max > 0) of the body's next part into buf and returns how many (> 0),
+ * HTTPD_STREAM_END when the body is complete, or HTTPD_STREAM_ERROR to cut
+ * the response (the connection is closed without the final chunk, so the
+ * client sees a truncated body, never a complete-looking one). It must not
+ * return 0. Runs on the server's worker thread that serves the connection,
+ * one call at a time per response, and only when the client has taken what
+ * was sent before (so a slow client slows the source: backpressure); while
+ * it runs, that worker serves no other connection, so each call should do a
+ * bounded piece of work (one page of a query, a few ms). */
+typedef long (*httpd_stream_read_fn)(void *ctx, char *buf, size_t max);
+#define HTTPD_STREAM_END (-1L)
+#define HTTPD_STREAM_ERROR (-2L)
+/* Called exactly once with the source's ctx when the response is over: sent
+ * whole, cut by HTTPD_STREAM_ERROR, its client gone (a disconnect, an idle
+ * timeout of 30 s without the client reading), the server stopping, or the
+ * response discarded before it was sent (httpd_response_clear). It releases
+ * what the source holds (a database connection). Server worker thread, or
+ * the thread that clears the response. */
+typedef void (*httpd_stream_free_fn)(void *ctx);
+
 struct httpd_response {
     int status;
     const char *content_type; /* static string; default application/json */
@@ -36,6 +57,10 @@ struct httpd_response {
      * answering. A server that ignores it sends status and body instead,
      * so set those too (a 5xx). */
     bool drop;
+    /* A streamed body instead of body (httpd_respond_stream); owned as body. */
+    httpd_stream_read_fn stream_read;
+    httpd_stream_free_fn stream_free;
+    void *stream_ctx;
 };
 
 typedef void (*httpd_handler)(void *ctx, const struct httpd_request *req,
@@ -143,9 +168,20 @@ void httpd_respond_json(struct httpd_response *resp, int status, const char *jso
  * field may be NULL. */
 void httpd_respond_error(struct httpd_response *resp, int status, const char *code,
                          const char *message, const char *field);
+/* Answers status with a body produced as it is sent (chunked transfer
+ * encoding, in constant memory: the server holds one block of at most
+ * HTTPD_STREAM_BLOCK bytes per response), from read(ctx, ...) until it
+ * returns HTTPD_STREAM_END. resp takes ownership of ctx: free_fn(ctx) runs
+ * exactly once (see httpd_stream_free_fn), also when the server cannot
+ * send it (the connection is then closed). Replaces any body already set; headers
+ * stay. Works from a handler and through httpd_complete alike. */
+void httpd_respond_stream(struct httpd_response *resp, int status, const char *content_type,
+                          httpd_stream_read_fn read, void *ctx, httpd_stream_free_fn free_fn);
+#define HTTPD_STREAM_BLOCK (32 * 1024)
 /* Adds a response header (copied). Returns -1 when full. */
 int httpd_response_header(struct httpd_response *resp, const char *name, const char *value);
-/* Frees resp's body and headers and leaves it empty (status and flags stay). */
+/* Frees resp's body and headers (a stream's ctx through its free_fn) and
+ * leaves it empty (status and flags stay). */
 void httpd_response_clear(struct httpd_response *resp);
 
 #endif

@@ -10,8 +10,21 @@
 
 #define HTTPD_JSON "application/json"
 
+/* Drops a stream the server never took. */
+static void response_stream_drop(struct httpd_response *resp)
+{
+    httpd_stream_free_fn free_fn = resp->stream_free;
+    void *ctx = resp->stream_ctx;
+    resp->stream_read = NULL;
+    resp->stream_free = NULL;
+    resp->stream_ctx = NULL;
+    if (free_fn)
+        free_fn(ctx);
+}
+
 void httpd_response_clear(struct httpd_response *resp)
 {
+    response_stream_drop(resp);
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;
@@ -24,9 +37,24 @@ void httpd_response_clear(struct httpd_response *resp)
     resp->nheaders = 0;
 }
 
+void httpd_respond_stream(struct httpd_response *resp, int status, const char *content_type,
+                          httpd_stream_read_fn read, void *ctx, httpd_stream_free_fn free_fn)
+{
+    response_stream_drop(resp);
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->stream_read = read;
+    resp->stream_free = free_fn;
+    resp->stream_ctx = ctx;
+}
+
 void httpd_respond(struct httpd_response *resp, int status, const char *content_type,
                    const char *body, size_t len)
 {
+    response_stream_drop(resp);
     free(resp->body);
     resp->body = NULL;
     resp->body_len = 0;

@@ -353,6 +353,7 @@ int service_start(struct service *svc, const struct service_def *def)
         .name = "admin",
         .bind = svc->bind,
         .port = (int)svc->admin_port,
+        .body_cap = def->admin_body_cap,
         .handler = admin_route,
         .ctx = svc,
         .ready = service_ready,

@@ -69,6 +69,10 @@ struct service_def {
      * default; 0 means 1). A service producing to many partitions at a high
      * rate wants more (common/kafka.h). */
     int producer_connections;
+    /* The admin server's cap on one request body (httpd_options.body_cap;
+     * 0: httpd's 1 MiB). Bodies of all requests together are held to
+     * httpd's byte budget (64 MiB, or 4 bodies at this cap if more). */
+    size_t admin_body_cap;
 };
 
 struct service {

@@ -7,12 +7,8 @@
 #include <strings.h>
 
 #include "jsonf.h"
+#include "line_message.h"
 #include "timing.h"
-
-#define MESSAGE_TYPES_N 11
-static const char *const message_types[MESSAGE_TYPES_N] = {
-    "text",     "sticker",  "image", "video",  "audio", "location",
-    "imagemap", "template", "flex",  "coupon", "textV2"};
 
 bool scenario_input_uuid_valid(const char *s)
 {
@@ -63,29 +59,15 @@ static int name_read(const struct jsonf *obj, const char *key, unsigned flags, c
                         SCENARIO_TAG_MAX, out, NULL);
 }
 
-/* HOOK(line_message): once common/line_message.h (branch seg-tags) is on
- * main, this whole body becomes
- *     struct jsonf msg;
- *     if (jsonf_item_object(arr, i, &msg) < 0) return -1;
- *     return line_message_check(&msg, NULL) == 1 ? 0 : -1;
- * (vars NULL: field names are segmentation's; the scheduler cannot check
- * them). Until then: the type, and a text's length (see
- * scenario_input_messages). */
+/* One LINE message object, checked as the Messaging API defines it
+ * (common/line_message.h). vars NULL: field names in variables are
+ * segmentation's; the scheduler cannot check them. */
 static int message_check(const struct jsonf *arr, size_t i)
 {
     struct jsonf msg;
     if (jsonf_item_object(arr, i, &msg) < 0)
         return -1;
-    int type = -1;
-    if (jsonf_enum(&msg, "type", JSONF_REQUIRED, message_types, MESSAGE_TYPES_N, &type) < 0)
-        return -1;
-    if (type == 0) {
-        const char *text;
-        if (jsonf_string(&msg, "text", JSONF_REQUIRED | JSONF_NONEMPTY | JSONF_CHARS,
-                         SCENARIO_TEXT_MAX, &text, NULL) < 0)
-            return -1;
-    }
-    return 0;
+    return line_message_check(&msg, NULL) == 1 ? 0 : -1;
 }
 
 int scenario_input_messages(const struct jsonf *obj, const char *key, unsigned flags,

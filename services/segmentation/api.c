@@ -8,16 +8,30 @@
 #include <string.h>
 
 #include "admin_api.h"
+#include "csv_routes.h"
 #include "db.h"
 #include "db_pool.h"
 #include "log.h"
+#include "people_routes.h"
+#include "segments.h"
 
 /* How long a request waits for a free database connection before 503. */
 #define SEG_POOL_WAIT_MS 2000
 
 /* Every part of the API. Add a part's route function here. */
 static const seg_route_fn routes[] = {
-    NULL, /* keeps the array non-empty until the first part lands */
+    NULL,                /* keeps the array non-empty until the first part lands */
+    tag_bulk_route,      /* filter part: tags/{name}/friends[/remove]; before tags_route */
+    tags_route,          /* tags part (people_routes.h): tags */
+    friend_tags_route,   /* tags part: one friend's tags */
+    fields_route,        /* tags part: fields */
+    friend_fields_route, /* tags part: one friend's field values */
+    templates_route,     /* tags part: templates */
+    talk_route,          /* tags part: the 1:1 talk */
+    segments_route,      /* filter part: segments, preview, count */
+    csv_route_export,    /* csv part: friends.csv */
+    csv_route_import,    /* csv part: friends/import.csv; before friends_read_route */
+    friends_read_route,  /* filter part: friends list, one friend */
 };
 
 const char *seg_path_next(const char *rest, char out[SEG_ID_MAX + 1])

@@ -9,6 +9,7 @@
 #define KIZUNA_SEGMENTATION_FIELDS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -31,7 +32,9 @@ struct field_def {
  * number as a decimal ("12.5"), date "YYYY-MM-DD", datetime RFC 3339 in
  * UTC. */
 struct field_value {
-    char text[FIELD_TEXT_MAX + 1];
+    /* FIELD_TEXT_MAX characters of UTF-8 take up to 4 bytes each (widened
+     * by the fields part from FIELD_TEXT_MAX + 1 bytes: source-compatible). */
+    char text[FIELD_TEXT_MAX * 4 + 1];
 };
 
 /* Loads channel_id's field name: 1 found, 0 unknown, -1 database error.
@@ -58,5 +61,34 @@ int field_set(struct db *db, const char *tenant_id, const char *channel_id, cons
 int field_add(struct db *db, const char *tenant_id, const char *channel_id, const char *user_id,
               int64_t friend_id, const struct field_def *def, const char *n_decimal,
               const char *causation_id);
+
+/* Added by the fields part. */
+
+/* A number value's bounds: |n| <= FIELD_NUMBER_LIMIT (also for field_add's
+ * n), so a value always fits a double in events and in JSON. */
+#define FIELD_NUMBER_LIMIT 1e15
+
+/* "text", "number"... (static); and back: 0 with *type set, or -1. Pure. */
+const char *field_type_name(enum field_type type);
+int field_type_parse(const char *name, enum field_type *type);
+
+/* True when name (len bytes) is a valid field name: 1..FIELD_NAME_MAX
+ * characters of valid UTF-8, no control character and none of / | { }
+ * (so {{field:NAME|fallback}} and field:NAME stay readable). Pure. */
+bool field_name_valid(const char *name, size_t len);
+
+/* Clears a friend's value (field_set's contract; FieldChanged with no value
+ * when there was one). */
+int field_clear(struct db *db, const char *tenant_id, const char *channel_id, const char *user_id,
+                int64_t friend_id, const struct field_def *def, const char *causation_id);
+
+/* The stored text form of a value (as in struct field_value) as its JSON
+ * answer: a number for number fields, a string otherwise. New reference,
+ * NULL when text is NULL. Pure. */
+json_t *field_value_json(enum field_type type, const char *text);
+
+/* Note: field_add returns -1 also when def is not a number field or n is
+ * not a decimal within FIELD_NUMBER_LIMIT; callers check those first (the
+ * API answers 400). */
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "app.h"
 #include "channels_table.h"
+#include "csv_routes.h"
 #include "db_pool.h"
 #include "inbox_keep.h"
 #include "log.h"
@@ -115,6 +116,7 @@ int main(void)
         .api = seg_api,
         .api_ctx = &app,
         .setup = segmentation_setup,
+        .admin_body_cap = SEG_CSV_IMPORT_MAX, /* a CSV import; JSON bodies are SEG_BODY_MAX */
     };
     int rc = 1;
     if (service_start(&svc, &def) == 0) {

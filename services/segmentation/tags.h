@@ -8,6 +8,8 @@
 #ifndef KIZUNA_SEGMENTATION_TAGS_H
 #define KIZUNA_SEGMENTATION_TAGS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct db;
@@ -22,5 +24,11 @@ int tag_add(struct db *db, const char *tenant_id, const char *channel_id, const 
             int64_t friend_id, int64_t tag_id, const char *tag_name, const char *causation_id);
 int tag_remove(struct db *db, const char *tenant_id, const char *channel_id, const char *user_id,
                int64_t friend_id, int64_t tag_id, const char *tag_name, const char *causation_id);
+
+/* Added by the tags part. */
+
+/* True when name (len bytes) is a valid tag name: 1..TAG_NAME_MAX
+ * characters of valid UTF-8, no control character and no '/'. Pure. */
+bool tag_name_valid(const char *name, size_t len);
 
 #endif

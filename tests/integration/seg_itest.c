@@ -91,3 +91,24 @@ struct db *seg_itest_db(void)
 {
     return seg_db;
 }
+
+long seg_itest_call_body(const char *tenant, const char *role, const char *method, const char *path,
+                         const char *content_type, const void *body, size_t len,
+                         struct itest_http *res)
+{
+    const char *jwt = itest_env("KIZUNA_JWT_KEY");
+    char *token = auth_token_issue(jwt, strlen(jwt), tenant, "itest", role, 3600, time(NULL));
+    cr_assert_not_null(token);
+    char url[1024], auth[4200], ct[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", SEG_ITEST_PORT, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    free(token);
+    snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "");
+    const char *headers[] = {auth, content_type ? ct : NULL, NULL};
+    struct itest_http local;
+    struct itest_http *out = res ? res : &local;
+    long status = itest_http_do(method, url, headers, body, len, out);
+    if (!res)
+        itest_http_free(&local);
+    return status;
+}

@@ -32,6 +32,12 @@ void seg_itest_channel(const char *channel_id, const char *tenant, const char *t
 long seg_itest_call(const char *tenant, const char *role, const char *method, const char *path,
                     const char *json_body, struct itest_http *res);
 
+/* seg_itest_call with any body and Content-Type (CSV imports): body is len
+ * bytes (may be NULL), content_type NULL sends none. */
+long seg_itest_call_body(const char *tenant, const char *role, const char *method, const char *path,
+                         const char *content_type, const void *body, size_t len,
+                         struct itest_http *res);
+
 /* A connection to the segmentation schema (search_path set), for asserting
  * what was stored. Owned by the harness; valid until seg_itest_finish. */
 struct db *seg_itest_db(void);
