@@ -1,5 +1,5 @@
 /* The HTTP server every service uses, on libmicrohttpd (MHD) 0.9.75, which
- * only this file includes. What it adds to MHD:
+ * only httpd*.c include (httpd_private.h). What it adds to MHD:
  * - routing before the body: the service's route callback sees method, path
  *   and headers and may answer at once (404, 405...), and a Content-Length
  *   over the cap gets 413, all before a byte of the body is read;
@@ -71,6 +71,7 @@
 #include "clock.h"
 #include "crypto.h"
 #include "httpd_guard.h"
+#include "httpd_private.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -100,65 +101,6 @@
 
 #define HTTPD_JSON "application/json"
 #define HTTPD_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
-
-struct httpd {
-    struct MHD_Daemon *daemon;
-    char name[64];
-    size_t body_cap;
-    bool wipe_bodies;
-    void (*body_freed)(void *ctx, const char *buf, size_t alloc);
-    httpd_route_fn route;
-    httpd_handler handler;
-    void *ctx;
-    httpd_ready_fn ready;
-    void *ready_ctx;
-    bool metrics; /* serves /metrics */
-    int port;
-    int drain_ms;
-    atomic_int inflight;
-    struct httpd_budget budget;
-    struct httpd_watch *watch;
-    struct metric *requests;
-    struct metric *duration;
-    struct metric *refused;
-    /* The deferred requests whose request has not ended, and whether
-     * httpd_stop has begun cancelling them (no new deferrals then). */
-    pthread_mutex_t mu;
-    struct httpd_deferred *deferred;
-    bool stopping;
-};
-
-/* Shared by the request (until MHD reports it ended) and the completer
- * (until httpd_complete), hence refcounted; never points at the server, so
- * that a completion after httpd_stop is harmless. */
-struct httpd_deferred {
-    pthread_mutex_t mu;
-    int refs;
-    struct MHD_Connection *conn; /* valid while the request has not ended */
-    /* The connection is suspended: whoever sets `answered` resumes it, with
-     * mu held, so that httpd_stop can wait for a resume in progress. */
-    bool suspended;
-    bool answered; /* resp holds the answer (until the request takes it) */
-    bool ended;    /* the request ended: nobody will take an answer */
-    struct httpd_response resp;
-    struct httpd_deferred *prev, *next; /* the server's list, under its mu */
-};
-
-struct httpd_request {
-    struct httpd *h;
-    struct MHD_Connection *conn;
-    const char *method; /* owned by MHD, valid for the whole request */
-    const char *path;
-    struct httpd_conn *sock; /* the watch's entry for the connection, or NULL */
-    long long declared;      /* Content-Length, or -1 (none, or chunked) */
-    char *body;              /* NUL-terminated, at most body_cap bytes before the NUL */
-    size_t body_len;
-    size_t body_alloc;
-    size_t reserved;                 /* of the server's byte budget, for the body: >= body_alloc */
-    int status;                      /* answered with this status; 0 until then */
-    int64_t start_ns;                /* clock_mono_ns() when the request began */
-    struct httpd_deferred *deferred; /* set by httpd_defer */
-};
 
 static const char *const httpd_methods[] = {"GET",    "POST", "PUT",    "PATCH",
                                             "DELETE", "HEAD", "OPTIONS"};
@@ -305,8 +247,8 @@ static enum MHD_Result request_queue(struct httpd_request *req, struct httpd_res
     return ret;
 }
 
-static enum MHD_Result request_error(struct httpd_request *req, int status, const char *code,
-                                     const char *message)
+enum MHD_Result httpd_request_error(struct httpd_request *req, int status, const char *code,
+                                    const char *message)
 {
     struct httpd_response resp = {0};
     httpd_respond_error(&resp, status, code, message, NULL);
@@ -333,7 +275,7 @@ static enum MHD_Result request_builtin(struct httpd_request *req)
         size_t len = 0;
         char *text = metrics_render(&len);
         if (!text)
-            return request_error(req, 500, "internal", "metrics rendering failed");
+            return httpd_request_error(req, 500, "internal", "metrics rendering failed");
         /* Take the rendered buffer as the body without copying it. */
         resp.status = 200;
         resp.content_type = HTTPD_METRICS_TYPE;
@@ -417,8 +359,6 @@ static void request_refuse_busy(struct httpd_request *req)
              "path", req->path);
 }
 
-static enum MHD_Result request_answer(struct httpd_request *req, struct httpd_response *resp);
-
 /* First call, headers only: everything that can be refused without the
  * body is refused here, and MHD then closes instead of reading the body.
  * A declared body takes its share of the budget now, so that a body that
@@ -430,22 +370,22 @@ static enum MHD_Result request_begin(struct httpd_request *req)
     for (size_t i = 0; i < sizeof httpd_methods / sizeof httpd_methods[0]; i++)
         known = known || strcmp(req->method, httpd_methods[i]) == 0;
     if (!known)
-        return request_error(req, 501, "method_not_implemented", "method not supported");
+        return httpd_request_error(req, 501, "method_not_implemented", "method not supported");
     if (strlen(req->path) > HTTPD_MAX_PATH)
-        return request_error(req, 414, "uri_too_long", "path over 8192 bytes");
+        return httpd_request_error(req, 414, "uri_too_long", "path over 8192 bytes");
     if (path_is_builtin(h, req->path))
         return request_builtin(req);
     if (h->route) {
         struct httpd_response resp = {0};
         if (!h->route(h->ctx, req, &resp))
-            return request_answer(req, &resp);
+            return httpd_request_answer(req, &resp);
         httpd_response_clear(&resp);
     }
     req->declared = request_declared_length(req);
     if (req->declared >= 0 && (unsigned long long)req->declared > h->body_cap)
-        return request_error(req, 413, "body_too_large", "request body over the size cap");
+        return httpd_request_error(req, 413, "body_too_large", "request body over the size cap");
     if (!h->handler)
-        return request_error(req, 404, "not_found", "no such route");
+        return httpd_request_error(req, 404, "not_found", "no such route");
     if (req->declared > 0) {
         size_t full = (size_t)req->declared + 1;
         if (!httpd_budget_take(&h->budget, full)) {
@@ -461,7 +401,7 @@ static enum MHD_Result request_begin(struct httpd_request *req)
         req->body = malloc(want);
         if (!req->body) {
             request_body_release(req);
-            return request_error(req, 503, "unavailable", "out of memory");
+            return httpd_request_error(req, 503, "unavailable", "out of memory");
         }
         req->body_alloc = want;
         req->body[0] = '\0';
@@ -548,7 +488,7 @@ static enum MHD_Result request_body(struct httpd_request *req, const char *data,
 }
 
 /* Sends the handler's answer, given now or through httpd_complete. */
-static enum MHD_Result request_answer(struct httpd_request *req, struct httpd_response *resp)
+enum MHD_Result httpd_request_answer(struct httpd_request *req, struct httpd_response *resp)
 {
     struct httpd *h = req->h;
     if (resp->drop) {
@@ -565,198 +505,6 @@ static enum MHD_Result request_answer(struct httpd_request *req, struct httpd_re
     return request_queue(req, resp);
 }
 
-/* --- deferred answers ---------------------------------------------------- */
-
-static void deferred_unref(struct httpd_deferred *d)
-{
-    pthread_mutex_lock(&d->mu);
-    int refs = --d->refs;
-    pthread_mutex_unlock(&d->mu);
-    if (refs > 0)
-        return;
-    httpd_response_clear(&d->resp);
-    pthread_mutex_destroy(&d->mu);
-    free(d);
-}
-
-struct httpd_deferred *httpd_defer(const struct httpd_request *creq)
-{
-    /* Requests belong to this file; handlers get them const only so that
-     * they cannot change what they were handed. */
-    struct httpd_request *req = (struct httpd_request *)creq;
-    if (!req || req->deferred)
-        return NULL;
-    struct httpd *h = req->h;
-    struct httpd_deferred *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
-    pthread_mutex_init(&d->mu, NULL);
-    d->refs = 2; /* the request and the completer */
-    d->conn = req->conn;
-    pthread_mutex_lock(&h->mu);
-    if (h->stopping) {
-        pthread_mutex_unlock(&h->mu);
-        pthread_mutex_destroy(&d->mu);
-        free(d);
-        return NULL;
-    }
-    d->next = h->deferred;
-    if (h->deferred)
-        h->deferred->prev = d;
-    h->deferred = d;
-    pthread_mutex_unlock(&h->mu);
-    req->deferred = d;
-    return d;
-}
-
-/* Stores resp as d's answer and resumes the connection if it is suspended;
- * false when d needs no answer any more. Called with d->mu held. */
-static bool deferred_answer_locked(struct httpd_deferred *d, struct httpd_response *resp)
-{
-    if (d->answered || d->ended)
-        return false;
-    d->resp = *resp;
-    memset(resp, 0, sizeof *resp);
-    d->answered = true;
-    /* With mu held: httpd_stop takes mu before it stops the daemon, so it
-     * waits for this resume to be done. */
-    if (d->suspended)
-        MHD_resume_connection(d->conn);
-    return true;
-}
-
-int httpd_complete(struct httpd_deferred **dp, struct httpd_response *resp)
-{
-    struct httpd_response internal = {0};
-    if (!resp) {
-        httpd_respond_error(&internal, 500, "internal", "internal error", NULL);
-        resp = &internal;
-    }
-    if (!dp || !*dp) {
-        httpd_response_clear(resp);
-        return -1;
-    }
-    struct httpd_deferred *d = *dp;
-    *dp = NULL;
-    pthread_mutex_lock(&d->mu);
-    bool queued = deferred_answer_locked(d, resp);
-    pthread_mutex_unlock(&d->mu);
-    if (!queued)
-        httpd_response_clear(resp);
-    deferred_unref(d);
-    return queued ? 0 : -1;
-}
-
-/* The handler deferred: answer at once if the answer came already, else
- * suspend until httpd_complete resumes the connection. */
-static enum MHD_Result request_park(struct httpd_request *req)
-{
-    struct httpd_deferred *d = req->deferred;
-    pthread_mutex_lock(&d->mu);
-    if (d->answered) {
-        struct httpd_response resp = d->resp;
-        memset(&d->resp, 0, sizeof d->resp);
-        pthread_mutex_unlock(&d->mu);
-        return request_answer(req, &resp);
-    }
-    /* Suspended before `suspended` is visible: a completer that sees it
-     * must find the connection suspended. MHD takes none of our locks. */
-    MHD_suspend_connection(req->conn);
-    d->suspended = true;
-    pthread_mutex_unlock(&d->mu);
-    return MHD_YES;
-}
-
-/* MHD calls the access handler once more after the resume. */
-static enum MHD_Result request_resumed(struct httpd_request *req)
-{
-    struct httpd_deferred *d = req->deferred;
-    pthread_mutex_lock(&d->mu);
-    bool answered = d->answered;
-    struct httpd_response resp = d->resp;
-    memset(&d->resp, 0, sizeof d->resp);
-    d->suspended = false;
-    pthread_mutex_unlock(&d->mu);
-    if (!answered) {
-        /* Only a resume brings MHD back here, and only an answer resumes. */
-        log_error("http deferred request resumed without an answer", "server", req->h->name, "path",
-                  req->path);
-        return request_error(req, 500, "internal", "internal error");
-    }
-    return request_answer(req, &resp);
-}
-
-/* The request ended (answered, or the connection closed): the handle no
- * longer refers to the connection. MHD thread. */
-static void request_deferred_end(struct httpd *h, struct httpd_deferred *d)
-{
-    pthread_mutex_lock(&h->mu);
-    if (d->prev)
-        d->prev->next = d->next;
-    else if (h->deferred == d)
-        h->deferred = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    d->prev = d->next = NULL;
-    pthread_mutex_unlock(&h->mu);
-    pthread_mutex_lock(&d->mu);
-    d->ended = true;
-    d->suspended = false;
-    d->conn = NULL;
-    httpd_response_clear(&d->resp);
-    pthread_mutex_unlock(&d->mu);
-    deferred_unref(d);
-}
-
-/* httpd_stop: answers 503 to every deferred request still waiting, and
- * refuses new deferrals. Returns how many were answered. Each handle is
- * taken out of the list's lock before its own lock is taken, so that no
- * lock of ours is held around MHD_resume_connection but the handle's. */
-static int httpd_cancel_deferred(struct httpd *h)
-{
-    int cancelled = 0;
-    pthread_mutex_lock(&h->mu);
-    h->stopping = true;
-    struct httpd_deferred *d = h->deferred;
-    if (d) {
-        pthread_mutex_lock(&d->mu);
-        d->refs++;
-        pthread_mutex_unlock(&d->mu);
-    }
-    pthread_mutex_unlock(&h->mu);
-    while (d) {
-        struct httpd_response resp = {0};
-        httpd_respond_error(&resp, 503, "shutting_down", "the server is stopping; retry later",
-                            NULL);
-        httpd_response_header(&resp, "Retry-After", "1");
-        pthread_mutex_lock(&d->mu);
-        if (deferred_answer_locked(d, &resp))
-            cancelled++;
-        pthread_mutex_unlock(&d->mu);
-        httpd_response_clear(&resp);
-        /* The next one, while d (still referenced) keeps its place; if d
-         * ended meanwhile it left the list, and the walk starts over, which
-         * skips what is answered already. */
-        pthread_mutex_lock(&h->mu);
-        bool listed = d->prev || d->next || h->deferred == d;
-        struct httpd_deferred *next = listed ? d->next : h->deferred;
-        while (next) {
-            pthread_mutex_lock(&next->mu);
-            bool open = !next->answered && !next->ended;
-            if (open)
-                next->refs++;
-            pthread_mutex_unlock(&next->mu);
-            if (open)
-                break;
-            next = next->next;
-        }
-        pthread_mutex_unlock(&h->mu);
-        deferred_unref(d);
-        d = next;
-    }
-    return cancelled;
-}
-
 static enum MHD_Result request_finish(struct httpd_request *req)
 {
     struct httpd *h = req->h;
@@ -770,9 +518,9 @@ static enum MHD_Result request_finish(struct httpd_request *req)
     request_body_release(req);
     if (req->deferred) {
         httpd_response_clear(&resp); /* the answer comes through httpd_complete */
-        return request_park(req);
+        return httpd_request_park(req);
     }
-    return request_answer(req, &resp);
+    return httpd_request_answer(req, &resp);
 }
 
 /* The watch's entry for the connection (httpd_connection_notify). */
@@ -809,7 +557,7 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, cons
     if (req->status)
         return MHD_NO; /* already answered; MHD should not call again */
     if (req->deferred)
-        return request_resumed(req);
+        return httpd_request_resumed(req);
     if (*upload_data_size > 0)
         return request_body(req, upload_data, upload_data_size);
     return request_finish(req);
@@ -826,7 +574,7 @@ static void httpd_completed(void *cls, struct MHD_Connection *conn, void **con_c
     if (!req)
         return;
     if (req->deferred)
-        request_deferred_end(h, req->deferred);
+        httpd_request_deferred_end(h, req->deferred);
     request_body_release(req);
     free(req);
     *con_cls = NULL;

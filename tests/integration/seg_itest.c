@@ -26,6 +26,13 @@ void seg_itest_start(const char *tag, const char *const *settings)
     static char port[64];
     snprintf(port, sizeof port, "SEGMENTATION_ADMIN_PORT=%d", SEG_ITEST_PORT);
     all[n++] = port;
+    /* The schema was just dropped: the channels consumer must read the
+     * compacted topic from its beginning again, so a group of its own. */
+    static char channels_group[160];
+    char group[128];
+    itest_unique_name(group, sizeof group, "itest-seg-channels");
+    snprintf(channels_group, sizeof channels_group, "SEGMENTATION_CHANNELS_GROUP=%s", group);
+    all[n++] = channels_group;
     for (const char *const *s = settings; s && *s && n < 30; s++)
         all[n++] = *s;
     all[n] = NULL;

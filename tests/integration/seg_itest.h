@@ -14,7 +14,8 @@
 #define SEG_ITEST_PORT 18182
 
 /* Drops the segmentation schema (so migrations run afresh), starts the
- * service with extra settings ("K=V", NULL-terminated, or NULL) and waits
+ * service (its channels consumer in a new group, so that it reads the
+ * `channels` topic from the beginning into the fresh table) with extra settings ("K=V", NULL-terminated, or NULL) and waits
  * until it is ready. The log is $BUILD/tests/seg-<tag>.log. */
 void seg_itest_start(const char *tag, const char *const *settings);
 /* SIGTERM, expects a clean exit and a clean log. From a Test only. */
