@@ -206,7 +206,7 @@ print("" if v is None else v)' "$1" "$2"
 }
 
 # --- the stack, the service and the data -------------------------------------------
-PG_PID="$(ss -ltnpH "sport = :${KIZUNA_PG_PORT:-54329}" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1)"
+PG_PID="$(ss -ltnpH "sport = :${KIZUNA_PG_PORT:-54329}" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1 || true)"
 PG_PID="${PG_PID:-0}"
 detail "PostgreSQL's postmaster: pid $PG_PID"
 
@@ -380,13 +380,18 @@ service_plans() {
     python3 "$HERE/service_sql.py" "$WORK/service-sql.log" >"$WORK/service-explain.sql" 2>>"$DETAIL" || true
     {
         echo "== the service's statements (server log, log_min_duration_statement = 0; durations are the server's)"
-        grep -E 'kizuna_segmentation@.*(duration|DETAIL)' "$WORK/service-sql.log" | sed 's/^[^]]*] //' | head -40
+        grep -E 'kizuna_segmentation@.*(duration|DETAIL)' "$WORK/service-sql.log" | sed 's/^[^]]*] //' | head -60 || true
         if [ -s "$WORK/service-explain.sql" ]; then
             echo "== EXPLAIN (ANALYZE, BUFFERS) of the service's counting statements"
             sql -f "$WORK/service-explain.sql" 2>&1
         fi
     } >>"$DETAIL"
-    grep -E 'kizuna_segmentation@.*duration: .* execute' "$WORK/service-sql.log" | grep -v '"outbox"' |
+    # In the summary, the statements of the connections that counted (the
+    # API's; the consumers and the relay have their own).
+    grep -E 'kizuna_segmentation@.*duration: .* execute' "$WORK/service-sql.log" >"$WORK/service-sql.txt" || true
+    local pids
+    pids="$(sed -n 's/^[^[]*\[\([0-9]*\)\].*count(.*/\1/p' "$WORK/service-sql.txt" | sort -u | tr '\n' ' ')"
+    awk -v pids=" $pids" '{ p = $0; sub(/^[^[]*\[/, "", p); sub(/\].*/, "", p) } index(pids, " " p " ")' "$WORK/service-sql.txt" |
         sed -n 's/.*duration: \([0-9.]*\) ms.*execute[^:]*: \(.\{0,90\}\).*/      server-side: \1 ms  \2/p' | tee -a "$SUMMARY"
 }
 
@@ -530,7 +535,7 @@ phase_import() {
             sed -n 's/.*duration: \([0-9.]*\) ms.*execute[^:]*: \(.\{0,70\}\).*/\1\t\2/p' |
             awk -F '\t' '{ ms[$2] += $1; n[$2]++; all += $1; total++ }
                 END { for (k in ms) printf "%.0f\t%d\t%s\n", ms[k], n[k], k; printf "%.0f\t%d\t(all of them)\n", all, total }' |
-            sort -rn | head -6 | awk -F '\t' '{ printf "      server: %6d ms in %d x  %s\n", $1, $2, $3 }' | tee -a "$SUMMARY"
+            sort -rn | head -6 | awk -F '\t' '{ printf "      server: %6d ms in %d x  %s\n", $1, $2, $3 }' | tee -a "$SUMMARY" || true
     fi
     [ "$ok" = 1 ] || return 0
     report "   $rows rows in $(awk -v t="$total" 'BEGIN { printf "%.2f", t }') s over $(find "$WORK/import-chunks" -name 'part-*.csv' | wc -l) request(s), $(wc -c <"$file") bytes: $(awk -v r="$rows" -v t="$total" 'BEGIN { printf "%.0f", r / t }') rows/s; service CPU $CPU_SEG_S s"
