@@ -23,10 +23,10 @@
 # export of 1M friends <= 15 s with RSS <= 64 MB; import >= 10,000 rows/s.
 #
 # By default (BENCH_STACK=private) PostgreSQL and Kafka are a private pair
-# started for the run (ports BENCH_PG_PORT 54369, BENCH_KAFKA_PORT 19492,
-# BENCH_KAFKA_CONTROLLER_PORT 19493) and removed after it; BENCH_STACK=shared
-# uses the local stack (and drops and recreates its segmentation schema, as
-# the integration tests do).
+# started for the run (ports BENCH_PG_PORT 54379, BENCH_KAFKA_PORT 19592,
+# BENCH_KAFKA_CONTROLLER_PORT 19593: not those of bench/segmentation/follow)
+# and removed after it; BENCH_STACK=shared uses the local stack (and drops
+# and recreates its segmentation schema, as the integration tests do).
 #
 # Settings (environment): BUILD (build), BENCH_PHASES ("count export
 # import"), BENCH_FRIENDS (1000000), BENCH_FRIENDS2 (30 % of BENCH_FRIENDS),
@@ -59,9 +59,9 @@ if [ "${1:-}" != "--inner" ]; then
         [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
         ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
         export KIZUNA_LOCAL_DIR="$private"
-        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54369}"
-        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19492}"
-        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19493}"
+        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54379}"
+        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19592}"
+        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19593}"
         rc=0
         env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner || rc=$?
         rm -rf "$private" # with-stack stopped them; their data goes too
