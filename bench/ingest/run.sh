@@ -179,7 +179,7 @@ cpu_end() {
 }
 
 metric() { # name{labels} value from ingest's public /metrics, 0 if absent
-    curl -fsS "http://127.0.0.1:$PUBLIC_PORT/metrics" | awk -v m="$1" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v m="$1" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'
 }
 
 # --- ingest and a channel ------------------------------------------------------
@@ -240,7 +240,7 @@ say "warming up (${WARMUP}s at about 5,000 req/s)"
 # The acked requests' time-to-ack histogram (ingest's own clock, arrival to
 # the last ack), as "le count" lines.
 ack_buckets() {
-    curl -fsS "http://127.0.0.1:$PUBLIC_PORT/metrics" |
+    curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" |
         sed -n 's/^kizuna_ingest_time_to_ack_seconds_bucket{outcome="acked",le="\([^"]*\)"} \(.*\)$/\1 \2/p'
 }
 # Between two ack_buckets snapshots: the share of requests durable within

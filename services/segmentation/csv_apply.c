@@ -1,20 +1,21 @@
 /* Applies a checked CSV import (csv_import.h) set-based: per column and
  * batch of rows, one statement changes what differs and returns what it
  * changed, and the events for those changes go to the outbox in batches.
- * The events are the ones tags.c (tag_add / tag_remove) and fields.c
- * (field_set) emit, with the envelope friend_event_emit builds; going
- * through those per cell costs two or three round trips each, too slow for
- * an import of 100,000 rows. */
+ * The events have the shapes tags.c and fields.c emit (friend_tag_event,
+ * field_event) and the records friend_event_emit enqueues
+ * (friend_event_pack); only the statements differ: tag_add / field_set per
+ * cell cost two or three round trips each, too slow for an import of
+ * 100,000 rows. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "clock.h"
 #include "csv_import.h"
 #include "db.h"
-#include "kizuna/v1/envelope.pb-c.h"
+#include "fields.h"
+#include "friend_events.h"
 #include "kizuna/v1/friend.pb-c.h"
 #include "pgarray.h"
 
@@ -60,34 +61,16 @@ static int evbatch_flush(struct evbatch *b)
     return rc;
 }
 
-/* Adds ev for user_id, with friend_event_emit's envelope. */
+/* Adds ev for user_id: the record friend_event_emit would enqueue. */
 static int evbatch_add(struct evbatch *b, const char *user_id, Kizuna__V1__FriendEvent *ev)
 {
-    uuid_t uu;
-    char event_id[37];
-    uuid_generate_random(uu);
-    uuid_unparse_lower(uu, event_id);
-    Kizuna__V1__Envelope env = KIZUNA__V1__ENVELOPE__INIT;
-    env.event_id = event_id;
-    env.tenant_id = (char *)b->tenant_id;
-    env.channel_id = (char *)b->channel_id;
-    env.occurred_at = b->now_ms;
-    env.causation_id = (char *)(b->causation_id ? b->causation_id : "");
-    ev->envelope = &env;
-    ev->user_id = (char *)user_id;
-    size_t len = kizuna__v1__friend_event__get_packed_size(ev);
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) {
-        ev->envelope = NULL;
+    char event_id[37], key[160];
+    size_t len = 0;
+    uint8_t *buf = friend_event_pack(b->tenant_id, b->channel_id, user_id, b->causation_id,
+                                     b->now_ms, ev, event_id, key, sizeof key, &len);
+    if (!buf)
         return -1;
-    }
-    kizuna__v1__friend_event__pack(ev, buf);
-    ev->envelope = NULL;
-    char key[160];
-    int klen = snprintf(key, sizeof key, "%s:%s", b->channel_id, user_id);
-    if (klen < 0 || (size_t)klen >= sizeof key)
-        klen = (int)strlen(key);
-    pgarray_add(&b->keys, key, (size_t)klen);
+    pgarray_add(&b->keys, key, strlen(key));
     pgarray_add(&b->payloads, buf, len);
     free(buf);
     if (b->keys.failed || b->payloads.failed)
@@ -134,21 +117,9 @@ static int tag_batch(struct evbatch *b, const struct imp *imp, int c, size_t fro
                  ? 0
                  : -1;
         for (int i = 0; rc == 0 && i < db_result_rows(res); i++) {
-            Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
-            Kizuna__V1__TagAdded ta = KIZUNA__V1__TAG_ADDED__INIT;
-            Kizuna__V1__TagRemoved tr = KIZUNA__V1__TAG_REMOVED__INIT;
-            if (add) {
-                ta.tag_id = tag_text;
-                ta.tag_name = (char *)col->name;
-                ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_ADDED;
-                ev.tag_added = &ta;
-            } else {
-                tr.tag_id = tag_text;
-                tr.tag_name = (char *)col->name;
-                ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_REMOVED;
-                ev.tag_removed = &tr;
-            }
-            rc = evbatch_add(b, db_result_value(res, i, 0), &ev);
+            struct friend_tag_event t;
+            friend_tag_event_init(&t, add, tag_text, col->name);
+            rc = evbatch_add(b, db_result_value(res, i, 0), &t.ev);
             (*changed)++;
         }
         db_result_free(&res);
@@ -222,31 +193,6 @@ static int field_sql(enum field_type t, char *sql, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-/* An event's value from its text form (and ms for a datetime). */
-static void event_value(enum field_type t, char *text, int64_t ms, Kizuna__V1__FieldValue *fv)
-{
-    switch (t) {
-    case FIELD_NUMBER:
-        fv->value_case = KIZUNA__V1__FIELD_VALUE__VALUE_NUMBER_VALUE;
-        fv->number_value = strtod(text, NULL);
-        break;
-    case FIELD_DATE:
-        fv->value_case = KIZUNA__V1__FIELD_VALUE__VALUE_DATE_VALUE;
-        fv->date_value = text;
-        break;
-    case FIELD_DATETIME:
-        fv->value_case = KIZUNA__V1__FIELD_VALUE__VALUE_DATETIME_VALUE;
-        fv->datetime_value = ms;
-        break;
-    case FIELD_TEXT:
-    case FIELD_CHOICE:
-    default:
-        fv->value_case = KIZUNA__V1__FIELD_VALUE__VALUE_TEXT_VALUE;
-        fv->text_value = text;
-        break;
-    }
-}
-
 static int field_batch(struct evbatch *b, const struct imp *imp, int c, size_t from, size_t to,
                        const char *sql, long *changed)
 {
@@ -276,23 +222,13 @@ static int field_batch(struct evbatch *b, const struct imp *imp, int c, size_t f
                  ? 0
                  : -1;
         for (int i = 0; rc == 0 && i < db_result_rows(res); i++) {
-            Kizuna__V1__FieldValue value = KIZUNA__V1__FIELD_VALUE__INIT;
-            Kizuna__V1__FieldValue previous = KIZUNA__V1__FIELD_VALUE__INIT;
-            Kizuna__V1__FieldChanged fc = KIZUNA__V1__FIELD_CHANGED__INIT;
-            fc.field_id = field_text;
-            fc.field_name = (char *)col->def.name;
-            event_value(col->def.type, (char *)db_result_value(res, i, 2),
-                        strtoll(db_result_value(res, i, 4), NULL, 10), &value);
-            fc.value = &value;
-            if (!db_result_isnull(res, i, 1)) {
-                event_value(col->def.type, (char *)db_result_value(res, i, 1),
-                            strtoll(db_result_value(res, i, 3), NULL, 10), &previous);
-                fc.previous = &previous;
-            }
-            Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
-            ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_FIELD_CHANGED;
-            ev.field_changed = &fc;
-            rc = evbatch_add(b, db_result_value(res, i, 0), &ev);
+            int64_t now_ms = strtoll(db_result_value(res, i, 4), NULL, 10);
+            int64_t before_ms = strtoll(db_result_value(res, i, 3), NULL, 10);
+            struct field_event e;
+            field_event_init(&e, &col->def, db_result_value(res, i, 2), &now_ms,
+                             db_result_isnull(res, i, 1) ? NULL : db_result_value(res, i, 1),
+                             &before_ms);
+            rc = evbatch_add(b, db_result_value(res, i, 0), &e.ev);
             (*changed)++;
         }
         db_result_free(&res);

@@ -357,9 +357,10 @@ json_t *field_value_json(enum field_type type, const char *text)
 
 /* --- storing values ------------------------------------------------------- */
 
-/* Fills fv from a value's text form for an event (NULL: no value, and the
- * caller leaves the FieldValue unset). */
-static void event_value(enum field_type type, const char *text, Kizuna__V1__FieldValue *fv)
+/* Fills fv from a value's text form for an event; a datetime's instant is
+ * *ms when given, else read from text. */
+static void event_value(enum field_type type, const char *text, const int64_t *ms,
+                        Kizuna__V1__FieldValue *fv)
 {
     switch (type) {
     case FIELD_NUMBER:
@@ -371,10 +372,13 @@ static void event_value(enum field_type type, const char *text, Kizuna__V1__Fiel
         fv->date_value = (char *)text;
         break;
     case FIELD_DATETIME: {
-        int64_t ms = 0;
-        datetime_parse(text, &ms);
+        int64_t t = 0;
+        if (ms)
+            t = *ms;
+        else
+            datetime_parse(text, &t);
         fv->value_case = KIZUNA__V1__FIELD_VALUE__VALUE_DATETIME_VALUE;
-        fv->datetime_value = ms;
+        fv->datetime_value = t;
         break;
     }
     case FIELD_TEXT:
@@ -386,29 +390,35 @@ static void event_value(enum field_type type, const char *text, Kizuna__V1__Fiel
     }
 }
 
+void field_event_init(struct field_event *e, const struct field_def *def, const char *now,
+                      const int64_t *now_ms, const char *before, const int64_t *before_ms)
+{
+    *e = (struct field_event){.ev = KIZUNA__V1__FRIEND_EVENT__INIT,
+                              .changed = KIZUNA__V1__FIELD_CHANGED__INIT,
+                              .value = KIZUNA__V1__FIELD_VALUE__INIT,
+                              .previous = KIZUNA__V1__FIELD_VALUE__INIT};
+    snprintf(e->id_text, sizeof e->id_text, "%" PRId64, def->id);
+    e->changed.field_id = e->id_text;
+    e->changed.field_name = (char *)def->name;
+    if (now) {
+        event_value(def->type, now, now_ms, &e->value);
+        e->changed.value = &e->value;
+    }
+    if (before) {
+        event_value(def->type, before, before_ms, &e->previous);
+        e->changed.previous = &e->previous;
+    }
+    e->ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_FIELD_CHANGED;
+    e->ev.field_changed = &e->changed;
+}
+
 static int emit_changed(struct db *db, const char *tenant_id, const char *channel_id,
                         const char *user_id, const struct field_def *def, const char *now,
                         const char *before, const char *causation_id)
 {
-    char id_text[24];
-    snprintf(id_text, sizeof id_text, "%" PRId64, def->id);
-    Kizuna__V1__FieldValue value = KIZUNA__V1__FIELD_VALUE__INIT;
-    Kizuna__V1__FieldValue previous = KIZUNA__V1__FIELD_VALUE__INIT;
-    Kizuna__V1__FieldChanged fc = KIZUNA__V1__FIELD_CHANGED__INIT;
-    fc.field_id = id_text;
-    fc.field_name = (char *)def->name;
-    if (now) {
-        event_value(def->type, now, &value);
-        fc.value = &value;
-    }
-    if (before) {
-        event_value(def->type, before, &previous);
-        fc.previous = &previous;
-    }
-    Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
-    ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_FIELD_CHANGED;
-    ev.field_changed = &fc;
-    return friend_event_emit(db, tenant_id, channel_id, user_id, causation_id, &ev);
+    struct field_event e;
+    field_event_init(&e, def, now, NULL, before, NULL);
+    return friend_event_emit(db, tenant_id, channel_id, user_id, causation_id, &e.ev);
 }
 
 /* The current value (locked) in its text form, and whether it equals v

@@ -14,6 +14,8 @@
 
 #include <jansson.h>
 
+#include "kizuna/v1/friend.pb-c.h"
+
 struct db;
 
 enum field_type { FIELD_TEXT, FIELD_NUMBER, FIELD_DATE, FIELD_DATETIME, FIELD_CHOICE };
@@ -90,5 +92,20 @@ json_t *field_value_json(enum field_type type, const char *text);
 /* Note: field_add returns -1 also when def is not a number field or n is
  * not a decimal within FIELD_NUMBER_LIMIT; callers check those first (the
  * API answers 400). */
+
+/* A FieldChanged event with its parts in one place (alive as long as the
+ * caller's struct): the one shape of field events, whoever emits them
+ * (field_set / field_add one at a time, the CSV import in batches). now and
+ * before are values in their column's text form (NULL: unset); for a
+ * datetime, now_ms / before_ms give the instant when not NULL, else it is
+ * read from the text. Strings are borrowed. */
+struct field_event {
+    Kizuna__V1__FriendEvent ev;
+    Kizuna__V1__FieldChanged changed;
+    Kizuna__V1__FieldValue value, previous;
+    char id_text[24];
+};
+void field_event_init(struct field_event *e, const struct field_def *def, const char *now,
+                      const int64_t *now_ms, const char *before, const int64_t *before_ms);
 
 #endif

@@ -146,3 +146,22 @@ int friend_event_profile_updated(struct db *db, const struct friend_ref *f,
     ev.profile_updated = &p;
     return friend_event_emit(db, f->tenant_id, f->channel_id, f->user_id, f->causation_id, &ev);
 }
+
+void friend_tag_event_init(struct friend_tag_event *t, bool added, const char *tag_id,
+                           const char *tag_name)
+{
+    *t = (struct friend_tag_event){.ev = KIZUNA__V1__FRIEND_EVENT__INIT,
+                                   .added = KIZUNA__V1__TAG_ADDED__INIT,
+                                   .removed = KIZUNA__V1__TAG_REMOVED__INIT};
+    if (added) {
+        t->added.tag_id = (char *)tag_id;
+        t->added.tag_name = (char *)tag_name;
+        t->ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_ADDED;
+        t->ev.tag_added = &t->added;
+    } else {
+        t->removed.tag_id = (char *)tag_id;
+        t->removed.tag_name = (char *)tag_name;
+        t->ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_REMOVED;
+        t->ev.tag_removed = &t->removed;
+    }
+}

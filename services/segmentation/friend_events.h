@@ -73,6 +73,19 @@ int friend_event_blocked_record(const struct friend_ref *f, int64_t now_ms,
 int friend_event_unblocked_record(const struct friend_ref *f, int64_t now_ms,
                                   struct friend_record *rec);
 
+/* A TagAdded (added) or TagRemoved event with its parts in one place, so
+ * that they live as long as the caller's struct while it is packed: the
+ * one shape of tag events, whoever emits them (tags.c one at a time, the
+ * CSV import in batches). tag_id is the tag's id as decimal text; both
+ * strings are borrowed. */
+struct friend_tag_event {
+    Kizuna__V1__FriendEvent ev;
+    Kizuna__V1__TagAdded added;
+    Kizuna__V1__TagRemoved removed;
+};
+void friend_tag_event_init(struct friend_tag_event *t, bool added, const char *tag_id,
+                           const char *tag_name);
+
 /* FriendProfileUpdated with the stored values (NULL counts as ""). 0, or -1
  * on a database error. */
 int friend_event_profile_updated(struct db *db, const struct friend_ref *f,

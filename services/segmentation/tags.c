@@ -43,21 +43,9 @@ static int tag_change(struct db *db, const char *sql, const char *tenant_id, con
     db_result_free(&res);
     if (n == 0)
         return 0;
-    Kizuna__V1__FriendEvent ev = KIZUNA__V1__FRIEND_EVENT__INIT;
-    Kizuna__V1__TagAdded add = KIZUNA__V1__TAG_ADDED__INIT;
-    Kizuna__V1__TagRemoved rm = KIZUNA__V1__TAG_REMOVED__INIT;
-    if (added) {
-        add.tag_id = tag_text;
-        add.tag_name = (char *)tag_name;
-        ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_ADDED;
-        ev.tag_added = &add;
-    } else {
-        rm.tag_id = tag_text;
-        rm.tag_name = (char *)tag_name;
-        ev.event_case = KIZUNA__V1__FRIEND_EVENT__EVENT_TAG_REMOVED;
-        ev.tag_removed = &rm;
-    }
-    if (friend_event_emit(db, tenant_id, channel_id, user_id, causation_id, &ev) != 0)
+    struct friend_tag_event t;
+    friend_tag_event_init(&t, added, tag_text, tag_name);
+    if (friend_event_emit(db, tenant_id, channel_id, user_id, causation_id, &t.ev) != 0)
         return -1;
     return 1;
 }
