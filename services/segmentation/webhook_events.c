@@ -151,9 +151,18 @@ static const char *const wh_friend_sql[WH_ROWS_MAX + 1] = {
     WH_FRIEND_WITH ", ($10, $11, $12), ($13, $14, $15)",
 };
 
+/* The rows alone, for a friend created with its state by this event. */
+static const char *const wh_outbox_sql[WH_ROWS_MAX + 1] = {
+    NULL,
+    "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)",
+    "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3), ($4, $5, $6)",
+    "INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3), ($4, $5, $6), ($7, $8, $9)",
+};
+
+/* update false: the rows only (n > 0), numbered from $1. */
 static enum db_status wh_friend_write(struct db *db, const char *friend_id,
                                       const struct friend_decision *d, const char *ts,
-                                      const struct wh_row *rows, int n)
+                                      const struct wh_row *rows, int n, bool update)
 {
     char state_ms[24];
     snprintf(state_ms, sizeof state_ms, "%" PRId64, d->state_event_ms);
@@ -172,6 +181,9 @@ static enum db_status wh_friend_write(struct db *db, const char *friend_id,
         lengths[k + 2] = (int)rows[i].len;
         binary[k + 2] = 1;
     }
+    if (!update)
+        return db_execv(db, wh_outbox_sql[n], 3 * n, values + 6, lengths + 6, binary + 6, false,
+                        NULL);
     return db_execv(db, wh_friend_sql[n], 6 + 3 * n, values, lengths, binary, false, NULL);
 }
 
@@ -179,36 +191,6 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
                                              const char **reason)
 {
     const Kizuna__V1__WebhookEvent *we = w->we;
-    const char *lock_params[] = {w->channel_id, user_id};
-    struct db_result *res = NULL;
-    /* The row, created if new, locked: one friend's events apply one at a time. */
-    enum db_status st =
-        db_exec(db,
-                "WITH ins AS (INSERT INTO friends (channel_id, user_id) VALUES ($1, $2) "
-                "ON CONFLICT (channel_id, user_id) DO NOTHING "
-                "RETURNING id, blocked, added_at IS NOT NULL AS has_added, state_event_ms, false "
-                "AS existed) "
-                "SELECT id, blocked, has_added, state_event_ms, existed FROM ins UNION ALL "
-                "SELECT * FROM (SELECT id, blocked, added_at IS NOT NULL, state_event_ms, true "
-                "FROM friends WHERE channel_id = $1 AND user_id = $2 FOR UPDATE) f",
-                2, lock_params, &res);
-    if (st != DB_OK)
-        return wh_db_failed(db, w, "friend lock", reason);
-    if (db_result_rows(res) != 1) {
-        /* Inserted by another transaction after this statement began. */
-        db_result_free(&res);
-        return CONSUMER_RETRY;
-    }
-    char friend_id[24];
-    snprintf(friend_id, sizeof friend_id, "%s", db_result_value(res, 0, 0));
-    struct friend_state before = {
-        .exists = strcmp(db_result_value(res, 0, 4), "t") == 0,
-        .blocked = strcmp(db_result_value(res, 0, 1), "t") == 0,
-        .has_added_at = strcmp(db_result_value(res, 0, 2), "t") == 0,
-        .state_event_ms = strtoll(db_result_value(res, 0, 3), NULL, 10),
-    };
-    db_result_free(&res);
-
     bool follow = we->event_case == KIZUNA__V1__WEBHOOK_EVENT__EVENT_FOLLOW;
     struct friend_change change = {
         .follow = follow,
@@ -218,10 +200,55 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
         .timestamp_ms = we->timestamp,
         .now_ms = clock_wall_ms(),
     };
-    struct friend_decision d = friend_state_decide(&before, &change);
+    /* A friend not seen before is created with this event already applied
+     * (the decision for no row), which spares the update of a row just made. */
+    struct friend_state none = {0};
+    struct friend_decision fresh = friend_state_decide(&none, &change);
+    char fresh_ms[24];
+    snprintf(fresh_ms, sizeof fresh_ms, "%" PRId64, fresh.apply ? fresh.state_event_ms : 0);
+    const char *lock_params[] = {w->channel_id,
+                                 user_id,
+                                 fresh.apply && fresh.blocked ? "true" : "false",
+                                 w->ts,
+                                 fresh.apply && fresh.set_added_at ? "true" : "false",
+                                 fresh_ms};
+    struct db_result *res = NULL;
+    /* The row, created if new, locked: one friend's events apply one at a time. */
+    enum db_status st = db_exec(
+        db,
+        "WITH ins AS (INSERT INTO friends (channel_id, user_id, blocked, added_at, blocked_at, "
+        "state_event_ms) VALUES ($1, $2, $3::boolean, "
+        "CASE WHEN $5::boolean THEN to_timestamp($4::bigint / 1000.0) END, "
+        "CASE WHEN $3::boolean THEN to_timestamp($4::bigint / 1000.0) END, $6::bigint) "
+        "ON CONFLICT (channel_id, user_id) DO NOTHING "
+        "RETURNING id, blocked, added_at IS NOT NULL AS has_added, state_event_ms, false "
+        "AS existed) "
+        "SELECT id, blocked, has_added, state_event_ms, existed FROM ins UNION ALL "
+        "SELECT * FROM (SELECT id, blocked, added_at IS NOT NULL, state_event_ms, true "
+        "FROM friends WHERE channel_id = $1 AND user_id = $2 FOR UPDATE) f",
+        6, lock_params, &res);
+    if (st != DB_OK)
+        return wh_db_failed(db, w, "friend lock", reason);
+    if (db_result_rows(res) != 1) {
+        /* Inserted by another transaction after this statement began. */
+        db_result_free(&res);
+        return CONSUMER_RETRY;
+    }
+    char friend_id[24];
+    snprintf(friend_id, sizeof friend_id, "%s", db_result_value(res, 0, 0));
+    bool created = strcmp(db_result_value(res, 0, 4), "f") == 0;
+    struct friend_state before = {
+        .exists = true,
+        .blocked = strcmp(db_result_value(res, 0, 1), "t") == 0,
+        .has_added_at = strcmp(db_result_value(res, 0, 2), "t") == 0,
+        .state_event_ms = strtoll(db_result_value(res, 0, 3), NULL, 10),
+    };
+    db_result_free(&res);
+    struct friend_decision d = created ? fresh : friend_state_decide(&before, &change);
 
     if (!d.apply) {
-        if (d.set_added_at && wh_friend_write(db, friend_id, &d, w->ts, NULL, 0) != DB_OK)
+        if (!created && d.set_added_at &&
+            wh_friend_write(db, friend_id, &d, w->ts, NULL, 0, true) != DB_OK)
             return wh_db_failed(db, w, "friend update", reason);
         wh_count(w, "stale");
         char ts[24], newest[24];
@@ -275,7 +302,8 @@ static enum consumer_verdict wh_friend_state(struct db *db, struct wh *w, const 
         log_warn("webhook event: out of memory packing its events; retrying", "event_id",
                  w->rec->event_id);
         v = CONSUMER_RETRY;
-    } else if (wh_friend_write(db, friend_id, &d, w->ts, rows, n) != DB_OK) {
+    } else if ((!created || n > 0) &&
+               wh_friend_write(db, friend_id, &d, w->ts, rows, n, !created) != DB_OK) {
         v = wh_db_failed(db, w, "friend update", reason);
     } else {
         wh_count(w, "applied");
