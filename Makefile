@@ -189,11 +189,12 @@ fuzz:
 fuzz-short:
 	@FUZZ_RUNS=$${FUZZ_RUNS:-20000} FUZZ_MAX_TIME=$${FUZZ_MAX_TIME:-20} tests/fuzz/run.sh
 
-# Benchmarks, not tests: each bench/<name>/run.sh starts what it needs and
-# prints its numbers; docs/benchmarks.md records runs and how to repeat them.
+# Benchmarks, not tests: each bench/<name>/run.sh (and bench/<name>/<part>/run.sh,
+# such as bench/segmentation/follow) starts what it needs and prints its
+# numbers; docs/benchmarks.md records runs and how to repeat them.
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@for b in bench/*/run.sh; do [ -x "$$b" ] || continue; echo "== $$b"; BUILD=$(BUILD) "$$b" || exit 1; done
+	@for b in bench/*/run.sh bench/*/*/run.sh; do [ -x "$$b" ] || continue; echo "== $$b"; BUILD=$(BUILD) "$$b" || exit 1; done
 
 clean:
 	rm -rf build
