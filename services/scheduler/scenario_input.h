@@ -1,5 +1,5 @@
 /* The rules a scenario body (POST/PUT /v1/channels/{c}/scenarios, see
- * /work/shared/API.md and openapi.yaml) must satisfy, read with
+ * docs/internals/scheduler.md; openapi.yaml once the routes land) must satisfy, read with
  * common/jsonf.h so that each refusal names its JSON path
  * ("steps[2].timing.at: must be HH:MM"). Only the shape is checked here:
  * whether a tag, route, segment or scenario exists is the caller's check
@@ -80,7 +80,7 @@ int scenario_input_read(json_t *doc, struct jsonf_reader *reader, struct scenari
 int scenario_input_messages(const struct jsonf *obj, const char *key, unsigned flags,
                             struct jsonf *child);
 
-/* obj.key as an array of Action objects (API.md "Actions"), each with a
+/* obj.key as an array of Action objects (the actions segmentation runs), each with a
  * known "type" and its required members. Returns 1, 0 (absent) or -1. */
 int scenario_input_actions(const struct jsonf *obj, const char *key, unsigned flags,
                            struct jsonf *child);

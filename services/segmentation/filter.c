@@ -1,4 +1,4 @@
-/* The filter compiler: a filter tree (API.md "Filter trees") becomes one
+/* The filter compiler: a filter tree (openapi.yaml, `Filter`) becomes one
  * boolean SQL expression over the friends row `f`. The SQL text is built
  * only from fixed fragments and parameter numbers; every value a client
  * sent (names resolved to ids, numbers, dates, text) travels as a

@@ -1,4 +1,4 @@
-/* A friend as the API shows it (API.md's Friend): profile, state, route,
+/* A friend as the API shows it (openapi.yaml's Friend): profile, state, route,
  * tag names and typed field values ({NAME: number | "YYYY-MM-DD" |
  * RFC 3339 | text}). One SELECT list and one reader, so every route that
  * answers a Friend (the friends list, one friend, PATCH fields) shows the

@@ -1,7 +1,7 @@
 /* Reading friends: the list (everyone, a saved segment, or an inline
  * filter, optionally narrowed by a name search), paged by keyset on
  * friends.id so a page costs the same wherever it starts; and one friend
- * by user id. Both answer API.md's Friend (friend_json.h). */
+ * by user id. Both answer openapi.yaml's Friend (friend_json.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -14,7 +14,7 @@
 #include "app.h"
 #include "jsonf.h"
 
-/* Lists: ?limit= default and cap (API.md). */
+/* Lists: ?limit= default and cap (every list in openapi.yaml). */
 #define SEG_LIST_DEFAULT 50
 #define SEG_LIST_MAX 500
 

@@ -80,7 +80,7 @@ CREATE TABLE scenario_steps (
     day          integer     CHECK (day >= 0),
     at_min       smallint    CHECK (at_min BETWEEN 0 AND 1439),   -- "HH:MM" as minutes after local midnight
     messages     jsonb,                                        -- 1..5 LINE message objects, checked when stored
-    actions      jsonb,                                        -- Action objects (API.md)
+    actions      jsonb,                                        -- Action objects, as segmentation runs them
     condition    jsonb,                                        -- a filter tree, judged by segmentation when due
     deleted      boolean     NOT NULL DEFAULT false,
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -161,7 +161,7 @@ CREATE TABLE broadcasts (
     -- When the scan looks at it next: `at`, or the end of quiet hours that
     -- held it (a held broadcast stays 'scheduled').
     due_at          timestamptz NOT NULL,
-    -- Counts in friends (API.md): audience from segmentation's fan-out, the
+    -- Counts in friends: audience from segmentation's fan-out, the
     -- rest from delivery.results.
     audience        bigint      NOT NULL DEFAULT 0,
     sent            bigint      NOT NULL DEFAULT 0,
