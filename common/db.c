@@ -206,8 +206,12 @@ struct db *db_connect(const char *dsn, char *errstr, size_t errcap)
         keys[n] = "tcp_user_timeout";
         vals[n++] = user_timeout;
     }
+    /* jit=off: PostgreSQL JIT-compiles any statement whose estimate passes
+     * jit_above_cost, and our large statements (a CSV export's 5,000-row
+     * pages, a segment count over a million friends) are short, so the
+     * compile was a quarter of an export's time (docs/benchmarks.md). */
     snprintf(options, sizeof options,
-             "-c statement_timeout=%ld -c idle_in_transaction_session_timeout=%ld",
+             "-c statement_timeout=%ld -c idle_in_transaction_session_timeout=%ld -c jit=off",
              o.statement_timeout_ms > 0 ? o.statement_timeout_ms : 0,
              o.idle_in_tx_timeout_ms > 0 ? o.idle_in_tx_timeout_ms : 0);
     keys[n] = "options";
