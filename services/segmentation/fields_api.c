@@ -52,14 +52,7 @@ static void fields_list(struct seg_request *r)
         seg_respond_db_error(r, "fields list");
         return;
     }
-    int rows = db_result_rows(res);
-    json_t *list = json_array();
-    for (int i = 0; i < rows && i < limit; i++)
-        json_array_append_new(list, field_json(res, i));
-    json_t *next = rows > limit ? json_string(db_result_value(res, limit - 1, 4)) : json_null();
-    db_result_free(&res);
-    admin_api_respond_json(r->resp, 200,
-                           json_pack("{s:o, s:o}", "fields", list, "next_cursor", next));
+    seg_list_respond(r, &res, limit, "fields", 4, field_json);
 }
 
 /* choices: 1..FIELD_CHOICES_MAX distinct plain strings, for choice only. */

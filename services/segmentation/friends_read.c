@@ -72,6 +72,12 @@ static bool list_q(struct seg_request *r, const char **q)
     return true;
 }
 
+/* A friends row as a list item (friend_json_row from column 0). */
+static json_t *friend_row_json(const struct db_result *res, int row)
+{
+    return friend_json_row(res, row, 0);
+}
+
 static void friends_list(struct seg_request *r)
 {
     int limit;
@@ -110,14 +116,7 @@ static void friends_list(struct seg_request *r)
         return;
     }
     filter_sql_free(&fq);
-    int rows = db_result_rows(res), shown = rows > limit ? limit : rows;
-    json_t *list = json_array();
-    for (int i = 0; i < shown; i++)
-        json_array_append_new(list, friend_json_row(res, i, 0));
-    json_t *next = rows > limit ? json_string(db_result_value(res, shown - 1, 0)) : json_null();
-    admin_api_respond_json(r->resp, 200,
-                           json_pack("{s:o,s:o}", "friends", list, "next_cursor", next));
-    db_result_free(&res);
+    seg_list_respond(r, &res, limit, "friends", 0, friend_row_json);
 }
 
 static void friend_get(struct seg_request *r, const char *user_id)

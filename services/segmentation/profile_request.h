@@ -1,5 +1,5 @@
 /* Asking the dispatcher for a friend's LINE profile: a SendRequest of kind
- * PROFILE on `send.requests` (key "<channel_id>", DESIGN.md), through the
+ * PROFILE on `send.requests` (key "<channel_id>", docs/architecture.md "Contracts"), through the
  * outbox in the caller's transaction. Its request_id is derived from the
  * follow that caused it, so a re-run of the follow asks under the same id
  * and the dispatcher fetches once. The answer comes back on

@@ -169,3 +169,16 @@ bool seg_uuid_valid(const char *s)
     }
     return true;
 }
+
+void seg_list_respond(struct seg_request *r, struct db_result **res, int limit, const char *key,
+                      int cursor_col, seg_row_json_fn row)
+{
+    int rows = db_result_rows(*res), shown = rows > limit ? limit : rows;
+    json_t *list = json_array();
+    for (int i = 0; i < shown; i++)
+        json_array_append_new(list, row(*res, i));
+    json_t *next =
+        rows > limit ? json_string(db_result_value(*res, shown - 1, cursor_col)) : json_null();
+    db_result_free(res);
+    admin_api_respond_json(r->resp, 200, json_pack("{s:o, s:o}", key, list, "next_cursor", next));
+}

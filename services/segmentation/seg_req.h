@@ -14,6 +14,8 @@
 #include "app.h"
 #include "jsonf.h"
 
+struct db_result;
+
 /* Lists: ?limit= default and cap (every list in openapi.yaml). */
 #define SEG_LIST_DEFAULT 50
 #define SEG_LIST_MAX 500
@@ -29,6 +31,16 @@ json_t *seg_body_object(struct seg_request *r);
 /* ?limit (1..SEG_LIST_MAX) and ?cursor (digits, NULL when absent): false
  * after answering 400 invalid_argument. */
 bool seg_list_params(struct seg_request *r, int *limit, const char **cursor);
+
+/* One row of a list as JSON (a new reference). */
+typedef json_t *(*seg_row_json_fn)(const struct db_result *res, int row);
+
+/* Answers a keyset page: 200 {"<key>": [row(res, i) for the first limit
+ * rows], "next_cursor": column cursor_col of the last row shown when res
+ * holds more than limit rows (the query fetched limit + 1), else null}.
+ * Frees *res. The one shape of every list in openapi.yaml. */
+void seg_list_respond(struct seg_request *r, struct db_result **res, int limit, const char *key,
+                      int cursor_col, seg_row_json_fn row);
 
 /* The friend user_id of the request's channel: 1 with *friend_id and
  * *blocked (either may be NULL) set, 0 after answering 404 unknown_friend,

@@ -47,14 +47,7 @@ static void segments_list(struct seg_request *r)
         seg_respond_db_error(r, "segments list");
         return;
     }
-    int rows = db_result_rows(res), shown = rows > limit ? limit : rows;
-    json_t *list = json_array();
-    for (int i = 0; i < shown; i++)
-        json_array_append_new(list, segment_json(res, i));
-    json_t *next = rows > limit ? json_string(db_result_value(res, shown - 1, 0)) : json_null();
-    admin_api_respond_json(r->resp, 200,
-                           json_pack("{s:o,s:o}", "segments", list, "next_cursor", next));
-    db_result_free(&res);
+    seg_list_respond(r, &res, limit, "segments", 0, segment_json);
 }
 
 /* Reads {"name","filter"} (each required unless partial) and compiles the

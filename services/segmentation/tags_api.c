@@ -96,14 +96,7 @@ static void tags_list(struct seg_request *r)
         seg_respond_db_error(r, "tags list");
         return;
     }
-    int rows = db_result_rows(res);
-    json_t *list = json_array();
-    for (int i = 0; i < rows && i < limit; i++)
-        json_array_append_new(list, tag_json(res, i));
-    json_t *next = rows > limit ? json_string(db_result_value(res, limit - 1, 3)) : json_null();
-    db_result_free(&res);
-    admin_api_respond_json(r->resp, 200,
-                           json_pack("{s:o, s:o}", "tags", list, "next_cursor", next));
+    seg_list_respond(r, &res, limit, "tags", 3, tag_json);
 }
 
 static void tag_create(struct seg_request *r)

@@ -67,14 +67,7 @@ static void talk_list(struct seg_request *r, const char *user_id)
         seg_respond_db_error(r, "talk list");
         return;
     }
-    int rows = db_result_rows(res);
-    json_t *list = json_array();
-    for (int i = 0; i < rows && i < limit; i++)
-        json_array_append_new(list, talk_row_json(res, i));
-    json_t *next = rows > limit ? json_string(db_result_value(res, limit - 1, 0)) : json_null();
-    db_result_free(&res);
-    admin_api_respond_json(r->resp, 200,
-                           json_pack("{s:o, s:o}", "messages", list, "next_cursor", next));
+    seg_list_respond(r, &res, limit, "messages", 0, talk_row_json);
 }
 
 /* --- rendering for one friend ---------------------------------------------------- */

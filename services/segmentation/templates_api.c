@@ -44,14 +44,7 @@ static void templates_list(struct seg_request *r)
         seg_respond_db_error(r, "templates list");
         return;
     }
-    int rows = db_result_rows(res);
-    json_t *list = json_array();
-    for (int i = 0; i < rows && i < limit; i++)
-        json_array_append_new(list, template_json(res, i));
-    json_t *next = rows > limit ? json_string(db_result_value(res, limit - 1, 5)) : json_null();
-    db_result_free(&res);
-    admin_api_respond_json(r->resp, 200,
-                           json_pack("{s:o, s:o}", "templates", list, "next_cursor", next));
+    seg_list_respond(r, &res, limit, "templates", 5, template_json);
 }
 
 /* Reads {"name","messages"} (both required): 1 with name and the messages'
