@@ -40,31 +40,14 @@ BUILD="${BUILD:-build}"
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 BIN="$BUILD/bin"
 HERE="$ROOT/bench/dispatcher"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 if [ "${1:-}" != "--inner" ]; then
     if [ ! -x "$BIN/kizuna-dispatcher" ] || [ ! -x "$BIN/line-sim" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
-    export BUILD
-    if [ "${BENCH_STACK:-private}" = private ]; then
-        # A PostgreSQL and a Kafka of the bench's own (the broker's jars are
-        # the main stack's): fresh tables every time, and no other work on
-        # the same servers, so their CPU is the dispatcher's doing.
-        private="$BUILD/bench/dispatcher/stack"
-        rm -rf "$private"
-        mkdir -p "$private/kafka"
-        [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
-        ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
-        export KIZUNA_LOCAL_DIR="$private"
-        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54359}"
-        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19392}"
-        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19393}"
-        rc=0
-        env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner || rc=$?
-        rm -rf "$private" # with-stack stopped them; their data goes too
-        exit "$rc"
-    fi
-    exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner
+    bench_with_stack dispatcher 54359 19392 19393
 fi
 
 SECONDS_RUN="${BENCH_SECONDS:-30}"
@@ -84,31 +67,13 @@ say() { printf 'bench: %s\n' "$*"; }
 
 SIM_PID=""
 DISP_PID=""
-stop() { # pid: SIGTERM, then SIGKILL after 30 s
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then
-        echo "bench: pid $1 did not stop within 30 s; killing it" >&2
-        kill -KILL "$1" 2>/dev/null || true
-    fi
-    wait "$1" 2>/dev/null || true
-}
 cleanup() {
-    stop "$DISP_PID"
+    bench_stop "$DISP_PID"
     DISP_PID=""
-    stop "$SIM_PID"
+    bench_stop "$SIM_PID"
     SIM_PID=""
 }
 trap cleanup EXIT
-
-# The pid listening on a local TCP port (PostgreSQL's postmaster, Kafka), or 0.
-listener_pid() {
-    ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1 | grep . || echo 0
-}
 
 # --- the driver ----------------------------------------------------------------
 say "building loadgen"
@@ -121,8 +86,8 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -pthread -I"$ROOT/common" -I"$BUILD/
     "$BUILD/lib/libkizuna_common.a" "$BUILD/lib/libkizuna_proto.a" \
     $(pkg-config --libs $PKGS) -lm
 "$WORK/loadgen" -C -T "$TOPIC"
-PG_PID="$(listener_pid "${KIZUNA_PG_PORT:-54329}")"
-KAFKA_PID="$(listener_pid "${KIZUNA_KAFKA_PORT:-19092}")"
+PG_PID="$(bench_listener_pid "${KIZUNA_PG_PORT:-54329}")"
+KAFKA_PID="$(bench_listener_pid "${KIZUNA_KAFKA_PORT:-19092}")"
 
 # Starts line-sim and the dispatcher for one mode (log names carry the mode).
 start_pair() {

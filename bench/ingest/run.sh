@@ -35,6 +35,8 @@ BUILD="${BUILD:-build}"
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 BIN="$BUILD/bin"
 HERE="$ROOT/bench/ingest"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 if [ "${1:-}" != "--inner" ]; then
     # The project's one installer (apt only when it is missing; sudo when
@@ -43,32 +45,13 @@ if [ "${1:-}" != "--inner" ]; then
     if [ ! -x "$BIN/kizuna-ingest" ] || [ ! -x "$BIN/kizunactl" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
-    export BUILD
+    # The broker's GC and safepoint log, kept after the stack is gone:
+    # gcslow.py lines its pauses up with ratebench's slow answers.
     rm -f "$BUILD/bench/ingest/kafka-gc.log"
-    if [ "${BENCH_STACK:-private}" = private ]; then
-        # The broker's jars are shared with the main stack (deps.sh fetches
-        # them); data, logs and secrets are the bench's own.
-        private="$BUILD/bench/ingest/stack"
-        rm -rf "$private"
-        mkdir -p "$private/kafka"
-        [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
-        ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
-        export KIZUNA_LOCAL_DIR="$private"
-        # The broker's GC and safepoint log, kept after the stack is gone:
-        # gcslow.py lines its pauses up with ratebench's slow answers.
-        mkdir -p "$BUILD/bench/ingest"
+    mkdir -p "$BUILD/bench/ingest"
+    [ "${BENCH_STACK:-private}" = private ] &&
         export KIZUNA_KAFKA_JVM_OPTS="${KIZUNA_KAFKA_JVM_OPTS:-} -Xlog:gc*,safepoint:file=$BUILD/bench/ingest/kafka-gc.log:time,uptime,level,tags"
-        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54349}"
-        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19292}"
-        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19293}"
-        rc=0
-        env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner || rc=$?
-        # with-stack stopped the private PostgreSQL and Kafka: their data
-        # (gigabytes of bench events) goes too. The summary stays.
-        rm -rf "$private"
-        exit "$rc"
-    fi
-    exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner
+    bench_with_stack ingest 54349 19292 19293
 fi
 
 SECONDS_RUN="${BENCH_SECONDS:-30}"

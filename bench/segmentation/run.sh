@@ -43,31 +43,14 @@ BUILD="${BUILD:-build}"
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 BIN="$BUILD/bin"
 HERE="$ROOT/bench/segmentation"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 if [ "${1:-}" != "--inner" ]; then
     if [ ! -x "$BIN/kizuna-segmentation" ] || [ ! -x "$BIN/kizunactl" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
-    export BUILD
-    if [ "${BENCH_STACK:-private}" = private ]; then
-        # A PostgreSQL and a Kafka of the bench's own (the broker's jars are
-        # the main stack's): a fresh cluster with default settings, nothing
-        # else on it, and gigabytes of generated rows gone afterwards.
-        private="$BUILD/bench/segmentation/stack"
-        rm -rf "$private"
-        mkdir -p "$private/kafka"
-        [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
-        ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
-        export KIZUNA_LOCAL_DIR="$private"
-        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54379}"
-        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19592}"
-        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19593}"
-        rc=0
-        env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner || rc=$?
-        rm -rf "$private" # with-stack stopped them; their data goes too
-        exit "$rc"
-    fi
-    exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner
+    bench_with_stack segmentation 54379 19592 19593
 fi
 
 PHASES="${BENCH_PHASES:-count export import}"

@@ -28,28 +28,14 @@ BUILD="${BUILD:-build}"
 case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 BIN="$BUILD/bin"
 HERE="$ROOT/bench/segmentation/follow"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 if [ "${1:-}" != "--inner" ]; then
     if [ ! -x "$BIN/kizuna-segmentation" ]; then
         make -C "$ROOT" --no-print-directory BUILD="$BUILD" all
     fi
-    export BUILD
-    if [ "${BENCH_STACK:-private}" = private ]; then
-        private="$BUILD/bench/segmentation-follow/stack"
-        rm -rf "$private"
-        mkdir -p "$private/kafka"
-        [ -d "$ROOT/.local/kafka/libs" ] || "$ROOT/deploy/local/deps.sh"
-        ln -s "$ROOT/.local/kafka/libs" "$private/kafka/libs"
-        export KIZUNA_LOCAL_DIR="$private"
-        export KIZUNA_PG_PORT="${BENCH_PG_PORT:-54369}"
-        export KIZUNA_KAFKA_PORT="${BENCH_KAFKA_PORT:-19492}"
-        export KIZUNA_KAFKA_CONTROLLER_PORT="${BENCH_KAFKA_CONTROLLER_PORT:-19493}"
-        rc=0
-        env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner || rc=$?
-        rm -rf "$private" # with-stack stopped them; their data goes too
-        exit "$rc"
-    fi
-    exec env KIZUNA_BIN_DIR="$BIN" "$ROOT/deploy/local/stack.sh" with-stack "$HERE/run.sh" --inner
+    bench_with_stack segmentation-follow 54369 19492 19493
 fi
 
 RATE="${BENCH_RATE:-2000}"
@@ -63,28 +49,11 @@ SUMMARY="$WORK/summary.txt"
 say() { printf 'bench: %s\n' "$*"; }
 
 SEG_PID=""
-stop() { # pid: SIGTERM, then SIGKILL after 30 s
-    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
-    kill -TERM "$1" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$1" 2>/dev/null; then
-        echo "bench: pid $1 did not stop within 30 s; killing it" >&2
-        kill -KILL "$1" 2>/dev/null || true
-    fi
-    wait "$1" 2>/dev/null || true
-}
 cleanup() {
-    stop "$SEG_PID"
+    bench_stop "$SEG_PID"
     SEG_PID=""
 }
 trap cleanup EXIT
-
-listener_pid() {
-    ss -ltnpH "sport = :$1" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -1 | grep . || echo 0
-}
 
 say "building loadgen"
 PKGS="rdkafka libpq libmicrohttpd libprotobuf-c libcurl jansson libjwt uuid libcrypto"
@@ -95,8 +64,8 @@ cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -pthread -I"$ROOT/common" -I"$BUILD/
     $(pkg-config --cflags $PKGS) -o "$WORK/loadgen" "$HERE/loadgen.c" \
     "$BUILD/lib/libkizuna_common.a" "$BUILD/lib/libkizuna_proto.a" \
     $(pkg-config --libs $PKGS) -lm
-PG_PID="$(listener_pid "${KIZUNA_PG_PORT:-54329}")"
-KAFKA_PID="$(listener_pid "${KIZUNA_KAFKA_PORT:-19092}")"
+PG_PID="$(bench_listener_pid "${KIZUNA_PG_PORT:-54329}")"
+KAFKA_PID="$(bench_listener_pid "${KIZUNA_KAFKA_PORT:-19092}")"
 
 # One run: a segmentation with $1 line.webhook consumers and a fresh channel.
 run_one() {
